@@ -1,0 +1,88 @@
+//! The `comments` table: comments on posts, oldest first, and the author's notification.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use crate::db::{Db, DbResult};
+use crate::ids::{CommentId, PostId, UserId};
+use crate::notifications::{Kind, NewNotification, NotificationView};
+use crate::schema::{comments, posts, users};
+use crate::users::UserSummaryRow;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = comments, check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct CommentRow {
+    pub id: CommentId,
+    pub post_id: PostId,
+    pub author_id: UserId,
+    pub text: String,
+    pub created_at: NaiveDateTime,
+}
+
+/// A comment with its author, as the API renders it.
+pub type CommentView = (CommentRow, UserSummaryRow);
+
+/// Adds a comment, bumps the post's comment count and notifies the post's author (unless they
+/// commented on their own post), in one transaction.
+pub async fn create(
+    db: &Db,
+    author: UserId,
+    post_id: PostId,
+    text: &str,
+) -> DbResult<(CommentView, Option<NotificationView>)> {
+    crate::transaction!(db.write(), conn => {
+        let post_author: UserId = diesel::update(posts::table.find(post_id))
+            .set(posts::comment_count.eq(posts::comment_count + 1))
+            .returning(posts::author_id)
+            .get_result(conn)
+            .await?;
+        let comment: CommentRow = diesel::insert_into(comments::table)
+            .values((
+                comments::post_id.eq(post_id),
+                comments::author_id.eq(author),
+                comments::text.eq(text),
+                comments::created_at.eq(crate::now_millis()),
+            ))
+            .returning(CommentRow::as_returning())
+            .get_result(conn)
+            .await?;
+        let actor: UserSummaryRow = users::table.find(author).select(UserSummaryRow::as_select()).first(conn).await?;
+        let mut notification = None;
+        if post_author != author {
+            let rendered = NewNotification::render(Kind::Comment, &actor, Some(text));
+            notification = Some(crate::insert_notification!(conn, NewNotification {
+                recipient_id: post_author,
+                actor: actor.clone(),
+                kind: Kind::Comment,
+                post_id: Some(post_id),
+                comment_id: Some(comment.id),
+                text: rendered,
+            })?);
+        }
+        Ok(((comment, actor), notification))
+    })
+}
+
+/// One page of a post's comments, oldest first, newer than `after`. `NotFound` for no such post.
+pub async fn page(
+    db: &Db,
+    post_id: PostId,
+    after: Option<CommentId>,
+    limit: i64,
+) -> DbResult<Vec<CommentView>> {
+    crate::run!(db.read(), conn => {
+        posts::table.find(post_id).select(posts::id).first::<PostId>(conn).await?;
+        let mut query = comments::table
+            .inner_join(users::table)
+            .filter(comments::post_id.eq(post_id))
+            .select((CommentRow::as_select(), UserSummaryRow::as_select()))
+            .order(comments::id.asc())
+            .limit(limit)
+            .into_boxed();
+        if let Some(after) = after {
+            query = query.filter(comments::id.gt(after));
+        }
+        query.load(conn).await.map_err(Into::into)
+    })
+}

@@ -1,0 +1,290 @@
+//! One database handle over two backends, and the macros that run one query body on either.
+//!
+//! [`Db`] holds a deadpool pool of `AsyncPgConnection`s (production) or of
+//! `SyncConnectionWrapper<SqliteConnection>`s (the embedded default). SQLite allows one writer at
+//! a time and a deferred transaction that upgrades to a write can fail with `SQLITE_BUSY` without
+//! waiting, so on SQLite writes go through a separate pool of exactly one connection (readers use
+//! WAL snapshots and never block it). On PostgreSQL both handles are the same pool.
+//!
+//! Query code is written once inside [`run!`](crate::run) or [`transaction!`](crate::transaction):
+//! the macro matches on the pool and expands the body once per backend, so each body is
+//! type-checked against both.
+
+use std::time::Duration;
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sqlite::SqliteConnection;
+use diesel_async::pooled_connection::deadpool::Pool as DeadPool;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncMigrationHarness, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+/// SQLite through diesel-async's blocking-thread wrapper.
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// Arbitrary, fixed key for the advisory lock that keeps two instances from migrating at once.
+const MIGRATION_LOCK_KEY: i64 = 0x5055_4c53_45;
+
+/// Per-connection SQLite settings: WAL so readers never block the writer, foreign keys (off by
+/// default in SQLite) so cascades work, and a busy timeout so a checkpoint never fails a request.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;";
+
+/// Which database a [`Db`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// A pool of either backend's connections.
+#[derive(Clone)]
+pub enum Pool {
+    Postgres(DeadPool<AsyncPgConnection>),
+    Sqlite(DeadPool<SqliteConn>),
+}
+
+/// How to open the database.
+#[derive(Debug, Clone)]
+pub struct DbConfig {
+    /// `postgres://…` or a SQLite file path.
+    pub url: String,
+    pub backend: Backend,
+    /// Maximum pooled connections (readers on SQLite; all connections on PostgreSQL).
+    pub max_connections: usize,
+    /// How long a request waits for a pooled connection before answering 503.
+    pub acquire_timeout: Duration,
+}
+
+/// The database handle shared by the whole server. Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    backend: Backend,
+    read: Pool,
+    write: Pool,
+}
+
+/// Why a database call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The database could not be reached or a connection could not be had in time (answer 503).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The row the operation needs does not exist (answer 404).
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule was hit (answer 409); the string names the constraint.
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// The caller may not do this to that row (answer 403).
+    #[error("forbidden")]
+    Forbidden,
+    /// Any other database error: a bug (answer 500, logged).
+    #[error("database error: {0}")]
+    Query(DieselError),
+}
+
+pub type DbResult<T> = Result<T, DbError>;
+
+impl From<DieselError> for DbError {
+    fn from(error: DieselError) -> Self {
+        match error {
+            DieselError::NotFound => DbError::NotFound,
+            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info)
+            | DieselError::DatabaseError(DatabaseErrorKind::UnableToSendCommand, info) => {
+                DbError::Unavailable(info.message().to_owned())
+            }
+            // A row the write refers to vanished concurrently (a post deleted mid-like).
+            DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
+                DbError::NotFound
+            }
+            DieselError::BrokenTransactionManager => {
+                DbError::Unavailable("transaction manager broken".into())
+            }
+            other => DbError::Query(other),
+        }
+    }
+}
+
+impl<E: std::fmt::Display> From<deadpool::managed::PoolError<E>> for DbError {
+    fn from(error: deadpool::managed::PoolError<E>) -> Self {
+        DbError::Unavailable(error.to_string())
+    }
+}
+
+impl Db {
+    /// Opens the pools (connections are made lazily) and runs pending migrations.
+    pub async fn connect(config: &DbConfig) -> DbResult<Self> {
+        let db = match config.backend {
+            Backend::Postgres => {
+                let pool = Pool::Postgres(build_pool(
+                    AsyncDieselConnectionManager::new(config.url.clone()),
+                    config,
+                    config.max_connections,
+                )?);
+                Db { backend: Backend::Postgres, read: pool.clone(), write: pool }
+            }
+            Backend::Sqlite => {
+                let manager = || {
+                    let mut manager_config = ManagerConfig::<SqliteConn>::default();
+                    manager_config.custom_setup = Box::new(|url| {
+                        let url = url.to_owned();
+                        Box::pin(async move {
+                            use diesel_async::AsyncConnection;
+                            let mut conn = SqliteConn::establish(&url).await?;
+                            conn.batch_execute(SQLITE_PRAGMAS)
+                                .await
+                                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                            Ok(conn)
+                        })
+                    });
+                    AsyncDieselConnectionManager::new_with_config(config.url.clone(), manager_config)
+                };
+                Db {
+                    backend: Backend::Sqlite,
+                    read: Pool::Sqlite(build_pool(manager(), config, config.max_connections)?),
+                    write: Pool::Sqlite(build_pool(manager(), config, 1)?),
+                }
+            }
+        };
+        Ok(db)
+    }
+
+    /// Applies pending migrations (idempotent; on PostgreSQL under an advisory lock, so
+    /// instances starting together do not race).
+    pub async fn migrate(&self) -> DbResult<()> {
+        let failed = |e: Box<dyn std::error::Error + Send + Sync>| DbError::Unavailable(format!("migration failed: {e}"));
+        match &self.write {
+            Pool::Postgres(pool) => {
+                use diesel_async::RunQueryDsl;
+                let mut conn = pool.get().await?;
+                diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
+                    .execute(&mut conn)
+                    .await?;
+                let (conn, result) = tokio::task::spawn_blocking(move || {
+                    let mut harness = AsyncMigrationHarness::new(conn);
+                    let result = harness.run_pending_migrations(PG_MIGRATIONS).map(|_| ());
+                    (harness.into_inner(), result)
+                })
+                .await
+                .map_err(|e| DbError::Unavailable(e.to_string()))?;
+                let mut conn = conn;
+                diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
+                    .execute(&mut conn)
+                    .await?;
+                result.map_err(failed)
+            }
+            Pool::Sqlite(pool) => {
+                let conn = pool.get().await?;
+                tokio::task::spawn_blocking(move || {
+                    AsyncMigrationHarness::new(conn).run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ())
+                })
+                .await
+                .map_err(|e| DbError::Unavailable(e.to_string()))?
+                .map_err(failed)
+            }
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Pool for reads (and, on PostgreSQL, for everything).
+    pub fn read(&self) -> &Pool {
+        &self.read
+    }
+
+    /// Pool for writes: the single SQLite writer, or the PostgreSQL pool.
+    pub fn write(&self) -> &Pool {
+        &self.write
+    }
+
+    /// Checks that the database answers (`/readyz`).
+    pub async fn ping(&self) -> DbResult<()> {
+        use diesel_async::RunQueryDsl;
+        crate::run!(self.read(), conn => {
+            diesel::sql_query("SELECT 1").execute(conn).await?;
+            Ok(())
+        })
+    }
+
+    /// Pool usage for metrics: (connections in use, pool size, max size), summed over pools.
+    pub fn pool_status(&self) -> (usize, usize, usize) {
+        let mut totals = (0, 0, 0);
+        let mut add = |s: deadpool::Status| {
+            totals.0 += s.size.saturating_sub(s.available);
+            totals.1 += s.size;
+            totals.2 += s.max_size;
+        };
+        match &self.read {
+            Pool::Postgres(p) => add(p.status()),
+            Pool::Sqlite(p) => add(p.status()),
+        }
+        if let (Backend::Sqlite, Pool::Sqlite(p)) = (self.backend, &self.write) {
+            add(p.status());
+        }
+        totals
+    }
+}
+
+fn build_pool<C>(
+    manager: AsyncDieselConnectionManager<C>,
+    config: &DbConfig,
+    size: usize,
+) -> DbResult<DeadPool<C>>
+where
+    C: diesel_async::pooled_connection::PoolableConnection + Send + 'static,
+    for<'a> diesel::dsl::select<diesel::dsl::AsExprOf<i32, diesel::sql_types::Integer>>:
+        diesel_async::methods::LoadQuery<'a, C, i32>,
+    diesel::query_builder::SqlQuery: diesel::query_builder::QueryFragment<C::Backend>,
+{
+    DeadPool::builder(manager)
+        .max_size(size.max(1))
+        .runtime(deadpool::Runtime::Tokio1)
+        .wait_timeout(Some(config.acquire_timeout))
+        .create_timeout(Some(config.acquire_timeout))
+        .recycle_timeout(Some(config.acquire_timeout))
+        .build()
+        .map_err(|e| DbError::Unavailable(e.to_string()))
+}
+
+/// Runs `$body` with `$conn: &mut <connection>` taken from `$pool`, once per backend.
+///
+/// ```ignore
+/// run!(db.read(), conn => users::table.find(id).first::<UserRow>(conn).await.map_err(Into::into))
+/// ```
+#[macro_export]
+macro_rules! run {
+    ($pool:expr, $conn:ident => $body:expr) => {{
+        match $pool {
+            $crate::db::Pool::Postgres(pool) => {
+                let mut pooled = pool.get().await.map_err($crate::db::DbError::from)?;
+                let $conn = &mut *pooled;
+                $body
+            }
+            $crate::db::Pool::Sqlite(pool) => {
+                let mut pooled = pool.get().await.map_err($crate::db::DbError::from)?;
+                let $conn = &mut *pooled;
+                $body
+            }
+        }
+    }};
+}
+
+/// Runs `$body` inside one transaction on `$pool` (commit on `Ok`, roll back on `Err`).
+#[macro_export]
+macro_rules! transaction {
+    ($pool:expr, $conn:ident => $body:expr) => {{
+        $crate::run!($pool, outer => {
+            use diesel_async::AsyncConnection as _;
+            outer
+                .transaction::<_, $crate::db::DbError, _>(async |$conn| $body)
+                .await
+        })
+    }};
+}

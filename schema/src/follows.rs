@@ -1,0 +1,100 @@
+//! The `follows` and `follow_notices` tables: who follows whom, and "the first follow notifies".
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use crate::db::{Db, DbResult};
+use crate::ids::UserId;
+use crate::notifications::{Kind, NewNotification, NotificationView};
+use crate::schema::{follow_notices, follows, users};
+use crate::users::UserSummaryRow;
+
+/// Bumps both users' follow counters by `delta`, locking the two rows in id order so that
+/// A-follows-B and B-follows-A at the same moment cannot deadlock on PostgreSQL.
+macro_rules! bump_follow_counts {
+    ($conn:expr, $follower:expr, $followee:expr, $delta:expr) => {{
+        let (first, second) = if $follower < $followee { ($follower, $followee) } else { ($followee, $follower) };
+        for id in [first, second] {
+            let (following, followers) = if id == $follower { ($delta, 0i64) } else { (0i64, $delta) };
+            diesel::update(users::table.find(id))
+                .set((
+                    users::following_count.eq(users::following_count + following),
+                    users::follower_count.eq(users::follower_count + followers),
+                ))
+                .execute($conn)
+                .await?;
+        }
+    }};
+}
+
+/// Follows `followee`. Idempotent; the first follow ever notifies the followed user.
+/// `NotFound` when the followee does not exist.
+pub async fn follow(db: &Db, follower: UserId, followee: UserId) -> DbResult<Option<NotificationView>> {
+    crate::transaction!(db.write(), conn => {
+        users::table.find(followee).select(users::id).first::<UserId>(conn).await?;
+        let inserted = diesel::insert_into(follows::table)
+            .values((
+                follows::follower_id.eq(follower),
+                follows::followee_id.eq(followee),
+                follows::created_at.eq(crate::now_millis()),
+            ))
+            .on_conflict_do_nothing()
+            .returning(follows::followee_id)
+            .get_result::<UserId>(conn)
+            .await
+            .optional()?;
+        if inserted.is_none() {
+            return Ok(None);
+        }
+        bump_follow_counts!(conn, follower, followee, 1i64);
+        let first_ever = diesel::insert_into(follow_notices::table)
+            .values((follow_notices::follower_id.eq(follower), follow_notices::followee_id.eq(followee)))
+            .on_conflict_do_nothing()
+            .returning(follow_notices::followee_id)
+            .get_result::<UserId>(conn)
+            .await
+            .optional()?;
+        if first_ever.is_none() {
+            return Ok(None);
+        }
+        let actor: UserSummaryRow = users::table.find(follower).select(UserSummaryRow::as_select()).first(conn).await?;
+        let text = NewNotification::render(Kind::Follow, &actor, None);
+        let view = crate::insert_notification!(conn, NewNotification {
+            recipient_id: followee,
+            actor,
+            kind: Kind::Follow,
+            post_id: None,
+            comment_id: None,
+            text,
+        })?;
+        Ok(Some(view))
+    })
+}
+
+/// Stops following. Idempotent. `NotFound` when the followee does not exist.
+pub async fn unfollow(db: &Db, follower: UserId, followee: UserId) -> DbResult<()> {
+    crate::transaction!(db.write(), conn => {
+        users::table.find(followee).select(users::id).first::<UserId>(conn).await?;
+        let removed = diesel::delete(
+            follows::table.filter(follows::follower_id.eq(follower)).filter(follows::followee_id.eq(followee)),
+        )
+        .execute(conn)
+        .await?;
+        if removed > 0 {
+            bump_follow_counts!(conn, follower, followee, -1i64);
+        }
+        Ok(())
+    })
+}
+
+/// Whether `follower` follows `followee`.
+pub async fn is_following(db: &Db, follower: UserId, followee: UserId) -> DbResult<bool> {
+    crate::run!(db.read(), conn => {
+        diesel::select(diesel::dsl::exists(
+            follows::table.filter(follows::follower_id.eq(follower)).filter(follows::followee_id.eq(followee)),
+        ))
+        .get_result(conn)
+        .await
+        .map_err(Into::into)
+    })
+}

@@ -1,0 +1,36 @@
+//! Pulse's database layer: everything diesel.
+//!
+//! - [`schema`]: the `table!` definitions (generated from the PostgreSQL migrations, never edited).
+//! - [`ids`]: typed ids (`UserId`, `PostId`, ...) so a post id can never be passed as a user id.
+//! - [`db`]: [`Db`], one handle over either backend (PostgreSQL pool or SQLite through
+//!   diesel-async's sync wrapper), the [`run!`] macro that compiles one query body for both, and
+//!   embedded migrations.
+//! - one module per table group with its row type, insert form and queries: [`users`],
+//!   [`posts`], [`likes`], [`comments`], [`follows`], [`notifications`], [`tokens`].
+//!
+//! Every query is written once, inside `run!`/`transaction!`, and runs on both backends; the
+//! test suite runs against both.
+
+pub mod db;
+pub mod ids;
+pub mod schema;
+
+pub mod comments;
+pub mod follows;
+pub mod likes;
+pub mod notifications;
+pub mod posts;
+pub mod tokens;
+pub mod users;
+
+pub use db::{Backend, Db, DbError, DbResult};
+pub use ids::{CommentId, NotificationId, PostId, UserId};
+
+/// The current time rounded to milliseconds: SQLite keeps nanoseconds and PostgreSQL
+/// microseconds, and the API speaks milliseconds, so every stored timestamp is rounded first.
+pub fn now_millis() -> chrono::NaiveDateTime {
+    let now = chrono::Utc::now();
+    chrono::DateTime::from_timestamp_millis(now.timestamp_millis())
+        .unwrap_or(now)
+        .naive_utc()
+}

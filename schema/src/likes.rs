@@ -1,0 +1,101 @@
+//! The `likes` and `like_notices` tables: idempotent likes, and "notify the author once ever".
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use crate::db::{Db, DbResult};
+use crate::ids::{PostId, UserId};
+use crate::notifications::{Kind, NewNotification, NotificationView};
+use crate::schema::{like_notices, likes, posts, users};
+use crate::users::UserSummaryRow;
+
+/// What a like or unlike did.
+#[derive(Debug, Clone)]
+pub struct LikeOutcome {
+    pub post_id: PostId,
+    pub liked: bool,
+    pub like_count: i64,
+    /// Monotonic per post; orders like-count updates that may arrive out of order.
+    pub like_seq: i64,
+    /// Whether this call changed anything (a repeated like or unlike does not).
+    pub changed: bool,
+    /// The notification this like committed, if it was the liker's first like of the post.
+    pub notification: Option<NotificationView>,
+}
+
+/// Likes a post. Idempotent; the author is notified the first time this user ever likes it,
+/// never for a self-like. Everything happens in one transaction.
+pub async fn like(db: &Db, liker: UserId, post_id: PostId) -> DbResult<LikeOutcome> {
+    crate::transaction!(db.write(), conn => {
+        let author: UserId = posts::table.find(post_id).select(posts::author_id).first(conn).await?;
+        let inserted = diesel::insert_into(likes::table)
+            .values((
+                likes::post_id.eq(post_id),
+                likes::user_id.eq(liker),
+                likes::created_at.eq(crate::now_millis()),
+            ))
+            .on_conflict_do_nothing()
+            .returning(likes::post_id)
+            .get_result::<PostId>(conn)
+            .await
+            .optional()?;
+        if inserted.is_none() {
+            let (like_count, like_seq) = posts::table
+                .find(post_id)
+                .select((posts::like_count, posts::like_seq))
+                .first(conn)
+                .await?;
+            return Ok(LikeOutcome { post_id, liked: true, like_count, like_seq, changed: false, notification: None });
+        }
+        let (like_count, like_seq) = diesel::update(posts::table.find(post_id))
+            .set((posts::like_count.eq(posts::like_count + 1), posts::like_seq.eq(posts::like_seq + 1)))
+            .returning((posts::like_count, posts::like_seq))
+            .get_result(conn)
+            .await?;
+        let mut notification = None;
+        if author != liker {
+            let first_ever = diesel::insert_into(like_notices::table)
+                .values((like_notices::post_id.eq(post_id), like_notices::user_id.eq(liker)))
+                .on_conflict_do_nothing()
+                .returning(like_notices::post_id)
+                .get_result::<PostId>(conn)
+                .await
+                .optional()?;
+            if first_ever.is_some() {
+                let actor: UserSummaryRow = users::table.find(liker).select(UserSummaryRow::as_select()).first(conn).await?;
+                let text = NewNotification::render(Kind::Like, &actor, None);
+                notification = Some(crate::insert_notification!(conn, NewNotification {
+                    recipient_id: author,
+                    actor,
+                    kind: Kind::Like,
+                    post_id: Some(post_id),
+                    comment_id: None,
+                    text,
+                })?);
+            }
+        }
+        Ok(LikeOutcome { post_id, liked: true, like_count, like_seq, changed: true, notification })
+    })
+}
+
+/// Removes a like. Idempotent; notifies nobody.
+pub async fn unlike(db: &Db, liker: UserId, post_id: PostId) -> DbResult<LikeOutcome> {
+    crate::transaction!(db.write(), conn => {
+        posts::table.find(post_id).select(posts::id).first::<PostId>(conn).await?;
+        let removed = diesel::delete(
+            likes::table.filter(likes::post_id.eq(post_id)).filter(likes::user_id.eq(liker)),
+        )
+        .execute(conn)
+        .await?;
+        let (like_count, like_seq) = if removed > 0 {
+            diesel::update(posts::table.find(post_id))
+                .set((posts::like_count.eq(posts::like_count - 1), posts::like_seq.eq(posts::like_seq + 1)))
+                .returning((posts::like_count, posts::like_seq))
+                .get_result(conn)
+                .await?
+        } else {
+            posts::table.find(post_id).select((posts::like_count, posts::like_seq)).first(conn).await?
+        };
+        Ok(LikeOutcome { post_id, liked: false, like_count, like_seq, changed: removed > 0, notification: None })
+    })
+}

@@ -1,0 +1,251 @@
+//! The `notifications` table: the inbox, and the allocator that keeps it replayable.
+//!
+//! # Ordering invariant
+//! For each recipient, notification ids become visible (commit) in increasing order, and each
+//! notification carries `seq`, the recipient's own gap-free counter (1, 2, 3, … except where a
+//! deleted post took some away). [`insert!`](crate::insert_notification) enforces this: it first
+//! bumps `users.notification_seq` for the recipient, which row-locks the recipient on PostgreSQL
+//! (SQLite has a single writer) until the surrounding transaction ends, and only then inserts
+//! the row, whose id is drawn from the sequence while the lock is held. Two transactions
+//! notifying the same recipient therefore allocate and commit one after the other. The live
+//! socket relies on this: the id is a correct replay cursor (`?since=`) and a jump in `seq`
+//! means "something in between is committed, read it from here".
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use serde::{Deserialize, Serialize};
+
+use crate::db::{Db, DbResult};
+use crate::ids::{CommentId, NotificationId, PostId, UserId};
+use crate::schema::{notifications, users};
+use crate::users::UserSummaryRow;
+
+/// What caused a notification. Stored as text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Like,
+    Comment,
+    Follow,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Like => "like",
+            Kind::Comment => "comment",
+            Kind::Follow => "follow",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = notifications, check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct NotificationRow {
+    pub id: NotificationId,
+    pub recipient_id: UserId,
+    pub seq: i64,
+    pub actor_id: UserId,
+    pub kind: String,
+    pub post_id: Option<PostId>,
+    pub comment_id: Option<CommentId>,
+    pub text: String,
+    pub created_at: NaiveDateTime,
+    pub read: bool,
+}
+
+/// A notification with its actor, as the API renders it.
+pub type NotificationView = (NotificationRow, UserSummaryRow);
+
+/// Insert form; `seq` is allocated by [`insert_notification!`](crate::insert_notification).
+#[derive(Debug, Clone)]
+pub struct NewNotification {
+    pub recipient_id: UserId,
+    pub actor: UserSummaryRow,
+    pub kind: Kind,
+    pub post_id: Option<PostId>,
+    pub comment_id: Option<CommentId>,
+    pub text: String,
+}
+
+impl NewNotification {
+    /// Renders the sentence the recipient reads ("alice liked your photo.").
+    pub fn render(kind: Kind, actor: &UserSummaryRow, comment_text: Option<&str>) -> String {
+        match (kind, comment_text) {
+            (Kind::Like, _) => format!("{} liked your photo.", actor.username),
+            (Kind::Comment, Some(text)) => {
+                format!("{} commented on your photo: {text}", actor.username)
+            }
+            (Kind::Comment, None) => format!("{} commented on your photo.", actor.username),
+            (Kind::Follow, _) => format!("{} started following you.", actor.username),
+        }
+    }
+}
+
+/// Inserts a notification inside the caller's transaction, upholding the ordering invariant in
+/// the module docs. Evaluates to `DbResult<NotificationView>`.
+#[macro_export]
+macro_rules! insert_notification {
+    ($conn:expr, $new:expr) => {{
+        use diesel::{ExpressionMethods as _, QueryDsl as _, SelectableHelper as _};
+        use diesel_async::RunQueryDsl as _;
+        use $crate::schema::{notifications as n, users as u};
+        let new: $crate::notifications::NewNotification = $new;
+        // Lock the recipient's row first (see "Ordering invariant"); the id comes after.
+        let seq: i64 = diesel::update(u::table.find(new.recipient_id))
+            .set(u::notification_seq.eq(u::notification_seq + 1))
+            .returning(u::notification_seq)
+            .get_result($conn)
+            .await?;
+        let row: $crate::notifications::NotificationRow = diesel::insert_into(n::table)
+            .values((
+                n::recipient_id.eq(new.recipient_id),
+                n::seq.eq(seq),
+                n::actor_id.eq(new.actor.id),
+                n::kind.eq(new.kind.as_str()),
+                n::post_id.eq(new.post_id),
+                n::comment_id.eq(new.comment_id),
+                n::text.eq(&new.text),
+                n::created_at.eq($crate::now_millis()),
+            ))
+            .returning($crate::notifications::NotificationRow::as_returning())
+            .get_result($conn)
+            .await?;
+        Ok::<_, $crate::db::DbError>((row, new.actor))
+    }};
+}
+
+fn actor_on() -> diesel::dsl::Eq<users::id, notifications::actor_id> {
+    users::id.eq(notifications::actor_id)
+}
+
+/// One page of the inbox, newest first, strictly older than `before`.
+pub async fn page(
+    db: &Db,
+    recipient: UserId,
+    before: Option<NotificationId>,
+    limit: i64,
+    unread_only: bool,
+) -> DbResult<Vec<NotificationView>> {
+    crate::run!(db.read(), conn => {
+        let mut query = notifications::table
+            .inner_join(users::table.on(actor_on()))
+            .filter(notifications::recipient_id.eq(recipient))
+            .select((NotificationRow::as_select(), UserSummaryRow::as_select()))
+            .order(notifications::id.desc())
+            .limit(limit)
+            .into_boxed();
+        if let Some(before) = before {
+            query = query.filter(notifications::id.lt(before));
+        }
+        if unread_only {
+            query = query.filter(notifications::read.eq(false));
+        }
+        query.load(conn).await.map_err(Into::into)
+    })
+}
+
+pub async fn unread_count(db: &Db, recipient: UserId) -> DbResult<i64> {
+    crate::run!(db.read(), conn => {
+        notifications::table
+            .filter(notifications::recipient_id.eq(recipient))
+            .filter(notifications::read.eq(false))
+            .count()
+            .get_result(conn)
+            .await
+            .map_err(Into::into)
+    })
+}
+
+/// Which notifications to mark read.
+#[derive(Debug, Clone)]
+pub enum MarkRead {
+    UpTo(NotificationId),
+    Ids(Vec<NotificationId>),
+}
+
+/// Marks the recipient's notifications read; returns the new unread count.
+pub async fn mark_read(db: &Db, recipient: UserId, which: &MarkRead) -> DbResult<i64> {
+    crate::transaction!(db.write(), conn => {
+        let mine = notifications::table
+            .filter(notifications::recipient_id.eq(recipient))
+            .filter(notifications::read.eq(false));
+        match which {
+            MarkRead::UpTo(up_to) => {
+                diesel::update(mine.filter(notifications::id.le(*up_to)))
+                    .set(notifications::read.eq(true))
+                    .execute(conn)
+                    .await?;
+            }
+            MarkRead::Ids(ids) => {
+                diesel::update(mine.filter(notifications::id.eq_any(ids)))
+                    .set(notifications::read.eq(true))
+                    .execute(conn)
+                    .await?;
+            }
+        }
+        let unread: i64 = notifications::table
+            .filter(notifications::recipient_id.eq(recipient))
+            .filter(notifications::read.eq(false))
+            .count()
+            .get_result(conn)
+            .await?;
+        Ok(unread)
+    })
+}
+
+/// The newest `limit` notifications with id greater than `after`, returned oldest first, and
+/// whether older ones beyond those were left out (the socket then sends a `gap`).
+pub async fn replay_after_id(
+    db: &Db,
+    recipient: UserId,
+    after: NotificationId,
+    limit: i64,
+) -> DbResult<(Vec<NotificationView>, bool)> {
+    let mut rows: Vec<NotificationView> = crate::run!(db.read(), conn => {
+        notifications::table
+            .inner_join(users::table.on(actor_on()))
+            .filter(notifications::recipient_id.eq(recipient))
+            .filter(notifications::id.gt(after))
+            .select((NotificationRow::as_select(), UserSummaryRow::as_select()))
+            .order(notifications::id.desc())
+            .limit(limit + 1)
+            .load(conn)
+            .await
+            .map_err(crate::DbError::from)
+    })?;
+    let truncated = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    rows.reverse();
+    Ok((rows, truncated))
+}
+
+/// The (seq, id) of the recipient's newest notification, read in one statement so the pair is
+/// consistent; `(0, 0)` when there is none. The socket's baseline for detecting a jump in `seq`.
+pub async fn latest(db: &Db, recipient: UserId) -> DbResult<(i64, NotificationId)> {
+    let row: Option<(i64, NotificationId)> = crate::run!(db.read(), conn => {
+        notifications::table
+            .filter(notifications::recipient_id.eq(recipient))
+            .select((notifications::seq, notifications::id))
+            .order(notifications::id.desc())
+            .first(conn)
+            .await
+            .optional()
+            .map_err(crate::DbError::from)
+    })?;
+    Ok(row.unwrap_or((0, NotificationId(0))))
+}
+
+/// Every notification id of a recipient, ascending (tests and audits).
+pub async fn all_ids(db: &Db, recipient: UserId) -> DbResult<Vec<NotificationId>> {
+    crate::run!(db.read(), conn => {
+        notifications::table
+            .filter(notifications::recipient_id.eq(recipient))
+            .select(notifications::id)
+            .order(notifications::id.asc())
+            .load(conn)
+            .await
+            .map_err(Into::into)
+    })
+}

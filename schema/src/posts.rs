@@ -1,0 +1,150 @@
+//! The `posts` table: photos with captions, their counters, feeds and author pages.
+
+use std::collections::HashSet;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use crate::db::{Db, DbError, DbResult};
+use crate::ids::{PostId, UserId};
+use crate::schema::{follows, likes, posts, users};
+use crate::users::UserSummaryRow;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = posts, check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct PostRow {
+    pub id: PostId,
+    pub author_id: UserId,
+    pub caption: String,
+    pub media_key: String,
+    pub width: i32,
+    pub height: i32,
+    pub created_at: NaiveDateTime,
+    pub like_count: i64,
+    pub comment_count: i64,
+}
+
+/// A post with its author, as the API renders it.
+pub type PostView = (PostRow, UserSummaryRow);
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = posts)]
+pub struct NewPost<'a> {
+    pub author_id: UserId,
+    pub caption: &'a str,
+    pub media_key: &'a str,
+    pub width: i32,
+    pub height: i32,
+    pub created_at: NaiveDateTime,
+}
+
+/// Creates a post and bumps the author's post count, in one transaction.
+pub async fn create(db: &Db, new_post: &NewPost<'_>) -> DbResult<PostView> {
+    crate::transaction!(db.write(), conn => {
+        let author: UserSummaryRow = diesel::update(users::table.find(new_post.author_id))
+            .set(users::post_count.eq(users::post_count + 1))
+            .returning(UserSummaryRow::as_returning())
+            .get_result(conn)
+            .await?;
+        let post: PostRow = diesel::insert_into(posts::table)
+            .values(new_post)
+            .returning(PostRow::as_returning())
+            .get_result(conn)
+            .await?;
+        Ok((post, author))
+    })
+}
+
+pub async fn find(db: &Db, id: PostId) -> DbResult<PostView> {
+    crate::run!(db.read(), conn => {
+        posts::table
+            .inner_join(users::table)
+            .filter(posts::id.eq(id))
+            .select((PostRow::as_select(), UserSummaryRow::as_select()))
+            .first(conn)
+            .await
+            .map_err(Into::into)
+    })
+}
+
+/// Deletes a post (its likes, comments and notifications go with it by cascade) if `requester`
+/// wrote it: `NotFound` if there is no such post, `Forbidden` if someone else wrote it.
+pub async fn delete(db: &Db, id: PostId, requester: UserId) -> DbResult<()> {
+    crate::transaction!(db.write(), conn => {
+        let author: UserId = posts::table.find(id).select(posts::author_id).first(conn).await?;
+        if author != requester {
+            return Err(DbError::Forbidden);
+        }
+        diesel::delete(posts::table.find(id)).execute(conn).await?;
+        diesel::update(users::table.find(author))
+            .set(users::post_count.eq(users::post_count - 1))
+            .execute(conn)
+            .await?;
+        Ok(())
+    })
+}
+
+/// Posts by the people `viewer` follows and by `viewer`, newest first, older than `before`.
+pub async fn feed(
+    db: &Db,
+    viewer: UserId,
+    before: Option<PostId>,
+    limit: i64,
+) -> DbResult<Vec<PostView>> {
+    crate::run!(db.read(), conn => {
+        let followed = follows::table
+            .filter(follows::follower_id.eq(viewer))
+            .select(follows::followee_id);
+        let mut query = posts::table
+            .inner_join(users::table)
+            .filter(posts::author_id.eq_any(followed).or(posts::author_id.eq(viewer)))
+            .select((PostRow::as_select(), UserSummaryRow::as_select()))
+            .order(posts::id.desc())
+            .limit(limit)
+            .into_boxed();
+        if let Some(before) = before {
+            query = query.filter(posts::id.lt(before));
+        }
+        query.load(conn).await.map_err(Into::into)
+    })
+}
+
+/// One author's posts, newest first, older than `before`.
+pub async fn by_author(
+    db: &Db,
+    author: UserId,
+    before: Option<PostId>,
+    limit: i64,
+) -> DbResult<Vec<PostView>> {
+    crate::run!(db.read(), conn => {
+        let mut query = posts::table
+            .inner_join(users::table)
+            .filter(posts::author_id.eq(author))
+            .select((PostRow::as_select(), UserSummaryRow::as_select()))
+            .order(posts::id.desc())
+            .limit(limit)
+            .into_boxed();
+        if let Some(before) = before {
+            query = query.filter(posts::id.lt(before));
+        }
+        query.load(conn).await.map_err(Into::into)
+    })
+}
+
+/// Which of `post_ids` the viewer has liked.
+pub async fn liked_by(db: &Db, viewer: UserId, post_ids: &[PostId]) -> DbResult<HashSet<PostId>> {
+    if post_ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let liked: Vec<PostId> = crate::run!(db.read(), conn => {
+        likes::table
+            .filter(likes::user_id.eq(viewer))
+            .filter(likes::post_id.eq_any(post_ids))
+            .select(likes::post_id)
+            .load(conn)
+            .await
+            .map_err(DbError::from)
+    })?;
+    Ok(liked.into_iter().collect())
+}

@@ -1,0 +1,122 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    comments (id) {
+        id -> Int8,
+        post_id -> Int8,
+        author_id -> Int8,
+        text -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    follow_notices (follower_id, followee_id) {
+        follower_id -> Int8,
+        followee_id -> Int8,
+    }
+}
+
+diesel::table! {
+    follows (follower_id, followee_id) {
+        follower_id -> Int8,
+        followee_id -> Int8,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    like_notices (post_id, user_id) {
+        post_id -> Int8,
+        user_id -> Int8,
+    }
+}
+
+diesel::table! {
+    likes (post_id, user_id) {
+        post_id -> Int8,
+        user_id -> Int8,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    notifications (id) {
+        id -> Int8,
+        recipient_id -> Int8,
+        seq -> Int8,
+        actor_id -> Int8,
+        kind -> Text,
+        post_id -> Nullable<Int8>,
+        comment_id -> Nullable<Int8>,
+        text -> Text,
+        created_at -> Timestamp,
+        read -> Bool,
+    }
+}
+
+diesel::table! {
+    posts (id) {
+        id -> Int8,
+        author_id -> Int8,
+        caption -> Text,
+        media_key -> Text,
+        width -> Int4,
+        height -> Int4,
+        created_at -> Timestamp,
+        like_count -> Int8,
+        like_seq -> Int8,
+        comment_count -> Int8,
+    }
+}
+
+diesel::table! {
+    revoked_tokens (revocation_id) {
+        revocation_id -> Text,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    used_tickets (revocation_id) {
+        revocation_id -> Text,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Int8,
+        username -> Text,
+        display_name -> Text,
+        password_hash -> Text,
+        created_at -> Timestamp,
+        follower_count -> Int8,
+        following_count -> Int8,
+        post_count -> Int8,
+        notification_seq -> Int8,
+    }
+}
+
+diesel::joinable!(comments -> posts (post_id));
+diesel::joinable!(comments -> users (author_id));
+diesel::joinable!(like_notices -> posts (post_id));
+diesel::joinable!(like_notices -> users (user_id));
+diesel::joinable!(likes -> posts (post_id));
+diesel::joinable!(likes -> users (user_id));
+diesel::joinable!(notifications -> comments (comment_id));
+diesel::joinable!(notifications -> posts (post_id));
+diesel::joinable!(posts -> users (author_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    comments,
+    follow_notices,
+    follows,
+    like_notices,
+    likes,
+    notifications,
+    posts,
+    revoked_tokens,
+    used_tickets,
+    users,
+);

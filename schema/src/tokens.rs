@@ -1,0 +1,63 @@
+//! The `revoked_tokens` and `used_tickets` tables: logout and single-use socket tickets.
+//!
+//! Both hold biscuit revocation ids (hex) with the token's expiry, so rows can be purged once
+//! the token could no longer be used anyway.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use crate::db::{Db, DbResult};
+use crate::schema::{revoked_tokens, used_tickets};
+
+/// Records revocation ids as revoked (idempotent).
+pub async fn revoke(db: &Db, revocation_ids: &[String], expires_at: NaiveDateTime) -> DbResult<()> {
+    // One row at a time: SQLite has no batch insert with ON CONFLICT, and a token has 1-3 ids.
+    crate::transaction!(db.write(), conn => {
+        for id in revocation_ids {
+            diesel::insert_into(revoked_tokens::table)
+                .values((revoked_tokens::revocation_id.eq(id), revoked_tokens::expires_at.eq(expires_at)))
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
+    })
+}
+
+/// Whether any of the token's revocation ids has been revoked.
+pub async fn any_revoked(db: &Db, revocation_ids: &[String]) -> DbResult<bool> {
+    crate::run!(db.read(), conn => {
+        diesel::select(diesel::dsl::exists(
+            revoked_tokens::table.filter(revoked_tokens::revocation_id.eq_any(revocation_ids)),
+        ))
+        .get_result(conn)
+        .await
+        .map_err(Into::into)
+    })
+}
+
+/// Marks a ticket used; `true` the first time, `false` if it was already used.
+pub async fn use_ticket(db: &Db, revocation_id: &str, expires_at: NaiveDateTime) -> DbResult<bool> {
+    crate::run!(db.write(), conn => {
+        let inserted = diesel::insert_into(used_tickets::table)
+            .values((used_tickets::revocation_id.eq(revocation_id), used_tickets::expires_at.eq(expires_at)))
+            .on_conflict_do_nothing()
+            .execute(conn)
+            .await?;
+        Ok(inserted == 1)
+    })
+}
+
+/// Deletes rows for tokens that have expired anyway; returns how many went.
+pub async fn purge_expired(db: &Db, now: NaiveDateTime) -> DbResult<usize> {
+    crate::run!(db.write(), conn => {
+        let revoked = diesel::delete(revoked_tokens::table.filter(revoked_tokens::expires_at.lt(now)))
+            .execute(conn)
+            .await?;
+        let used = diesel::delete(used_tickets::table.filter(used_tickets::expires_at.lt(now)))
+            .execute(conn)
+            .await?;
+        Ok(revoked + used)
+    })
+}
