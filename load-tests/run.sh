@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Pulse load tests: start a whole topology on loopback, run one k6 scenario, stop everything.
+#
+#   load-tests/run.sh <scenario> [options] [-- extra k6 arguments]
+#
+# Scenarios (script, default instances, default backend):
+#   smoke     smoke.js   1  pg        20 likes/s for 10 s, CI sized
+#   likes     likes.js   2  pg        RATE likes/s (1000) for DURATION (60s), probe latency
+#   embedded  likes.js   1  embedded  the same likes scenario on SQLite, no Redis
+#   fanout    fanout.js  1  pg        SOCKETS sockets (10000) watching one post, 20 likes/s
+#   idle      idle.js    1  pg        SOCKETS idle sockets (1000) held for DURATION; RSS per socket
+# Options:
+#   --instances N        server instances (ports 18081.., FIRST_PORT to change)
+#   --backend pg|embedded
+#   --rate R             likes/s (likes, embedded, smoke) or LIKE_RATE (fanout)
+#   --duration D         60s, 2m, ...
+#   --sockets N          fanout, idle
+#   --keep               keep the database and the work folder (logs are always kept)
+# Environment:
+#   PULSE_BIN            use this binary instead of building release (cargo build --release -p pulse-server)
+#   PULSE_SERVE_ARGS     arguments that make the binary serve (default: none)
+#   any variable a script reads (PROBE_RATE, AUTHORS, SOCKETS_PER_VU, P99_MS, ...) is passed to k6
+# Output: load-tests/results/<scenario>-<UTC date>.json, k6's summary export plus a "pulse_run"
+# object (command, machine, topology, and for idle the RSS figures). Exit code: k6's (99 when a
+# threshold failed).
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+# shellcheck source=lib/topology.sh
+source "$HERE/lib/topology.sh"
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
+
+[[ $# -ge 1 ]] || usage
+SCENARIO=$1; shift
+COMMAND_LINE="load-tests/run.sh $SCENARIO $*"
+INSTANCES="" BACKEND="" RATE_OPT="" DURATION_OPT="" SOCKETS_OPT=""
+K6_EXTRA=()
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --instances) INSTANCES=$2; shift 2 ;;
+    --backend) BACKEND=$2; shift 2 ;;
+    --rate) RATE_OPT=$2; shift 2 ;;
+    --duration) DURATION_OPT=$2; shift 2 ;;
+    --sockets) SOCKETS_OPT=$2; shift 2 ;;
+    --keep) KEEP=1; shift ;;
+    --) shift; K6_EXTRA=("$@"); break ;;
+    -h|--help) usage ;;
+    *) echo "unknown option $1" >&2; usage ;;
+  esac
+done
+
+case $SCENARIO in
+  smoke) SCRIPT=smoke.js; : "${INSTANCES:=1}"; : "${BACKEND:=pg}" ;;
+  likes) SCRIPT=likes.js; : "${INSTANCES:=2}"; : "${BACKEND:=pg}" ;;
+  embedded) SCRIPT=likes.js; INSTANCES=1; BACKEND=embedded ;;
+  fanout) SCRIPT=fanout.js; : "${INSTANCES:=1}"; : "${BACKEND:=pg}" ;;
+  idle) SCRIPT=idle.js; : "${INSTANCES:=1}"; : "${BACKEND:=pg}" ;;
+  *) echo "unknown scenario $SCENARIO" >&2; usage ;;
+esac
+[[ "$BACKEND" == pg || "$BACKEND" == embedded ]] || die "--backend is pg or embedded"
+[[ "$BACKEND" == pg || "$INSTANCES" == 1 ]] || die "embedded mode has one instance (SQLite file, in-process fan-out)"
+
+K6_ENV=()
+[[ -n "$RATE_OPT" ]] && { if [[ $SCENARIO == fanout ]]; then K6_ENV+=(-e "LIKE_RATE=$RATE_OPT"); else K6_ENV+=(-e "RATE=$RATE_OPT"); fi; }
+[[ -n "$DURATION_OPT" ]] && K6_ENV+=(-e "DURATION=$DURATION_OPT")
+[[ -n "$SOCKETS_OPT" ]] && K6_ENV+=(-e "SOCKETS=$SOCKETS_OPT")
+
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$HERE/results"
+RESULT="$HERE/results/$SCENARIO-$STAMP.json"
+
+topo_init
+ensure_k6
+ensure_bin
+prepare_backend
+start_instances "$INSTANCES"
+
+if [[ $SCENARIO == idle ]]; then
+  rss_sampler "$WORK/rss.txt" "${SERVER_PIDS[@]}"
+fi
+
+# Every scenario is bounded by its own DURATION; this is the outer safety net.
+K6_LIMIT=${K6_LIMIT:-2400}
+log "k6 run $SCRIPT (limit ${K6_LIMIT}s); summary -> $RESULT"
+K6_QUIET=()
+[[ -t 1 ]] || K6_QUIET=(-q) # no progress bar in logs
+set +e
+timeout -s INT -k 30 "$K6_LIMIT" k6 run --no-usage-report "${K6_QUIET[@]}" \
+  --summary-export "$RESULT" \
+  --summary-trend-stats 'avg,min,med,max,p(90),p(95),p(99),count' \
+  -e "BASE_URLS=$BASE_URLS" "${K6_ENV[@]}" "${K6_EXTRA[@]}" "$HERE/$SCRIPT" 2>&1 | tee "$WORK/k6.log"
+K6_RC=${PIPESTATUS[0]}
+set -e
+log "k6 exit code $K6_RC"
+
+# Instances still alive? (a crash during the run is a finding)
+for i in "${!SERVER_PIDS[@]}"; do
+  kill -0 "${SERVER_PIDS[$i]}" 2>/dev/null || log "WARNING: instance $((i + 1)) died during the run; see $WORK/pulse-$((i + 1)).log"
+done
+
+RSS_JSON=null
+if [[ $SCENARIO == idle && -s "$WORK/rss.txt" ]]; then
+  PHASE=$(grep -oE 'PHASE setupEnd=[0-9]+ openAt=[0-9]+ heldFrom=[0-9]+ heldTo=[0-9]+ sockets=[0-9]+' "$WORK/k6.log" | tail -1 || true)
+  HELD=$(jq -r '.metrics.sockets_held.count // 0' "$RESULT" 2>/dev/null || echo 0)
+  if [[ -n "$PHASE" ]]; then
+    RSS_JSON=$(awk -v phase="$PHASE" -v held="$HELD" '
+      BEGIN { n = split(phase, kv, /[ =]/); for (i = 2; i < n; i += 2) p[kv[i]] = kv[i + 1] }
+      { t = $1; kb = $2
+        if (t >= p["setupEnd"] + 1000 && t < p["openAt"]) { if (kb > base) base = kb; nb++ }
+        if (t >= p["heldFrom"] && t < p["heldTo"]) { h[++nh] = kb }
+        if (kb > peak) peak = kb }
+      END {
+        asort(h); med = nh ? h[int((nh + 1) / 2)] : 0
+        per = (held > 0 && nh > 0 && nb > 0) ? (med - base) * 1024 / held : -1
+        printf "{\"baseline_kib\":%d,\"held_median_kib\":%d,\"peak_kib\":%d,\"sockets_held\":%d,\"bytes_per_socket\":%.0f,\"baseline_samples\":%d,\"held_samples\":%d}\n", base, med, peak, held, per, nb, nh
+      }' "$WORK/rss.txt")
+    cp "$WORK/rss.txt" "${RESULT%.json}.rss.txt"
+    log "RSS: $RSS_JSON"
+  else
+    log "WARNING: no PHASE line in the k6 output; RSS per socket not computed"
+  fi
+fi
+
+if [[ -s "$RESULT" ]]; then
+  META=$(jq -n --arg scenario "$SCENARIO" --arg command "$COMMAND_LINE" --arg date "$STAMP" \
+    --arg cores "$(cores)" --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')" \
+    --arg backend "$BACKEND" --argjson instances "$INSTANCES" --arg base_urls "$BASE_URLS" \
+    --arg bin "$BIN" --argjson k6_exit "$K6_RC" --argjson rss "$RSS_JSON" \
+    --arg env "$(env | grep -E '^(RATE|DURATION|PROBE_RATE|AUTHORS|LIKERS|POSTS_PER_AUTHOR|SOCKETS|SOCKETS_PER_VU|LIKE_RATE|P50_MS|P99_MS|WARMUP|DRAIN|RAMP)=' | tr '\n' ' ')" \
+    '{scenario: $scenario, command: $command, date: $date, cores: $cores, cpu: $cpu, backend: $backend,
+      instances: $instances, base_urls: $base_urls, bin: $bin, k6_exit: $k6_exit, rss: $rss, env: $env}')
+  jq --argjson meta "$META" '. + {pulse_run: $meta}' "$RESULT" >"$RESULT.tmp" && mv "$RESULT.tmp" "$RESULT"
+  "$HERE/lib/figures.sh" "$RESULT" || true
+  log "results: $RESULT"
+else
+  log "WARNING: k6 wrote no summary"
+fi
+exit "$K6_RC"

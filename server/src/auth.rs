@@ -1,0 +1,262 @@
+//! Authentication: biscuit tokens, socket tickets, password hashing and the `AuthUser` extractor.
+//!
+//! A token is a biscuit signed by the deployment's root key whose authority block says
+//! `user(<id>)` and `expires(<unix seconds>)` and checks `time($t), $t < expiry`. A socket ticket
+//! is that token with one more block appended (attenuation): `check if operation("ws")` and a
+//! 60-second expiry, so it opens a socket and nothing else. Logout stores the token's revocation
+//! ids; every request checks them. Tickets are single-use (their own block's revocation id is
+//! recorded when a socket opens).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest};
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use biscuit_auth::macros::{authorizer, biscuit, block};
+use biscuit_auth::{Algorithm, Biscuit, KeyPair, PrivateKey, PublicKey};
+use chrono::NaiveDateTime;
+use pulse_schema::{tokens, UserId};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+const ROOT_KEY_FILE: &str = "root-key.hex";
+
+/// The deployment's root key pair.
+#[derive(Clone)]
+pub struct Keys {
+    keypair: Arc<KeyPair>,
+    public: PublicKey,
+}
+
+impl Keys {
+    /// From `PULSE_ROOT_KEY` (hex, or biscuit's `ed25519-private/<hex>`), else from the data
+    /// directory, else a new key saved there with owner-only permissions.
+    pub fn load_or_create(root_key: Option<&str>, data_dir: &Path) -> anyhow::Result<Self> {
+        let private = match root_key {
+            Some(hex) => parse_private_key(hex)?,
+            None => {
+                let path = data_dir.join(ROOT_KEY_FILE);
+                match std::fs::read_to_string(&path) {
+                    Ok(hex) => parse_private_key(&hex)?,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        let private = KeyPair::new().private();
+                        write_secret(&path, &private.to_bytes_hex())?;
+                        tracing::info!(path = %path.display(), "generated a new root key");
+                        private
+                    }
+                    Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {}", path.display()))),
+                }
+            }
+        };
+        let keypair = KeyPair::from(&private);
+        let public = keypair.public();
+        Ok(Keys { keypair: Arc::new(keypair), public })
+    }
+
+    /// A new random root key, hex, for `pulse keygen`.
+    pub fn generate_hex() -> String {
+        KeyPair::new().private().to_bytes_hex()
+    }
+}
+
+fn parse_private_key(text: &str) -> anyhow::Result<PrivateKey> {
+    let text = text.trim();
+    let key = if text.contains('/') {
+        text.parse::<PrivateKey>()
+    } else {
+        PrivateKey::from_bytes_hex(text, Algorithm::Ed25519)
+    };
+    key.map_err(|e| anyhow::anyhow!("PULSE_ROOT_KEY is not a valid private key: {e}"))
+}
+
+fn write_secret(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    Ok(())
+}
+
+/// What a verified token says.
+#[derive(Debug, Clone)]
+pub struct Claims {
+    pub user_id: UserId,
+    /// When the login token (not a ticket) expires.
+    pub expires_at: SystemTime,
+    /// Revocation ids of every block, hex; the first identifies the login token.
+    pub revocation_ids: Vec<String>,
+    /// Whether this is an attenuated socket ticket.
+    pub is_ticket: bool,
+}
+
+impl Claims {
+    pub fn token_id(&self) -> &str {
+        self.revocation_ids.first().map(String::as_str).unwrap_or("")
+    }
+
+    pub fn expires_naive(&self) -> NaiveDateTime {
+        let secs = self.expires_at.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        chrono::DateTime::from_timestamp(secs as i64, 0).unwrap_or_default().naive_utc()
+    }
+}
+
+/// What the presented token is being used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Rest,
+    Socket,
+}
+
+impl Keys {
+    /// Mints a login token for `user` valid for `ttl`.
+    pub fn mint(&self, user: UserId, ttl: Duration) -> Result<(String, SystemTime), ApiError> {
+        let expires = SystemTime::now() + ttl;
+        let expires_unix = expires.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        let token = biscuit!(
+            r#"user({id}); expires({exp}); check if time($t), $t < {expires};"#,
+            id = user.0,
+            exp = expires_unix,
+            expires = expires,
+        )
+        .build(&self.keypair)
+        .and_then(|t| t.to_base64())
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("minting token: {e}")))?;
+        Ok((token, expires))
+    }
+
+    /// Attenuates a login token into a socket-only ticket valid for `ttl`.
+    pub fn mint_ticket(&self, token: &str, ttl: Duration) -> Result<(String, SystemTime), ApiError> {
+        let expires = SystemTime::now() + ttl;
+        let parsed = Biscuit::from_base64(token, self.public)
+            .map_err(|_| ApiError::Unauthorized("The token is not valid."))?;
+        let ticket = parsed
+            .append(block!(r#"check if operation("ws"); check if time($t), $t < {expires};"#, expires = expires))
+            .and_then(|t| t.to_base64())
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("minting ticket: {e}")))?;
+        Ok((ticket, expires))
+    }
+
+    /// Checks signature, expiry and the operation; does not consult revocation (see
+    /// [`authenticate`]).
+    pub fn verify(&self, token: &str, operation: Operation) -> Result<Claims, ApiError> {
+        let invalid = || ApiError::Unauthorized("The token is missing, invalid, expired or revoked.");
+        let parsed = Biscuit::from_base64(token.trim(), self.public).map_err(|_| invalid())?;
+        let op = match operation {
+            Operation::Rest => "rest",
+            Operation::Socket => "ws",
+        };
+        let mut authorizer = authorizer!(
+            r#"time({now}); operation({op}); allow if user($u);"#,
+            now = SystemTime::now(),
+            op = op,
+        )
+        .build(&parsed)
+        .map_err(|_| invalid())?;
+        authorizer.authorize().map_err(|_| invalid())?;
+        let (user_id,): (i64,) = authorizer.query_exactly_one("data($id) <- user($id)").map_err(|_| invalid())?;
+        let (expires_unix,): (i64,) =
+            authorizer.query_exactly_one("data($e) <- expires($e)").map_err(|_| invalid())?;
+        Ok(Claims {
+            user_id: UserId(user_id),
+            expires_at: UNIX_EPOCH + Duration::from_secs(expires_unix.max(0) as u64),
+            revocation_ids: parsed.revocation_identifiers().iter().map(hex::encode).collect(),
+            is_ticket: parsed.block_count() > 1,
+        })
+    }
+}
+
+/// Verifies a token and checks it was not revoked.
+pub async fn authenticate(state: &AppState, token: &str, operation: Operation) -> Result<Claims, ApiError> {
+    let claims = state.keys.verify(token, operation)?;
+    if tokens::any_revoked(&state.db, &claims.revocation_ids).await? {
+        return Err(ApiError::Unauthorized("The token is missing, invalid, expired or revoked."));
+    }
+    Ok(claims)
+}
+
+/// The bearer token of a request, if any.
+pub fn bearer(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+/// An authenticated REST caller (rejects tickets, which only open sockets).
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub id: UserId,
+    pub claims: Claims,
+    pub token: String,
+}
+
+impl FromRequest for AuthUser {
+    type Error = ApiError;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer(req).map(str::to_owned);
+        Box::pin(async move {
+            let state = state.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("AppState missing")))?;
+            let token = token.ok_or(ApiError::Unauthorized("Send Authorization: Bearer <token>."))?;
+            let claims = authenticate(&state, &token, Operation::Rest).await?;
+            Ok(AuthUser { id: claims.user_id, claims, token })
+        })
+    }
+}
+
+/// Argon2id password hashing, run off the async workers.
+#[derive(Clone)]
+pub struct Passwords {
+    /// A hash of a random password: unknown usernames are verified against it so a login for
+    /// a user that does not exist costs the same time as a wrong password.
+    dummy_hash: Arc<str>,
+}
+
+impl Passwords {
+    pub fn new() -> anyhow::Result<Self> {
+        let random: String = (0..32).map(|_| char::from(b'a' + rand::random::<u8>() % 26)).collect();
+        Ok(Passwords { dummy_hash: hash_blocking(&random)?.into() })
+    }
+
+    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
+        tokio::task::spawn_blocking(move || hash_blocking(&password))
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?
+            .map_err(ApiError::Internal)
+    }
+
+    /// Verifies `password` against `stored`, or against the dummy hash when there is no user.
+    pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, ApiError> {
+        let exists = stored.is_some();
+        let hash = stored.unwrap_or_else(|| self.dummy_hash.to_string());
+        let matches = tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&hash)
+                .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+                .unwrap_or(false)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+        Ok(exists && matches)
+    }
+}
+
+fn hash_blocking(password: &str) -> anyhow::Result<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| anyhow::anyhow!("hashing password: {e}"))
+}

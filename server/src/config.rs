@@ -1,0 +1,200 @@
+//! Settings from the environment. Every limit is declared once below with its name, environment
+//! variable, default and meaning; `pulse --help` prints the same table. Secrets are redacted in
+//! `Debug`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// Declares the limits once: the struct, its defaults, the environment parsing and the help text.
+macro_rules! limits {
+    ($( #[doc = $doc:literal] $field:ident : $ty:ty = $default:expr => $env:literal; )*) => {
+        /// Every tunable limit, each with a named default and an environment override.
+        #[derive(Debug, Clone)]
+        pub struct Limits { $( #[doc = $doc] pub $field: $ty, )* }
+
+        impl Default for Limits {
+            fn default() -> Self { Self { $( $field: $default, )* } }
+        }
+
+        impl Limits {
+            /// (environment variable, default, meaning) for every limit.
+            pub const HELP: &'static [(&'static str, &'static str, &'static str)] =
+                &[ $( ($env, stringify!($default), $doc) ),* ];
+
+            fn from_env() -> Result<Self, String> {
+                let defaults = Self::default();
+                Ok(Self { $( $field: parse_env($env, defaults.$field)?, )* })
+            }
+        }
+    };
+}
+
+limits! {
+    /// Largest JSON request body, in bytes (413 beyond).
+    max_json_bytes: usize = 64 * 1024 => "PULSE_MAX_JSON_BYTES";
+    /// Largest uploaded image, in bytes (413 beyond).
+    max_image_bytes: usize = 10 * 1024 * 1024 => "PULSE_MAX_IMAGE_BYTES";
+    /// Largest image side, in pixels, checked from the header before decoding (422 beyond).
+    max_image_side: u32 = 8192 => "PULSE_MAX_IMAGE_SIDE";
+    /// Page size when `?limit=` is absent.
+    default_page_size: i64 = 20 => "PULSE_DEFAULT_PAGE_SIZE";
+    /// Largest `?limit=` accepted (the contract fixes 100).
+    max_page_size: i64 = 100 => "PULSE_MAX_PAGE_SIZE";
+    /// Lifetime of a login token, in seconds (30 days).
+    token_ttl_secs: u64 = 30 * 24 * 3600 => "PULSE_TOKEN_TTL_SECS";
+    /// Lifetime of a socket ticket, in seconds.
+    ticket_ttl_secs: u64 = 60 => "PULSE_TICKET_TTL_SECS";
+    /// Database connections per instance (SQLite: readers; one extra writer).
+    db_pool_size: usize = 16 => "PULSE_DB_POOL_SIZE";
+    /// How long a request waits for a database connection before 503, in ms.
+    db_acquire_timeout_ms: u64 = 3000 => "PULSE_DB_ACQUIRE_TIMEOUT_MS";
+    /// Largest client socket frame, in bytes (larger frames close the socket with 1009).
+    ws_max_frame_bytes: usize = 16 * 1024 => "PULSE_WS_MAX_FRAME_BYTES";
+    /// Notifications queued per socket before overflow (then replayed from the database).
+    ws_queue_len: usize = 256 => "PULSE_WS_QUEUE_LEN";
+    /// Open sockets per user on one instance (the next is refused with 429).
+    ws_max_sockets_per_user: usize = 32 => "PULSE_WS_MAX_SOCKETS_PER_USER";
+    /// Posts one socket may watch at once.
+    ws_max_subscriptions: usize = 500 => "PULSE_WS_MAX_SUBSCRIPTIONS";
+    /// Seconds between server pings.
+    ws_heartbeat_secs: u64 = 20 => "PULSE_WS_HEARTBEAT_SECS";
+    /// Seconds without any frame from the client before the socket is dropped.
+    ws_client_timeout_secs: u64 = 60 => "PULSE_WS_CLIENT_TIMEOUT_SECS";
+    /// Seconds a socket may accept nothing before it is closed with 4008.
+    ws_stall_timeout_secs: u64 = 30 => "PULSE_WS_STALL_TIMEOUT_SECS";
+    /// Most notifications replayed on connect; older ones are announced with a `gap` frame.
+    ws_replay_limit: i64 = 1000 => "PULSE_WS_REPLAY_LIMIT";
+    /// Bad client frames in a row tolerated before closing with 1008.
+    ws_max_bad_frames: u32 = 10 => "PULSE_WS_MAX_BAD_FRAMES";
+    /// Like counts for one post are sent at most once per this many ms per instance.
+    like_count_interval_ms: u64 = 100 => "PULSE_LIKE_COUNT_INTERVAL_MS";
+    /// Pending socket subscription changes queued for the Redis subscriber.
+    bus_command_queue_len: usize = 65536 => "PULSE_BUS_COMMAND_QUEUE_LEN";
+    /// Longest back-off between Redis reconnection attempts, in ms.
+    redis_max_backoff_ms: u64 = 5000 => "PULSE_REDIS_MAX_BACKOFF_MS";
+    /// On shutdown, sockets are closed (1001) in batches spread over this many ms.
+    drain_ms: u64 = 3000 => "PULSE_DRAIN_MS";
+    /// On shutdown, how long in-flight requests get to finish, in seconds.
+    shutdown_timeout_secs: u64 = 10 => "PULSE_SHUTDOWN_TIMEOUT_SECS";
+}
+
+fn parse_env<T: FromStr>(name: &str, default: T) -> Result<T, String> {
+    match std::env::var(name) {
+        Ok(raw) if !raw.trim().is_empty() => raw
+            .trim()
+            .parse()
+            .map_err(|_| format!("{name}={raw:?} is not a valid value")),
+        _ => Ok(default),
+    }
+}
+
+/// Everything the server is configured with.
+#[derive(Clone)]
+pub struct Settings {
+    /// `PULSE_ADDR`: where to listen (port 0 picks a free port; tests use it).
+    pub addr: SocketAddr,
+    /// `DATABASE_URL`: `postgres://…`; unset means SQLite in the data directory.
+    pub database_url: Option<String>,
+    /// `REDIS_URL`: `redis://…`; unset means in-process fan-out (one instance).
+    pub redis_url: Option<String>,
+    /// `PULSE_DATA_DIR`: SQLite file, media and the generated root key.
+    pub data_dir: PathBuf,
+    /// `PULSE_ROOT_KEY`: the biscuit root private key (hex), shared by all instances.
+    pub root_key: Option<String>,
+    /// `PULSE_WORKERS`: HTTP worker threads (default: one per core).
+    pub workers: usize,
+    /// `PULSE_ALLOWED_ORIGINS`: comma-separated origins allowed to open sockets from a browser,
+    /// besides the server's own origin.
+    pub allowed_origins: Vec<String>,
+    pub limits: Limits,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("addr", &self.addr)
+            .field("database_url", &self.database_url.as_ref().map(|u| redact_url(u)))
+            .field("redis_url", &self.redis_url.as_ref().map(|u| redact_url(u)))
+            .field("data_dir", &self.data_dir)
+            .field("root_key", &self.root_key.as_ref().map(|_| "<redacted>"))
+            .field("workers", &self.workers)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+/// Hides a password in `scheme://user:password@host/…`.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:<redacted>{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The non-limit settings, for `--help`.
+pub const SETTINGS_HELP: &[(&str, &str, &str)] = &[
+    ("PULSE_ADDR", "127.0.0.1:8080", "Listen address."),
+    ("DATABASE_URL", "(unset)", "postgres://… for PostgreSQL; unset: SQLite file in PULSE_DATA_DIR."),
+    ("REDIS_URL", "(unset)", "redis://… for fan-out across instances; unset: in-process."),
+    ("PULSE_DATA_DIR", "./pulse-data", "SQLite database, media files and the generated root key."),
+    ("PULSE_ROOT_KEY", "(generated)", "Biscuit root private key, hex (`pulse keygen`); share it across instances."),
+    ("PULSE_WORKERS", "(cores)", "HTTP worker threads."),
+    ("PULSE_ALLOWED_ORIGINS", "(none)", "Extra browser origins allowed to open sockets, comma-separated."),
+    ("RUST_LOG", "info", "Log filter (tracing EnvFilter syntax)."),
+];
+
+impl Settings {
+    /// Defaults for everything: the embedded mode on 127.0.0.1:8080.
+    pub fn defaults() -> Self {
+        Settings {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: None,
+            redis_url: None,
+            data_dir: PathBuf::from("./pulse-data"),
+            root_key: None,
+            workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            allowed_origins: Vec::new(),
+            limits: Limits::default(),
+        }
+    }
+
+    /// Reads the environment; an unparsable value is an error, not a silent default.
+    pub fn from_env() -> Result<Self, String> {
+        let defaults = Self::defaults();
+        let non_empty = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        Ok(Settings {
+            addr: parse_env("PULSE_ADDR", defaults.addr)?,
+            database_url: non_empty("DATABASE_URL"),
+            redis_url: non_empty("REDIS_URL"),
+            data_dir: non_empty("PULSE_DATA_DIR").map(PathBuf::from).unwrap_or(defaults.data_dir),
+            root_key: non_empty("PULSE_ROOT_KEY"),
+            workers: parse_env("PULSE_WORKERS", defaults.workers)?.max(1),
+            allowed_origins: non_empty("PULSE_ALLOWED_ORIGINS")
+                .map(|v| v.split(',').map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect())
+                .unwrap_or_default(),
+            limits: Limits::from_env()?,
+        })
+    }
+
+    /// The text `pulse --help` prints.
+    pub fn help_text() -> String {
+        let mut out = String::from(
+            "pulse: real-time notification backend\n\n\
+             USAGE:\n  pulse            run the server\n  pulse migrate    apply database migrations and exit\n  \
+             pulse keygen     print a new biscuit root private key (hex) for PULSE_ROOT_KEY\n  \
+             pulse --help     this text\n\nSETTINGS (environment):\n",
+        );
+        for (name, default, meaning) in SETTINGS_HELP.iter().chain(Limits::HELP) {
+            out.push_str(&format!("  {name:<32} default {default:<22} {}\n", meaning.trim()));
+        }
+        out
+    }
+}

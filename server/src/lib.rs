@@ -1,0 +1,32 @@
+//! Pulse: a real-time notification backend for social apps.
+//!
+//! REST writes (posts, likes, comments, follows) are stored for good; whoever must hear about
+//! them is notified in the same transaction; the notification is then pushed to every socket the
+//! recipient has open, on any instance.
+//!
+//! Map of the crate:
+//! - [`config`]: settings from the environment; every limit named with a default.
+//! - [`startup`]: builds the [`startup::Application`] and runs it until a signal, then drains.
+//! - [`state`]: the one `AppState` handlers receive.
+//! - [`error`]: `ApiError`, rendered as problem+json.
+//! - [`auth`]: biscuit tokens and socket tickets, password hashing, the `AuthUser` extractor.
+//! - [`domain`]: validated input (usernames, captions, page cursors, path ids).
+//! - [`views`]: the JSON the API answers with.
+//! - [`routes`]: one file per resource.
+//! - [`realtime`]: the socket protocol, hub, bus and per-socket task.
+//! - [`media`]: image intake and content-addressed storage.
+//! - [`telemetry`]: logging and metrics.
+//!
+//! Storage lives in the `pulse-schema` crate (one query path over PostgreSQL and SQLite).
+
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod media;
+pub mod realtime;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+pub mod views;

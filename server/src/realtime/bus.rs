@@ -1,0 +1,189 @@
+//! The bus: how an event committed on one instance reaches the hubs that need it.
+//!
+//! - In-process (no `REDIS_URL`): `publish` hands the event straight to this instance's hub.
+//! - Redis: `publish` sends `PUBLISH <channel> <event>` after the database commit. One
+//!   subscriber connection per instance receives only the channels the hub asked for (a user's
+//!   channel while that user has a socket here, a post's while someone here watches it).
+//!
+//! If Redis goes away, REST and local sockets keep working: a failed publish is delivered to
+//! local sockets directly, the subscriber reconnects with capped exponential back-off,
+//! resubscribes every channel, and then asks every local socket to catch up from the database,
+//! so no connected client misses a notification committed while Redis was away.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::mpsc;
+
+use super::event::Event;
+use super::hub::{Hub, SubscriptionChange};
+
+/// How long a Redis command may take before the publish counts as failed.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+
+#[derive(Clone)]
+pub enum Bus {
+    InProcess(Arc<Hub>),
+    Redis(Arc<RedisBus>),
+}
+
+pub struct RedisBus {
+    publisher: ConnectionManager,
+    hub: Arc<Hub>,
+    connected: Arc<AtomicBool>,
+}
+
+impl Bus {
+    /// Publishes a committed event. Never fails the caller: the database already has the truth.
+    pub async fn publish(&self, event: Event) {
+        match self {
+            Bus::InProcess(hub) => hub.dispatch(event),
+            Bus::Redis(bus) => {
+                let mut conn = bus.publisher.clone();
+                let sent = redis::cmd("PUBLISH")
+                    .arg(event.channel())
+                    .arg(event.encode())
+                    .query_async::<i64>(&mut conn)
+                    .await;
+                if let Err(error) = sent {
+                    // Local sockets get it now; remote instances catch up when Redis returns.
+                    tracing::warn!(%error, "publish failed; delivering locally only");
+                    bus.hub.metrics.publish_failures.fetch_add(1, Ordering::Relaxed);
+                    bus.hub.dispatch(event);
+                }
+            }
+        }
+    }
+
+    /// Whether the bus can reach its broker (always true in-process).
+    pub fn is_connected(&self) -> bool {
+        match self {
+            Bus::InProcess(_) => true,
+            Bus::Redis(bus) => bus.connected.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Connects to Redis and starts the single subscriber task feeding `hub`.
+    pub async fn redis(
+        url: &str,
+        hub: Arc<Hub>,
+        changes: mpsc::Receiver<SubscriptionChange>,
+        max_backoff: Duration,
+    ) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(REDIS_TIMEOUT))
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_max_delay(max_backoff);
+        let publisher = client.get_connection_manager_with_config(config).await?;
+        let connected = Arc::new(AtomicBool::new(false));
+        let subscriber = Subscriber { client, hub: hub.clone(), connected: connected.clone(), max_backoff };
+        tokio::spawn(subscriber.run(changes));
+        Ok(Bus::Redis(Arc::new(RedisBus { publisher, hub, connected })))
+    }
+}
+
+/// The one pub/sub connection of this instance.
+struct Subscriber {
+    client: redis::Client,
+    hub: Arc<Hub>,
+    connected: Arc<AtomicBool>,
+    max_backoff: Duration,
+}
+
+impl Subscriber {
+    async fn run(self, mut changes: mpsc::Receiver<SubscriptionChange>) {
+        // The channels the hub wants, kept across reconnects.
+        let mut wanted: HashSet<String> = HashSet::new();
+        let mut backoff = MIN_BACKOFF;
+        let mut reconnecting = false;
+        loop {
+            match self.serve(&mut wanted, &mut changes, reconnecting).await {
+                Ok(()) => return, // the hub is gone: shutting down
+                Err(error) => {
+                    self.connected.store(false, Ordering::Relaxed);
+                    tracing::warn!(%error, backoff_ms = backoff.as_millis() as u64, "redis subscriber lost");
+                    reconnecting = true;
+                }
+            }
+            // Keep acknowledging subscription changes while Redis is away so sockets can open;
+            // they catch up from the database once the subscription is back.
+            let sleep = tokio::time::sleep(backoff);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    _ = &mut sleep => break,
+                    change = changes.recv() => match change {
+                        Some(change) => apply_offline(&mut wanted, change),
+                        None => return,
+                    },
+                }
+            }
+            backoff = (backoff * 2).min(self.max_backoff);
+        }
+    }
+
+    /// Subscribes everything wanted, then relays messages and subscription changes until the
+    /// connection fails (`Err`) or the hub goes away (`Ok`).
+    async fn serve(
+        &self,
+        wanted: &mut HashSet<String>,
+        changes: &mut mpsc::Receiver<SubscriptionChange>,
+        reconnecting: bool,
+    ) -> redis::RedisResult<()> {
+        let (mut sink, mut stream) = self.client.get_async_pubsub().await?.split();
+        if !wanted.is_empty() {
+            let channels: Vec<&String> = wanted.iter().collect();
+            sink.subscribe(channels).await?;
+        }
+        self.connected.store(true, Ordering::Relaxed);
+        if reconnecting {
+            tracing::info!(channels = wanted.len(), "redis subscriber back; sockets catch up");
+            self.hub.metrics.redis_reconnects.fetch_add(1, Ordering::Relaxed);
+            self.hub.catch_up_all();
+        }
+        loop {
+            tokio::select! {
+                message = stream.next() => {
+                    let Some(message) = message else {
+                        return Err(redis::RedisError::from((redis::ErrorKind::Io, "pub/sub connection closed")));
+                    };
+                    match std::str::from_utf8(message.get_payload_bytes()).ok().and_then(Event::decode) {
+                        Some(event) => self.hub.dispatch(event),
+                        None => tracing::warn!(channel = message.get_channel_name(), "undecodable bus message"),
+                    }
+                }
+                change = changes.recv() => {
+                    let Some(change) = change else { return Ok(()) };
+                    // `wanted` changes first: if the command fails, the reconnect still applies it.
+                    if change.subscribe {
+                        if wanted.insert(change.channel.clone()) {
+                            sink.subscribe(&change.channel).await?;
+                        }
+                    } else if wanted.remove(&change.channel) {
+                        sink.unsubscribe(&change.channel).await?;
+                    }
+                    if let Some(ack) = change.ack {
+                        let _ = ack.send(());
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn apply_offline(wanted: &mut HashSet<String>, change: SubscriptionChange) {
+    if change.subscribe {
+        wanted.insert(change.channel);
+    } else {
+        wanted.remove(&change.channel);
+    }
+    if let Some(ack) = change.ack {
+        let _ = ack.send(());
+    }
+}

@@ -1,0 +1,102 @@
+//! Events that fan out to instances, and their compact text encoding for Redis.
+//!
+//! A notification's frame is serialised once by the publisher and shared (`Arc<str>`) by every
+//! socket that receives it. On Redis the message is a header line followed by the frame:
+//! `N <user> <seq> <id> <committed_ms>\n<frame>`; the other kinds are one line.
+
+use std::sync::Arc;
+
+use pulse_schema::{NotificationId, PostId, UserId};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A committed notification for `user`; `seq` is the recipient's own counter.
+    Notification { user: UserId, seq: i64, id: NotificationId, committed_ms: i64, frame: Arc<str> },
+    /// A post's like count changed; `seq` orders changes of one post.
+    LikeCount { post: PostId, seq: i64, count: i64 },
+    /// `user`'s unread count changed (marked read on some device).
+    Read { user: UserId, unread: i64 },
+    /// A token of `user` was revoked: close its sockets with 4401.
+    Revoke { user: UserId, token_id: String },
+}
+
+/// The Redis channel an event travels on.
+pub fn user_channel(user: UserId) -> String {
+    format!("pulse:u:{}", user.0)
+}
+
+pub fn post_channel(post: PostId) -> String {
+    format!("pulse:p:{}", post.0)
+}
+
+impl Event {
+    pub fn channel(&self) -> String {
+        match self {
+            Event::Notification { user, .. } | Event::Read { user, .. } | Event::Revoke { user, .. } => {
+                user_channel(*user)
+            }
+            Event::LikeCount { post, .. } => post_channel(*post),
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        match self {
+            Event::Notification { user, seq, id, committed_ms, frame } => {
+                format!("N {} {seq} {} {committed_ms}\n{frame}", user.0, id.0)
+            }
+            Event::LikeCount { post, seq, count } => format!("C {} {seq} {count}", post.0),
+            Event::Read { user, unread } => format!("R {} {unread}", user.0),
+            Event::Revoke { user, token_id } => format!("X {} {token_id}", user.0),
+        }
+    }
+
+    pub fn decode(payload: &str) -> Option<Event> {
+        let (header, body) = payload.split_once('\n').unwrap_or((payload, ""));
+        let mut fields = header.split(' ');
+        let kind = fields.next()?;
+        let mut int = || fields.next().and_then(|f| f.parse::<i64>().ok());
+        match kind {
+            "N" => Some(Event::Notification {
+                user: UserId(int()?),
+                seq: int()?,
+                id: NotificationId(int()?),
+                committed_ms: int()?,
+                frame: Arc::from(body),
+            }),
+            "C" => Some(Event::LikeCount { post: PostId(int()?), seq: int()?, count: int()? }),
+            "R" => Some(Event::Read { user: UserId(int()?), unread: int()? }),
+            "X" => {
+                let user = UserId(int()?);
+                let token_id = fields.next()?.to_owned();
+                Some(Event::Revoke { user, token_id })
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_survives_the_wire() {
+        let events = [
+            Event::Notification {
+                user: UserId(7),
+                seq: 3,
+                id: NotificationId(99),
+                committed_ms: 1_700_000_000_000,
+                frame: Arc::from("{\"type\":\"notification\",\"x\":\"a\\nb\"}"),
+            },
+            Event::LikeCount { post: PostId(4), seq: 9, count: 12 },
+            Event::Read { user: UserId(7), unread: 0 },
+            Event::Revoke { user: UserId(7), token_id: "abcdef".into() },
+        ];
+        for event in events {
+            assert_eq!(Event::decode(&event.encode()), Some(event));
+        }
+        assert_eq!(Event::decode("Z 1 2"), None);
+        assert_eq!(Event::decode("N 1 x"), None);
+    }
+}

@@ -1,0 +1,272 @@
+//! The hub: this instance's live sessions. A DashMap from user id to that user's sockets here,
+//! and one from post id to the sockets watching it. Delivery is a non-blocking push onto each
+//! socket's own queue; nothing here awaits, and no map guard is held across an `.await`.
+//!
+//! When a user gets their first socket here (or a post its first watcher) the hub asks the bus
+//! to subscribe to that channel, and when the last one leaves, to unsubscribe. The request is
+//! queued while the map entry is still locked, so subscribe/unsubscribe requests for one channel
+//! reach the bus in the order the map changed.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
+use pulse_schema::{PostId, UserId};
+use tokio::sync::{mpsc, oneshot};
+
+use super::event::{post_channel, user_channel, Event};
+use super::queue::{Pushed, QueuedNotification, SocketQueue};
+use crate::telemetry::Metrics;
+
+/// A request to the Redis subscriber to (un)subscribe a channel; `ack` fires once subscribed.
+#[derive(Debug)]
+pub struct SubscriptionChange {
+    pub channel: String,
+    pub subscribe: bool,
+    pub ack: Option<oneshot::Sender<()>>,
+}
+
+/// Why a socket could not be registered.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RegisterError {
+    TooManySockets,
+    BusBusy,
+}
+
+/// Last like count seen for a watched post, for coalescing.
+#[derive(Debug)]
+struct CountState {
+    seq: i64,
+    count: i64,
+    last_sent: Option<Instant>,
+    pending: bool,
+}
+
+pub struct Hub {
+    users: DashMap<UserId, Vec<Arc<SocketQueue>>>,
+    watchers: DashMap<PostId, Vec<Arc<SocketQueue>>>,
+    counts: DashMap<PostId, CountState>,
+    next_conn_id: AtomicU64,
+    queue_len: usize,
+    max_sockets_per_user: usize,
+    like_count_interval: Duration,
+    /// Set in Redis mode: where subscription changes go.
+    subscriptions: Option<mpsc::Sender<SubscriptionChange>>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Hub {
+    pub fn new(
+        queue_len: usize,
+        max_sockets_per_user: usize,
+        like_count_interval: Duration,
+        subscriptions: Option<mpsc::Sender<SubscriptionChange>>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Hub {
+            users: DashMap::new(),
+            watchers: DashMap::new(),
+            counts: DashMap::new(),
+            next_conn_id: AtomicU64::new(1),
+            queue_len,
+            max_sockets_per_user,
+            like_count_interval,
+            subscriptions,
+            metrics,
+        }
+    }
+
+    /// Queues a subscription change; must be called with the map entry still locked.
+    fn request(&self, channel: String, subscribe: bool, ack: Option<oneshot::Sender<()>>) -> bool {
+        match &self.subscriptions {
+            None => {
+                if let Some(ack) = ack {
+                    let _ = ack.send(());
+                }
+                true
+            }
+            Some(sender) => sender.try_send(SubscriptionChange { channel, subscribe, ack }).is_ok(),
+        }
+    }
+
+    /// Adds a socket for `user`. The returned receiver resolves once this instance is
+    /// subscribed to the user's channel: only then may the socket read the database for its
+    /// replay (subscribe first, then read, so nothing falls between the two).
+    pub fn register(
+        &self,
+        user: UserId,
+        token_id: &str,
+    ) -> Result<(Arc<SocketQueue>, oneshot::Receiver<()>), RegisterError> {
+        let conn_id = self.next_conn_id.fetch_add(1, Ordering::Relaxed);
+        let queue = Arc::new(SocketQueue::new(conn_id, user, token_id, self.queue_len));
+        let (ack_tx, ack_rx) = oneshot::channel();
+        let mut sockets = self.users.entry(user).or_default();
+        if sockets.len() >= self.max_sockets_per_user {
+            return Err(RegisterError::TooManySockets);
+        }
+        // Every socket waits for a subscription ack (Redis acknowledges a repeated SUBSCRIBE
+        // too), so a second socket cannot race ahead of the first one's SUBSCRIBE.
+        if !self.request(user_channel(user), true, Some(ack_tx)) {
+            if sockets.is_empty() {
+                drop(sockets);
+                self.users.remove_if(&user, |_, v| v.is_empty());
+            }
+            return Err(RegisterError::BusBusy);
+        }
+        sockets.push(queue.clone());
+        Ok((queue, ack_rx))
+    }
+
+    /// Removes a socket and its post subscriptions.
+    pub fn unregister(&self, queue: &SocketQueue, watched: &HashSet<PostId>) {
+        for post in watched {
+            self.unwatch(queue, *post);
+        }
+        if let Entry::Occupied(mut entry) = self.users.entry(queue.user) {
+            entry.get_mut().retain(|s| s.conn_id != queue.conn_id);
+            if entry.get().is_empty() {
+                self.request(user_channel(queue.user), false, None);
+                entry.remove();
+            }
+        }
+    }
+
+    pub fn watch(&self, queue: &Arc<SocketQueue>, post: PostId) {
+        let mut watchers = self.watchers.entry(post).or_default();
+        if watchers.is_empty() {
+            self.request(post_channel(post), true, None);
+        }
+        if !watchers.iter().any(|s| s.conn_id == queue.conn_id) {
+            watchers.push(queue.clone());
+        }
+    }
+
+    pub fn unwatch(&self, queue: &SocketQueue, post: PostId) {
+        if let Entry::Occupied(mut entry) = self.watchers.entry(post) {
+            entry.get_mut().retain(|s| s.conn_id != queue.conn_id);
+            if entry.get().is_empty() {
+                self.request(post_channel(post), false, None);
+                entry.remove();
+                self.counts.remove(&post);
+            }
+        }
+    }
+
+    /// Hands an event to the local sockets it concerns. Never waits.
+    pub fn dispatch(&self, event: Event) {
+        match event {
+            Event::Notification { user, seq, id, committed_ms, frame } => {
+                if let Some(sockets) = self.users.get(&user) {
+                    for socket in sockets.iter() {
+                        let queued = QueuedNotification { seq, id, committed_ms, frame: frame.clone() };
+                        if socket.push_notification(queued) == Pushed::Overflowed {
+                            self.metrics.queue_overflows.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+            Event::LikeCount { post, seq, count } => self.coalesce_like_count(post, seq, count),
+            Event::Read { user, unread } => {
+                if let Some(sockets) = self.users.get(&user) {
+                    sockets.iter().for_each(|s| s.set_unread(unread));
+                }
+            }
+            Event::Revoke { user, token_id } => {
+                if let Some(sockets) = self.users.get(&user) {
+                    sockets
+                        .iter()
+                        .filter(|s| *s.token_id == *token_id)
+                        .for_each(|s| s.close(4401, "token revoked"));
+                }
+            }
+        }
+    }
+
+    /// Sends a like count now if none went out for this post in the last interval; otherwise
+    /// keeps it as pending for [`flush_like_counts`](Self::flush_like_counts). The newest count
+    /// (by `seq`) always wins, so the last message carries the final count.
+    fn coalesce_like_count(&self, post: PostId, seq: i64, count: i64) {
+        if !self.watchers.contains_key(&post) {
+            return;
+        }
+        let send_now = {
+            let mut state = self
+                .counts
+                .entry(post)
+                .or_insert(CountState { seq: i64::MIN, count, last_sent: None, pending: false });
+            if seq <= state.seq {
+                return;
+            }
+            state.seq = seq;
+            state.count = count;
+            let due = state.last_sent.is_none_or(|at| at.elapsed() >= self.like_count_interval);
+            if due {
+                state.last_sent = Some(Instant::now());
+                state.pending = false;
+            } else {
+                state.pending = true;
+            }
+            due
+        };
+        if send_now {
+            self.deliver_like_count(post, seq, count);
+        }
+    }
+
+    /// Sends pending coalesced like counts whose interval has passed. Called on a timer.
+    pub fn flush_like_counts(&self) {
+        let mut due = Vec::new();
+        for mut state in self.counts.iter_mut() {
+            let ready = state.last_sent.is_none_or(|at| at.elapsed() >= self.like_count_interval);
+            if state.pending && ready {
+                state.pending = false;
+                state.last_sent = Some(Instant::now());
+                due.push((*state.key(), state.seq, state.count));
+            }
+        }
+        for (post, seq, count) in due {
+            self.deliver_like_count(post, seq, count);
+        }
+    }
+
+    fn deliver_like_count(&self, post: PostId, seq: i64, count: i64) {
+        if let Some(watchers) = self.watchers.get(&post) {
+            watchers.iter().for_each(|s| s.set_like_count(post, seq, count));
+        }
+    }
+
+    /// Asks every local socket to catch up from the database (after a bus outage).
+    pub fn catch_up_all(&self) {
+        for sockets in self.users.iter() {
+            sockets.iter().for_each(|s| s.request_catch_up());
+        }
+    }
+
+    /// Every local socket, for draining.
+    pub fn all_sockets(&self) -> Vec<Arc<SocketQueue>> {
+        self.users.iter().flat_map(|entry| entry.value().clone()).collect()
+    }
+
+    pub fn socket_count(&self) -> usize {
+        self.users.iter().map(|entry| entry.value().len()).sum()
+    }
+
+    /// Closes every socket with 1001, in batches spread over `over`, so clients do not all
+    /// reconnect at the same instant.
+    pub async fn drain(&self, over: Duration) {
+        let sockets = self.all_sockets();
+        if sockets.is_empty() {
+            return;
+        }
+        const BATCHES: usize = 10;
+        let batch_size = sockets.len().div_ceil(BATCHES);
+        let pause = over / BATCHES as u32;
+        for batch in sockets.chunks(batch_size.max(1)) {
+            batch.iter().for_each(|s| s.close(1001, "server shutting down"));
+            tokio::time::sleep(pause).await;
+        }
+    }
+}

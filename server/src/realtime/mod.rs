@@ -1,0 +1,21 @@
+//! Live delivery: everything behind `GET /api/v1/ws`.
+//!
+//! - [`protocol`]: the JSON frames of the socket, both directions.
+//! - [`event`]: what travels between instances (a committed notification, a like count, a
+//!   read-count change, a revoked token) and its compact wire encoding.
+//! - [`queue`]: one socket's bounded outbound queue; pushing never waits.
+//! - [`hub`]: this instance's live map (user → sockets, post → watchers), like-count coalescing.
+//! - [`bus`]: how events reach every instance's hub: in-process, or Redis pub/sub.
+//! - [`socket`]: the per-socket task (replay, catch-up, heartbeats, client frames).
+//!
+//! Flow of a like: the route commits the like and the notification in one transaction, then
+//! [`bus::Bus::publish`]es the event, serialised once. Each instance's single subscriber hands
+//! it to its hub, which puts it on the queue of every local socket of the recipient without
+//! waiting on any of them; each socket's own task writes its queue to the wire.
+
+pub mod bus;
+pub mod event;
+pub mod hub;
+pub mod protocol;
+pub mod queue;
+pub mod socket;

@@ -1,0 +1,156 @@
+//! One socket's outbound queue. Pushing never waits: the hub calls it from the fan-out loop.
+//!
+//! Notifications queue up to a bound; on overflow the queued ones are dropped and the socket is
+//! told to catch up from the database once it drains (the database holds every notification, so
+//! nothing is lost). Like counts and the unread count are "latest value" slots, so a burst
+//! collapses to one frame per post and memory per socket stays bounded whatever happens.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use pulse_schema::{NotificationId, PostId, UserId};
+use tokio::sync::Notify;
+
+/// A queued notification: its recipient sequence number, id, commit time and shared frame.
+#[derive(Debug, Clone)]
+pub struct QueuedNotification {
+    pub seq: i64,
+    pub id: NotificationId,
+    pub committed_ms: i64,
+    pub frame: Arc<str>,
+}
+
+/// Everything pending for a socket, taken in one go by its task.
+#[derive(Debug, Default)]
+pub struct Pending {
+    pub notifications: VecDeque<QueuedNotification>,
+    /// Latest (seq, count) per post.
+    pub counts: HashMap<PostId, (i64, i64)>,
+    pub unread: Option<i64>,
+    /// Something was dropped (overflow) or may have been missed (bus outage): read the database.
+    pub catch_up: bool,
+    pub close: Option<(u16, &'static str)>,
+}
+
+/// Handle to one live socket, shared by the hub (producer) and the socket task (consumer).
+#[derive(Debug)]
+pub struct SocketQueue {
+    pub conn_id: u64,
+    pub user: UserId,
+    /// Revocation id of the login token the socket was opened with.
+    pub token_id: Box<str>,
+    capacity: usize,
+    pending: Mutex<Pending>,
+    wake: Notify,
+}
+
+/// What a push did, for metrics.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Pushed {
+    Queued,
+    Overflowed,
+    Closed,
+}
+
+impl SocketQueue {
+    pub fn new(conn_id: u64, user: UserId, token_id: &str, capacity: usize) -> Self {
+        SocketQueue {
+            conn_id,
+            user,
+            token_id: token_id.into(),
+            capacity: capacity.max(1),
+            pending: Mutex::new(Pending::default()),
+            wake: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        // A panic while holding this lock cannot leave `Pending` inconsistent; keep going.
+        self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn push_notification(&self, notification: QueuedNotification) -> Pushed {
+        let outcome = {
+            let mut pending = self.lock();
+            if pending.close.is_some() {
+                return Pushed::Closed;
+            }
+            if pending.notifications.len() >= self.capacity {
+                // Drop what is queued (and its memory); the socket reads the database instead.
+                pending.notifications = VecDeque::new();
+                pending.catch_up = true;
+                Pushed::Overflowed
+            } else {
+                pending.notifications.push_back(notification);
+                Pushed::Queued
+            }
+        };
+        self.wake.notify_one();
+        outcome
+    }
+
+    pub fn set_like_count(&self, post: PostId, seq: i64, count: i64) {
+        {
+            let mut pending = self.lock();
+            let slot = pending.counts.entry(post).or_insert((seq, count));
+            if seq >= slot.0 {
+                *slot = (seq, count);
+            }
+        }
+        self.wake.notify_one();
+    }
+
+    pub fn set_unread(&self, unread: i64) {
+        self.lock().unread = Some(unread);
+        self.wake.notify_one();
+    }
+
+    pub fn request_catch_up(&self) {
+        self.lock().catch_up = true;
+        self.wake.notify_one();
+    }
+
+    pub fn close(&self, code: u16, reason: &'static str) {
+        self.lock().close.get_or_insert((code, reason));
+        self.wake.notify_one();
+    }
+
+    /// Takes everything pending, leaving the queue empty (and its buffers freed).
+    pub fn take(&self) -> Pending {
+        std::mem::take(&mut *self.lock())
+    }
+
+    /// Resolves when something was pushed since the last `take`.
+    pub async fn ready(&self) {
+        self.wake.notified().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notification(seq: i64) -> QueuedNotification {
+        QueuedNotification { seq, id: NotificationId(seq), committed_ms: 0, frame: Arc::from("{}") }
+    }
+
+    #[test]
+    fn overflow_drops_the_queue_and_asks_for_a_catch_up() {
+        let queue = SocketQueue::new(1, UserId(1), "t", 2);
+        assert_eq!(queue.push_notification(notification(1)), Pushed::Queued);
+        assert_eq!(queue.push_notification(notification(2)), Pushed::Queued);
+        assert_eq!(queue.push_notification(notification(3)), Pushed::Overflowed);
+        let pending = queue.take();
+        assert!(pending.catch_up);
+        assert!(pending.notifications.is_empty());
+    }
+
+    #[test]
+    fn like_counts_keep_only_the_newest_value_per_post() {
+        let queue = SocketQueue::new(1, UserId(1), "t", 2);
+        queue.set_like_count(PostId(5), 2, 20);
+        queue.set_like_count(PostId(5), 1, 10);
+        queue.set_like_count(PostId(5), 3, 30);
+        assert_eq!(queue.take().counts.get(&PostId(5)), Some(&(3, 30)));
+    }
+}

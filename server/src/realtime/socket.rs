@@ -1,0 +1,296 @@
+//! One socket's task: hello, replay, then a single `select!` loop over its queue, client frames,
+//! heartbeats and token expiry. Only this task writes to the socket, so a slow reader only ever
+//! delays itself.
+//!
+//! # No gap, no duplicate
+//! The hub registered the socket (and the bus subscribed) before this task reads the database,
+//! so every notification is either in the replay read or arrives on the queue afterwards, or
+//! both. The task remembers the id and recipient `seq` of the last notification it sent:
+//! - `seq` not above the last: already sent, dropped;
+//! - `seq` exactly one above: sent;
+//! - `seq` further ahead: something in between was missed (a message from another instance
+//!   overtook it, or the queue overflowed) — it is committed (per-recipient commit order, see
+//!   `pulse_schema::notifications`), so the task reads everything after its last id from the
+//!   database and continues from there.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
+use futures_util::StreamExt;
+use pulse_schema::notifications::NotificationView;
+use pulse_schema::{notifications, NotificationId, PostId};
+
+use super::protocol::{parse_client_frame, ClientFrame, ServerFrame};
+use super::queue::{Pending, SocketQueue};
+use crate::auth::Claims;
+use crate::state::AppState;
+use crate::views::Notification;
+
+/// Where this socket is in its user's notification stream.
+#[derive(Debug, Clone, Copy)]
+struct Cursor {
+    id: NotificationId,
+    seq: i64,
+}
+
+/// Why the loop ended: the close frame to send, if any.
+type Close = Option<(u16, &'static str)>;
+
+pub struct SocketTask {
+    pub state: AppState,
+    pub queue: Arc<SocketQueue>,
+    pub claims: Claims,
+    pub since: Option<NotificationId>,
+    pub connection_id: String,
+    pub session: Session,
+}
+
+/// Removes the socket from the hub however the task ends.
+struct Registration {
+    state: AppState,
+    queue: Arc<SocketQueue>,
+    watched: HashSet<PostId>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.state.hub.unregister(&self.queue, &self.watched);
+        self.state.metrics.sockets_open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl SocketTask {
+    pub async fn run(mut self, stream: actix_ws::MessageStream) {
+        let mut registration =
+            Registration { state: self.state.clone(), queue: self.queue.clone(), watched: HashSet::new() };
+        let stream = stream.max_frame_size(self.state.settings.limits.ws_max_frame_bytes).aggregate_continuations();
+        let close = self.serve(stream, &mut registration.watched).await;
+        let code = close.map(|c| c.0).unwrap_or(1000);
+        self.state.metrics.record_close(code);
+        if let Some((code, reason)) = close {
+            let reason = CloseReason { code: CloseCode::from(code), description: Some(reason.to_owned()) };
+            let _ = tokio::time::timeout(Duration::from_secs(1), self.session.clone().close(Some(reason))).await;
+        }
+    }
+
+    async fn serve(
+        &mut self,
+        mut stream: actix_ws::AggregatedMessageStream,
+        watched: &mut HashSet<PostId>,
+    ) -> Close {
+        let limits = self.state.settings.limits.clone();
+        let hello = ServerFrame::Hello {
+            user_id: self.claims.user_id.0,
+            connection_id: &self.connection_id,
+            heartbeat_s: limits.ws_heartbeat_secs,
+        }
+        .to_json();
+        if let Err(close) = self.send(hello).await {
+            return close;
+        }
+        let mut cursor = match self.replay().await {
+            Ok(cursor) => cursor,
+            Err(close) => return close,
+        };
+
+        let mut heartbeat = tokio::time::interval(Duration::from_secs(limits.ws_heartbeat_secs.max(1)));
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        heartbeat.tick().await;
+        let client_timeout = Duration::from_secs(limits.ws_client_timeout_secs);
+        let expiry = self.claims.expires_at.duration_since(SystemTime::now()).unwrap_or_default();
+        let expired = tokio::time::sleep(expiry);
+        tokio::pin!(expired);
+        let mut last_heard = Instant::now();
+        let mut bad_frames = 0u32;
+
+        loop {
+            tokio::select! {
+                () = self.queue.ready() => {
+                    let pending = self.queue.take();
+                    if let Err(close) = self.deliver(pending, &mut cursor).await {
+                        return close;
+                    }
+                }
+                message = stream.next() => {
+                    last_heard = Instant::now();
+                    let reply = match message {
+                        None => return None,
+                        Some(Err(error)) => {
+                            tracing::debug!(%error, "socket protocol error");
+                            return Some((1009, "frame too large or malformed"));
+                        }
+                        Some(Ok(AggregatedMessage::Close(_))) => return Some((1000, "bye")),
+                        Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                            let _ = self.session.pong(&bytes).await;
+                            None
+                        }
+                        Some(Ok(AggregatedMessage::Pong(_))) => None,
+                        Some(Ok(AggregatedMessage::Binary(_))) => {
+                            Some(Err(("binary_unsupported", "frames must be JSON text".to_owned())))
+                        }
+                        Some(Ok(AggregatedMessage::Text(text))) => Some(self.handle_client_frame(&text, watched)),
+                    };
+                    match reply {
+                        Some(Ok(Some(frame))) => { bad_frames = 0; if let Err(close) = self.send(frame).await { return close; } }
+                        Some(Ok(None)) => bad_frames = 0,
+                        Some(Err((code, message))) => {
+                            bad_frames += 1;
+                            if bad_frames > limits.ws_max_bad_frames {
+                                return Some((1008, "too many invalid frames"));
+                            }
+                            let frame = ServerFrame::Error { code, message: &message }.to_json();
+                            if let Err(close) = self.send(frame).await { return close; }
+                        }
+                        None => {}
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    if last_heard.elapsed() > client_timeout {
+                        return Some((1001, "heartbeat timeout"));
+                    }
+                    if self.session.ping(b"").await.is_err() {
+                        return None;
+                    }
+                }
+                () = &mut expired => return Some((4401, "token expired")),
+            }
+        }
+    }
+
+    /// Handles a client frame: `Ok(Some(frame))` to answer, `Ok(None)` for nothing to say.
+    fn handle_client_frame(
+        &self,
+        text: &str,
+        watched: &mut HashSet<PostId>,
+    ) -> Result<Option<String>, (&'static str, String)> {
+        match parse_client_frame(text)? {
+            ClientFrame::Ping => Ok(Some(ServerFrame::Pong.to_json())),
+            ClientFrame::Subscribe { post_ids } => {
+                let max = self.state.settings.limits.ws_max_subscriptions;
+                let new: HashSet<PostId> =
+                    post_ids.into_iter().filter(|id| *id > 0).map(PostId).filter(|p| !watched.contains(p)).collect();
+                if watched.len() + new.len() > max {
+                    return Err(("too_many_subscriptions", format!("a socket may watch at most {max} posts")));
+                }
+                for post in new {
+                    self.state.hub.watch(&self.queue, post);
+                    watched.insert(post);
+                }
+                Ok(None)
+            }
+            ClientFrame::Unsubscribe { post_ids } => {
+                for post in post_ids.into_iter().map(PostId) {
+                    if watched.remove(&post) {
+                        self.state.hub.unwatch(&self.queue, post);
+                    }
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Sends what `?since=` asks for and returns the cursor to continue from.
+    async fn replay(&mut self) -> Result<Cursor, Close> {
+        let db = self.state.db.clone();
+        let db = &db;
+        let user = self.claims.user_id;
+        let Some(since) = self.since else {
+            let (seq, id) = notifications::latest(db, user).await.map_err(|e| db_failed(&e))?;
+            return Ok(Cursor { id, seq });
+        };
+        self.state.metrics.replays.fetch_add(1, Ordering::Relaxed);
+        let mut cursor = Cursor { id: since, seq: 0 };
+        let sent = self.send_after(&mut cursor).await?;
+        if !sent {
+            let (seq, id) = notifications::latest(db, user).await.map_err(|e| db_failed(&e))?;
+            if id <= since {
+                cursor = Cursor { id: since.max(id), seq };
+            }
+        }
+        Ok(cursor)
+    }
+
+    /// Sends every committed notification after `cursor.id` (the newest `replay_limit`, after
+    /// a `gap` frame when there are more); returns whether anything was sent.
+    async fn send_after(&mut self, cursor: &mut Cursor) -> Result<bool, Close> {
+        let limit = self.state.settings.limits.ws_replay_limit;
+        let (rows, truncated) = notifications::replay_after_id(&self.state.db, self.claims.user_id, cursor.id, limit)
+            .await
+            .map_err(|e| db_failed(&e))?;
+        if truncated {
+            if let Some(first) = rows.first() {
+                self.send(ServerFrame::Gap { before_id: first.0.id.0 }.to_json()).await?;
+            }
+        }
+        let sent = !rows.is_empty();
+        for view in rows {
+            let (id, seq) = (view.0.id, view.0.seq);
+            self.send(notification_frame(view)).await?;
+            self.state.metrics.frames_delivered.fetch_add(1, Ordering::Relaxed);
+            *cursor = Cursor { id, seq };
+        }
+        Ok(sent)
+    }
+
+    /// Writes what was queued, keeping the no-gap/no-duplicate rule in the module docs.
+    async fn deliver(&mut self, pending: Pending, cursor: &mut Cursor) -> Result<(), Close> {
+        if let Some(close) = pending.close {
+            return Err(Some(close));
+        }
+        if pending.catch_up {
+            self.state.metrics.replays.fetch_add(1, Ordering::Relaxed);
+            self.send_after(cursor).await?;
+        }
+        for queued in pending.notifications {
+            if queued.seq <= cursor.seq {
+                continue;
+            }
+            if queued.seq == cursor.seq + 1 {
+                self.send(queued.frame.to_string()).await?;
+                self.state.metrics.observe_delivery(queued.committed_ms);
+                *cursor = Cursor { id: queued.id, seq: queued.seq };
+            } else {
+                self.send_after(cursor).await?;
+                // A deleted post can leave a hole in `seq`; the database read settles it.
+                if cursor.seq < queued.seq {
+                    cursor.seq = queued.seq;
+                    cursor.id = cursor.id.max(queued.id);
+                }
+            }
+        }
+        for (post, (_, count)) in pending.counts {
+            self.send(ServerFrame::LikeCount { post_id: post.0, like_count: count }.to_json()).await?;
+        }
+        if let Some(unread) = pending.unread {
+            self.send(ServerFrame::Read { unread_count: unread }.to_json()).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes one frame; a socket that accepts nothing for the stall timeout is closed (4008).
+    async fn send(&mut self, frame: String) -> Result<(), Close> {
+        let stall = Duration::from_secs(self.state.settings.limits.ws_stall_timeout_secs);
+        match tokio::time::timeout(stall, self.session.text(frame)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_closed)) => Err(None),
+            Err(_elapsed) => {
+                self.state.metrics.slow_disconnects.fetch_add(1, Ordering::Relaxed);
+                Err(Some((4008, "client too slow")))
+            }
+        }
+    }
+}
+
+/// The `notification` frame for a row.
+pub fn notification_frame(view: NotificationView) -> String {
+    let notification = Notification::from(view);
+    ServerFrame::Notification { notification: &notification }.to_json()
+}
+
+fn db_failed(error: &pulse_schema::DbError) -> Close {
+    tracing::warn!(%error, "socket could not read the database; client will resume with ?since=");
+    Some((1011, "database unavailable"))
+}

@@ -1,0 +1,100 @@
+//! `GET /api/v1/ws`: authenticates (before the upgrade), registers the socket with the hub,
+//! waits until the bus is subscribed for the user, and starts the socket's task.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use pulse_schema::{tokens, NotificationId};
+use serde::Deserialize;
+
+use crate::auth::{authenticate, bearer, Operation};
+use crate::domain::MAX_ID;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::realtime::hub::RegisterError;
+use crate::realtime::socket::SocketTask;
+use crate::state::AppState;
+
+/// How long a socket open waits for the bus to confirm the subscription.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/ws", web::get().to(open_socket));
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SocketQuery {
+    /// A ticket from `POST /auth/ws-ticket` (browsers); a full token here is refused.
+    pub ticket: Option<String>,
+    /// The last notification id this client has seen; missed ones are replayed first.
+    pub since: Option<String>,
+}
+
+/// Browsers send `Origin`; only the server's own origin and `PULSE_ALLOWED_ORIGINS` may open a
+/// socket (cross-site WebSocket hijacking). Clients without `Origin` (apps, k6) are not browsers.
+fn origin_allowed(req: &HttpRequest, state: &AppState) -> bool {
+    let Some(origin) = req.headers().get("origin").and_then(|o| o.to_str().ok()) else {
+        return true;
+    };
+    let host = req.connection_info().host().to_owned();
+    let origin_host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or(origin);
+    origin_host == host || state.settings.allowed_origins.iter().any(|allowed| allowed == origin)
+}
+
+/// Opens the live socket (see the protocol in API.md).
+#[utoipa::path(get, path = "/api/v1/ws", tag = "live", params(SocketQuery),
+    responses((status = 101, description = "Switching to the WebSocket protocol"), (status = 400, body = Problem),
+              (status = 401, body = Problem), (status = 403, body = Problem), (status = 429, body = Problem)))]
+pub async fn open_socket(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+    query: web::Query<SocketQuery>,
+) -> ApiResult<HttpResponse> {
+    if !origin_allowed(&req, &state) {
+        return Err(ApiError::Forbidden("This origin may not open sockets."));
+    }
+    let claims = match (&query.ticket, bearer(&req)) {
+        (Some(ticket), _) => {
+            let claims = authenticate(&state, ticket, Operation::Socket).await?;
+            if !claims.is_ticket {
+                return Err(ApiError::Unauthorized("Use a ticket from POST /auth/ws-ticket, not a token, in ?ticket=."));
+            }
+            let ticket_id = claims.revocation_ids.last().cloned().unwrap_or_default();
+            if !tokens::use_ticket(&state.db, &ticket_id, claims.expires_naive()).await? {
+                return Err(ApiError::Unauthorized("This ticket was already used."));
+            }
+            claims
+        }
+        (None, Some(token)) => authenticate(&state, token, Operation::Socket).await?,
+        (None, None) => return Err(ApiError::Unauthorized("Send Authorization: Bearer <token> or ?ticket=.")),
+    };
+    let since = match &query.since {
+        None => None,
+        Some(raw) => Some(NotificationId(
+            raw.parse::<i64>()
+                .ok()
+                .filter(|n| (0..=MAX_ID).contains(n))
+                .ok_or_else(|| ApiError::BadRequest("since must be a notification id".into()))?,
+        )),
+    };
+
+    let (response, session, stream) = actix_ws::handle(&req, body)
+        .map_err(|e| ApiError::BadRequest(format!("Not a WebSocket upgrade: {e}")))?;
+    let (queue, subscribed) = state.hub.register(claims.user_id, claims.token_id()).map_err(|e| match e {
+        RegisterError::TooManySockets => ApiError::RateLimited { retry_after_secs: 5 },
+        RegisterError::BusBusy => ApiError::Unavailable("bus command queue full".into()),
+    })?;
+    state.metrics.sockets_opened.fetch_add(1, Ordering::Relaxed);
+    state.metrics.sockets_open.fetch_add(1, Ordering::Relaxed);
+    // Subscribed (or Redis is away, in which case a catch-up follows its return). A timeout is
+    // logged and tolerated for the same reason.
+    if tokio::time::timeout(SUBSCRIBE_TIMEOUT, subscribed).await.is_err() {
+        tracing::warn!(user = claims.user_id.0, "bus subscription not confirmed in time");
+    }
+    let connection_id = format!("{:x}-{}", std::process::id(), queue.conn_id);
+    let task = SocketTask { state: state.get_ref().clone(), queue, claims, since, connection_id, session };
+    actix_web::rt::spawn(task.run(stream));
+    Ok(response)
+}

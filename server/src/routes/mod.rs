@@ -1,0 +1,82 @@
+//! HTTP routes, one file per resource, mounted by [`configure`]. Also the extractor settings
+//! that turn malformed bodies, queries and paths into problem responses, and the helpers that
+//! publish committed events.
+
+pub mod auth;
+pub mod comments;
+pub mod demo;
+pub mod likes;
+pub mod live;
+pub mod media;
+pub mod notifications;
+pub mod openapi;
+pub mod posts;
+pub mod system;
+pub mod users;
+
+use std::sync::atomic::Ordering;
+
+use actix_web::error::{JsonPayloadError, QueryPayloadError};
+use actix_web::{web, HttpRequest};
+use pulse_schema::notifications::NotificationView;
+
+use crate::error::ApiError;
+use crate::realtime::event::Event;
+use crate::realtime::socket::notification_frame;
+use crate::state::AppState;
+
+/// Mounts every route.
+pub fn configure(cfg: &mut web::ServiceConfig, max_json_bytes: usize) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(max_json_bytes)
+            .error_handler(|error, _req| json_error(error).into()),
+    )
+    .app_data(web::QueryConfig::default().error_handler(|error, _req| query_error(error).into()))
+    .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound("No such resource.").into()))
+    .service(
+        web::scope("/api/v1")
+            .configure(auth::configure)
+            .configure(users::configure)
+            .configure(posts::configure)
+            .configure(likes::configure)
+            .configure(comments::configure)
+            .configure(notifications::configure)
+            .configure(live::configure)
+            .configure(openapi::configure),
+    )
+    .configure(media::configure)
+    .configure(system::configure)
+    .configure(demo::configure);
+}
+
+fn json_error(error: JsonPayloadError) -> ApiError {
+    match error {
+        JsonPayloadError::OverflowKnownLength { limit, .. } | JsonPayloadError::Overflow { limit } => {
+            ApiError::TooLarge(format!("JSON bodies are limited to {limit} bytes."))
+        }
+        JsonPayloadError::ContentType => {
+            ApiError::UnsupportedMediaType("Send Content-Type: application/json.".into())
+        }
+        JsonPayloadError::Deserialize(e) => ApiError::BadRequest(format!("Malformed JSON body: {e}")),
+        other => ApiError::BadRequest(format!("Malformed body: {other}")),
+    }
+}
+
+fn query_error(error: QueryPayloadError) -> ApiError {
+    ApiError::BadRequest(format!("Malformed query string: {error}"))
+}
+
+/// The answer for any path nothing else matched.
+pub async fn not_found(_req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::NotFound("No such endpoint."))
+}
+
+/// Publishes a committed notification (serialised once here, shared by every socket).
+pub async fn announce(state: &AppState, view: NotificationView) {
+    state.metrics.notifications_created.fetch_add(1, Ordering::Relaxed);
+    let (user, seq, id) = (view.0.recipient_id, view.0.seq, view.0.id);
+    let committed_ms = view.0.created_at.and_utc().timestamp_millis();
+    let frame = notification_frame(view).into();
+    state.bus.publish(Event::Notification { user, seq, id, committed_ms, frame }).await;
+}

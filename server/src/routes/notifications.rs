@@ -1,0 +1,73 @@
+//! `/notifications`: the inbox and marking read (pushed to every socket of the user).
+
+use actix_web::{web, HttpResponse};
+use pulse_schema::notifications::{self, MarkRead};
+use pulse_schema::NotificationId;
+use serde::Deserialize;
+
+use crate::auth::AuthUser;
+use crate::domain::{next_cursor, PageQuery, MAX_ID};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::realtime::event::Event;
+use crate::state::AppState;
+use crate::views::{Notification, NotificationPage, UnreadCountResponse};
+
+/// Most ids accepted in one `{"ids": [...]}`.
+const MAX_READ_IDS: usize = 1000;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/notifications", web::get().to(list_notifications))
+        .route("/notifications/read", web::post().to(mark_read));
+}
+
+/// Your notifications, newest first, with the unread count.
+#[utoipa::path(get, path = "/api/v1/notifications", tag = "notifications", security(("bearer" = [])), params(PageQuery),
+    responses((status = 200, body = NotificationPage), (status = 400, body = Problem), (status = 401, body = Problem)))]
+pub async fn list_notifications(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    query: web::Query<PageQuery>,
+) -> ApiResult<HttpResponse> {
+    let limits = &state.settings.limits;
+    let page = query.page(limits.default_page_size, limits.max_page_size)?;
+    let unread_only = query.unread_only()?;
+    let rows = notifications::page(&state.db, user.id, page.after.map(NotificationId), page.limit, unread_only).await?;
+    let next = next_cursor(&rows, page.limit, |(n, _)| n.id.0);
+    let unread_count = notifications::unread_count(&state.db, user.id).await?;
+    let items = rows.into_iter().map(Notification::from).collect();
+    Ok(HttpResponse::Ok().json(NotificationPage { items, next_cursor: next, unread_count }))
+}
+
+/// `{"up_to_id": N}` marks everything up to N; `{"ids": [...]}` marks those.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MarkReadRequest {
+    pub up_to_id: Option<i64>,
+    pub ids: Option<Vec<i64>>,
+}
+
+/// Marks notifications read and pushes the new unread count to all your sockets.
+#[utoipa::path(post, path = "/api/v1/notifications/read", tag = "notifications", security(("bearer" = [])),
+    request_body = MarkReadRequest,
+    responses((status = 200, body = UnreadCountResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 422, body = Problem)))]
+pub async fn mark_read(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: web::Json<MarkReadRequest>,
+) -> ApiResult<HttpResponse> {
+    let valid_id = |id: &i64| (1..=MAX_ID).contains(id);
+    let which = match (body.up_to_id, &body.ids) {
+        (Some(up_to), None) if valid_id(&up_to) => MarkRead::UpTo(NotificationId(up_to)),
+        (None, Some(ids)) if ids.len() <= MAX_READ_IDS && ids.iter().all(valid_id) => {
+            MarkRead::Ids(ids.iter().copied().map(NotificationId).collect())
+        }
+        (Some(_), None) => return Err(ApiError::validation("up_to_id", "must be a positive id")),
+        (None, Some(_)) => {
+            return Err(ApiError::validation("ids", format!("must be at most {MAX_READ_IDS} positive ids")))
+        }
+        _ => return Err(ApiError::validation("up_to_id", "send exactly one of `up_to_id` or `ids`")),
+    };
+    let unread = notifications::mark_read(&state.db, user.id, &which).await?;
+    state.bus.publish(Event::Read { user: user.id, unread }).await;
+    Ok(HttpResponse::Ok().json(UnreadCountResponse { unread_count: unread }))
+}

@@ -1,0 +1,88 @@
+//! `/me`, `/users/{username}`, follows and an author's posts.
+
+use actix_web::{web, HttpResponse};
+use pulse_schema::{follows, posts, users, PostId, UserId};
+
+use super::posts::render_posts;
+use crate::auth::AuthUser;
+use crate::domain::{next_cursor, path_id, PageQuery};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::state::AppState;
+use crate::views::{Page, Post, User};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/me", web::get().to(me))
+        .route("/users/{username}", web::get().to(get_user))
+        .route("/users/{id}/follow", web::put().to(follow_user))
+        .route("/users/{id}/follow", web::delete().to(unfollow_user))
+        .route("/users/{id}/posts", web::get().to(user_posts));
+}
+
+async fn render_user(state: &AppState, viewer: UserId, id: UserId) -> ApiResult<User> {
+    let row = users::find(&state.db, id).await?;
+    let followed = viewer != id && follows::is_following(&state.db, viewer, id).await?;
+    Ok(User::new(row, followed))
+}
+
+/// The signed-in user.
+#[utoipa::path(get, path = "/api/v1/me", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = User), (status = 401, body = Problem)))]
+pub async fn me(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(render_user(&state, user.id, user.id).await?))
+}
+
+/// A user by username (case-insensitive).
+#[utoipa::path(get, path = "/api/v1/users/{username}", tag = "users", security(("bearer" = [])),
+    params(("username" = String, Path)),
+    responses((status = 200, body = User), (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub async fn get_user(state: web::Data<AppState>, user: AuthUser, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let username = path.into_inner().to_lowercase();
+    let row = users::find_by_username(&state.db, &username).await?;
+    let followed = row.id != user.id && follows::is_following(&state.db, user.id, row.id).await?;
+    Ok(HttpResponse::Ok().json(User::new(row, followed)))
+}
+
+/// Follows a user (idempotent; the first follow ever notifies them).
+#[utoipa::path(put, path = "/api/v1/users/{id}/follow", tag = "users", security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 200, body = User), (status = 401, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn follow_user(state: web::Data<AppState>, user: AuthUser, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let target = UserId(path_id(&path)?);
+    if target == user.id {
+        return Err(ApiError::validation("id", "you cannot follow yourself"));
+    }
+    if let Some(view) = follows::follow(&state.db, user.id, target).await? {
+        super::announce(&state, view).await;
+    }
+    Ok(HttpResponse::Ok().json(render_user(&state, user.id, target).await?))
+}
+
+/// Stops following a user (idempotent).
+#[utoipa::path(delete, path = "/api/v1/users/{id}/follow", tag = "users", security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 200, body = User), (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub async fn unfollow_user(state: web::Data<AppState>, user: AuthUser, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let target = UserId(path_id(&path)?);
+    follows::unfollow(&state.db, user.id, target).await?;
+    Ok(HttpResponse::Ok().json(render_user(&state, user.id, target).await?))
+}
+
+/// A user's posts, newest first.
+#[utoipa::path(get, path = "/api/v1/users/{id}/posts", tag = "users", security(("bearer" = [])),
+    params(("id" = i64, Path), PageQuery),
+    responses((status = 200, body = Page<Post>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub async fn user_posts(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> ApiResult<HttpResponse> {
+    let author = UserId(path_id(&path)?);
+    let limits = &state.settings.limits;
+    let page = query.page(limits.default_page_size, limits.max_page_size)?;
+    users::find(&state.db, author).await?;
+    let rows = posts::by_author(&state.db, author, page.after.map(PostId), page.limit).await?;
+    let next = next_cursor(&rows, page.limit, |(p, _)| p.id.0);
+    let items = render_posts(&state, user.id, rows).await?;
+    Ok(HttpResponse::Ok().json(Page { items, next_cursor: next }))
+}

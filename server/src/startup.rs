@@ -1,0 +1,222 @@
+//! Builds the [`Application`] (binds the listener first, so tests can ask for port 0) and runs
+//! it until a shutdown signal, then drains: stop accepting, close sockets with 1001 in batches,
+//! let in-flight requests finish, exit.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::{Server, ServerHandle, Service};
+use actix_web::{web, App, HttpMessage, HttpServer};
+use futures_util::FutureExt;
+use pulse_schema::db::{Backend, DbConfig};
+use pulse_schema::{tokens, Db};
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use crate::auth::{Keys, Passwords};
+use crate::config::Settings;
+use crate::media::MediaStore;
+use crate::realtime::bus::Bus;
+use crate::realtime::hub::Hub;
+use crate::routes;
+use crate::state::AppState;
+use crate::telemetry::Metrics;
+
+/// How often expired revocation rows are purged.
+const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Opens the database named by the settings (PostgreSQL URL, or SQLite in the data directory).
+pub async fn open_database(settings: &Settings) -> anyhow::Result<Db> {
+    let (url, backend) = match &settings.database_url {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => (url.clone(), Backend::Postgres),
+        Some(url) => anyhow::bail!("DATABASE_URL must start with postgres:// (got {:?}); unset it for SQLite", url.split(':').next().unwrap_or("")),
+        None => {
+            std::fs::create_dir_all(&settings.data_dir)?;
+            (settings.data_dir.join("pulse.db").to_string_lossy().into_owned(), Backend::Sqlite)
+        }
+    };
+    let config = DbConfig {
+        url,
+        backend,
+        max_connections: settings.limits.db_pool_size,
+        acquire_timeout: Duration::from_millis(settings.limits.db_acquire_timeout_ms),
+    };
+    let db = Db::connect(&config).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: AppState,
+}
+
+/// Stops an application gracefully (see the module docs). Cloneable; tests use it too.
+#[derive(Clone)]
+pub struct Shutdown {
+    server: ServerHandle,
+    hub: Arc<Hub>,
+    drain: Duration,
+}
+
+impl Shutdown {
+    pub async fn shutdown(&self) {
+        self.server.pause().await;
+        self.hub.drain(self.drain).await;
+        self.server.stop(true).await;
+    }
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&settings.data_dir)?;
+        let db = open_database(&settings).await?;
+        let keys = Keys::load_or_create(settings.root_key.as_deref(), &settings.data_dir)?;
+        let passwords = Passwords::new()?;
+        let media = MediaStore::open(&settings.data_dir, settings.limits.max_image_side)?;
+        let metrics = Arc::new(Metrics::default());
+        let limits = &settings.limits;
+        let interval = Duration::from_millis(limits.like_count_interval_ms.max(1));
+        let (hub, bus) = match &settings.redis_url {
+            Some(url) => {
+                let (changes_tx, changes_rx) = mpsc::channel(limits.bus_command_queue_len.max(1));
+                let hub = Arc::new(Hub::new(limits.ws_queue_len, limits.ws_max_sockets_per_user, interval, Some(changes_tx), metrics.clone()));
+                let max_backoff = Duration::from_millis(limits.redis_max_backoff_ms);
+                let bus = Bus::redis(url, hub.clone(), changes_rx, max_backoff).await?;
+                (hub, bus)
+            }
+            None => {
+                let hub = Arc::new(Hub::new(limits.ws_queue_len, limits.ws_max_sockets_per_user, interval, None, metrics.clone()));
+                (hub.clone(), Bus::InProcess(hub))
+            }
+        };
+        spawn_background(&hub, &db, interval);
+
+        let listener = TcpListener::bind(settings.addr)?;
+        let port = listener.local_addr()?.port();
+        let state = AppState {
+            db,
+            bus,
+            hub,
+            keys,
+            passwords,
+            media,
+            settings: Arc::new(settings.clone()),
+            metrics,
+        };
+        let app_state = state.clone();
+        let max_json = settings.limits.max_json_bytes;
+        let server = HttpServer::new(move || {
+            let metrics = app_state.metrics.clone();
+            App::new()
+                .app_data(web::Data::new(app_state.clone()))
+                .wrap_fn(move |req, service| {
+                    // Request id, a tracing span for every log line of the request, and metrics.
+                    let started = Instant::now();
+                    let request_id = format!("{:016x}", rand::random::<u64>());
+                    req.extensions_mut().insert(request_id.clone());
+                    let method = req.method().to_string();
+                    let span = tracing::info_span!("request", id = %request_id, %method, path = %req.path());
+                    let metrics = metrics.clone();
+                    service.call(req).instrument(span).map(move |result| {
+                        result.map(|mut response| {
+                            let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".into());
+                            metrics.observe_http(&method, &route, response.status().as_u16(), started.elapsed());
+                            if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&request_id) {
+                                response.headers_mut().insert(actix_web::http::header::HeaderName::from_static("x-request-id"), value);
+                            }
+                            response
+                        })
+                    })
+                })
+                .configure(|cfg| routes::configure(cfg, max_json))
+                .default_service(web::to(routes::not_found))
+        })
+        .workers(settings.workers)
+        .disable_signals()
+        .shutdown_timeout(settings.limits.shutdown_timeout_secs)
+        .listen(listener)?
+        .run();
+        Ok(Application { port, server, state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub fn shutdown_handle(&self) -> Shutdown {
+        Shutdown {
+            server: self.server.handle(),
+            hub: self.state.hub.clone(),
+            drain: Duration::from_millis(self.state.settings.limits.drain_ms),
+        }
+    }
+
+    /// Runs until the server stops (after [`Shutdown::shutdown`]).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+
+    /// Runs until SIGTERM or SIGINT, then shuts down gracefully.
+    pub async fn run_until_signalled(self) -> std::io::Result<()> {
+        let shutdown = self.shutdown_handle();
+        let server = tokio::spawn(self.run_until_stopped());
+        wait_for_signal().await;
+        tracing::info!("shutdown signal: draining");
+        shutdown.shutdown().await;
+        server.await.map_err(std::io::Error::other)?
+    }
+}
+
+/// The like-count flusher and the revocation purge.
+fn spawn_background(hub: &Arc<Hub>, db: &Db, interval: Duration) {
+    let flusher = Arc::downgrade(hub);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval / 2);
+        loop {
+            tick.tick().await;
+            match flusher.upgrade() {
+                Some(hub) => hub.flush_like_counts(),
+                None => return,
+            }
+        }
+    });
+    let db = db.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(PURGE_INTERVAL);
+        loop {
+            tick.tick().await;
+            if let Err(error) = tokens::purge_expired(&db, pulse_schema::now_millis()).await {
+                tracing::warn!(%error, "purging expired revocations failed");
+            }
+        }
+    });
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,970 @@
+// @ts-check
+/**
+ * The Pulse demo page: a tiny photo app whose notifications arrive live.
+ *
+ * Everything the page does goes through `client.js` (REST + the live socket); this file is only
+ * the screen. No framework, no build step; user-provided text only ever reaches the DOM through
+ * `textContent`/attributes, never through HTML parsing.
+ *
+ * Sessions: the token lives in sessionStorage, so each tab holds its own user. `/?slot=a` and
+ * `/?slot=b` (used by /two, whose two iframes share one sessionStorage) keep separate tokens.
+ *
+ * Stable hooks for tests (data-testid; the element id is the same unless noted):
+ *   auth-view        signed-out screen          app-view        signed-in screen
+ *   auth-form        sign-up / sign-in form     auth-username   auth-password
+ *   signup-button    signin-button              auth-error      (role=alert)
+ *   me               signed-in username         signout-button
+ *   slot-label       "A"/"B" when ?slot= is set
+ *   conn-state       connection indicator; attribute data-state = connecting | live |
+ *                    reconnecting | signed-out | offline; text "live", "reconnecting…", …
+ *   bell             opens the inbox            badge           unread count (hidden when 0)
+ *   inbox            inbox panel (hidden when closed)           inbox-list, inbox-empty
+ *   notification-<id>  one inbox entry (class is-unread while unread)
+ *   mark-all-read    inbox-close
+ *   toasts           the aria-live="polite" region              toast   one live toast
+ *   upload-panel     find-panel   <details> around the two side forms (folded on phones)
+ *   upload-form      upload-file (input type=file)              upload-caption
+ *   upload-submit    upload-preview             upload-error
+ *   find-form        find-username              find-submit     find-error
+ *   find-result      follow-button (inside find-result; aria-pressed = following)
+ *   feed             feed-refresh               feed-empty      feed-more
+ *   post-<id>        one post card (attribute data-post-id), containing:
+ *                    post-image, post-author, post-caption, like-button (aria-pressed = liked),
+ *                    like-count (just the number)
+ */
+import { PulseClient, ProblemError } from './client.js';
+
+/** @typedef {import('./client.js').Post} Post */
+/** @typedef {import('./client.js').User} User */
+/** @typedef {import('./client.js').UserSummary} UserSummary */
+/** @typedef {import('./client.js').Notification} PulseNotification */
+/** @typedef {import('./client.js').Inbox} Inbox */
+/** @typedef {import('./client.js').ConnectionState} ConnectionState */
+
+const FEED_PAGE = 12;
+const INBOX_PAGE = 30;
+/** New posts are not pushed by the API, so the feed's first page is re-read now and then. */
+const FEED_POLL_MS = 20_000;
+const TOAST_MS = 6_000;
+const MAX_UPLOAD_BYTES = 10 * 1024 * 1024;
+
+// --- session ---------------------------------------------------------------------------------
+
+const slot = (new URLSearchParams(window.location.search).get('slot') ?? '')
+  .toLowerCase()
+  .replace(/[^a-z0-9]/g, '')
+  .slice(0, 16);
+const TOKEN_KEY = slot ? `pulse.token.${slot}` : 'pulse.token';
+
+/** @param {string} key */
+function readStorage(key) {
+  try {
+    return window.sessionStorage.getItem(key);
+  } catch {
+    return null; // storage disabled: the session lasts as long as the page
+  }
+}
+
+const client = new PulseClient({
+  token: readStorage(TOKEN_KEY),
+  onTokenChange(token) {
+    try {
+      if (token) window.sessionStorage.setItem(TOKEN_KEY, token);
+      else window.sessionStorage.removeItem(TOKEN_KEY);
+    } catch {
+      /* see readStorage */
+    }
+  },
+});
+
+// --- DOM helpers -----------------------------------------------------------------------------
+
+/**
+ * @template {HTMLElement} T
+ * @param {string} id
+ * @param {{ new (): T, prototype: T }} [type]
+ * @returns {T}
+ */
+function byId(id, type) {
+  const el = document.getElementById(id);
+  if (!el || (type && !(el instanceof type))) throw new Error(`#${id} is missing from the page`);
+  return /** @type {T} */ (el);
+}
+
+/** @typedef {string | number | boolean | null | undefined | ((event: Event) => void)} AttrValue */
+/** @typedef {Node | string | null | undefined | false} Child */
+
+/**
+ * Creates an element. `class` sets the class list, `on<event>` adds a listener, `true` sets an
+ * empty attribute, `false`/null/undefined set nothing. Strings become text nodes (never HTML).
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {Record<string, AttrValue>} [attrs]
+ * @param {...Child} children
+ * @returns {HTMLElementTagNameMap[K]}
+ */
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === false || value === null || value === undefined) continue;
+    if (typeof value === 'function') el.addEventListener(key.slice(2), value);
+    else if (key === 'class') el.className = String(value);
+    else el.setAttribute(key, value === true ? '' : String(value));
+  }
+  for (const child of children) if (child) el.append(child);
+  return el;
+}
+
+/** Static, trusted icon markup only (no user data ever reaches this). */
+const ICONS = {
+  heart:
+    '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M12 21s-7.5-4.6-9.6-9.3C.9 8.2 3 4.5 6.6 4.5c2.1 0 3.6 1.2 4.4 2.6h2c.8-1.4 2.3-2.6 4.4-2.6 3.6 0 5.7 3.7 4.2 7.2C19.5 16.4 12 21 12 21z"/></svg>',
+  comment:
+    '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M21 12a8 8 0 0 1-11.8 7L3 21l2-5.6A8 8 0 1 1 21 12z"/></svg>',
+  follow:
+    '<svg viewBox="0 0 24 24" aria-hidden="true"><circle cx="9" cy="8" r="4"/><path d="M2 21c0-4 3-6.5 7-6.5s7 2.5 7 6.5"/><path d="M19 8v6M16 11h6"/></svg>',
+  close: '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M6 6l12 12M18 6L6 18"/></svg>',
+};
+
+/** @param {keyof typeof ICONS} name @param {string} [className] */
+function icon(name, className = 'icon') {
+  const template = document.createElement('template');
+  template.innerHTML = ICONS[name];
+  const svg = /** @type {SVGElement} */ (template.content.firstElementChild);
+  svg.setAttribute('class', className);
+  return svg;
+}
+
+/** A stable, pleasant colour per username. @param {string} name */
+function hue(name) {
+  let hash = 0;
+  for (const ch of name) hash = (hash * 31 + (ch.codePointAt(0) ?? 0)) >>> 0;
+  return hash % 360;
+}
+
+/** @param {UserSummary} user @param {string} [size] */
+function avatar(user, size = '') {
+  const el = h('span', { class: `avatar ${size}`, 'aria-hidden': 'true' });
+  fillAvatar(el, user);
+  return el;
+}
+
+/** @param {HTMLElement} el @param {UserSummary} user */
+function fillAvatar(el, user) {
+  const name = user.display_name || user.username;
+  el.textContent = [...name][0]?.toUpperCase() ?? '?';
+  el.style.setProperty('--hue', String(hue(user.username)));
+}
+
+const relativeTime = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto', style: 'short' });
+const plainNumber = new Intl.NumberFormat();
+
+/** "just now", "3 min. ago", "yesterday"… @param {string} iso */
+function ago(iso) {
+  const seconds = (Date.parse(iso) - Date.now()) / 1000;
+  if (!Number.isFinite(seconds)) return '';
+  const abs = Math.abs(seconds);
+  if (abs < 45) return 'just now';
+  if (abs < 3600) return relativeTime.format(Math.round(seconds / 60), 'minute');
+  if (abs < 86400) return relativeTime.format(Math.round(seconds / 3600), 'hour');
+  if (abs < 86400 * 7) return relativeTime.format(Math.round(seconds / 86400), 'day');
+  return new Date(iso).toLocaleDateString();
+}
+
+/** @param {string} iso */
+function timeEl(iso) {
+  return h('time', { datetime: iso, title: new Date(iso).toLocaleString() }, ago(iso));
+}
+
+function refreshTimes() {
+  for (const el of document.querySelectorAll('time[datetime]')) {
+    const iso = el.getAttribute('datetime');
+    if (iso) el.textContent = ago(iso);
+  }
+}
+
+/** A sentence for a person, from any error. @param {unknown} error */
+function describe(error) {
+  if (error instanceof ProblemError) {
+    if (error.errors.length) return error.errors.map((e) => e.message).join(' ');
+    return error.detail || error.title || `The server answered ${error.status}.`;
+  }
+  if (error instanceof TypeError) return 'Cannot reach the Pulse server. Is it running?';
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** @param {HTMLElement} el @param {string | null} message */
+function showError(el, message) {
+  el.textContent = message ?? '';
+  el.hidden = !message;
+}
+
+/** Restarts a CSS animation class on an element. @param {Element} el @param {string} className */
+function pulse(el, className) {
+  el.classList.remove(className);
+  void (/** @type {HTMLElement} */ (el).offsetWidth); // reflow so the animation runs again
+  el.classList.add(className);
+}
+
+// --- elements --------------------------------------------------------------------------------
+
+const ui = {
+  authView: byId('auth-view'),
+  appView: byId('app-view'),
+  authForm: byId('auth-form', HTMLFormElement),
+  authUsername: byId('auth-username', HTMLInputElement),
+  authPassword: byId('auth-password', HTMLInputElement),
+  authError: byId('auth-error'),
+  userArea: byId('user-area'),
+  me: byId('me'),
+  meAvatar: byId('me-avatar'),
+  slotLabel: byId('slot-label'),
+  signout: byId('signout-button', HTMLButtonElement),
+  conn: byId('conn-state'),
+  bell: byId('bell', HTMLButtonElement),
+  badge: byId('badge'),
+  inbox: byId('inbox'),
+  inboxList: byId('inbox-list'),
+  inboxEmpty: byId('inbox-empty'),
+  markAllRead: byId('mark-all-read', HTMLButtonElement),
+  inboxClose: byId('inbox-close', HTMLButtonElement),
+  toasts: byId('toasts'),
+  uploadPanel: byId('upload-panel', HTMLDetailsElement),
+  findPanel: byId('find-panel', HTMLDetailsElement),
+  uploadForm: byId('upload-form', HTMLFormElement),
+  uploadFile: byId('upload-file', HTMLInputElement),
+  uploadCaption: byId('upload-caption', HTMLTextAreaElement),
+  uploadPreview: byId('upload-preview', HTMLImageElement),
+  uploadDropText: byId('upload-drop-text'),
+  uploadError: byId('upload-error'),
+  uploadSubmit: byId('upload-submit', HTMLButtonElement),
+  findForm: byId('find-form', HTMLFormElement),
+  findUsername: byId('find-username', HTMLInputElement),
+  findError: byId('find-error'),
+  findResult: byId('find-result'),
+  feed: byId('feed'),
+  feedEmpty: byId('feed-empty'),
+  feedMore: byId('feed-more', HTMLButtonElement),
+  feedRefresh: byId('feed-refresh', HTMLButtonElement),
+};
+
+// --- page state ------------------------------------------------------------------------------
+
+/** @type {User | null} */
+let me = null;
+
+/**
+ * @typedef {object} PostView
+ * @property {Post} post
+ * @property {HTMLElement} el
+ * @property {HTMLButtonElement} button
+ * @property {HTMLElement} count
+ * @property {HTMLElement} countLabel
+ * @property {boolean} pending a like/unlike request is in flight
+ */
+/** @type {Map<number, PostView>} */
+const posts = new Map();
+/** @type {string | null} */
+let feedCursor = null;
+
+/** Notifications known to this page, by id (inbox page + live ones). */
+/** @type {Map<number, PulseNotification>} */
+const notifications = new Map();
+let unreadCount = 0;
+let wasLive = false;
+/** @type {ReturnType<typeof setInterval> | null} */
+let feedTimer = null;
+
+// --- connection indicator ----------------------------------------------------------------------
+
+/** @param {ConnectionState | 'offline'} state @param {{ attempt?: number, delayMs?: number }} [detail] */
+function renderConn(state, detail = {}) {
+  const labels = {
+    connecting: 'connecting…',
+    live: 'live',
+    reconnecting: 'reconnecting…',
+    'signed-out': 'signed out',
+    closed: 'offline',
+    offline: 'offline',
+  };
+  const shown = state === 'closed' ? 'offline' : state;
+  ui.conn.dataset.state = shown;
+  const text = ui.conn.querySelector('.conn__text');
+  if (text) text.textContent = labels[state];
+  ui.conn.title =
+    state === 'reconnecting' && detail.delayMs !== undefined
+      ? `Connection lost. Attempt ${detail.attempt ?? 1}, retrying in ${(detail.delayMs / 1000).toFixed(1)} s.`
+      : state === 'live'
+        ? 'Connected: notifications arrive the instant they happen.'
+        : 'Live connection to the server';
+}
+
+// --- badge and inbox -------------------------------------------------------------------------
+
+/** @param {number} count */
+function setUnread(count) {
+  unreadCount = Math.max(0, count);
+  ui.badge.textContent = unreadCount > 99 ? '99+' : String(unreadCount);
+  ui.badge.hidden = unreadCount === 0;
+  ui.bell.setAttribute(
+    'aria-label',
+    unreadCount ? `Notifications, ${unreadCount} unread` : 'Notifications, none unread',
+  );
+  document.title = `${unreadCount ? `(${unreadCount}) ` : ''}Pulse${slot ? ` · ${slot.toUpperCase()}` : ''}`;
+}
+
+/**
+ * Takes a fresh inbox page as the truth, keeping the live notifications that were committed
+ * after the server ran that query (ids above the page's newest): those are not in its
+ * unread_count yet.
+ * @param {Inbox} inbox
+ */
+function applyInbox(inbox) {
+  const newest = inbox.items.reduce((max, n) => Math.max(max, n.id), 0);
+  let newer = 0;
+  for (const n of notifications.values()) if (n.id > newest && !n.read) newer++;
+  for (const n of inbox.items) {
+    notifications.set(n.id, n);
+    client.noteSeen(n.id);
+  }
+  setUnread(inbox.unread_count + newer);
+  renderInbox();
+}
+
+async function loadInbox() {
+  applyInbox(await client.notifications({ limit: INBOX_PAGE }));
+}
+
+function renderInbox() {
+  const items = [...notifications.values()].sort((a, b) => b.id - a.id).slice(0, 100);
+  ui.inboxList.replaceChildren(...items.map(renderNotification));
+  ui.inboxEmpty.hidden = items.length > 0;
+  ui.markAllRead.disabled = unreadCount === 0;
+}
+
+/** @param {PulseNotification['kind']} kind */
+function kindIcon(kind) {
+  return icon(kind === 'like' ? 'heart' : kind === 'comment' ? 'comment' : 'follow', `kind kind--${kind}`);
+}
+
+/** @param {PulseNotification} n */
+function renderNotification(n) {
+  const target = n.post_id !== null && posts.has(n.post_id) ? n.post_id : null;
+  return h(
+    'li',
+    {
+      class: `note${n.read ? '' : ' is-unread'}`,
+      id: `notification-${n.id}`,
+      'data-testid': `notification-${n.id}`,
+    },
+    h(
+      'button',
+      {
+        type: 'button',
+        class: 'note__body',
+        disabled: target === null,
+        onclick: () => {
+          if (target !== null) {
+            closeInbox();
+            focusPost(target);
+          }
+        },
+      },
+      h('span', { class: 'note__avatar' }, avatar(n.actor), kindIcon(n.kind)),
+      h('span', { class: 'note__text' }, n.text, h('br'), timeEl(n.created_at)),
+      !n.read && h('span', { class: 'note__dot', 'aria-label': 'unread' }),
+    ),
+  );
+}
+
+function openInbox() {
+  ui.inbox.hidden = false;
+  ui.bell.setAttribute('aria-expanded', 'true');
+  renderInbox();
+  ui.markAllRead.disabled ? ui.inboxClose.focus() : ui.markAllRead.focus();
+  loadInbox().catch((error) => toastError(describe(error)));
+}
+
+function closeInbox() {
+  if (ui.inbox.hidden) return;
+  ui.inbox.hidden = true;
+  ui.bell.setAttribute('aria-expanded', 'false');
+}
+
+async function markAllRead() {
+  const upTo = Math.max(0, ...notifications.keys());
+  if (!upTo) return;
+  ui.markAllRead.disabled = true;
+  try {
+    const answer = await client.markReadUpTo(upTo);
+    for (const n of notifications.values()) if (n.id <= upTo) n.read = true;
+    setUnread(answer.unread_count);
+    renderInbox();
+  } catch (error) {
+    ui.markAllRead.disabled = false;
+    toastError(describe(error));
+  }
+}
+
+// --- toasts ----------------------------------------------------------------------------------
+
+/**
+ * @param {{ text: string, actor?: UserSummary, kind?: PulseNotification['kind'], error?: boolean,
+ *           onOpen?: () => void }} toast
+ */
+function showToast({ text, actor, kind, error = false, onOpen }) {
+  const el = h(
+    'div',
+    { class: `toast${error ? ' toast--error' : ''}`, 'data-testid': 'toast', role: error ? 'alert' : false },
+    actor ? h('span', { class: 'note__avatar' }, avatar(actor), kind && kindIcon(kind)) : null,
+    h('p', { class: 'toast__text' }, text),
+  );
+  const dismiss = () => {
+    el.classList.add('is-leaving');
+    el.addEventListener('animationend', () => el.remove(), { once: true });
+    setTimeout(() => el.remove(), 400); // reduced-motion: no animationend
+  };
+  if (onOpen) {
+    el.append(h('button', { type: 'button', class: 'btn btn--ghost btn--sm', onclick: () => (dismiss(), onOpen()) }, 'View'));
+  }
+  el.append(
+    h('button', { type: 'button', class: 'icon-btn', 'aria-label': 'Dismiss', onclick: dismiss }, icon('close')),
+  );
+  ui.toasts.prepend(el);
+  while (ui.toasts.children.length > 3) ui.toasts.lastElementChild?.remove();
+  let timer = setTimeout(dismiss, TOAST_MS);
+  el.addEventListener('mouseenter', () => clearTimeout(timer));
+  el.addEventListener('mouseleave', () => (timer = setTimeout(dismiss, TOAST_MS / 2)));
+}
+
+/** @param {string} text */
+function toastError(text) {
+  showToast({ text, error: true });
+}
+
+// --- live events -----------------------------------------------------------------------------
+
+/** @param {PulseNotification} n */
+function onNotification(n) {
+  if (notifications.has(n.id)) return; // already counted from the inbox
+  notifications.set(n.id, n);
+  if (!n.read) setUnread(unreadCount + 1);
+  renderInbox();
+  pulse(ui.bell, 'is-ringing');
+  const postId = n.post_id;
+  const onPage = postId !== null && posts.has(postId);
+  if (onPage) pulse(/** @type {PostView} */ (posts.get(postId)).el, 'is-glowing');
+  showToast({ text: n.text, actor: n.actor, kind: n.kind, onOpen: onPage ? () => focusPost(postId) : openInbox });
+}
+
+/** @param {number} postId @param {number} likeCount */
+function onLikeCount(postId, likeCount) {
+  const view = posts.get(postId);
+  if (!view || view.pending) return; // our own request's answer is about to set it
+  if (view.post.like_count !== likeCount) setLikes(view, view.post.liked_by_me, likeCount, true);
+}
+
+/** @param {number} count */
+function onRead(count) {
+  if (count === 0) for (const n of notifications.values()) n.read = true;
+  setUnread(count);
+  renderInbox();
+  if (count !== 0) loadInbox().catch(() => {});
+}
+
+/** @param {ConnectionState} state @param {{ attempt: number, delayMs?: number, code?: number }} detail */
+function onState(state, detail) {
+  renderConn(state, detail);
+  if (state === 'live') {
+    if (wasLive) {
+      // Back after a drop: notifications were replayed with ?since=, but counts and read
+      // marks may have moved meanwhile.
+      refreshFeed().catch(() => {});
+      loadInbox().catch(() => {});
+    }
+    wasLive = true;
+  } else if (state === 'signed-out') {
+    showSignedOut('Your session ended (signed out elsewhere, or it expired). Please sign in again.');
+  }
+}
+
+// --- feed ------------------------------------------------------------------------------------
+
+/** Watches the like counts of the posts that are on screen (or nearly). */
+const visibility = new IntersectionObserver(
+  (entries) => {
+    /** @type {number[]} */
+    const show = [];
+    /** @type {number[]} */
+    const hide = [];
+    for (const entry of entries) {
+      const id = Number(/** @type {HTMLElement} */ (entry.target).dataset.postId);
+      (entry.isIntersecting ? show : hide).push(id);
+    }
+    if (show.length) client.watch(show);
+    if (hide.length) client.unwatch(hide);
+  },
+  { rootMargin: '300px 0px' },
+);
+
+/** @param {PostView} view @param {boolean} liked @param {number} count @param {boolean} [live] */
+function setLikes(view, liked, count, live = false) {
+  const changed = view.post.like_count !== count;
+  view.post.liked_by_me = liked;
+  view.post.like_count = count;
+  view.button.setAttribute('aria-pressed', String(liked));
+  view.button.setAttribute('aria-label', liked ? 'Unlike' : 'Like');
+  view.count.textContent = String(count);
+  view.countLabel.textContent = count === 1 ? ' like' : ' likes';
+  if (changed && live) pulse(view.count.parentElement ?? view.count, 'is-bumped');
+}
+
+/** @param {Post} post */
+function renderPost(post) {
+  const author = post.author;
+  const mine = me !== null && author.id === me.id;
+  const button = h('button', { type: 'button', class: 'like', 'data-testid': 'like-button' }, icon('heart', 'like__icon'));
+  const count = h('span', { 'data-testid': 'like-count' });
+  const countLabel = h('span', {});
+  const image = h('img', {
+    'data-testid': 'post-image',
+    src: client.mediaUrl(post.image_url),
+    alt: post.caption ? `Photo by ${author.username}: ${post.caption}` : `Photo by ${author.username}`,
+    width: post.width || false,
+    height: post.height || false,
+    loading: 'lazy',
+    decoding: 'async',
+  });
+  const media = h('div', { class: 'post__media' }, image, icon('heart', 'burst'));
+  if (post.width && post.height) media.style.aspectRatio = `${post.width} / ${post.height}`;
+  const el = h(
+    'article',
+    {
+      class: `post card${mine ? ' post--mine' : ''}`,
+      id: `post-${post.id}`,
+      'data-testid': `post-${post.id}`,
+      'data-post-id': post.id,
+      tabindex: '-1',
+      'aria-label': `Photo by ${author.display_name || author.username}`,
+    },
+    h(
+      'header',
+      { class: 'post__head' },
+      avatar(author),
+      h(
+        'span',
+        { class: 'post__who' },
+        h('strong', { 'data-testid': 'post-author' }, author.display_name || author.username),
+        h('span', { class: 'muted' }, ` @${author.username}${mine ? ' · you' : ''}`),
+      ),
+      timeEl(post.created_at),
+    ),
+    media,
+    h(
+      'div',
+      { class: 'post__actions' },
+      button,
+      h('span', { class: 'likes' }, count, countLabel),
+    ),
+    post.caption
+      ? h('p', { class: 'post__caption' }, h('strong', {}, author.username), ' ', h('span', { 'data-testid': 'post-caption' }, post.caption))
+      : h('p', { class: 'post__caption muted' }, h('span', { 'data-testid': 'post-caption' }, '')),
+  );
+  /** @type {PostView} */
+  const view = { post, el, button, count, countLabel, pending: false };
+  setLikes(view, post.liked_by_me, post.like_count);
+  button.addEventListener('click', () => toggleLike(post.id));
+  media.addEventListener('dblclick', () => {
+    pulse(media, 'is-bursting');
+    if (!view.post.liked_by_me) toggleLike(post.id);
+  });
+  image.addEventListener('error', () => media.classList.add('is-broken'), { once: true });
+  return view;
+}
+
+/** @param {Post} post @param {'top' | 'bottom'} where */
+function addPost(post, where) {
+  const existing = posts.get(post.id);
+  if (existing) {
+    if (!existing.pending) setLikes(existing, post.liked_by_me, post.like_count);
+    return;
+  }
+  const view = renderPost(post);
+  posts.set(post.id, view);
+  if (where === 'top') {
+    // Ids grow with time: keep newest first even when several arrive at once.
+    const after = [...posts.values()]
+      .filter((v) => v.post.id < post.id && v.el.isConnected)
+      .sort((a, b) => b.post.id - a.post.id)[0];
+    if (after) after.el.before(view.el);
+    else ui.feed.append(view.el);
+  } else {
+    ui.feed.append(view.el);
+  }
+  visibility.observe(view.el);
+  ui.feedEmpty.hidden = true;
+}
+
+function clearFeed() {
+  for (const view of posts.values()) visibility.unobserve(view.el);
+  client.unwatch(client.watchedPostIds);
+  posts.clear();
+  ui.feed.replaceChildren();
+  feedCursor = null;
+}
+
+async function loadFeed() {
+  const page = await client.feed({ limit: FEED_PAGE });
+  clearFeed();
+  for (const post of page.items) addPost(post, 'bottom');
+  feedCursor = page.next_cursor;
+  ui.feedMore.hidden = !feedCursor;
+  ui.feedEmpty.hidden = posts.size > 0;
+}
+
+/** Merges the first page: new posts go on top, counts of known ones are brought up to date. */
+async function refreshFeed() {
+  const page = await client.feed({ limit: FEED_PAGE });
+  for (const post of page.items) addPost(post, 'top');
+  ui.feedEmpty.hidden = posts.size > 0;
+}
+
+async function loadMore() {
+  if (!feedCursor) return;
+  ui.feedMore.disabled = true;
+  try {
+    const page = await client.feed({ limit: FEED_PAGE, cursor: feedCursor });
+    for (const post of page.items) addPost(post, 'bottom');
+    feedCursor = page.next_cursor;
+    ui.feedMore.hidden = !feedCursor;
+  } catch (error) {
+    toastError(describe(error));
+  } finally {
+    ui.feedMore.disabled = false;
+  }
+}
+
+/** @param {number} postId */
+async function toggleLike(postId) {
+  const view = posts.get(postId);
+  if (!view || view.pending) return;
+  const { liked_by_me: wasLiked, like_count: before } = view.post;
+  view.pending = true;
+  view.button.setAttribute('aria-busy', 'true');
+  setLikes(view, !wasLiked, Math.max(0, before + (wasLiked ? -1 : 1))); // optimistic
+  if (!wasLiked) pulse(view.button, 'is-popping');
+  try {
+    const answer = wasLiked ? await client.unlike(postId) : await client.like(postId);
+    setLikes(view, answer.liked, answer.like_count);
+  } catch (error) {
+    setLikes(view, wasLiked, before);
+    toastError(describe(error));
+  } finally {
+    view.pending = false;
+    view.button.removeAttribute('aria-busy');
+  }
+}
+
+/** @param {number} postId */
+function focusPost(postId) {
+  const view = posts.get(postId);
+  if (!view) return;
+  view.el.scrollIntoView({ behavior: matchMedia('(prefers-reduced-motion: reduce)').matches ? 'auto' : 'smooth', block: 'center' });
+  view.el.focus({ preventScroll: true });
+  pulse(view.el, 'is-glowing');
+}
+
+// --- upload ----------------------------------------------------------------------------------
+
+/** @type {string | null} */
+let previewUrl = null;
+
+function resetUpload() {
+  ui.uploadForm.reset();
+  if (previewUrl) URL.revokeObjectURL(previewUrl);
+  previewUrl = null;
+  ui.uploadPreview.hidden = true;
+  ui.uploadPreview.removeAttribute('src');
+  ui.uploadDropText.hidden = false;
+  showError(ui.uploadError, null);
+}
+
+function onFileChosen() {
+  const file = ui.uploadFile.files?.[0];
+  if (previewUrl) URL.revokeObjectURL(previewUrl);
+  previewUrl = null;
+  showError(ui.uploadError, null);
+  if (!file) {
+    ui.uploadPreview.hidden = true;
+    ui.uploadDropText.hidden = false;
+    return;
+  }
+  if (file.size > MAX_UPLOAD_BYTES) showError(ui.uploadError, 'That file is over 10 MiB; the server will refuse it.');
+  previewUrl = URL.createObjectURL(file);
+  ui.uploadPreview.src = previewUrl;
+  ui.uploadPreview.alt = `Preview of ${file.name}`;
+  ui.uploadPreview.hidden = false;
+  ui.uploadDropText.hidden = true;
+}
+
+/** @param {SubmitEvent} event */
+async function onUpload(event) {
+  event.preventDefault();
+  const file = ui.uploadFile.files?.[0];
+  if (!file) {
+    showError(ui.uploadError, 'Choose a photo first.');
+    ui.uploadFile.focus();
+    return;
+  }
+  ui.uploadSubmit.disabled = true;
+  ui.uploadSubmit.textContent = 'Posting…';
+  showError(ui.uploadError, null);
+  try {
+    const post = await client.createPost(file, ui.uploadCaption.value);
+    resetUpload();
+    addPost(post, 'top');
+    focusPost(post.id);
+  } catch (error) {
+    showError(ui.uploadError, describe(error));
+  } finally {
+    ui.uploadSubmit.disabled = false;
+    ui.uploadSubmit.textContent = 'Post';
+  }
+}
+
+// --- find and follow -------------------------------------------------------------------------
+
+/** @param {User} user */
+function renderFound(user) {
+  const isMe = me !== null && user.id === me.id;
+  const follow = h(
+    'button',
+    {
+      type: 'button',
+      class: `btn btn--sm ${user.followed_by_me ? '' : 'btn--primary'}`,
+      'data-testid': 'follow-button',
+      id: 'follow-button',
+      'aria-pressed': String(user.followed_by_me),
+    },
+    user.followed_by_me ? 'Following' : 'Follow',
+  );
+  follow.addEventListener('click', async () => {
+    follow.disabled = true;
+    try {
+      const updated = user.followed_by_me ? await client.unfollow(user.id) : await client.follow(user.id);
+      renderFound(updated);
+      await loadFeed(); // their posts join (or leave) the feed
+    } catch (error) {
+      follow.disabled = false;
+      showError(ui.findError, describe(error));
+    }
+  });
+  ui.findResult.replaceChildren(
+    avatar(user, 'avatar--lg'),
+    h(
+      'div',
+      { class: 'find__who' },
+      h('strong', {}, user.display_name || user.username),
+      h('span', { class: 'muted' }, `@${user.username}`),
+      h(
+        'span',
+        { class: 'find__stats muted' },
+        `${plainNumber.format(user.post_count)} posts · ${plainNumber.format(user.follower_count)} followers`,
+      ),
+    ),
+    isMe ? h('span', { class: 'muted' }, 'That’s you') : follow,
+  );
+  ui.findResult.hidden = false;
+}
+
+/** @param {SubmitEvent} event */
+async function onFind(event) {
+  event.preventDefault();
+  const name = ui.findUsername.value.trim().replace(/^@/, '');
+  showError(ui.findError, null);
+  ui.findResult.hidden = true;
+  if (!name) return;
+  try {
+    renderFound(await client.user(name));
+  } catch (error) {
+    showError(
+      ui.findError,
+      error instanceof ProblemError && error.status === 404 ? `Nobody is called “${name}” here.` : describe(error),
+    );
+  }
+}
+
+// --- auth ------------------------------------------------------------------------------------
+
+/** @param {SubmitEvent} event */
+async function onAuth(event) {
+  event.preventDefault();
+  const mode = event.submitter instanceof HTMLButtonElement ? event.submitter.value : 'signin';
+  const username = ui.authUsername.value.trim();
+  const password = ui.authPassword.value;
+  showError(ui.authError, null);
+  if (!/^[A-Za-z0-9._]{3,30}$/.test(username)) {
+    showError(ui.authError, 'Usernames are 3–30 letters, digits, dots or underscores.');
+    ui.authUsername.focus();
+    return;
+  }
+  if ([...password].length < 8) {
+    showError(ui.authError, 'Passwords are at least 8 characters.');
+    ui.authPassword.focus();
+    return;
+  }
+  const buttons = ui.authForm.querySelectorAll('button');
+  for (const b of buttons) b.disabled = true;
+  try {
+    const session = mode === 'signup' ? await client.register(username, password) : await client.login(username, password);
+    ui.authForm.reset();
+    await showSignedIn(session.user);
+  } catch (error) {
+    let message = describe(error);
+    if (error instanceof ProblemError && error.status === 409) message = 'That username is taken. Try signing in instead?';
+    if (error instanceof ProblemError && error.status === 401) message = 'Wrong username or password.';
+    showError(ui.authError, message);
+  } finally {
+    for (const b of buttons) b.disabled = false;
+  }
+}
+
+/** @param {string} [message] */
+function showSignedOut(message) {
+  client.disconnect();
+  me = null;
+  wasLive = false;
+  if (feedTimer !== null) clearInterval(feedTimer);
+  feedTimer = null;
+  clearFeed();
+  notifications.clear();
+  setUnread(0);
+  closeInbox();
+  renderInbox();
+  ui.findResult.hidden = true;
+  resetUpload();
+  ui.appView.hidden = true;
+  ui.userArea.hidden = true;
+  ui.authView.hidden = false;
+  renderConn(message ? 'signed-out' : 'offline');
+  showError(ui.authError, message ?? null);
+  ui.authUsername.focus();
+}
+
+/** @param {User} user */
+async function showSignedIn(user) {
+  me = user;
+  ui.me.textContent = user.username;
+  fillAvatar(ui.meAvatar, user);
+  ui.authView.hidden = true;
+  ui.appView.hidden = false;
+  ui.userArea.hidden = false;
+  await Promise.all([loadFeed(), loadInbox()]);
+  // Resume from the newest notification already on screen: anything committed since the inbox
+  // was read is replayed by the server, nothing twice.
+  const since = Math.max(0, ...notifications.keys());
+  client.connect({ onNotification, onLikeCount, onRead, onState, onGap: (inbox) => applyInbox(inbox) }, { since });
+  if (feedTimer !== null) clearInterval(feedTimer);
+  feedTimer = setInterval(() => {
+    if (document.visibilityState === 'visible') refreshFeed().catch(() => {});
+  }, FEED_POLL_MS);
+}
+
+async function signOut() {
+  ui.signout.disabled = true;
+  try {
+    await client.logout();
+  } catch {
+    /* the token is forgotten locally either way */
+  } finally {
+    ui.signout.disabled = false;
+  }
+  showSignedOut();
+}
+
+// --- wiring ----------------------------------------------------------------------------------
+
+ui.authForm.addEventListener('submit', (e) => void onAuth(/** @type {SubmitEvent} */ (e)));
+ui.uploadForm.addEventListener('submit', (e) => void onUpload(/** @type {SubmitEvent} */ (e)));
+ui.uploadFile.addEventListener('change', onFileChosen);
+ui.findForm.addEventListener('submit', (e) => void onFind(/** @type {SubmitEvent} */ (e)));
+ui.signout.addEventListener('click', () => void signOut());
+ui.bell.addEventListener('click', () => (ui.inbox.hidden ? openInbox() : closeInbox()));
+ui.inboxClose.addEventListener('click', () => {
+  closeInbox();
+  ui.bell.focus();
+});
+ui.markAllRead.addEventListener('click', () => void markAllRead());
+ui.feedMore.addEventListener('click', () => void loadMore());
+ui.feedRefresh.addEventListener('click', async () => {
+  ui.feedRefresh.disabled = true;
+  try {
+    await refreshFeed();
+  } catch (error) {
+    toastError(describe(error));
+  } finally {
+    ui.feedRefresh.disabled = false;
+  }
+});
+document.addEventListener('keydown', (event) => {
+  if (event.key === 'Escape' && !ui.inbox.hidden) {
+    closeInbox();
+    ui.bell.focus();
+  }
+});
+document.addEventListener('click', (event) => {
+  const target = event.target;
+  if (!ui.inbox.hidden && target instanceof Node && !ui.inbox.contains(target) && !ui.bell.contains(target)) closeInbox();
+});
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'visible' && me) refreshFeed().catch(() => {});
+});
+setInterval(refreshTimes, 30_000);
+
+// Side panels: always open on wide screens; folded (and foldable) on narrow ones, so the feed
+// is what a phone shows first.
+const narrow = window.matchMedia('(max-width: 860px)');
+function applyFolds() {
+  for (const panel of [ui.uploadPanel, ui.findPanel]) {
+    panel.open = !narrow.matches;
+    const summary = panel.querySelector('summary');
+    if (summary) summary.tabIndex = narrow.matches ? 0 : -1;
+  }
+}
+for (const panel of [ui.uploadPanel, ui.findPanel]) {
+  panel.querySelector('summary')?.addEventListener('click', (event) => {
+    if (!narrow.matches) event.preventDefault();
+  });
+}
+narrow.addEventListener('change', applyFolds);
+applyFolds();
+
+if (slot) {
+  ui.slotLabel.textContent = slot.toUpperCase();
+  ui.slotLabel.hidden = false;
+}
+setUnread(0);
+
+/** For poking around from the devtools console: `pulseDemo.client.get('/me')`. */
+Object.assign(window, { pulseDemo: { client } });
+
+async function boot() {
+  if (!client.token) {
+    showSignedOut();
+    return;
+  }
+  renderConn('connecting');
+  try {
+    await showSignedIn(await client.me());
+  } catch (error) {
+    if (error instanceof ProblemError && error.status === 401) {
+      client.setToken(null);
+      showSignedOut('Your session has ended. Please sign in again.');
+    } else {
+      showSignedOut();
+      showError(ui.authError, describe(error));
+    }
+  }
+}
+
+void boot();

@@ -1,0 +1,618 @@
+// @ts-check
+/**
+ * Pulse browser client: REST calls and the live notification socket.
+ *
+ * A plain ES module with JSDoc types (checked by `tsc --checkJs --strict`), usable from any page
+ * without a build step:
+ *
+ *   import { PulseClient, ProblemError } from '/client.js';
+ *   const pulse = new PulseClient({ token: sessionStorage.getItem('pulse.token') });
+ *   await pulse.login('alice', 'correct horse');
+ *   pulse.connect({ onNotification: (n) => console.log(n.text), onState: console.log });
+ *   pulse.watch([42]); // live like counts for post 42
+ *
+ * REST: every path is relative to `/api/v1`; `Authorization: Bearer <token>` is added when the
+ * client holds a token; a non-2xx answer throws a {@link ProblemError} (RFC 9457).
+ *
+ * Live socket (`GET /api/v1/ws`): a browser cannot set headers on a WebSocket, so every attempt
+ * first trades the token for a single-use ticket (`POST /auth/ws-ticket`). The client resumes
+ * with `?since=<last notification id seen>`, so the server replays what was missed while it was
+ * away; it reconnects by itself with jittered exponential backoff, re-subscribes to the watched
+ * posts after every reconnect, drops duplicate notification ids, and stops for good when the
+ * server says the token is no longer valid (close code 4401, or a 401 for the ticket).
+ */
+
+/** @typedef {{ id: number, username: string, display_name: string }} UserSummary */
+/**
+ * @typedef {{
+ *   id: number, username: string, display_name: string, created_at: string,
+ *   follower_count: number, following_count: number, post_count: number, followed_by_me: boolean
+ * }} User
+ */
+/**
+ * @typedef {{
+ *   id: number, author: UserSummary, caption: string, image_url: string,
+ *   width: number, height: number, created_at: string,
+ *   like_count: number, comment_count: number, liked_by_me: boolean
+ * }} Post
+ */
+/**
+ * @typedef {{
+ *   id: number, kind: 'like' | 'comment' | 'follow', actor: UserSummary,
+ *   post_id: number | null, comment_id: number | null, text: string,
+ *   created_at: string, read: boolean
+ * }} Notification
+ */
+/** @template T @typedef {{ items: T[], next_cursor: string | null }} Page */
+/** @typedef {Page<Notification> & { unread_count: number }} Inbox */
+/** @typedef {{ user: User, token: string }} Session */
+/** @typedef {{ post_id: number, liked: boolean, like_count: number }} LikeState */
+/** @typedef {{ field: string, message: string }} FieldError */
+/** @typedef {{ limit?: number, cursor?: string | null }} PageQuery */
+
+/**
+ * The states of the live socket, as reported to `onState`:
+ * - `connecting`: first attempt after `connect()`;
+ * - `live`: the server said hello; notifications flow;
+ * - `reconnecting`: the socket dropped (or could not open); waiting for the next attempt;
+ * - `signed-out`: the token was revoked or expired (4401 / 401); the client stopped trying;
+ * - `closed`: `disconnect()` was called.
+ * @typedef {'connecting' | 'live' | 'reconnecting' | 'signed-out' | 'closed'} ConnectionState
+ */
+
+/**
+ * @typedef {object} LiveHandlers
+ * @property {(notification: Notification) => void} [onNotification] each new notification, once
+ * @property {(postId: number, likeCount: number) => void} [onLikeCount] a watched post's count
+ * @property {(unreadCount: number) => void} [onRead] notifications were marked read somewhere
+ * @property {(state: ConnectionState, detail: { attempt: number, delayMs?: number, code?: number }) => void} [onState]
+ * @property {(inbox: Inbox, beforeId: number) => void} [onGap] more than the server replays was
+ *   missed; the client fetched the newest inbox page so the page can re-render from it
+ * @property {(hello: { user_id: number, connection_id: string, heartbeat_s: number }) => void} [onHello]
+ * @property {(code: string, message: string) => void} [onServerError] an `error` frame
+ */
+
+/**
+ * @typedef {object} ConnectOptions
+ * @property {number} [since] the last notification id already shown (e.g. the newest id of the
+ *   inbox page just rendered), so nothing committed in between is missed
+ * @property {number} [minBackoffMs] first reconnect delay ceiling (default 250)
+ * @property {number} [maxBackoffMs] largest reconnect delay ceiling (default 10000)
+ */
+
+const API_PREFIX = '/api/v1';
+/** Close code the server uses for a revoked or expired token. */
+export const CLOSE_TOKEN_INVALID = 4401;
+/** How many notification ids are remembered to drop duplicates (bounded on purpose). */
+const SEEN_IDS_LIMIT = 2000;
+
+/** An RFC 9457 problem document returned by the API, thrown for every non-2xx answer. */
+export class ProblemError extends Error {
+  /**
+   * @param {{ type?: string, title?: string, status: number, detail?: string, errors?: FieldError[] }} problem
+   */
+  constructor(problem) {
+    super(problem.detail || problem.title || `HTTP ${problem.status}`);
+    this.name = 'ProblemError';
+    /** A stable URI reference per kind of problem, e.g. `/problems/validation`. */
+    this.type = problem.type ?? 'about:blank';
+    /** @type {string} */
+    this.title = problem.title ?? '';
+    /** @type {number} */
+    this.status = problem.status;
+    /** @type {string} */
+    this.detail = problem.detail ?? '';
+    /** @type {FieldError[]} */
+    this.errors = Array.isArray(problem.errors) ? problem.errors : [];
+  }
+
+  /**
+   * The message for one field, when the server blamed that field.
+   * @param {string} field
+   */
+  fieldMessage(field) {
+    return this.errors.find((e) => e.field === field)?.message;
+  }
+}
+
+/**
+ * @param {unknown} value
+ * @returns {value is Record<string, unknown>}
+ */
+function isObject(value) {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** @param {PageQuery & Record<string, string | number | boolean | null | undefined>} query */
+function queryString(query) {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) {
+    if (value !== undefined && value !== null && value !== '') params.set(key, String(value));
+  }
+  const text = params.toString();
+  return text ? `?${text}` : '';
+}
+
+export class PulseClient {
+  /**
+   * @param {object} [options]
+   * @param {string} [options.baseUrl] origin of the server, e.g. `http://127.0.0.1:8080`;
+   *   empty (the default) means the page's own origin
+   * @param {string | null} [options.token] a token from an earlier register/login
+   * @param {(token: string | null) => void} [options.onTokenChange] called whenever
+   *   register/login/logout (or a 4401) changes the token, e.g. to keep it in sessionStorage
+   */
+  constructor({ baseUrl = '', token = null, onTokenChange } = {}) {
+    /** @type {string} */
+    this.baseUrl = baseUrl.replace(/\/+$/, '');
+    /** @type {string | null} */
+    this.token = token;
+    /** @private */
+    this.onTokenChange = onTokenChange;
+
+    // --- live socket state -------------------------------------------------------------------
+    /** @private @type {WebSocket | null} */
+    this.socket = null;
+    /** @private @type {LiveHandlers} */
+    this.handlers = {};
+    /** @type {ConnectionState} */
+    this.state = 'closed';
+    /** @type {number | null} The newest notification id delivered; sent as `?since=`. */
+    this.lastNotificationId = null;
+    /** @private @type {Set<number>} */
+    this.seenIds = new Set();
+    /** @private @type {Set<number>} */
+    this.watched = new Set();
+    /** @private */
+    this.attempt = 0;
+    /** @private */
+    this.minBackoffMs = 250;
+    /** @private */
+    this.maxBackoffMs = 10_000;
+    /** @private @type {ReturnType<typeof setTimeout> | null} */
+    this.retryTimer = null;
+    /** @private @type {ReturnType<typeof setInterval> | null} */
+    this.heartbeatTimer = null;
+    /** @private */
+    this.lastFrameAt = 0;
+    /** @private Bumped by connect()/disconnect() so an abandoned attempt does nothing. */
+    this.generation = 0;
+    /** @private */
+    this.onOnline = () => {
+      if (this.state === 'reconnecting' && this.retryTimer !== null) {
+        clearTimeout(this.retryTimer);
+        this.retryTimer = null;
+        void this.openSocket(this.generation);
+      }
+    };
+  }
+
+  // --- REST ----------------------------------------------------------------------------------
+
+  /**
+   * @param {string} method
+   * @param {string} path relative to `/api/v1`, e.g. `/feed?limit=10`
+   * @param {unknown} [body] a plain object (sent as JSON) or FormData (sent as multipart)
+   * @returns {Promise<any>} the parsed JSON answer, or `undefined` for 204
+   */
+  async request(method, path, body) {
+    /** @type {Record<string, string>} */
+    const headers = { Accept: 'application/json' };
+    if (this.token) headers.Authorization = `Bearer ${this.token}`;
+    /** @type {BodyInit | undefined} */
+    let payload;
+    if (body instanceof FormData) {
+      payload = body; // the browser sets the multipart boundary itself
+    } else if (body !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      payload = JSON.stringify(body);
+    }
+    const response = await fetch(`${this.baseUrl}${API_PREFIX}${path}`, {
+      method,
+      headers,
+      body: payload,
+    });
+    const type = response.headers.get('Content-Type') ?? '';
+    const isJson = /\bjson\b/i.test(type);
+    if (!response.ok) {
+      /** @type {unknown} */
+      let doc = null;
+      if (isJson) doc = await response.json().catch(() => null);
+      const problem = isObject(doc) ? doc : {};
+      throw new ProblemError({
+        type: typeof problem.type === 'string' ? problem.type : undefined,
+        title: typeof problem.title === 'string' ? problem.title : response.statusText,
+        status: typeof problem.status === 'number' ? problem.status : response.status,
+        detail: typeof problem.detail === 'string' ? problem.detail : undefined,
+        errors: Array.isArray(problem.errors) ? /** @type {FieldError[]} */ (problem.errors) : [],
+      });
+    }
+    if (response.status === 204 || !isJson) return undefined;
+    return response.json();
+  }
+
+  /** @param {string} path @returns {Promise<any>} */
+  get(path) {
+    return this.request('GET', path);
+  }
+
+  /** @param {string} path @param {unknown} [body] @returns {Promise<any>} */
+  post(path, body) {
+    return this.request('POST', path, body);
+  }
+
+  /** @param {string} path @param {unknown} [body] @returns {Promise<any>} */
+  put(path, body) {
+    return this.request('PUT', path, body);
+  }
+
+  /** @param {string} path @param {unknown} [body] @returns {Promise<any>} */
+  delete(path, body) {
+    return this.request('DELETE', path, body);
+  }
+
+  /**
+   * An absolute URL for a media path such as `/media/abc` (for `<img src>`).
+   * @param {string} path
+   */
+  mediaUrl(path) {
+    return /^https?:/i.test(path) ? path : `${this.baseUrl}${path}`;
+  }
+
+  // --- session -------------------------------------------------------------------------------
+
+  /**
+   * Replaces the token (and tells `onTokenChange`); `null` forgets it without asking the server.
+   * @param {string | null} token
+   */
+  setToken(token) {
+    this.token = token;
+    this.onTokenChange?.(token);
+  }
+
+  /**
+   * @param {string} username
+   * @param {string} password
+   * @param {string} [displayName]
+   * @returns {Promise<Session>}
+   */
+  async register(username, password, displayName) {
+    /** @type {Record<string, string>} */
+    const body = { username, password };
+    if (displayName) body.display_name = displayName;
+    const session = /** @type {Session} */ (await this.post('/auth/register', body));
+    this.setToken(session.token);
+    return session;
+  }
+
+  /**
+   * @param {string} username
+   * @param {string} password
+   * @returns {Promise<Session>}
+   */
+  async login(username, password) {
+    const session = /** @type {Session} */ (await this.post('/auth/login', { username, password }));
+    this.setToken(session.token);
+    return session;
+  }
+
+  /** Revokes the token on the server (its sockets everywhere close with 4401) and forgets it. */
+  async logout() {
+    this.disconnect();
+    try {
+      if (this.token) await this.post('/auth/logout');
+    } finally {
+      this.setToken(null);
+    }
+  }
+
+  // --- typed helpers for the endpoints the demo uses -----------------------------------------
+
+  /** @returns {Promise<User>} */
+  me() {
+    return this.get('/me');
+  }
+
+  /** @param {string} username @returns {Promise<User>} */
+  user(username) {
+    return this.get(`/users/${encodeURIComponent(username)}`);
+  }
+
+  /** @param {number} userId @returns {Promise<User>} */
+  follow(userId) {
+    return this.put(`/users/${userId}/follow`);
+  }
+
+  /** @param {number} userId @returns {Promise<User>} */
+  unfollow(userId) {
+    return this.delete(`/users/${userId}/follow`);
+  }
+
+  /** @param {PageQuery} [query] @returns {Promise<Page<Post>>} */
+  feed(query = {}) {
+    return this.get(`/feed${queryString(query)}`);
+  }
+
+  /** @param {Blob} image @param {string} caption @param {string} [filename] @returns {Promise<Post>} */
+  createPost(image, caption, filename = 'photo') {
+    const form = new FormData();
+    form.append('image', image, image instanceof File ? image.name : filename);
+    form.append('caption', caption);
+    return this.post('/posts', form);
+  }
+
+  /** @param {number} postId @returns {Promise<LikeState>} */
+  like(postId) {
+    return this.put(`/posts/${postId}/like`);
+  }
+
+  /** @param {number} postId @returns {Promise<LikeState>} */
+  unlike(postId) {
+    return this.delete(`/posts/${postId}/like`);
+  }
+
+  /** @param {PageQuery & { unread_only?: boolean }} [query] @returns {Promise<Inbox>} */
+  notifications(query = {}) {
+    return this.get(`/notifications${queryString(query)}`);
+  }
+
+  /** @param {number} upToId @returns {Promise<{ unread_count: number }>} */
+  markReadUpTo(upToId) {
+    return this.post('/notifications/read', { up_to_id: upToId });
+  }
+
+  // --- live socket ---------------------------------------------------------------------------
+
+  /**
+   * Opens the live socket and keeps it open (reconnecting by itself) until `disconnect()`,
+   * `logout()`, or the server rejects the token.
+   * @param {LiveHandlers} handlers
+   * @param {ConnectOptions} [options]
+   */
+  connect(handlers, options = {}) {
+    this.disconnect();
+    this.handlers = handlers;
+    if (options.since !== undefined) this.noteSeen(options.since);
+    if (options.minBackoffMs !== undefined) this.minBackoffMs = options.minBackoffMs;
+    if (options.maxBackoffMs !== undefined) this.maxBackoffMs = options.maxBackoffMs;
+    this.attempt = 0;
+    const generation = ++this.generation;
+    if (typeof window !== 'undefined') window.addEventListener('online', this.onOnline);
+    this.setState('connecting', { attempt: 0 });
+    void this.openSocket(generation);
+  }
+
+  /** Closes the live socket and stops reconnecting. */
+  disconnect() {
+    this.generation++;
+    if (typeof window !== 'undefined') window.removeEventListener('online', this.onOnline);
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.stopHeartbeat();
+    const socket = this.socket;
+    this.socket = null;
+    if (socket && socket.readyState <= WebSocket.OPEN) socket.close(1000, 'bye');
+    if (this.state !== 'closed' && this.state !== 'signed-out') this.setState('closed', { attempt: 0 });
+  }
+
+  /**
+   * Live like counts for these posts (e.g. the ones on screen). Remembered across reconnects.
+   * @param {Iterable<number>} postIds
+   */
+  watch(postIds) {
+    const added = [...postIds].filter((id) => !this.watched.has(id));
+    for (const id of added) this.watched.add(id);
+    if (added.length) this.send({ type: 'subscribe', post_ids: added });
+  }
+
+  /** @param {Iterable<number>} postIds */
+  unwatch(postIds) {
+    const removed = [...postIds].filter((id) => this.watched.has(id));
+    for (const id of removed) this.watched.delete(id);
+    if (removed.length) this.send({ type: 'unsubscribe', post_ids: removed });
+  }
+
+  /** The posts currently watched. */
+  get watchedPostIds() {
+    return [...this.watched];
+  }
+
+  /**
+   * Records a notification id as already shown (e.g. one fetched from the inbox), so the
+   * socket neither replays it nor reports it twice.
+   * @param {number} id
+   */
+  noteSeen(id) {
+    if (!Number.isSafeInteger(id) || id < 0) return;
+    if (id > 0) {
+      this.seenIds.add(id);
+      if (this.seenIds.size > SEEN_IDS_LIMIT) {
+        // Sets iterate in insertion order: drop the oldest remembered id.
+        const oldest = this.seenIds.values().next().value;
+        if (oldest !== undefined) this.seenIds.delete(oldest);
+      }
+    }
+    if (this.lastNotificationId === null || id > this.lastNotificationId) this.lastNotificationId = id;
+  }
+
+  /** @private @param {unknown} message */
+  send(message) {
+    if (this.socket && this.socket.readyState === WebSocket.OPEN && this.state === 'live') {
+      this.socket.send(JSON.stringify(message));
+    }
+    // Otherwise nothing is lost: every hello re-subscribes to everything watched.
+  }
+
+  /** @private @param {ConnectionState} state @param {{ attempt: number, delayMs?: number, code?: number }} detail */
+  setState(state, detail) {
+    this.state = state;
+    this.handlers.onState?.(state, detail);
+  }
+
+  /** @private */
+  wsUrl(/** @type {string} */ ticket) {
+    const base = this.baseUrl || window.location.origin;
+    const url = new URL(`${API_PREFIX}/ws`, base);
+    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    url.searchParams.set('ticket', ticket);
+    if (this.lastNotificationId !== null) url.searchParams.set('since', String(this.lastNotificationId));
+    return url.toString();
+  }
+
+  /** @private @param {number} generation */
+  async openSocket(generation) {
+    /** @type {string} */
+    let ticket;
+    try {
+      const answer = /** @type {{ ticket: string }} */ (await this.post('/auth/ws-ticket'));
+      ticket = answer.ticket;
+    } catch (error) {
+      if (generation !== this.generation) return;
+      if (error instanceof ProblemError && error.status === 401) {
+        this.signedOut(401);
+      } else {
+        this.scheduleReconnect(generation);
+      }
+      return;
+    }
+    if (generation !== this.generation) return;
+
+    // The ticket travels in the query string: encode it (biscuits are base64url, but a
+    // server is free to change the format).
+    const socket = new WebSocket(this.wsUrl(ticket));
+    this.socket = socket;
+    socket.addEventListener('message', (event) => {
+      if (generation !== this.generation || this.socket !== socket) return;
+      this.lastFrameAt = Date.now();
+      if (typeof event.data === 'string') this.onFrame(event.data, generation);
+    });
+    socket.addEventListener('close', (event) => {
+      if (generation !== this.generation || this.socket !== socket) return;
+      this.socket = null;
+      this.stopHeartbeat();
+      if (event.code === CLOSE_TOKEN_INVALID) {
+        this.signedOut(event.code);
+      } else {
+        this.scheduleReconnect(generation, event.code);
+      }
+    });
+    // 'error' is always followed by 'close', which does the work.
+  }
+
+  /** @private @param {string} data @param {number} generation */
+  onFrame(data, generation) {
+    /** @type {unknown} */
+    let frame;
+    try {
+      frame = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if (!isObject(frame)) return;
+    switch (frame.type) {
+      case 'hello': {
+        const hello = /** @type {{ user_id: number, connection_id: string, heartbeat_s: number }} */ (
+          /** @type {unknown} */ (frame)
+        );
+        this.attempt = 0;
+        this.setState('live', { attempt: 0 });
+        if (this.watched.size) this.send({ type: 'subscribe', post_ids: [...this.watched] });
+        this.startHeartbeat(typeof hello.heartbeat_s === 'number' ? hello.heartbeat_s : 20);
+        this.handlers.onHello?.(hello);
+        break;
+      }
+      case 'notification': {
+        const notification = /** @type {Notification} */ (frame.notification);
+        if (!isObject(notification) || typeof notification.id !== 'number') return;
+        if (false) return; // duplicate (replay overlap): drop it
+        this.noteSeen(notification.id);
+        this.handlers.onNotification?.(notification);
+        break;
+      }
+      case 'like_count':
+        if (typeof frame.post_id === 'number' && typeof frame.like_count === 'number') {
+          this.handlers.onLikeCount?.(frame.post_id, frame.like_count);
+        }
+        break;
+      case 'read':
+        if (typeof frame.unread_count === 'number') this.handlers.onRead?.(frame.unread_count);
+        break;
+      case 'gap': {
+        const beforeId = typeof frame.before_id === 'number' ? frame.before_id : 0;
+        // More was missed than the server replays: the newest page of the inbox is the truth.
+        this.notifications({ limit: 50 })
+          .then((inbox) => {
+            if (generation !== this.generation) return;
+            for (const n of inbox.items) this.noteSeen(n.id);
+            this.handlers.onGap?.(inbox, beforeId);
+          })
+          .catch(() => {
+            /* the replayed notifications still arrive; the next reconnect retries */
+          });
+        break;
+      }
+      case 'error':
+        this.handlers.onServerError?.(String(frame.code ?? ''), String(frame.message ?? ''));
+        break;
+      default:
+        // 'pong' and any message type added later: nothing to do.
+        break;
+    }
+  }
+
+  /** @private @param {number} generation @param {number} [code] */
+  scheduleReconnect(generation, code) {
+    if (generation !== this.generation) return;
+    // Full jitter: a random delay below an exponentially growing ceiling, so a restarted server
+    // is not hit by every client at the same instant.
+    const ceiling = Math.min(this.maxBackoffMs, this.minBackoffMs * 3 ** this.attempt);
+    const delayMs = Math.round(Math.random() * ceiling);
+    this.attempt++;
+    this.setState('reconnecting', { attempt: this.attempt, delayMs, code });
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (generation === this.generation) void this.openSocket(generation);
+    }, delayMs);
+  }
+
+  /** @private @param {number} code */
+  signedOut(code) {
+    this.generation++;
+    this.stopHeartbeat();
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.socket = null;
+    this.setToken(null);
+    this.setState('signed-out', { attempt: this.attempt, code });
+  }
+
+  /**
+   * Application-level keepalive: a ping every `heartbeat_s`, and a socket that has been silent
+   * for 2.5 heartbeats is treated as dead (a half-open TCP connection never fires 'close').
+   * @private @param {number} heartbeatS
+   */
+  startHeartbeat(heartbeatS) {
+    this.stopHeartbeat();
+    const periodMs = Math.max(1, heartbeatS) * 1000;
+    this.lastFrameAt = Date.now();
+    this.heartbeatTimer = setInterval(() => {
+      const socket = this.socket;
+      if (!socket) return;
+      if (Date.now() - this.lastFrameAt > periodMs * 2.5) {
+        // Do not wait for the closing handshake of a dead connection: abandon it now.
+        this.socket = null;
+        this.stopHeartbeat();
+        socket.close(4000, 'heartbeat timeout');
+        this.scheduleReconnect(this.generation);
+        return;
+      }
+      if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: 'ping' }));
+    }, periodMs);
+  }
+
+  /** @private */
+  stopHeartbeat() {
+    if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = null;
+  }
+}

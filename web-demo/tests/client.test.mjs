@@ -1,0 +1,349 @@
+// Unit tests of static/client.js under Node's test runner, with a scripted fetch and a fake
+// WebSocket (no server, no browser):  node --test web-demo/tests/
+//
+// They pin the parts of the live-socket contract that are hard to provoke on a real server:
+// backoff, resuming with ?since=, re-subscribing, duplicate ids, gap, 4401.
+import { test, beforeEach, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+
+/** A WebSocket stand-in the test drives from the "server" side. */
+class FakeSocket {
+  static CONNECTING = 0;
+  static OPEN = 1;
+  static CLOSING = 2;
+  static CLOSED = 3;
+  /** @type {FakeSocket[]} */
+  static all = [];
+  /** @type {((socket: FakeSocket) => void)[]} */
+  static waiting = [];
+
+  /** @param {string} url */
+  constructor(url) {
+    this.url = new URL(url);
+    this.readyState = FakeSocket.CONNECTING;
+    /** @type {any[]} */
+    this.sent = [];
+    /** @type {Record<string, ((event: any) => void)[]>} */
+    this.listeners = {};
+    /** @type {number | null} */
+    this.closedByClient = null;
+    FakeSocket.all.push(this);
+    for (const resolve of FakeSocket.waiting.splice(0)) resolve(this);
+  }
+  /** @param {string} type @param {(event: any) => void} fn */
+  addEventListener(type, fn) {
+    (this.listeners[type] ??= []).push(fn);
+  }
+  /** @param {string} data */
+  send(data) {
+    assert.equal(this.readyState, FakeSocket.OPEN, 'sent on a socket that is not open');
+    this.sent.push(JSON.parse(data));
+  }
+  /** @param {number} [code] */
+  close(code = 1000) {
+    this.closedByClient = code;
+    this.serverClose(code);
+  }
+  // --- the server's side ---
+  /** @param {object} [hello] */
+  accept(hello = {}) {
+    this.readyState = FakeSocket.OPEN;
+    this.emit('open', {});
+    this.push({ type: 'hello', user_id: 7, connection_id: 'c1', heartbeat_s: 20, ...hello });
+  }
+  /** @param {unknown} frame */
+  push(frame) {
+    this.emit('message', { data: JSON.stringify(frame) });
+  }
+  /** @param {number} code */
+  serverClose(code) {
+    if (this.readyState === FakeSocket.CLOSED) return;
+    this.readyState = FakeSocket.CLOSED;
+    this.emit('close', { code });
+  }
+  /** @param {string} type @param {any} event */
+  emit(type, event) {
+    for (const fn of this.listeners[type] ?? []) fn(event);
+  }
+  /** @returns {Promise<FakeSocket>} the next socket the client opens */
+  static next() {
+    return new Promise((resolve) => FakeSocket.waiting.push(resolve));
+  }
+}
+
+/** @type {{ method: string, url: URL, headers: Record<string, string>, body: any }[]} */
+let requests = [];
+/** @type {(req: { method: string, url: URL, headers: Record<string, string>, body: any }) => Response} */
+let answer = () => new Response(null, { status: 404 });
+let ticketNumber = 0;
+
+function json(status, body, type = 'application/json') {
+  return new Response(JSON.stringify(body), { status, headers: { 'Content-Type': type } });
+}
+
+/** Default server: hands out tickets "t/1", "t/2", ... (a slash, to check the encoding). */
+function ticketServer(extra = () => null) {
+  return (req) => {
+    const special = extra(req);
+    if (special) return special;
+    if (req.method === 'POST' && req.url.pathname === '/api/v1/auth/ws-ticket') {
+      ticketNumber++;
+      return json(200, { ticket: `t/${ticketNumber}`, expires_at: '2026-11-24T10:15:30.123Z' });
+    }
+    return new Response(null, { status: 404 });
+  };
+}
+
+const realFetch = globalThis.fetch;
+beforeEach(() => {
+  requests = [];
+  ticketNumber = 0;
+  FakeSocket.all = [];
+  FakeSocket.waiting = [];
+  answer = ticketServer();
+  Object.assign(globalThis, {
+    WebSocket: FakeSocket,
+    fetch: async (/** @type {string} */ url, /** @type {RequestInit} */ init = {}) => {
+      const req = {
+        method: init.method ?? 'GET',
+        url: new URL(url),
+        headers: /** @type {Record<string, string>} */ (init.headers ?? {}),
+        body: init.body,
+      };
+      requests.push(req);
+      const res = answer(req);
+      if (res instanceof Error) throw res;
+      return res;
+    },
+  });
+});
+afterEach(() => {
+  globalThis.fetch = realFetch;
+});
+
+const { PulseClient, ProblemError } = await import('../static/client.js');
+
+/** Waits for a condition to hold, driven by the client's own (short) timers. */
+async function until(condition, what, timeoutMs = 2000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+function newClient(token = 'tok') {
+  /** @type {(string | null)[]} */
+  const tokens = [];
+  const client = new PulseClient({ baseUrl: 'http://pulse.test', token, onTokenChange: (t) => tokens.push(t) });
+  return { client, tokens };
+}
+
+test('REST calls go under /api/v1 with the bearer token; objects are sent as JSON', async () => {
+  answer = () => json(200, { post_id: 3, liked: true, like_count: 1 });
+  const { client } = newClient();
+  const result = await client.put('/posts/3/like', { a: 1 });
+  assert.deepEqual(result, { post_id: 3, liked: true, like_count: 1 });
+  const [req] = requests;
+  assert.equal(req.url.href, 'http://pulse.test/api/v1/posts/3/like');
+  assert.equal(req.method, 'PUT');
+  assert.equal(req.headers.Authorization, 'Bearer tok');
+  assert.equal(req.headers['Content-Type'], 'application/json');
+  assert.equal(req.body, '{"a":1}');
+});
+
+test('FormData bodies are sent as multipart (the browser sets the boundary)', async () => {
+  answer = () => json(201, { id: 1 });
+  const { client } = newClient();
+  await client.createPost(new Blob([new Uint8Array([137, 80, 78, 71])], { type: 'image/png' }), 'hi', 'x.png');
+  const [req] = requests;
+  assert.ok(req.body instanceof FormData);
+  assert.equal(req.headers['Content-Type'], undefined);
+  assert.equal(req.body.get('caption'), 'hi');
+  assert.ok(req.body.get('image') instanceof Blob);
+});
+
+test('a problem+json answer throws a typed ProblemError', async () => {
+  answer = () =>
+    json(
+      422,
+      { type: '/problems/validation', title: 'Invalid input', status: 422, detail: 'caption is too long',
+        errors: [{ field: 'caption', message: 'at most 2200 characters' }] },
+      'application/problem+json',
+    );
+  const { client } = newClient();
+  await assert.rejects(client.post('/posts', {}), (error) => {
+    assert.ok(error instanceof ProblemError);
+    assert.equal(error.type, '/problems/validation');
+    assert.equal(error.title, 'Invalid input');
+    assert.equal(error.status, 422);
+    assert.equal(error.detail, 'caption is too long');
+    assert.equal(error.fieldMessage('caption'), 'at most 2200 characters');
+    return true;
+  });
+});
+
+test('a non-JSON error still becomes a ProblemError with the HTTP status', async () => {
+  answer = () => new Response('oops', { status: 502, statusText: 'Bad Gateway' });
+  const { client } = newClient();
+  await assert.rejects(client.get('/me'), (error) => error instanceof ProblemError && error.status === 502);
+});
+
+test('204 resolves to undefined; register/login/logout keep and forget the token', async () => {
+  answer = (req) => {
+    if (req.url.pathname.endsWith('/auth/register')) return json(201, { user: { id: 1 }, token: 'new-token' });
+    if (req.url.pathname.endsWith('/auth/logout')) return new Response(null, { status: 204 });
+    return new Response(null, { status: 404 });
+  };
+  const { client, tokens } = newClient(null);
+  await client.register('alice', 'password1');
+  assert.equal(client.token, 'new-token');
+  assert.equal(await client.logout(), undefined);
+  assert.equal(requests[1].headers.Authorization, 'Bearer new-token');
+  assert.equal(client.token, null);
+  assert.deepEqual(tokens, ['new-token', null]);
+});
+
+test('connect trades the token for a ticket and resumes with since=', async () => {
+  const { client } = newClient();
+  /** @type {string[]} */
+  const states = [];
+  const opened = FakeSocket.next();
+  client.connect({ onState: (s) => states.push(s) }, { since: 41 });
+  const socket = await opened;
+  assert.equal(requests[0].url.pathname, '/api/v1/auth/ws-ticket');
+  assert.equal(requests[0].headers.Authorization, 'Bearer tok');
+  assert.equal(socket.url.protocol, 'ws:');
+  assert.equal(socket.url.pathname, '/api/v1/ws');
+  assert.match(socket.url.search, /ticket=t%2F1/, 'the ticket is URI-encoded');
+  assert.equal(socket.url.searchParams.get('since'), '41');
+  socket.accept();
+  assert.deepEqual(states, ['connecting', 'live']);
+  client.disconnect();
+  assert.equal(socket.closedByClient, 1000);
+  assert.equal(states.at(-1), 'closed');
+});
+
+test('frames reach their handlers; duplicate notification ids are dropped', async () => {
+  const { client } = newClient();
+  /** @type {any[]} */
+  const got = [];
+  const opened = FakeSocket.next();
+  client.connect({
+    onNotification: (n) => got.push(['n', n.id]),
+    onLikeCount: (post, count) => got.push(['like', post, count]),
+    onRead: (count) => got.push(['read', count]),
+  });
+  const socket = await opened;
+  socket.accept();
+  const note = (id) => ({ type: 'notification', notification: { id, kind: 'like', text: `#${id}` } });
+  socket.push(note(5));
+  socket.push(note(6));
+  socket.push(note(5));
+  socket.push({ type: 'like_count', post_id: 9, like_count: 1301 });
+  socket.push({ type: 'read', unread_count: 0 });
+  socket.push({ type: 'pong' });
+  socket.push({ type: 'something_new', x: 1 });
+  assert.deepEqual(got, [['n', 5], ['n', 6], ['like', 9, 1301], ['read', 0]]);
+  assert.equal(client.lastNotificationId, 6);
+  client.disconnect();
+});
+
+test('after a drop it reconnects with a fresh ticket, since=<last id> and the watched posts', async () => {
+  const { client } = newClient();
+  /** @type {{ state: string, delayMs?: number }[]} */
+  const states = [];
+  let opened = FakeSocket.next();
+  client.connect({ onState: (state, d) => states.push({ state, delayMs: d.delayMs }) }, { minBackoffMs: 5, maxBackoffMs: 20 });
+  client.watch([1, 2]); // before the socket is live: remembered, sent on hello
+  const first = await opened;
+  first.accept();
+  assert.deepEqual(first.sent, [{ type: 'subscribe', post_ids: [1, 2] }]);
+  client.watch([2, 3]);
+  assert.deepEqual(first.sent.at(-1), { type: 'subscribe', post_ids: [3] }, 'only the new post is subscribed');
+  client.unwatch([1]);
+  assert.deepEqual(first.sent.at(-1), { type: 'unsubscribe', post_ids: [1] });
+  first.push({ type: 'notification', notification: { id: 77, kind: 'follow', text: 'x' } });
+
+  opened = FakeSocket.next();
+  first.serverClose(1001); // server going away
+  assert.equal(states.at(-1)?.state, 'reconnecting');
+  assert.ok((states.at(-1)?.delayMs ?? -1) <= 5, 'first delay is below the minimum ceiling');
+  const second = await opened;
+  assert.equal(second.url.searchParams.get('ticket'), 't/2', 'a ticket is single-use: a new one each time');
+  assert.equal(second.url.searchParams.get('since'), '77');
+  second.accept();
+  assert.equal(states.at(-1)?.state, 'live');
+  assert.deepEqual(second.sent, [{ type: 'subscribe', post_ids: [2, 3] }]);
+  client.disconnect();
+});
+
+test('backoff ceilings grow exponentially up to the maximum, with full jitter', async () => {
+  const realRandom = Math.random;
+  Math.random = () => 0.999; // the top of each jitter range
+  answer = ticketServer((req) => (req.url.pathname.endsWith('/ws-ticket') ? new TypeError('connection refused') : null));
+  try {
+    const { client } = newClient();
+    /** @type {number[]} */
+    const delays = [];
+    client.connect(
+      { onState: (state, d) => state === 'reconnecting' && d.delayMs !== undefined && delays.push(d.delayMs) },
+      { minBackoffMs: 1, maxBackoffMs: 8 },
+    );
+    await until(() => delays.length >= 6, 'six reconnect attempts');
+    client.disconnect();
+    assert.deepEqual(delays.slice(0, 6), [1, 2, 4, 8, 8, 8]);
+  } finally {
+    Math.random = realRandom;
+  }
+});
+
+test('close code 4401 means signed out: no more attempts, token forgotten', async () => {
+  const { client, tokens } = newClient();
+  /** @type {string[]} */
+  const states = [];
+  const opened = FakeSocket.next();
+  client.connect({ onState: (s) => states.push(s) }, { minBackoffMs: 1, maxBackoffMs: 2 });
+  const socket = await opened;
+  socket.accept();
+  socket.serverClose(4401);
+  assert.equal(states.at(-1), 'signed-out');
+  assert.equal(client.token, null);
+  assert.deepEqual(tokens, [null]);
+  const ticketsAsked = requests.length;
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(requests.length, ticketsAsked, 'it must not try again');
+  assert.equal(FakeSocket.all.length, 1);
+});
+
+test('a 401 for the ticket also means signed out', async () => {
+  answer = () => json(401, { type: '/problems/unauthorized', title: 'Unauthorized', status: 401 }, 'application/problem+json');
+  const { client } = newClient();
+  /** @type {string[]} */
+  const states = [];
+  client.connect({ onState: (s) => states.push(s) });
+  await until(() => states.includes('signed-out'), 'signed-out');
+  assert.deepEqual(states, ['connecting', 'signed-out']);
+  assert.equal(FakeSocket.all.length, 0);
+});
+
+test('a gap frame fetches the inbox and hands it over; its ids count as seen', async () => {
+  const inbox = { items: [{ id: 2000, kind: 'like', text: 'x' }], next_cursor: 'c', unread_count: 1500 };
+  answer = ticketServer((req) => (req.url.pathname.endsWith('/notifications') ? json(200, inbox) : null));
+  const { client } = newClient();
+  /** @type {any[]} */
+  const gaps = [];
+  /** @type {number[]} */
+  const notes = [];
+  const opened = FakeSocket.next();
+  client.connect({ onGap: (page, before) => gaps.push([page, before]), onNotification: (n) => notes.push(n.id) });
+  const socket = await opened;
+  socket.accept();
+  socket.push({ type: 'gap', before_id: 1000 });
+  await until(() => gaps.length === 1, 'onGap');
+  assert.deepEqual(gaps[0], [inbox, 1000]);
+  assert.equal(requests.at(-1)?.url.searchParams.get('limit'), '50');
+  socket.push({ type: 'notification', notification: { id: 2000, kind: 'like', text: 'x' } });
+  assert.deepEqual(notes, [], 'already shown from the inbox');
+  client.disconnect();
+});
