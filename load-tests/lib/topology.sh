@@ -120,8 +120,9 @@ create_db() {
 
 # The environment every pulse process of this run gets.
 pulse_env() {
-  local -a e=(PULSE_DATA_DIR="$WORK/data" PULSE_ROOT_KEY="$ROOT_KEY" PULSE_RATE_LIMITS=off
-    RUST_LOG="${RUST_LOG:-warn}")
+  # PULSE_* limits set in the caller's environment (PULSE_DB_POOL_SIZE, PULSE_WORKERS, ...) are
+  # inherited by every instance as they are.
+  local -a e=(PULSE_DATA_DIR="$WORK/data" PULSE_ROOT_KEY="$ROOT_KEY" RUST_LOG="${RUST_LOG:-warn}")
   if [[ "$BACKEND" == pg ]]; then
     e+=(DATABASE_URL="$DATABASE_URL_LOAD" REDIS_URL="$REDIS_URL_LOAD")
   fi

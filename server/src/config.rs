@@ -98,6 +98,8 @@ pub struct Settings {
     pub database_url: Option<String>,
     /// `REDIS_URL`: `redis://…`; unset means in-process fan-out (one instance).
     pub redis_url: Option<String>,
+    /// `PULSE_REDIS_PREFIX`: namespace for this deployment's Redis channel names.
+    pub redis_prefix: String,
     /// `PULSE_DATA_DIR`: SQLite file, media and the generated root key.
     pub data_dir: PathBuf,
     /// `PULSE_ROOT_KEY`: the biscuit root private key (hex), shared by all instances.
@@ -116,6 +118,7 @@ impl std::fmt::Debug for Settings {
             .field("addr", &self.addr)
             .field("database_url", &self.database_url.as_ref().map(|u| redact_url(u)))
             .field("redis_url", &self.redis_url.as_ref().map(|u| redact_url(u)))
+            .field("redis_prefix", &self.redis_prefix)
             .field("data_dir", &self.data_dir)
             .field("root_key", &self.root_key.as_ref().map(|_| "<redacted>"))
             .field("workers", &self.workers)
@@ -144,6 +147,7 @@ pub const SETTINGS_HELP: &[(&str, &str, &str)] = &[
     ("PULSE_ADDR", "127.0.0.1:8080", "Listen address."),
     ("DATABASE_URL", "(unset)", "postgres://… for PostgreSQL; unset: SQLite file in PULSE_DATA_DIR."),
     ("REDIS_URL", "(unset)", "redis://… for fan-out across instances; unset: in-process."),
+    ("PULSE_REDIS_PREFIX", "pulse:", "Prefix of this deployment's Redis channel names (to share one Redis)."),
     ("PULSE_DATA_DIR", "./pulse-data", "SQLite database, media files and the generated root key."),
     ("PULSE_ROOT_KEY", "(generated)", "Biscuit root private key, hex (`pulse keygen`); share it across instances."),
     ("PULSE_WORKERS", "(cores)", "HTTP worker threads."),
@@ -158,6 +162,7 @@ impl Settings {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: None,
             redis_url: None,
+            redis_prefix: "pulse:".to_owned(),
             data_dir: PathBuf::from("./pulse-data"),
             root_key: None,
             workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
@@ -174,6 +179,7 @@ impl Settings {
             addr: parse_env("PULSE_ADDR", defaults.addr)?,
             database_url: non_empty("DATABASE_URL"),
             redis_url: non_empty("REDIS_URL"),
+            redis_prefix: std::env::var("PULSE_REDIS_PREFIX").unwrap_or(defaults.redis_prefix),
             data_dir: non_empty("PULSE_DATA_DIR").map(PathBuf::from).unwrap_or(defaults.data_dir),
             root_key: non_empty("PULSE_ROOT_KEY"),
             workers: parse_env("PULSE_WORKERS", defaults.workers)?.max(1),

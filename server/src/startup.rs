@@ -84,7 +84,7 @@ impl Application {
                 let (changes_tx, changes_rx) = mpsc::channel(limits.bus_command_queue_len.max(1));
                 let hub = Arc::new(Hub::new(limits.ws_queue_len, limits.ws_max_sockets_per_user, interval, Some(changes_tx), metrics.clone()));
                 let max_backoff = Duration::from_millis(limits.redis_max_backoff_ms);
-                let bus = Bus::redis(url, hub.clone(), changes_rx, max_backoff).await?;
+                let bus = Bus::redis(url, &settings.redis_prefix, hub.clone(), changes_rx, max_backoff).await?;
                 (hub, bus)
             }
             None => {

@@ -720,7 +720,8 @@ async function onUpload(event) {
   ui.uploadSubmit.textContent = 'Posting…';
   showError(ui.uploadError, null);
   try {
-    const post = await client.createPost(file, ui.uploadCaption.value);
+    /** @type {Post} */
+    const post = await client.post('/posts', { caption: ui.uploadCaption.value, image: file });
     resetUpload();
     addPost(post, 'top');
     focusPost(post.id);

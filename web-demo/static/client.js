@@ -8,6 +8,8 @@
  *   import { PulseClient, ProblemError } from '/client.js';
  *   const pulse = new PulseClient({ token: sessionStorage.getItem('pulse.token') });
  *   await pulse.login('alice', 'correct horse');
+ *   const feed = await pulse.get('/feed');                        // { items: Post[], next_cursor }
+ *   const post = await pulse.post('/posts', { caption: 'hi', image: file }); // multipart upload
  *   pulse.connect({ onNotification: (n) => console.log(n.text), onState: console.log });
  *   pulse.watch([42]); // live like counts for post 42
  *
@@ -123,6 +125,21 @@ function isObject(value) {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/**
+ * A multipart form from a plain object: Blobs become file parts (a Blob that is not a File is
+ * named after its field), everything else its string form; null and undefined are left out.
+ * @param {Record<string, unknown>} fields
+ */
+function toFormData(fields) {
+  const form = new FormData();
+  for (const [name, value] of Object.entries(fields)) {
+    if (value === undefined || value === null) continue;
+    if (value instanceof Blob) form.append(name, value, value instanceof File ? value.name : name);
+    else form.append(name, String(value));
+  }
+  return form;
+}
+
 /** @param {PageQuery & Record<string, string | number | boolean | null | undefined>} query */
 function queryString(query) {
   const params = new URLSearchParams();
@@ -192,7 +209,9 @@ export class PulseClient {
   /**
    * @param {string} method
    * @param {string} path relative to `/api/v1`, e.g. `/feed?limit=10`
-   * @param {unknown} [body] a plain object (sent as JSON) or FormData (sent as multipart)
+   * @param {unknown} [body] a plain object (sent as JSON), FormData, or a plain object with a
+   *   Blob/File among its values (both sent as `multipart/form-data`, e.g.
+   *   `client.post('/posts', { caption, image })`)
    * @returns {Promise<any>} the parsed JSON answer, or `undefined` for 204
    */
   async request(method, path, body) {
@@ -201,6 +220,9 @@ export class PulseClient {
     if (this.token) headers.Authorization = `Bearer ${this.token}`;
     /** @type {BodyInit | undefined} */
     let payload;
+    if (isObject(body) && !(body instanceof FormData) && Object.values(body).some((v) => v instanceof Blob)) {
+      body = toFormData(body);
+    }
     if (body instanceof FormData) {
       payload = body; // the browser sets the multipart boundary itself
     } else if (body !== undefined) {
@@ -333,7 +355,10 @@ export class PulseClient {
     return this.get(`/feed${queryString(query)}`);
   }
 
-  /** @param {Blob} image @param {string} caption @param {string} [filename] @returns {Promise<Post>} */
+  /**
+   * `POST /posts` as multipart: the same as `client.post('/posts', { caption, image })`.
+   * @param {Blob} image @param {string} caption @param {string} [filename] @returns {Promise<Post>}
+   */
   createPost(image, caption, filename = 'photo') {
     const form = new FormData();
     form.append('image', image, image instanceof File ? image.name : filename);
@@ -524,7 +549,7 @@ export class PulseClient {
       case 'notification': {
         const notification = /** @type {Notification} */ (frame.notification);
         if (!isObject(notification) || typeof notification.id !== 'number') return;
-        if (false) return; // duplicate (replay overlap): drop it
+        if (this.seenIds.has(notification.id)) return; // duplicate (replay overlap): drop it
         this.noteSeen(notification.id);
         this.handlers.onNotification?.(notification);
         break;
@@ -565,7 +590,7 @@ export class PulseClient {
     if (generation !== this.generation) return;
     // Full jitter: a random delay below an exponentially growing ceiling, so a restarted server
     // is not hit by every client at the same instant.
-    const ceiling = Math.min(this.maxBackoffMs, this.minBackoffMs * 3 ** this.attempt);
+    const ceiling = Math.min(this.maxBackoffMs, this.minBackoffMs * 2 ** this.attempt);
     const delayMs = Math.round(Math.random() * ceiling);
     this.attempt++;
     this.setState('reconnecting', { attempt: this.attempt, delayMs, code });

@@ -76,19 +76,24 @@ let requests = [];
 /** @type {(req: { method: string, url: URL, headers: Record<string, string>, body: any }) => Response} */
 let answer = () => new Response(null, { status: 404 });
 let ticketNumber = 0;
+/** Every client a test made, disconnected after it. @type {any[]} */
+const clients = [];
 
 function json(status, body, type = 'application/json') {
   return new Response(JSON.stringify(body), { status, headers: { 'Content-Type': type } });
 }
 
-/** Default server: hands out tickets "t/1", "t/2", ... (a slash, to check the encoding). */
+/**
+ * Default server: hands out tickets "t/1=", "t/2=", ... (a slash and base64 padding, to check the
+ * encoding: biscuit tickets keep their `=` padding).
+ */
 function ticketServer(extra = () => null) {
   return (req) => {
     const special = extra(req);
     if (special) return special;
     if (req.method === 'POST' && req.url.pathname === '/api/v1/auth/ws-ticket') {
       ticketNumber++;
-      return json(200, { ticket: `t/${ticketNumber}`, expires_at: '2026-11-24T10:15:30.123Z' });
+      return json(200, { ticket: `t/${ticketNumber}=`, expires_at: '2026-11-24T10:15:30.123Z' });
     }
     return new Response(null, { status: 404 });
   };
@@ -118,6 +123,8 @@ beforeEach(() => {
   });
 });
 afterEach(() => {
+  // A failed assertion must not leave a client reconnecting (its timers would keep node alive).
+  for (const client of clients.splice(0)) client.disconnect();
   globalThis.fetch = realFetch;
 });
 
@@ -136,6 +143,7 @@ function newClient(token = 'tok') {
   /** @type {(string | null)[]} */
   const tokens = [];
   const client = new PulseClient({ baseUrl: 'http://pulse.test', token, onTokenChange: (t) => tokens.push(t) });
+  clients.push(client);
   return { client, tokens };
 }
 
@@ -161,6 +169,48 @@ test('FormData bodies are sent as multipart (the browser sets the boundary)', as
   assert.equal(req.headers['Content-Type'], undefined);
   assert.equal(req.body.get('caption'), 'hi');
   assert.ok(req.body.get('image') instanceof Blob);
+});
+
+test("post('/posts', { caption, image }) sends multipart with a file part", async () => {
+  answer = () => json(201, { id: 9, caption: 'sunset' });
+  const { client } = newClient();
+  const image = new Blob([new Uint8Array([137, 80, 78, 71])], { type: 'image/png' });
+  const post = await client.post('/posts', { caption: 'sunset', image });
+  assert.deepEqual(post, { id: 9, caption: 'sunset' });
+  const [req] = requests;
+  assert.equal(req.url.pathname, '/api/v1/posts');
+  assert.ok(req.body instanceof FormData, 'an object holding a Blob goes as multipart');
+  assert.equal(req.headers['Content-Type'], undefined, 'fetch sets the multipart boundary');
+  assert.equal(req.body.get('caption'), 'sunset');
+  const part = req.body.get('image');
+  assert.ok(part instanceof Blob);
+  assert.equal(part.size, 4);
+  assert.equal(part.type, 'image/png');
+});
+
+test("get('/feed') returns the parsed page", async () => {
+  const page = { items: [{ id: 1 }], next_cursor: null };
+  answer = (req) => (req.method === 'GET' && req.url.pathname === '/api/v1/feed' ? json(200, page) : json(404, {}));
+  const { client } = newClient();
+  assert.deepEqual(await client.get('/feed'), page);
+  assert.equal(requests[0].headers.Accept, 'application/json');
+});
+
+test('a 409 (username taken) is a ProblemError with status, type and title', async () => {
+  answer = () =>
+    json(409, { type: '/problems/conflict', title: 'Conflict', status: 409, detail: 'That username is taken.' }, 'application/problem+json');
+  const { client, tokens } = newClient(null);
+  await assert.rejects(client.register('alice', 'password1'), (error) => {
+    assert.ok(error instanceof ProblemError);
+    assert.ok(error instanceof Error);
+    assert.equal(error.name, 'ProblemError');
+    assert.equal(error.status, 409);
+    assert.equal(error.type, '/problems/conflict');
+    assert.equal(error.message, 'That username is taken.');
+    assert.deepEqual(error.errors, []);
+    return true;
+  });
+  assert.deepEqual(tokens, [], 'a failed register keeps no token');
 });
 
 test('a problem+json answer throws a typed ProblemError', async () => {
@@ -215,7 +265,8 @@ test('connect trades the token for a ticket and resumes with since=', async () =
   assert.equal(requests[0].headers.Authorization, 'Bearer tok');
   assert.equal(socket.url.protocol, 'ws:');
   assert.equal(socket.url.pathname, '/api/v1/ws');
-  assert.match(socket.url.search, /ticket=t%2F1/, 'the ticket is URI-encoded');
+  assert.match(socket.url.search, /ticket=t%2F1%3D(&|$)/, 'the ticket is URI-encoded');
+  assert.equal(socket.url.searchParams.get('ticket'), 't/1=');
   assert.equal(socket.url.searchParams.get('since'), '41');
   socket.accept();
   assert.deepEqual(states, ['connecting', 'live']);
@@ -270,7 +321,7 @@ test('after a drop it reconnects with a fresh ticket, since=<last id> and the wa
   assert.equal(states.at(-1)?.state, 'reconnecting');
   assert.ok((states.at(-1)?.delayMs ?? -1) <= 5, 'first delay is below the minimum ceiling');
   const second = await opened;
-  assert.equal(second.url.searchParams.get('ticket'), 't/2', 'a ticket is single-use: a new one each time');
+  assert.equal(second.url.searchParams.get('ticket'), 't/2=', 'a ticket is single-use: a new one each time');
   assert.equal(second.url.searchParams.get('since'), '77');
   second.accept();
   assert.equal(states.at(-1)?.state, 'live');
@@ -310,9 +361,10 @@ test('close code 4401 means signed out: no more attempts, token forgotten', asyn
   assert.equal(states.at(-1), 'signed-out');
   assert.equal(client.token, null);
   assert.deepEqual(tokens, [null]);
-  const ticketsAsked = requests.length;
-  await new Promise((r) => setTimeout(r, 30));
-  assert.equal(requests.length, ticketsAsked, 'it must not try again');
+  // Nothing is scheduled: no retry timer, no heartbeat, and the socket is not replaced.
+  assert.equal(client.retryTimer, null, 'it must not try again');
+  assert.equal(client.heartbeatTimer, null);
+  assert.equal(client.socket, null);
   assert.equal(FakeSocket.all.length, 1);
 });
 

@@ -34,6 +34,9 @@ pub enum Bus {
 
 pub struct RedisBus {
     publisher: ConnectionManager,
+    /// Namespace in front of every channel name (`PULSE_REDIS_PREFIX`), so several deployments
+    /// (or test runs) can share one Redis without hearing each other.
+    prefix: String,
     hub: Arc<Hub>,
     connected: Arc<AtomicBool>,
 }
@@ -46,7 +49,7 @@ impl Bus {
             Bus::Redis(bus) => {
                 let mut conn = bus.publisher.clone();
                 let sent = redis::cmd("PUBLISH")
-                    .arg(event.channel())
+                    .arg(format!("{}{}", bus.prefix, event.channel()))
                     .arg(event.encode())
                     .query_async::<i64>(&mut conn)
                     .await;
@@ -71,6 +74,7 @@ impl Bus {
     /// Connects to Redis and starts the single subscriber task feeding `hub`.
     pub async fn redis(
         url: &str,
+        prefix: &str,
         hub: Arc<Hub>,
         changes: mpsc::Receiver<SubscriptionChange>,
         max_backoff: Duration,
@@ -82,9 +86,15 @@ impl Bus {
             .set_max_delay(max_backoff);
         let publisher = client.get_connection_manager_with_config(config).await?;
         let connected = Arc::new(AtomicBool::new(false));
-        let subscriber = Subscriber { client, hub: hub.clone(), connected: connected.clone(), max_backoff };
+        let subscriber = Subscriber {
+            client,
+            hub: hub.clone(),
+            connected: connected.clone(),
+            max_backoff,
+            prefix: prefix.to_owned(),
+        };
         tokio::spawn(subscriber.run(changes));
-        Ok(Bus::Redis(Arc::new(RedisBus { publisher, hub, connected })))
+        Ok(Bus::Redis(Arc::new(RedisBus { publisher, prefix: prefix.to_owned(), hub, connected })))
     }
 }
 
@@ -94,6 +104,7 @@ struct Subscriber {
     hub: Arc<Hub>,
     connected: Arc<AtomicBool>,
     max_backoff: Duration,
+    prefix: String,
 }
 
 impl Subscriber {
@@ -119,13 +130,18 @@ impl Subscriber {
                 tokio::select! {
                     _ = &mut sleep => break,
                     change = changes.recv() => match change {
-                        Some(change) => apply_offline(&mut wanted, change),
+                        Some(change) => apply_offline(&mut wanted, self.namespaced(change)),
                         None => return,
                     },
                 }
             }
             backoff = (backoff * 2).min(self.max_backoff);
         }
+    }
+
+    fn namespaced(&self, mut change: SubscriptionChange) -> SubscriptionChange {
+        change.channel.insert_str(0, &self.prefix);
+        change
     }
 
     /// Subscribes everything wanted, then relays messages and subscription changes until the
@@ -160,6 +176,7 @@ impl Subscriber {
                 }
                 change = changes.recv() => {
                     let Some(change) = change else { return Ok(()) };
+                    let change = self.namespaced(change);
                     // `wanted` changes first: if the command fails, the reconnect still applies it.
                     if change.subscribe {
                         if wanted.insert(change.channel.clone()) {

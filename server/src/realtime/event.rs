@@ -22,11 +22,11 @@ pub enum Event {
 
 /// The Redis channel an event travels on.
 pub fn user_channel(user: UserId) -> String {
-    format!("pulse:u:{}", user.0)
+    format!("u:{}", user.0)
 }
 
 pub fn post_channel(post: PostId) -> String {
-    format!("pulse:p:{}", post.0)
+    format!("p:{}", post.0)
 }
 
 impl Event {

@@ -134,14 +134,17 @@ impl Hub {
         }
     }
 
-    pub fn watch(&self, queue: &Arc<SocketQueue>, post: PostId) {
+    /// Adds `queue` to the watchers of `post`. The receiver resolves once the bus is subscribed
+    /// to the post's channel (every call asks, so a second watcher cannot race ahead of the
+    /// first one's SUBSCRIBE); it errors if the request could not even be queued.
+    pub fn watch(&self, queue: &Arc<SocketQueue>, post: PostId) -> oneshot::Receiver<()> {
+        let (ack_tx, ack_rx) = oneshot::channel();
         let mut watchers = self.watchers.entry(post).or_default();
-        if watchers.is_empty() {
-            self.request(post_channel(post), true, None);
-        }
+        self.request(post_channel(post), true, Some(ack_tx));
         if !watchers.iter().any(|s| s.conn_id == queue.conn_id) {
             watchers.push(queue.clone());
         }
+        ack_rx
     }
 
     pub fn unwatch(&self, queue: &SocketQueue, post: PostId) {

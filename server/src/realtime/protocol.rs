@@ -13,6 +13,9 @@ pub enum ServerFrame<'a> {
     LikeCount { post_id: i64, like_count: i64 },
     Read { unread_count: i64 },
     Gap { before_id: i64 },
+    /// Confirms a `subscribe`: like counts of these posts now reach this socket from every
+    /// instance (an addition to the contract's frames).
+    Subscribed { post_ids: &'a [i64] },
     Error { code: &'a str, message: &'a str },
     Pong,
 }

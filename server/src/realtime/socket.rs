@@ -29,6 +29,9 @@ use crate::auth::Claims;
 use crate::state::AppState;
 use crate::views::Notification;
 
+/// How long a `subscribe` waits for the bus to confirm before answering with an error frame.
+const SUBSCRIBE_ACK_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Where this socket is in its user's notification stream.
 #[derive(Debug, Clone, Copy)]
 struct Cursor {
@@ -131,7 +134,7 @@ impl SocketTask {
                         Some(Ok(AggregatedMessage::Binary(_))) => {
                             Some(Err(("binary_unsupported", "frames must be JSON text".to_owned())))
                         }
-                        Some(Ok(AggregatedMessage::Text(text))) => Some(self.handle_client_frame(&text, watched)),
+                        Some(Ok(AggregatedMessage::Text(text))) => Some(self.handle_client_frame(&text, watched).await),
                     };
                     match reply {
                         Some(Ok(Some(frame))) => { bad_frames = 0; if let Err(close) = self.send(frame).await { return close; } }
@@ -161,7 +164,7 @@ impl SocketTask {
     }
 
     /// Handles a client frame: `Ok(Some(frame))` to answer, `Ok(None)` for nothing to say.
-    fn handle_client_frame(
+    async fn handle_client_frame(
         &self,
         text: &str,
         watched: &mut HashSet<PostId>,
@@ -171,15 +174,26 @@ impl SocketTask {
             ClientFrame::Subscribe { post_ids } => {
                 let max = self.state.settings.limits.ws_max_subscriptions;
                 let new: HashSet<PostId> =
-                    post_ids.into_iter().filter(|id| *id > 0).map(PostId).filter(|p| !watched.contains(p)).collect();
+                    post_ids.iter().copied().filter(|id| *id > 0).map(PostId).filter(|p| !watched.contains(p)).collect();
                 if watched.len() + new.len() > max {
                     return Err(("too_many_subscriptions", format!("a socket may watch at most {max} posts")));
                 }
+                let mut acks = Vec::with_capacity(new.len());
                 for post in new {
-                    self.state.hub.watch(&self.queue, post);
+                    acks.push(self.state.hub.watch(&self.queue, post));
                     watched.insert(post);
                 }
-                Ok(None)
+                // Confirm only once the bus listens, so a like made right after `subscribed`
+                // (through any instance) is reported.
+                for ack in acks {
+                    if !matches!(tokio::time::timeout(SUBSCRIBE_ACK_TIMEOUT, ack).await, Ok(Ok(()))) {
+                        return Err(("subscribe_failed", "the bus could not subscribe; retry".to_owned()));
+                    }
+                }
+                let mut confirmed: Vec<i64> = post_ids.iter().copied().filter(|id| watched.contains(&PostId(*id))).collect();
+                confirmed.sort_unstable();
+                confirmed.dedup();
+                Ok(Some(ServerFrame::Subscribed { post_ids: &confirmed }.to_json()))
             }
             ClientFrame::Unsubscribe { post_ids } => {
                 for post in post_ids.into_iter().map(PostId) {

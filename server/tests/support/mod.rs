@@ -1,0 +1,382 @@
+//! Test support shared by the black-box suites: starts the real application on port 0 against a
+//! fresh store, and talks to it over real HTTP and real WebSockets.
+//!
+//! The store comes from `PULSE_TEST_BACKEND`: `sqlite` (default: a SQLite file in a fresh temp
+//! directory, in-process fan-out) or `postgres` (a fresh database `pulse_test_<random>` on
+//! `PULSE_TEST_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`, and Redis
+//! at `PULSE_TEST_REDIS_URL`, default `redis://127.0.0.1:6379`, under a random channel prefix).
+//! A missing service fails the test; nothing is skipped.
+//!
+//! Every wait is bounded: reads have timeouts, and conditions are polled against a deadline.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod socket;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use pulse_server::config::Settings;
+use pulse_server::startup::{Application, Shutdown};
+use pulse_server::state::AppState;
+use reqwest::{multipart, Method, StatusCode};
+use serde_json::{json, Value};
+use tokio::task::JoinHandle;
+
+pub use socket::Socket;
+
+/// How long any single expected thing may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+pub const PASSWORD: &str = "correct-horse-battery";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub fn backend() -> Backend {
+    match std::env::var("PULSE_TEST_BACKEND").unwrap_or_default().as_str() {
+        "" | "sqlite" => Backend::Sqlite,
+        "postgres" => Backend::Postgres,
+        other => panic!("PULSE_TEST_BACKEND={other:?}: use sqlite or postgres"),
+    }
+}
+
+pub fn random_suffix() -> String {
+    format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
+}
+
+pub fn admin_database_url() -> String {
+    std::env::var("PULSE_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("PULSE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Where a deployment keeps its data; several instances may share one store.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub backend: Backend,
+    pub database_url: Option<String>,
+    pub redis_url: Option<String>,
+    pub redis_prefix: String,
+    pub data_dir: PathBuf,
+    pub root_key: String,
+}
+
+impl Store {
+    /// A fresh store for the backend chosen by the environment.
+    pub async fn fresh() -> Store {
+        Store::fresh_for(backend()).await
+    }
+
+    /// A fresh PostgreSQL database and Redis namespace (the production shape).
+    pub async fn fresh_postgres() -> Store {
+        Store::fresh_for(Backend::Postgres).await
+    }
+
+    pub async fn fresh_for(backend: Backend) -> Store {
+        let suffix = random_suffix();
+        let data_dir = std::env::temp_dir().join(format!("pulse-test-{suffix}"));
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let root_key = pulse_server::auth::Keys::generate_hex();
+        match backend {
+            Backend::Sqlite => Store {
+                backend,
+                database_url: None,
+                redis_url: None,
+                redis_prefix: String::new(),
+                data_dir,
+                root_key,
+            },
+            Backend::Postgres => {
+                let name = format!("pulse_test_{suffix}");
+                let admin = admin_database_url();
+                let mut conn = AsyncPgConnection::establish(&admin)
+                    .await
+                    .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is required for this test: {e}"));
+                diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+                let base = admin.rsplit_once('/').map(|(base, _)| base).unwrap_or(&admin);
+                Store {
+                    backend,
+                    database_url: Some(format!("{base}/{name}")),
+                    redis_url: Some(redis_url()),
+                    redis_prefix: format!("test-{suffix}:"),
+                    data_dir,
+                    root_key,
+                }
+            }
+        }
+    }
+
+    pub fn settings(&self) -> Settings {
+        let mut settings = Settings::defaults();
+        settings.addr = "127.0.0.1:0".parse().unwrap();
+        settings.database_url = self.database_url.clone();
+        settings.redis_url = self.redis_url.clone();
+        settings.redis_prefix = self.redis_prefix.clone();
+        settings.data_dir = self.data_dir.clone();
+        settings.root_key = Some(self.root_key.clone());
+        settings.workers = 2;
+        settings.limits.db_pool_size = 8;
+        settings.limits.drain_ms = 200;
+        settings.limits.shutdown_timeout_secs = 2;
+        settings
+    }
+}
+
+/// One running instance of the real application, on a random loopback port.
+pub struct TestApp {
+    pub base: String,
+    pub port: u16,
+    pub state: AppState,
+    pub http: reqwest::Client,
+    shutdown: Shutdown,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+impl TestApp {
+    /// An instance on a fresh store of the environment's backend, with default settings.
+    pub async fn spawn() -> TestApp {
+        TestApp::spawn_on(&Store::fresh().await, |_| {}).await
+    }
+
+    /// An instance on a fresh store with adjusted settings.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+        TestApp::spawn_on(&Store::fresh().await, adjust).await
+    }
+
+    /// An instance on `store` (several instances may share one store).
+    pub async fn spawn_on(store: &Store, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+        let mut settings = store.settings();
+        adjust(&mut settings);
+        let app = Application::build(settings).await.expect("application starts");
+        let port = app.port();
+        let state = app.state().clone();
+        let shutdown = app.shutdown_handle();
+        let server = tokio::spawn(app.run_until_stopped());
+        TestApp {
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+            state,
+            http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+            shutdown,
+            server,
+        }
+    }
+
+    /// Graceful stop: sockets are closed with 1001, in-flight requests finish.
+    pub async fn stop(self) {
+        tokio::time::timeout(DEADLINE, self.shutdown.shutdown()).await.expect("shutdown finishes");
+        let _ = tokio::time::timeout(DEADLINE, self.server).await.expect("server exits");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        if path.starts_with("/api/") || !path.starts_with('/') || is_outside_api(path) {
+            format!("{}{path}", self.base)
+        } else {
+            format!("{}/api/v1{path}", self.base)
+        }
+    }
+
+    pub fn ws_url(&self, query: &str) -> String {
+        format!("ws://127.0.0.1:{}/api/v1/ws{query}", self.port)
+    }
+
+    /// Sends a request; `path` is under `/api/v1` unless it is one of the outside paths.
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        Reply::from(request.send().await.expect("request reaches the server")).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn put(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::PUT, path, Some(token), None).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::DELETE, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    /// Sends raw bytes with a content type (for malformed-input tests).
+    pub async fn raw(&self, method: Method, path: &str, token: Option<&str>, content_type: &str, body: Vec<u8>) -> Reply {
+        let mut request = self.http.request(method, self.url(path)).header("content-type", content_type).body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        Reply::from(request.send().await.expect("request reaches the server")).await
+    }
+
+    /// Registers a fresh user named `<prefix>_<random>`.
+    pub async fn register(&self, prefix: &str) -> User {
+        let username = format!("{prefix}_{}", &random_suffix()[..8]);
+        let reply = self
+            .call(Method::POST, "/auth/register", None, Some(json!({"username": username, "password": PASSWORD})))
+            .await;
+        reply.assert_status(StatusCode::CREATED);
+        User {
+            id: reply.body["user"]["id"].as_i64().unwrap(),
+            username,
+            token: reply.body["token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Uploads a post with a generated PNG of the given size.
+    pub async fn create_post(&self, author: &User, caption: &str) -> Value {
+        let reply = self.upload(&author.token, png(64, 48), "photo.png", caption).await;
+        reply.assert_status(StatusCode::CREATED);
+        reply.body
+    }
+
+    pub async fn upload(&self, token: &str, bytes: Vec<u8>, filename: &str, caption: &str) -> Reply {
+        let form = multipart::Form::new()
+            .text("caption", caption.to_owned())
+            .part("image", multipart::Part::bytes(bytes).file_name(filename.to_owned()).mime_str("image/png").unwrap());
+        let request = self.http.post(self.url("/posts")).bearer_auth(token).multipart(form);
+        Reply::from(request.send().await.expect("request reaches the server")).await
+    }
+
+    pub async fn follow(&self, follower: &User, followed: &User) {
+        self.put(&format!("/users/{}/follow", followed.id), &follower.token).await.assert_status(StatusCode::OK);
+    }
+
+    pub async fn like(&self, liker: &User, post_id: i64) -> Reply {
+        self.put(&format!("/posts/{post_id}/like"), &liker.token).await
+    }
+
+    /// All of a user's notifications, newest first, across every page.
+    pub async fn all_notifications(&self, user: &User) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                Some(c) => format!("/notifications?limit=100&cursor={c}"),
+                None => "/notifications?limit=100".to_owned(),
+            };
+            let reply = self.get(&path, &user.token).await;
+            reply.assert_status(StatusCode::OK);
+            items.extend(reply.body["items"].as_array().unwrap().iter().cloned());
+            match reply.body["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return items,
+            }
+        }
+    }
+
+    /// Opens a socket with the bearer token, and reads the `hello`.
+    pub async fn socket(&self, user: &User, query: &str) -> Socket {
+        Socket::open(&self.ws_url(query), Some(&user.token), None).await.expect("socket opens")
+    }
+
+    pub async fn ticket(&self, user: &User) -> String {
+        let reply = self.post("/auth/ws-ticket", &user.token, json!({})).await;
+        reply.assert_status(StatusCode::OK);
+        reply.body["ticket"].as_str().unwrap().to_owned()
+    }
+}
+
+fn is_outside_api(path: &str) -> bool {
+    ["/media/", "/healthz", "/readyz", "/metrics", "/two", "/app.", "/client.js"]
+        .iter()
+        .any(|p| path.starts_with(p))
+        || path == "/"
+}
+
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub token: String,
+}
+
+/// A response: status, headers and the body parsed as JSON (Null when empty or not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub bytes: Vec<u8>,
+}
+
+impl Reply {
+    pub async fn from(response: reqwest::Response) -> Reply {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body reads").to_vec();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply { status, headers, body, bytes }
+    }
+
+    #[track_caller]
+    pub fn assert_status(&self, status: StatusCode) -> &Self {
+        assert_eq!(self.status, status, "unexpected status; body: {}", String::from_utf8_lossy(&self.bytes));
+        self
+    }
+
+    /// Asserts a problem+json answer with this status and problem type.
+    #[track_caller]
+    pub fn assert_problem(&self, status: StatusCode, problem_type: &str) -> &Self {
+        self.assert_status(status);
+        let content_type = self.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+        assert!(content_type.starts_with("application/problem+json"), "content type {content_type:?}");
+        assert_eq!(self.body["type"], problem_type, "problem: {}", self.body);
+        assert_eq!(self.body["status"], status.as_u16(), "problem: {}", self.body);
+        assert!(self.body["title"].as_str().is_some_and(|t| !t.is_empty()), "problem: {}", self.body);
+        self
+    }
+
+    /// The field names listed in a validation problem's `errors`.
+    pub fn error_fields(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|errors| errors.iter().filter_map(|e| e["field"].as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// A real PNG of `width`×`height` with a gradient.
+pub fn png(width: u32, height: u32) -> Vec<u8> {
+    let image = image::RgbImage::from_fn(width, height, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 128]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    image.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// A real JPEG.
+pub fn jpeg(width: u32, height: u32) -> Vec<u8> {
+    let image = image::RgbImage::from_fn(width, height, |x, y| image::Rgb([(x % 256) as u8, 64, (y % 256) as u8]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    image.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
+    out.into_inner()
+}
+
+/// Polls `check` until it returns `Some`, failing after [`DEADLINE`].
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
