@@ -1,57 +1,52 @@
--- One like, as the server runs PUT /api/v1/posts/{id}/like against PostgreSQL
--- (server/src/auth.rs token check, then schema/src/likes.rs `like` and the
--- `insert_notification!` macro of schema/src/notifications.rs), on the schema of
+-- One like, statement for statement as the server sends it to PostgreSQL for
+-- PUT /api/v1/posts/{id}/like (captured with log_min_duration_statement = 0 on 2026-11-24;
+-- code: server/src/auth.rs `authenticate` -> schema/src/tokens.rs `any_revoked`, then
+-- schema/src/likes.rs `like` with the `insert_notification!` macro of
+-- schema/src/notifications.rs), on the schema of
 -- schema/migrations/postgres/2026-11-24-000001_init/up.sql:
---   0 SELECT EXISTS (revoked_tokens ...)                           token check, own statement
+--   pool checkout   SELECT 1          deadpool's "Verified" recycle check (diesel-async default)
+--   auth            SELECT EXISTS (revoked_tokens ... = ANY ($1))
+--   pool checkout   SELECT 1
 --   BEGIN
---   1 SELECT author_id FROM posts WHERE id = :post
---   2 INSERT INTO likes ... ON CONFLICT DO NOTHING RETURNING post_id (a repeated like stops here)
+--   1 SELECT author_id FROM posts WHERE id = $1 LIMIT 1
+--   2 INSERT INTO likes ... ON CONFLICT DO NOTHING RETURNING post_id
 --   3 UPDATE posts SET like_count = like_count + 1, like_seq = like_seq + 1 ... RETURNING
---   4 INSERT INTO like_notices ... ON CONFLICT DO NOTHING RETURNING (like/unlike/like notifies once)
---   5 SELECT id, username, display_name FROM users WHERE id = :liker (the actor, for the text)
---   6 UPDATE users SET notification_seq = notification_seq + 1 WHERE id = :recipient RETURNING
---   7 INSERT INTO notifications (...) RETURNING *
+--   4 INSERT INTO like_notices ... ON CONFLICT DO NOTHING RETURNING post_id
+--   5 SELECT id, username, display_name FROM users WHERE id = $1 LIMIT 1   (the actor)
+--   6 UPDATE users SET notification_seq = notification_seq + 1 ... RETURNING notification_seq
+--   7 INSERT INTO notifications (...) RETURNING (every column)
 --   COMMIT
--- Left out: the Redis PUBLISH after commit, HTTP, JSON, biscuit verification. So the tps is
--- what the database alone allows for this transaction: "the ceiling".
+-- Run with -M prepared (ceiling.sh does): every statement is parsed once per connection, the
+-- best case for the database. (The server re-parses statements 3 and 6 on every like: diesel
+-- does not cache those two; see RESULTS.md.) Left out: HTTP, JSON, biscuit verification, the
+-- Redis PUBLISH after commit. So the tps is what the database allows for this exact
+-- transaction on this machine: "the ceiling".
 --
--- Variables (pgbench -D): authors, likers, posts. Users 1..authors are the authors, post p
--- belongs to user ((p - 1) % authors) + 1, likers are users authors+1 .. authors+likers, so a
--- liker is never the author and every first like notifies. ceiling.sh seeds exactly that.
--- Pairs are drawn at random: with 250 posts x 50,000 likers a repeat (statements 0-2 only) is
--- rarer than 1 in 100 for a few hundred thousand transactions.
--- Run it with -M prepared (as ceiling.sh does): :actor_name is then a parameter, not raw text.
-\set liker :authors + random(1, :likers)
-\set post random(1, :posts)
-SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE revocation_id = ANY (ARRAY['pgbench-' || :liker])) AS revoked;
+-- Every transaction is a first like of a fresh (liker, post) pair, like every like of the k6
+-- scenario: client c's n-th transaction uses pair g = n * clients + c, post (g % posts) + 1,
+-- liker authors + 1 + g / posts. Variables (pgbench -D): authors, likers, posts, clients (= -c),
+-- n=0 (a per-client counter; pgbench keeps client variables between transactions). Users
+-- 1..authors are the authors, post p belongs to user ((p - 1) % authors) + 1 (ceiling.sh seeds
+-- exactly that), so a liker is never the author and every like notifies.
+\set n :n + 1
+\set g :n * :clients + :client_id
+\set post 1 + :g % :posts
+\set liker :authors + 1 + :g / :posts
+SELECT 1;
+SELECT EXISTS (SELECT revocation_id, expires_at FROM revoked_tokens WHERE revocation_id = ANY (ARRAY['0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef']));
+SELECT 1;
 BEGIN;
-SELECT author_id AS recipient FROM posts WHERE id = :post \gset
-WITH ins AS (
-  INSERT INTO likes (post_id, user_id, created_at)
-  VALUES (:post, :liker, date_trunc('milliseconds', now() AT TIME ZONE 'UTC'))
-  ON CONFLICT DO NOTHING
-  RETURNING post_id
-) SELECT count(*) AS inserted FROM ins \gset
-\if :inserted
-UPDATE posts SET like_count = like_count + 1, like_seq = like_seq + 1
-  WHERE id = :post
+SELECT author_id AS recipient FROM posts WHERE id = :post LIMIT 1 \gset
+INSERT INTO likes (post_id, user_id, created_at) VALUES (:post, :liker, LOCALTIMESTAMP(3))
+  ON CONFLICT DO NOTHING RETURNING post_id;
+UPDATE posts SET like_count = like_count + 1, like_seq = like_seq + 1 WHERE id = :post
   RETURNING like_count, like_seq;
-WITH notice AS (
-  INSERT INTO like_notices (post_id, user_id) VALUES (:post, :liker)
-  ON CONFLICT DO NOTHING
-  RETURNING post_id
-) SELECT count(*) AS noticed FROM notice \gset
-\if :noticed
-SELECT id, username AS actor_name, display_name FROM users WHERE id = :liker \gset
-UPDATE users SET notification_seq = notification_seq + 1
-  WHERE id = :recipient
+INSERT INTO like_notices (post_id, user_id) VALUES (:post, :liker)
+  ON CONFLICT DO NOTHING RETURNING post_id;
+SELECT id, username AS actor_name, display_name FROM users WHERE id = :liker LIMIT 1 \gset
+UPDATE users SET notification_seq = notification_seq + 1 WHERE id = :recipient
   RETURNING notification_seq AS seq \gset
 INSERT INTO notifications (recipient_id, seq, actor_id, kind, post_id, comment_id, text, created_at)
-  VALUES (:recipient, :seq, :liker, 'like', :post, NULL, CAST(:actor_name AS text) || ' liked your photo.',
-          date_trunc('milliseconds', now() AT TIME ZONE 'UTC'))
-  RETURNING *;
-\endif
-\else
-SELECT like_count, like_seq FROM posts WHERE id = :post;
-\endif
+  VALUES (:recipient, :seq, :liker, 'like', :post, NULL, :actor_name || ' liked your photo.', LOCALTIMESTAMP(3))
+  RETURNING id, recipient_id, seq, actor_id, kind, post_id, comment_id, text, created_at, read;
 COMMIT;

@@ -205,3 +205,53 @@ rss_sampler() {
 }
 
 cores() { nproc 2>/dev/null || echo "?"; }
+
+# cpu_sampler OUT: every second, one line "epoch_ms key=ticks ...": CPU time (utime + stime, in
+# clock ticks of 1/100 s) of each instance (pulse1..), of all postgres, redis-server and k6
+# processes together, and the machine's busy and total ticks (from /proc/stat, all cores).
+# cpu_phase turns two samples into CPU seconds per component over a phase of the run.
+cpu_sampler() {
+  local out=$1
+  (
+    while true; do
+      local line i
+      line="$(date +%s%3N)"
+      for i in "${!SERVER_PIDS[@]}"; do
+        line+=" pulse$((i + 1))=$(awk '{ print $14 + $15 }' "/proc/${SERVER_PIDS[$i]}/stat" 2>/dev/null || echo 0)"
+      done
+      line+=" $(cat /proc/[0-9]*/stat 2>/dev/null | awk '{ c = $2; t = $14 + $15
+          if (c == "(postgres)") pg += t; else if (c == "(redis-server)") r += t; else if (c == "(k6)") k += t }
+          END { printf "postgres=%d redis=%d k6=%d", pg, r, k }')"
+      line+=" $(awk '/^cpu / { b = $2 + $3 + $4 + $7 + $8 + $9; printf "machine_busy=%d machine_total=%d", b, b + $5 + $6 }' /proc/stat)"
+      echo "$line"
+      sleep 1
+    done
+  ) >"$out" &
+  BG_PIDS+=("$!")
+}
+
+# cpu_phase SAMPLES FROM_MS TO_MS WORK_UNITS: JSON with CPU seconds per component between the
+# first sample at or after FROM_MS and the last sample at or before TO_MS, the machine's busy
+# share, "other" (machine busy minus the components: builds, tests, anything else running) and
+# CPU milliseconds per unit of work (per like, per frame...).
+cpu_phase() {
+  awk -v from="$1" -v to="$2" -v units="$4" '
+    { t = $1; if (t >= from && a == "") a = $0; if (t <= to) b = $0 }
+    function parse(line, arr,   n, i, kv, f) { n = split(line, f, " "); arr["t"] = f[1]
+      for (i = 2; i <= n; i++) { split(f[i], kv, "="); arr[kv[1]] = kv[2] } }
+    END {
+      if (a == "" || b == "") { print "null"; exit }
+      parse(a, A); parse(b, B); secs = (B["t"] - A["t"]) / 1000
+      if (secs <= 0) { print "null"; exit }
+      out = sprintf("{\"seconds\":%.1f", secs); ours = 0
+      for (k in B) if (k != "t" && k !~ /^machine/) {
+        d = (B[k] - A[k]) / 100; ours += d
+        out = out sprintf(",\"%s_cpu_s\":%.2f", k, d)
+        if (units > 0) out = out sprintf(",\"%s_cpu_ms_per_unit\":%.3f", k, d * 1000 / units)
+      }
+      busy = (B["machine_busy"] - A["machine_busy"]) / 100; total = (B["machine_total"] - A["machine_total"]) / 100
+      out = out sprintf(",\"machine_busy_share\":%.3f,\"machine_cores_busy\":%.2f,\"other_cpu_s\":%.2f,\"units\":%d}",
+        (total > 0 ? busy / total : 0), busy / secs, busy - ours, units)
+      print out
+    }' "$3"
+}

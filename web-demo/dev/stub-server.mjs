@@ -6,7 +6,7 @@
 //   PULSE_BIN=web-demo/dev/stub-server.mjs node web-demo/tests/demo.test.mjs
 //
 // It is NOT the product and not a reference: /work/shared/API.md and the Rust server are. No
-// password hashing, no biscuits, no image checks. State is a JSON file in PULSE_DATA_DIR so that
+// password hashing, no biscuits, no image decoding (magic numbers only). State is a JSON file in PULSE_DATA_DIR so that
 // a restart keeps users, posts and notifications (the browser test restarts the server).
 import { createServer } from 'node:http';
 import { createHash, randomBytes } from 'node:crypto';
@@ -86,24 +86,43 @@ function send(res, status, body, headers = {}) {
   res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', ...headers }).end(JSON.stringify(body));
 }
 
-const FILES = { '/': 'index.html', '/two': 'two.html', '/app.js': 'app.js', '/client.js': 'client.js', '/app.css': 'app.css' };
+const FILES = {
+  '/': 'index.html',
+  '/index.html': 'index.html',
+  '/two': 'two.html',
+  '/two.html': 'two.html',
+  '/app.js': 'app.js',
+  '/client.js': 'client.js',
+  '/app.css': 'app.css',
+};
 const TYPES = { html: 'text/html; charset=utf-8', js: 'text/javascript; charset=utf-8', css: 'text/css; charset=utf-8' };
 
 const server = createServer(async (req, res) => {
   const url = new URL(req.url ?? '/', 'http://x');
   try {
-    if (req.method === 'GET' && FILES[url.pathname]) {
+    if ((req.method === 'GET' || req.method === 'HEAD') && FILES[url.pathname]) {
       const file = FILES[url.pathname];
-      res.writeHead(200, {
-        'Content-Type': TYPES[file.split('.').pop()],
-        'Cache-Control': 'no-store',
-        // The same policy the real server sends with the demo files.
+      // Read on every request (this is for working on the page), but answer like the real server
+      // (server/src/routes/demo.rs): no-cache + a strong ETag, the same CSP.
+      const body = readFileSync(join(STATIC, file));
+      const etag = `"${createHash('sha256').update(body).digest('hex').slice(0, 24)}"`;
+      const headers = {
+        ETag: etag,
+        'Cache-Control': 'no-cache',
         'Content-Security-Policy':
-          "default-src 'self'; img-src 'self' data: blob:; connect-src 'self' ws: wss:; style-src 'self'; " +
+          "default-src 'self'; img-src 'self' data: blob:; connect-src 'self'; style-src 'self'; " +
           "script-src 'self'; frame-ancestors 'self'; base-uri 'none'; form-action 'self'",
+        'X-Content-Type-Options': 'nosniff',
+        'Referrer-Policy': 'no-referrer',
         'X-Frame-Options': 'SAMEORIGIN',
-      });
-      res.end(readFileSync(join(STATIC, file)));
+      };
+      const tags = (req.headers['if-none-match'] ?? '').split(',').map((t) => t.trim());
+      if (tags.includes(etag) || tags.includes('*')) {
+        res.writeHead(304, headers).end();
+        return;
+      }
+      res.writeHead(200, { ...headers, 'Content-Type': TYPES[file.split('.').pop()] });
+      res.end(req.method === 'HEAD' ? undefined : body);
       return;
     }
     if (url.pathname === '/healthz') return send(res, 200, { status: 'ok' });
@@ -200,6 +219,11 @@ const server = createServer(async (req, res) => {
       const image = form.get('image');
       if (!image || typeof image === 'string') throw new Problem(422, 'Invalid', 'image is required');
       const bytes = Buffer.from(await image.arrayBuffer());
+      // Only the magic numbers, like the real server's sniffing (it also decodes and re-encodes).
+      const magic = bytes.subarray(0, 12).toString('latin1');
+      if (!magic.startsWith('\x89PNG') && !magic.startsWith('\xff\xd8\xff') && !(magic.startsWith('RIFF') && magic.slice(8) === 'WEBP')) {
+        throw new Problem(415, 'Unsupported media type', 'The image must be JPEG, PNG or WebP.');
+      }
       const key = randomBytes(12).toString('hex');
       writeFileSync(join(dataDir, 'media', key), bytes);
       const isPng = bytes.subarray(1, 4).toString() === 'PNG';

@@ -186,7 +186,12 @@ function refreshTimes() {
 /** A sentence for a person, from any error. @param {unknown} error */
 function describe(error) {
   if (error instanceof ProblemError) {
-    if (error.errors.length) return error.errors.map((e) => e.message).join(' ');
+    // "username: may contain only …" reads better as "Username may contain only …."
+    if (error.errors.length) {
+      return error.errors
+        .map((e) => `${e.field.charAt(0).toUpperCase()}${e.field.slice(1).replace(/_/g, ' ')} ${e.message}`.replace(/\.?$/, '.'))
+        .join(' ');
+    }
     return error.detail || error.title || `The server answered ${error.status}.`;
   }
   if (error instanceof TypeError) return 'Cannot reach the Pulse server. Is it running?';
@@ -211,6 +216,7 @@ function pulse(el, className) {
 const ui = {
   authView: byId('auth-view'),
   appView: byId('app-view'),
+  main: byId('main'),
   authForm: byId('auth-form', HTMLFormElement),
   authUsername: byId('auth-username', HTMLInputElement),
   authPassword: byId('auth-password', HTMLInputElement),
@@ -804,6 +810,8 @@ async function onAuth(event) {
   const username = ui.authUsername.value.trim();
   const password = ui.authPassword.value;
   showError(ui.authError, null);
+  ui.authUsername.removeAttribute('aria-invalid');
+  ui.authPassword.removeAttribute('aria-invalid');
   if (!/^[A-Za-z0-9._]{3,30}$/.test(username)) {
     showError(ui.authError, 'Usernames are 3–30 letters, digits, dots or underscores.');
     ui.authUsername.focus();
@@ -822,9 +830,27 @@ async function onAuth(event) {
     await showSignedIn(session.user);
   } catch (error) {
     let message = describe(error);
-    if (error instanceof ProblemError && error.status === 409) message = 'That username is taken. Try signing in instead?';
-    if (error instanceof ProblemError && error.status === 401) message = 'Wrong username or password.';
+    /** @type {HTMLInputElement | null} */
+    let blamed = null;
+    if (error instanceof ProblemError) {
+      if (error.status === 409) {
+        message = `“${username.toLowerCase()}” is taken. If it is yours, press Sign in instead.`;
+        blamed = ui.authUsername;
+      } else if (error.status === 401) {
+        message = 'Wrong username or password.';
+        blamed = ui.authPassword;
+      } else if (error.fieldMessage('username')) {
+        blamed = ui.authUsername;
+      } else if (error.fieldMessage('password')) {
+        blamed = ui.authPassword;
+      }
+    }
     showError(ui.authError, message);
+    if (blamed) {
+      blamed.setAttribute('aria-invalid', 'true');
+      blamed.setAttribute('aria-errormessage', 'auth-error');
+      blamed.focus();
+    }
   } finally {
     for (const b of buttons) b.disabled = false;
   }
@@ -857,9 +883,12 @@ async function showSignedIn(user) {
   me = user;
   ui.me.textContent = user.username;
   fillAvatar(ui.meAvatar, user);
+  // The form that had focus is about to disappear: hand focus to the page's main region.
+  const focusWasInForm = ui.authView.contains(document.activeElement) || document.activeElement === document.body;
   ui.authView.hidden = true;
   ui.appView.hidden = false;
   ui.userArea.hidden = false;
+  if (focusWasInForm) ui.main.focus({ preventScroll: true });
   await Promise.all([loadFeed(), loadInbox()]);
   // Resume from the newest notification already on screen: anything committed since the inbox
   // was read is replayed by the server, nothing twice.

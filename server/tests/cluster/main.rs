@@ -1,0 +1,253 @@
+//! Two instances sharing one PostgreSQL and one Redis: the production shape. Always runs on
+//! PostgreSQL and Redis (see `support` for the URLs); a missing service fails these tests.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod redis_process;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use support::socket::Ended;
+use support::{Store, TestApp};
+
+async fn pair() -> (TestApp, TestApp) {
+    let store = Store::fresh_postgres().await;
+    let a = TestApp::spawn_on(&store, |_| {}).await;
+    let b = TestApp::spawn_on(&store, |_| {}).await;
+    (a, b)
+}
+
+fn id(frame: &serde_json::Value) -> i64 {
+    frame["id"].as_i64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_like_through_one_instance_reaches_a_socket_on_the_other() {
+    let (a, b) = pair().await;
+    let (alice, bob) = (a.register("alice").await, b.register("bob").await);
+    let post = a.create_post(&alice, "p").await["id"].as_i64().unwrap();
+    let mut socket = a.socket(&alice, "").await;
+    let mut latencies = Vec::new();
+    for round in 0..5 {
+        let liker = b.register(&format!("liker{round}")).await;
+        let started = Instant::now();
+        b.like(&liker, post).await.assert_status(StatusCode::OK);
+        let notification = socket.notification().await;
+        latencies.push(started.elapsed());
+        assert_eq!(notification["actor"]["id"], liker.id);
+    }
+    latencies.sort();
+    println!("delivery latency (Redis, like via B -> frame on A), 5 likes: {latencies:?}");
+    let _ = bob;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sockets_of_one_user_on_both_instances_each_get_it_once() {
+    let (a, b) = pair().await;
+    let (alice, bob, carol) = (a.register("alice").await, a.register("bob").await, a.register("carol").await);
+    let post = a.create_post(&alice, "p").await["id"].as_i64().unwrap();
+    let mut on_a = a.socket(&alice, "").await;
+    let mut on_b = b.socket(&alice, "").await;
+    b.like(&bob, post).await.assert_status(StatusCode::OK);
+    a.follow(&carol, &alice).await; // sentinel: the next frame after the like must be this
+    for socket in [&mut on_a, &mut on_b] {
+        assert_eq!(socket.notification().await["kind"], "like");
+        assert_eq!(socket.notification().await["kind"], "follow", "no duplicate");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn like_counts_and_read_state_cross_instances() {
+    let (a, b) = pair().await;
+    let (alice, bob) = (a.register("alice").await, a.register("bob").await);
+    let post = a.create_post(&alice, "p").await["id"].as_i64().unwrap();
+    let mut watcher_a = a.socket(&bob, "").await;
+    let mut watcher_b = b.socket(&bob, "").await;
+    for socket in [&mut watcher_a, &mut watcher_b] {
+        socket.send_json(json!({"type": "subscribe", "post_ids": [post]})).await;
+        assert_eq!(socket.next().await, json!({"type": "subscribed", "post_ids": [post]}));
+    }
+    let fans = join_all((0..6).map(|i| {
+        let a = &a;
+        async move { a.register(&format!("f{i}")).await }
+    }))
+    .await;
+    join_all(fans.iter().enumerate().map(|(i, fan)| if i % 2 == 0 { a.like(fan, post) } else { b.like(fan, post) })).await;
+    for socket in [&mut watcher_a, &mut watcher_b] {
+        let mut last = 0;
+        while last != 6 {
+            let frame = socket.next_of("like_count", &[]).await;
+            let count = frame["like_count"].as_i64().unwrap();
+            assert!(count >= last, "counts never go back");
+            last = count;
+        }
+    }
+
+    // Read on B is pushed to Alice's sockets on A and B.
+    let mut alice_a = a.socket(&alice, "").await;
+    let mut alice_b = b.socket(&alice, "").await;
+    let newest = a.all_notifications(&alice).await[0]["id"].as_i64().unwrap();
+    b.post("/notifications/read", &alice.token, json!({"up_to_id": newest})).await.assert_status(StatusCode::OK);
+    assert_eq!(alice_a.next().await, json!({"type": "read", "unread_count": 0}));
+    assert_eq!(alice_b.next().await, json!({"type": "read", "unread_count": 0}));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logout_closes_the_tokens_sockets_on_every_instance_within_a_second() {
+    let (a, b) = pair().await;
+    let alice = a.register("alice").await;
+    let mut on_a = a.socket(&alice, "").await;
+    let mut on_b = b.socket(&alice, "").await;
+    let started = Instant::now();
+    b.call(Method::POST, "/auth/logout", Some(&alice.token), None).await.assert_status(StatusCode::NO_CONTENT);
+    assert_eq!(on_a.closed().await, Some(4401));
+    assert_eq!(on_b.closed().await, Some(4401));
+    let took = started.elapsed();
+    println!("logout via B -> 4401 on A and B: {took:?}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    a.get("/me", &alice.token).await.assert_problem(StatusCode::UNAUTHORIZED, "/problems/unauthorized");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reconnect_storm_ends_with_exactly_the_database_set() {
+    let (a, b) = pair().await;
+    let alice = a.register("alice").await;
+    let post = a.create_post(&alice, "storm").await["id"].as_i64().unwrap();
+    let fans = join_all((0..30).map(|i| {
+        let a = &a;
+        async move { a.register(&format!("s{i}")).await }
+    }))
+    .await;
+
+    let likes = async {
+        join_all(fans.iter().enumerate().map(|(i, fan)| {
+            let (a, b) = (&a, &b);
+            async move {
+                let app = if i % 2 == 0 { a } else { b };
+                app.like(fan, post).await.assert_status(StatusCode::OK);
+            }
+        }))
+        .await;
+    };
+    let client = async {
+        let mut seen: Vec<i64> = Vec::new();
+        let mut connects = 0;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while seen.len() < 30 {
+            assert!(Instant::now() < deadline, "storm client stuck with {} of 30", seen.len());
+            let app = if connects % 2 == 0 { &a } else { &b };
+            let since = seen.last().copied().unwrap_or(0);
+            let mut socket = app.socket(&alice, &format!("?since={since}")).await;
+            connects += 1;
+            // Read a couple of frames (or briefly nothing), then drop the connection.
+            for _ in 0..2 {
+                match socket.next_within(Duration::from_millis(150)).await {
+                    Ok(frame) if frame["type"] == "notification" => {
+                        let n = id(&frame["notification"]);
+                        assert!(seen.last().is_none_or(|last| n > *last), "ids strictly increase: {n} after {seen:?}");
+                        seen.push(n);
+                    }
+                    Ok(frame) => panic!("unexpected {frame}"),
+                    Err(Ended::TimedOut) => break,
+                    Err(Ended::Closed(code)) => panic!("closed {code:?}"),
+                }
+            }
+            drop(socket);
+        }
+        (seen, connects)
+    };
+    let ((), (seen, connects)) = tokio::join!(likes, client);
+    let mut in_db: Vec<i64> = a.all_notifications(&alice).await.iter().map(id).collect();
+    in_db.reverse();
+    assert_eq!(seen, in_db, "exactly the database set, in order, no duplicate");
+    println!("reconnect storm: {} notifications over {connects} connections", seen.len());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_killed_and_restarted_mid_test_loses_nothing() {
+    let mut redis = redis_process::RedisProcess::start().await;
+    let mut store = Store::fresh_postgres().await;
+    store.redis_url = Some(redis.url());
+    let fast_reconnect = |s: &mut pulse_server::config::Settings| s.limits.redis_max_backoff_ms = 200;
+    let a = TestApp::spawn_on(&store, fast_reconnect).await;
+    let b = TestApp::spawn_on(&store, fast_reconnect).await;
+    let alice = a.register("alice").await;
+    let post = a.create_post(&alice, "p").await["id"].as_i64().unwrap();
+    let mut on_a = a.socket(&alice, "").await;
+    let mut on_b = b.socket(&alice, "").await;
+    let fans = join_all((0..12).map(|i| {
+        let a = &a;
+        async move { a.register(&format!("r{i}")).await }
+    }))
+    .await;
+
+    // Before: works.
+    b.like(&fans[0], post).await.assert_status(StatusCode::OK);
+    // Redis dies; REST keeps working on both instances.
+    redis.kill();
+    for (i, fan) in fans[1..6].iter().enumerate() {
+        let app = if i % 2 == 0 { &a } else { &b };
+        app.like(fan, post).await.assert_status(StatusCode::OK);
+    }
+    // Redis comes back (empty, on the same port); more likes.
+    redis.restart().await;
+    support::eventually("both instances resubscribed", || async {
+        let reconnects = |app: &TestApp| app.state.metrics.redis_reconnects.load(std::sync::atomic::Ordering::Relaxed);
+        (reconnects(&a) >= 1 && reconnects(&b) >= 1 && a.state.bus.is_connected() && b.state.bus.is_connected())
+            .then_some(())
+    })
+    .await;
+    for (i, fan) in fans[6..].iter().enumerate() {
+        let app = if i % 2 == 0 { &a } else { &b };
+        app.like(fan, post).await.assert_status(StatusCode::OK);
+    }
+    let mut in_db: Vec<i64> = a.all_notifications(&alice).await.iter().map(id).collect();
+    in_db.reverse();
+    assert_eq!(in_db.len(), 12);
+    for (name, socket) in [("A", &mut on_a), ("B", &mut on_b)] {
+        let mut seen = Vec::new();
+        while seen.len() < in_db.len() {
+            let n = socket.notification().await;
+            seen.push(id(&n));
+        }
+        assert_eq!(seen, in_db, "socket on {name}: every notification once, in order");
+    }
+    // Nothing more is queued: the next frame on each socket is a fresh sentinel.
+    let sentinel = a.register("sentinel").await;
+    b.follow(&sentinel, &alice).await;
+    for socket in [&mut on_a, &mut on_b] {
+        assert_eq!(socket.notification().await["kind"], "follow");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clients_of_a_stopped_instance_resume_on_the_other_without_loss() {
+    let (a, b) = pair().await;
+    let (alice, bob) = (a.register("alice").await, a.register("bob").await);
+    let post = a.create_post(&alice, "p").await["id"].as_i64().unwrap();
+    let mut on_a = a.socket(&alice, "").await;
+    b.post(&format!("/posts/{post}/comments"), &bob.token, json!({"text": "one"})).await;
+    let last_seen = id(&on_a.notification().await);
+    let stopping = tokio::spawn(a.stop());
+    assert_eq!(on_a.closed().await, Some(1001));
+    // Written while the client is between instances.
+    b.post(&format!("/posts/{post}/comments"), &bob.token, json!({"text": "two"})).await;
+    b.like(&bob, post).await;
+    let mut on_b = b.socket(&alice, &format!("?since={last_seen}")).await;
+    let replayed: Vec<String> = vec![
+        on_b.notification().await["kind"].as_str().unwrap().to_owned(),
+        on_b.notification().await["kind"].as_str().unwrap().to_owned(),
+    ];
+    assert_eq!(replayed, vec!["comment", "like"]);
+    stopping.await.unwrap();
+    let all: BTreeSet<i64> = b.all_notifications(&alice).await.iter().map(id).collect();
+    assert_eq!(all.len(), 3);
+}
