@@ -19,7 +19,8 @@
 # Environment:
 #   PULSE_BIN            use this binary instead of building release (cargo build --release -p pulse-server)
 #   PULSE_SERVE_ARGS     arguments that make the binary serve (default: none)
-#   any variable a script reads (PROBE_RATE, AUTHORS, SOCKETS_PER_VU, P99_MS, ...) is passed to k6
+#   any variable a script reads (AUTHORS, SOCKETS_PER_VU, P99_MS, ...) is passed to k6;
+#   PULSE_* limits (PULSE_DB_POOL_SIZE, PULSE_WORKERS, ...) reach every instance
 # Output: load-tests/results/<scenario>-<UTC date>.json, k6's summary export plus a "pulse_run"
 # object (command, machine, topology, and for idle the RSS figures). Exit code: k6's (99 when a
 # threshold failed).
@@ -70,6 +71,7 @@ STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$HERE/results"
 RESULT="$HERE/results/$SCENARIO-$STAMP.json"
 
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 topo_init
 ensure_k6
 ensure_bin
@@ -79,6 +81,7 @@ start_instances "$INSTANCES"
 if [[ $SCENARIO == idle ]]; then
   rss_sampler "$WORK/rss.txt" "${SERVER_PIDS[@]}"
 fi
+cpu_sampler "$WORK/cpu.txt"
 
 # Every scenario is bounded by its own DURATION; this is the outer safety net.
 K6_LIMIT=${K6_LIMIT:-2400}
@@ -122,14 +125,27 @@ if [[ $SCENARIO == idle && -s "$WORK/rss.txt" ]]; then
   fi
 fi
 
+# CPU seconds per component during the phase the script names in its "PHASE cpu" line, and
+# per unit of work (likes answered 200, or like_count frames for fanout).
+CPU_JSON=null
+CPU_PHASE=$(grep -oE 'PHASE cpu from=[0-9]+ to=[0-9]+' "$WORK/k6.log" | tail -1 || true)
+if [[ -n "$CPU_PHASE" && -s "$RESULT" ]]; then
+  from=$(sed -E 's/.*from=([0-9]+).*/\1/' <<<"$CPU_PHASE"); to=$(sed -E 's/.*to=([0-9]+).*/\1/' <<<"$CPU_PHASE")
+  units=$(jq -r '(.metrics.likes_ok.count // 0) as $l | if $l > 0 then $l else (.metrics.like_count_frames.count // 0) end' "$RESULT")
+  CPU_JSON=$(cpu_phase "$from" "$to" "$WORK/cpu.txt" "$units")
+  cp "$WORK/cpu.txt" "${RESULT%.json}.cpu.txt"
+  log "CPU during the measured phase: $CPU_JSON"
+fi
+
 if [[ -s "$RESULT" ]]; then
   META=$(jq -n --arg scenario "$SCENARIO" --arg command "$COMMAND_LINE" --arg date "$STAMP" \
-    --arg cores "$(cores)" --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')" \
-    --arg backend "$BACKEND" --argjson instances "$INSTANCES" --arg base_urls "$BASE_URLS" \
-    --arg bin "$BIN" --argjson k6_exit "$K6_RC" --argjson rss "$RSS_JSON" \
-    --arg env "$(env | grep -E '^(RATE|DURATION|PROBE_RATE|AUTHORS|LIKERS|POSTS_PER_AUTHOR|SOCKETS|SOCKETS_PER_VU|LIKE_RATE|P50_MS|P99_MS|WARMUP|DRAIN|RAMP)=' | tr '\n' ' ')" \
-    '{scenario: $scenario, command: $command, date: $date, cores: $cores, cpu: $cpu, backend: $backend,
-      instances: $instances, base_urls: $base_urls, bin: $bin, k6_exit: $k6_exit, rss: $rss, env: $env}')
+    --arg cores "$(cores)" --arg cpu_model "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')" \
+    --arg load "$LOAD_BEFORE" --arg backend "$BACKEND" --argjson instances "$INSTANCES" --arg base_urls "$BASE_URLS" \
+    --arg bin "$BIN" --argjson k6_exit "$K6_RC" --argjson rss "$RSS_JSON" --argjson cpu "$CPU_JSON" \
+    --arg env "$(env | grep -E '^(RATE|DURATION|AUTHORS|LIKERS|POSTS_PER_AUTHOR|SOCKETS|SOCKETS_PER_VU|LIKE_RATE|P50_MS|P99_MS|WARMUP|DRAIN|RAMP|PULSE_[A-Z_]+)=' | grep -v '^PULSE_BIN=' | tr '\n' ' ')" \
+    '{scenario: $scenario, command: $command, date: $date, cores: $cores, cpu_model: $cpu_model, backend: $backend,
+      instances: $instances, base_urls: $base_urls, bin: $bin, k6_exit: $k6_exit, rss: $rss, cpu: $cpu, env: $env,
+      load_before: $load}')
   jq --argjson meta "$META" '. + {pulse_run: $meta}' "$RESULT" >"$RESULT.tmp" && mv "$RESULT.tmp" "$RESULT"
   "$HERE/lib/figures.sh" "$RESULT" || true
   log "results: $RESULT"

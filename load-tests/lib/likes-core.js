@@ -138,10 +138,13 @@ export function likesSetup(cfg) {
       `${cfg.authors * cfg.postsPerAuthor * cfg.likers} like pairs for ${likes} likes, ` +
       `in ${((Date.now() - t) / 1000).toFixed(1)} s`,
   );
+  const t0 = Date.now() + cfg.warmup * 1000;
+  // Parsed by run.sh (CPU time per component during the like phase): keep the format.
+  console.log(`PHASE cpu from=${t0} to=${t0 + cfg.duration * 1000}`);
   return {
     cfg,
     // Sockets open during WARMUP; the first like starts at t0 (absolute, shared by every VU).
-    t0: Date.now() + cfg.warmup * 1000,
+    t0,
     authors: authorsU.map((u, i) => ({ id: u.id, token: u.token, posts: postIds[i] })),
     likers: likersU.map((u) => ({ id: u.id, token: u.token })),
   };

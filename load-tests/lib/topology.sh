@@ -191,6 +191,7 @@ start_instances() {
 rss_sampler() {
   local out=$1; shift
   (
+    set +e +o pipefail
     while true; do
       local sum=0 pid kb
       for pid in "$@"; do
@@ -213,6 +214,7 @@ cores() { nproc 2>/dev/null || echo "?"; }
 cpu_sampler() {
   local out=$1
   (
+    set +e +o pipefail # a process may exit between the glob and the read
     while true; do
       local line i
       line="$(date +%s%3N)"
@@ -230,7 +232,7 @@ cpu_sampler() {
   BG_PIDS+=("$!")
 }
 
-# cpu_phase SAMPLES FROM_MS TO_MS WORK_UNITS: JSON with CPU seconds per component between the
+# cpu_phase FROM_MS TO_MS SAMPLES WORK_UNITS: JSON with CPU seconds per component between the
 # first sample at or after FROM_MS and the last sample at or before TO_MS, the machine's busy
 # share, "other" (machine busy minus the components: builds, tests, anything else running) and
 # CPU milliseconds per unit of work (per like, per frame...).

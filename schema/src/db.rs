@@ -15,7 +15,7 @@ use std::time::Duration;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sqlite::SqliteConnection;
 use diesel_async::pooled_connection::deadpool::Pool as DeadPool;
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncMigrationHarness, AsyncPgConnection, SimpleAsyncConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
@@ -27,7 +27,7 @@ const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
 /// Arbitrary, fixed key for the advisory lock that keeps two instances from migrating at once.
-const MIGRATION_LOCK_KEY: i64 = 0x5055_4c53_45;
+const MIGRATION_LOCK_KEY: i64 = 0x0050_554c_5345;
 
 /// Per-connection SQLite settings: WAL so readers never block the writer, foreign keys (off by
 /// default in SQLite) so cascades work, and a busy timeout so a checkpoint never fails a request.
@@ -121,16 +121,28 @@ impl Db {
     pub async fn connect(config: &DbConfig) -> DbResult<Self> {
         let db = match config.backend {
             Backend::Postgres => {
+                let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
+                // `Fast`: a checkout only checks the connection is not broken or mid-transaction.
+                // The default (`Verified`) sends `SELECT 1` on every checkout: one extra round
+                // trip per request and two per like (see load-tests/RESULTS.md). A connection
+                // that died since its last use fails its first query (503) and is then dropped.
+                manager_config.recycling_method = RecyclingMethod::Fast;
                 let pool = Pool::Postgres(build_pool(
-                    AsyncDieselConnectionManager::new(config.url.clone()),
+                    AsyncDieselConnectionManager::new_with_config(config.url.clone(), manager_config),
                     config,
                     config.max_connections,
                 )?);
-                Db { backend: Backend::Postgres, read: pool.clone(), write: pool }
+                Db {
+                    backend: Backend::Postgres,
+                    read: pool.clone(),
+                    write: pool,
+                }
             }
             Backend::Sqlite => {
                 let manager = || {
                     let mut manager_config = ManagerConfig::<SqliteConn>::default();
+                    // As for PostgreSQL: no `SELECT 1` (here a blocking-thread hop) per checkout.
+                    manager_config.recycling_method = RecyclingMethod::Fast;
                     manager_config.custom_setup = Box::new(|url| {
                         let url = url.to_owned();
                         Box::pin(async move {
@@ -142,7 +154,10 @@ impl Db {
                             Ok(conn)
                         })
                     });
-                    AsyncDieselConnectionManager::new_with_config(config.url.clone(), manager_config)
+                    AsyncDieselConnectionManager::new_with_config(
+                        config.url.clone(),
+                        manager_config,
+                    )
                 };
                 Db {
                     backend: Backend::Sqlite,
@@ -157,7 +172,9 @@ impl Db {
     /// Applies pending migrations (idempotent; on PostgreSQL under an advisory lock, so
     /// instances starting together do not race).
     pub async fn migrate(&self) -> DbResult<()> {
-        let failed = |e: Box<dyn std::error::Error + Send + Sync>| DbError::Unavailable(format!("migration failed: {e}"));
+        let failed = |e: Box<dyn std::error::Error + Send + Sync>| {
+            DbError::Unavailable(format!("migration failed: {e}"))
+        };
         match &self.write {
             Pool::Postgres(pool) => {
                 use diesel_async::RunQueryDsl;
@@ -181,7 +198,9 @@ impl Db {
             Pool::Sqlite(pool) => {
                 let conn = pool.get().await?;
                 tokio::task::spawn_blocking(move || {
-                    AsyncMigrationHarness::new(conn).run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ())
+                    AsyncMigrationHarness::new(conn)
+                        .run_pending_migrations(SQLITE_MIGRATIONS)
+                        .map(|_| ())
                 })
                 .await
                 .map_err(|e| DbError::Unavailable(e.to_string()))?

@@ -13,9 +13,17 @@ use crate::users::UserSummaryRow;
 /// A-follows-B and B-follows-A at the same moment cannot deadlock on PostgreSQL.
 macro_rules! bump_follow_counts {
     ($conn:expr, $follower:expr, $followee:expr, $delta:expr) => {{
-        let (first, second) = if $follower < $followee { ($follower, $followee) } else { ($followee, $follower) };
+        let (first, second) = if $follower < $followee {
+            ($follower, $followee)
+        } else {
+            ($followee, $follower)
+        };
         for id in [first, second] {
-            let (following, followers) = if id == $follower { ($delta, 0i64) } else { (0i64, $delta) };
+            let (following, followers) = if id == $follower {
+                ($delta, 0i64)
+            } else {
+                (0i64, $delta)
+            };
             diesel::update(users::table.find(id))
                 .set((
                     users::following_count.eq(users::following_count + following),
@@ -29,7 +37,11 @@ macro_rules! bump_follow_counts {
 
 /// Follows `followee`. Idempotent; the first follow ever notifies the followed user.
 /// `NotFound` when the followee does not exist.
-pub async fn follow(db: &Db, follower: UserId, followee: UserId) -> DbResult<Option<NotificationView>> {
+pub async fn follow(
+    db: &Db,
+    follower: UserId,
+    followee: UserId,
+) -> DbResult<Option<NotificationView>> {
     crate::transaction!(db.write(), conn => {
         users::table.find(followee).select(users::id).first::<UserId>(conn).await?;
         let inserted = diesel::insert_into(follows::table)

@@ -1,11 +1,11 @@
 //! Typed ids: a `PostId` is not a `UserId`, and both are positive 64-bit integers on the wire.
 
 use diesel::backend::Backend;
+use diesel::deserialize::FromSqlRow;
 use diesel::deserialize::{self, FromSql};
+use diesel::expression::AsExpression;
 use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::BigInt;
-use diesel::deserialize::FromSqlRow;
-use diesel::expression::AsExpression;
 
 macro_rules! typed_id {
     ($($(#[$doc:meta])* $name:ident),* $(,)?) => {$(

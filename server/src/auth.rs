@@ -13,7 +13,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 use biscuit_auth::macros::{authorizer, biscuit, block};
 use biscuit_auth::{Algorithm, AuthorizerLimits, Biscuit, KeyPair, PrivateKey, PublicKey};
@@ -54,13 +56,20 @@ impl Keys {
                         tracing::info!(path = %path.display(), "generated a new root key");
                         private
                     }
-                    Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {}", path.display()))),
+                    Err(e) => {
+                        return Err(
+                            anyhow::Error::new(e).context(format!("reading {}", path.display()))
+                        )
+                    }
                 }
             }
         };
         let keypair = KeyPair::from(&private);
         let public = keypair.public();
-        Ok(Keys { keypair: Arc::new(keypair), public })
+        Ok(Keys {
+            keypair: Arc::new(keypair),
+            public,
+        })
     }
 
     /// A new random root key, hex, for `pulse keygen`.
@@ -106,12 +115,21 @@ pub struct Claims {
 
 impl Claims {
     pub fn token_id(&self) -> &str {
-        self.revocation_ids.first().map(String::as_str).unwrap_or("")
+        self.revocation_ids
+            .first()
+            .map(String::as_str)
+            .unwrap_or("")
     }
 
     pub fn expires_naive(&self) -> NaiveDateTime {
-        let secs = self.expires_at.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        chrono::DateTime::from_timestamp(secs as i64, 0).unwrap_or_default().naive_utc()
+        let secs = self
+            .expires_at
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        chrono::DateTime::from_timestamp(secs as i64, 0)
+            .unwrap_or_default()
+            .naive_utc()
     }
 }
 
@@ -126,7 +144,10 @@ impl Keys {
     /// Mints a login token for `user` valid for `ttl`.
     pub fn mint(&self, user: UserId, ttl: Duration) -> Result<(String, SystemTime), ApiError> {
         let expires = SystemTime::now() + ttl;
-        let expires_unix = expires.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        let expires_unix = expires
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
         let token = biscuit!(
             r#"user({id}); expires({exp}); check if time($t), $t < {expires};"#,
             id = user.0,
@@ -140,12 +161,19 @@ impl Keys {
     }
 
     /// Attenuates a login token into a socket-only ticket valid for `ttl`.
-    pub fn mint_ticket(&self, token: &str, ttl: Duration) -> Result<(String, SystemTime), ApiError> {
+    pub fn mint_ticket(
+        &self,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<(String, SystemTime), ApiError> {
         let expires = SystemTime::now() + ttl;
         let parsed = Biscuit::from_base64(token, self.public)
             .map_err(|_| ApiError::Unauthorized("The token is not valid."))?;
         let ticket = parsed
-            .append(block!(r#"check if operation("ws"); check if time($t), $t < {expires};"#, expires = expires))
+            .append(block!(
+                r#"check if operation("ws"); check if time($t), $t < {expires};"#,
+                expires = expires
+            ))
             .and_then(|t| t.to_base64())
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("minting ticket: {e}")))?;
         Ok((ticket, expires))
@@ -154,7 +182,8 @@ impl Keys {
     /// Checks signature, expiry and the operation; does not consult revocation (see
     /// [`authenticate`]).
     pub fn verify(&self, token: &str, operation: Operation) -> Result<Claims, ApiError> {
-        let invalid = || ApiError::Unauthorized("The token is missing, invalid, expired or revoked.");
+        let invalid =
+            || ApiError::Unauthorized("The token is missing, invalid, expired or revoked.");
         let parsed = Biscuit::from_base64(token.trim(), self.public).map_err(|_| invalid())?;
         let op = match operation {
             Operation::Rest => "rest",
@@ -165,24 +194,38 @@ impl Keys {
             now = SystemTime::now(),
             op = op,
         )
-        .set_limits(AuthorizerLimits { max_time: AUTHORIZER_MAX_TIME, ..AuthorizerLimits::default() })
+        .set_limits(AuthorizerLimits {
+            max_time: AUTHORIZER_MAX_TIME,
+            ..AuthorizerLimits::default()
+        })
         .build(&parsed)
         .map_err(|_| invalid())?;
         authorizer.authorize().map_err(|_| invalid())?;
-        let (user_id,): (i64,) = authorizer.query_exactly_one("data($id) <- user($id)").map_err(|_| invalid())?;
-        let (expires_unix,): (i64,) =
-            authorizer.query_exactly_one("data($e) <- expires($e)").map_err(|_| invalid())?;
+        let (user_id,): (i64,) = authorizer
+            .query_exactly_one("data($id) <- user($id)")
+            .map_err(|_| invalid())?;
+        let (expires_unix,): (i64,) = authorizer
+            .query_exactly_one("data($e) <- expires($e)")
+            .map_err(|_| invalid())?;
         Ok(Claims {
             user_id: UserId(user_id),
             expires_at: UNIX_EPOCH + Duration::from_secs(expires_unix.max(0) as u64),
-            revocation_ids: parsed.revocation_identifiers().iter().map(hex::encode).collect(),
+            revocation_ids: parsed
+                .revocation_identifiers()
+                .iter()
+                .map(hex::encode)
+                .collect(),
             is_ticket: parsed.block_count() > 1,
         })
     }
 }
 
 /// Verifies a token and checks it was not revoked.
-pub async fn authenticate(state: &AppState, token: &str, operation: Operation) -> Result<Claims, ApiError> {
+pub async fn authenticate(
+    state: &AppState,
+    token: &str,
+    operation: Operation,
+) -> Result<Claims, ApiError> {
     let claims = state.keys.verify(token, operation)?;
     // The revocation lookup runs in its own task. Extractors run together, and actix drops
     // this one mid-query when another fails first (say the JSON body); a SQLite query dropped
@@ -190,9 +233,13 @@ pub async fn authenticate(state: &AppState, token: &str, operation: Operation) -
     let (db, ids) = (state.db.clone(), claims.revocation_ids.clone());
     let revoked = tokio::spawn(async move { tokens::any_revoked(&db, &ids).await })
         .await
-        .map_err(|error| ApiError::Internal(anyhow::anyhow!("revocation check task failed: {error}")))??;
+        .map_err(|error| {
+            ApiError::Internal(anyhow::anyhow!("revocation check task failed: {error}"))
+        })??;
     if revoked {
-        return Err(ApiError::Unauthorized("The token is missing, invalid, expired or revoked."));
+        return Err(ApiError::Unauthorized(
+            "The token is missing, invalid, expired or revoked.",
+        ));
     }
     Ok(claims)
 }
@@ -223,10 +270,17 @@ impl FromRequest for AuthUser {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = bearer(req).map(str::to_owned);
         Box::pin(async move {
-            let state = state.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("AppState missing")))?;
-            let token = token.ok_or(ApiError::Unauthorized("Send Authorization: Bearer <token>."))?;
+            let state =
+                state.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("AppState missing")))?;
+            let token = token.ok_or(ApiError::Unauthorized(
+                "Send Authorization: Bearer <token>.",
+            ))?;
             let claims = authenticate(&state, &token, Operation::Rest).await?;
-            Ok(AuthUser { id: claims.user_id, claims, token })
+            Ok(AuthUser {
+                id: claims.user_id,
+                claims,
+                token,
+            })
         })
     }
 }
@@ -241,8 +295,12 @@ pub struct Passwords {
 
 impl Passwords {
     pub fn new() -> anyhow::Result<Self> {
-        let random: String = (0..32).map(|_| char::from(b'a' + rand::random::<u8>() % 26)).collect();
-        Ok(Passwords { dummy_hash: hash_blocking(&random)?.into() })
+        let random: String = (0..32)
+            .map(|_| char::from(b'a' + rand::random::<u8>() % 26))
+            .collect();
+        Ok(Passwords {
+            dummy_hash: hash_blocking(&random)?.into(),
+        })
     }
 
     pub async fn hash(&self, password: String) -> Result<String, ApiError> {
@@ -258,7 +316,11 @@ impl Passwords {
         let hash = stored.unwrap_or_else(|| self.dummy_hash.to_string());
         let matches = tokio::task::spawn_blocking(move || {
             PasswordHash::new(&hash)
-                .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+                .map(|parsed| {
+                    Argon2::default()
+                        .verify_password(password.as_bytes(), &parsed)
+                        .is_ok()
+                })
                 .unwrap_or(false)
         })
         .await

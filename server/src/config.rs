@@ -116,7 +116,10 @@ impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settings")
             .field("addr", &self.addr)
-            .field("database_url", &self.database_url.as_ref().map(|u| redact_url(u)))
+            .field(
+                "database_url",
+                &self.database_url.as_ref().map(|u| redact_url(u)),
+            )
             .field("redis_url", &self.redis_url.as_ref().map(|u| redact_url(u)))
             .field("redis_prefix", &self.redis_prefix)
             .field("data_dir", &self.data_dir)
@@ -134,7 +137,9 @@ fn redact_url(url: &str) -> String {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let credentials = &url[scheme_end + 3..at];
             match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:<redacted>{}", &url[..scheme_end + 3], &url[at..]),
+                Some((user, _)) => {
+                    format!("{}{user}:<redacted>{}", &url[..scheme_end + 3], &url[at..])
+                }
                 None => url.to_owned(),
             }
         }
@@ -145,13 +150,37 @@ fn redact_url(url: &str) -> String {
 /// The non-limit settings, for `--help`.
 pub const SETTINGS_HELP: &[(&str, &str, &str)] = &[
     ("PULSE_ADDR", "127.0.0.1:8080", "Listen address."),
-    ("DATABASE_URL", "(unset)", "postgres://… for PostgreSQL; unset: SQLite file in PULSE_DATA_DIR."),
-    ("REDIS_URL", "(unset)", "redis://… for fan-out across instances; unset: in-process."),
-    ("PULSE_REDIS_PREFIX", "pulse:", "Prefix of this deployment's Redis channel names (to share one Redis)."),
-    ("PULSE_DATA_DIR", "./pulse-data", "SQLite database, media files and the generated root key."),
-    ("PULSE_ROOT_KEY", "(generated)", "Biscuit root private key, hex (`pulse keygen`); share it across instances."),
+    (
+        "DATABASE_URL",
+        "(unset)",
+        "postgres://… for PostgreSQL; unset: SQLite file in PULSE_DATA_DIR.",
+    ),
+    (
+        "REDIS_URL",
+        "(unset)",
+        "redis://… for fan-out across instances; unset: in-process.",
+    ),
+    (
+        "PULSE_REDIS_PREFIX",
+        "pulse:",
+        "Prefix of this deployment's Redis channel names (to share one Redis).",
+    ),
+    (
+        "PULSE_DATA_DIR",
+        "./pulse-data",
+        "SQLite database, media files and the generated root key.",
+    ),
+    (
+        "PULSE_ROOT_KEY",
+        "(generated)",
+        "Biscuit root private key, hex (`pulse keygen`); share it across instances.",
+    ),
     ("PULSE_WORKERS", "(cores)", "HTTP worker threads."),
-    ("PULSE_ALLOWED_ORIGINS", "(none)", "Extra browser origins allowed to open sockets, comma-separated."),
+    (
+        "PULSE_ALLOWED_ORIGINS",
+        "(none)",
+        "Extra browser origins allowed to open sockets, comma-separated.",
+    ),
     ("RUST_LOG", "info", "Log filter (tracing EnvFilter syntax)."),
 ];
 
@@ -165,7 +194,9 @@ impl Settings {
             redis_prefix: "pulse:".to_owned(),
             data_dir: PathBuf::from("./pulse-data"),
             root_key: None,
-            workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            workers: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
             allowed_origins: Vec::new(),
             limits: Limits::default(),
         }
@@ -180,11 +211,18 @@ impl Settings {
             database_url: non_empty("DATABASE_URL"),
             redis_url: non_empty("REDIS_URL"),
             redis_prefix: std::env::var("PULSE_REDIS_PREFIX").unwrap_or(defaults.redis_prefix),
-            data_dir: non_empty("PULSE_DATA_DIR").map(PathBuf::from).unwrap_or(defaults.data_dir),
+            data_dir: non_empty("PULSE_DATA_DIR")
+                .map(PathBuf::from)
+                .unwrap_or(defaults.data_dir),
             root_key: non_empty("PULSE_ROOT_KEY"),
             workers: parse_env("PULSE_WORKERS", defaults.workers)?.max(1),
             allowed_origins: non_empty("PULSE_ALLOWED_ORIGINS")
-                .map(|v| v.split(',').map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect())
+                .map(|v| {
+                    v.split(',')
+                        .map(|o| o.trim().to_owned())
+                        .filter(|o| !o.is_empty())
+                        .collect()
+                })
                 .unwrap_or_default(),
             limits: Limits::from_env()?,
         })
@@ -199,7 +237,10 @@ impl Settings {
              pulse --help     this text\n\nSETTINGS (environment):\n",
         );
         for (name, default, meaning) in SETTINGS_HELP.iter().chain(Limits::HELP) {
-            out.push_str(&format!("  {name:<32} default {default:<22} {}\n", meaning.trim()));
+            out.push_str(&format!(
+                "  {name:<32} default {default:<22} {}\n",
+                meaning.trim()
+            ));
         }
         out
     }

@@ -23,7 +23,10 @@ impl Username {
         if !(3..=30).contains(&chars(&folded)) {
             return Err(bad("must be 3 to 30 characters"));
         }
-        if !folded.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_') {
+        if !folded
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_')
+        {
             return Err(bad("may contain only letters, digits, '.' and '_'"));
         }
         if folded.starts_with('.') || folded.ends_with('.') {
@@ -65,10 +68,16 @@ pub struct DisplayName(String);
 impl DisplayName {
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         if chars(raw) > 64 {
-            return Err(FieldError::new("display_name", "must be at most 64 characters"));
+            return Err(FieldError::new(
+                "display_name",
+                "must be at most 64 characters",
+            ));
         }
         if raw.chars().any(char::is_control) {
-            return Err(FieldError::new("display_name", "may not contain control characters"));
+            return Err(FieldError::new(
+                "display_name",
+                "may not contain control characters",
+            ));
         }
         Ok(DisplayName(raw.to_owned()))
     }
@@ -92,7 +101,10 @@ impl Text {
 
     fn parse(field: &str, raw: &str, min: usize) -> Result<Self, FieldError> {
         if !(min..=2200).contains(&chars(raw)) {
-            return Err(FieldError::new(field, format!("must be {min} to 2200 characters")));
+            return Err(FieldError::new(
+                field,
+                format!("must be {min} to 2200 characters"),
+            ));
         }
         if raw.contains('\0') {
             return Err(FieldError::new(field, "may not contain NUL"));
@@ -159,7 +171,9 @@ impl PageQuery {
                 .parse::<i64>()
                 .ok()
                 .filter(|n| (1..=max).contains(n))
-                .ok_or_else(|| ApiError::BadRequest(format!("limit must be an integer from 1 to {max}")))?,
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!("limit must be an integer from 1 to {max}"))
+                })?,
         };
         let after = self.cursor.as_deref().map(decode_cursor).transpose()?;
         Ok(Page { limit, after })
@@ -169,7 +183,9 @@ impl PageQuery {
         match self.unread_only.as_deref() {
             None | Some("false") | Some("0") => Ok(false),
             Some("true") | Some("1") => Ok(true),
-            Some(_) => Err(ApiError::BadRequest("unread_only must be true or false".into())),
+            Some(_) => Err(ApiError::BadRequest(
+                "unread_only must be true or false".into(),
+            )),
         }
     }
 }
@@ -204,7 +220,10 @@ mod tests {
 
     #[test]
     fn usernames_fold_to_lowercase_and_reject_bad_shapes() {
-        assert_eq!(Username::parse("Alice").map(|u| u.0).ok(), Some("alice".to_owned()));
+        assert_eq!(
+            Username::parse("Alice").map(|u| u.0).ok(),
+            Some("alice".to_owned())
+        );
         for bad in ["ab", ".abc", "abc.", "a b c", "ab-c", &"a".repeat(31)] {
             assert!(Username::parse(bad).is_err(), "{bad} should be rejected");
         }
@@ -212,9 +231,17 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_forgeries() {
-        let page = PageQuery { limit: None, cursor: Some(encode_cursor(42)), unread_only: None };
+        let page = PageQuery {
+            limit: None,
+            cursor: Some(encode_cursor(42)),
+            unread_only: None,
+        };
         assert_eq!(page.page(20, 100).ok().and_then(|p| p.after), Some(42));
-        let forged = PageQuery { limit: Some("0".into()), cursor: None, unread_only: None };
+        let forged = PageQuery {
+            limit: Some("0".into()),
+            cursor: None,
+            unread_only: None,
+        };
         assert!(forged.page(20, 100).is_err());
     }
 }

@@ -15,7 +15,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: &str, message: impl Into<String>) -> Self {
-        FieldError { field: field.to_owned(), message: message.into() }
+        FieldError {
+            field: field.to_owned(),
+            message: message.into(),
+        }
     }
 }
 
@@ -68,7 +71,11 @@ pub const PROBLEM_TYPES: &[(&str, &str, u16)] = &[
     ("/problems/not-found", "Not found", 404),
     ("/problems/conflict", "Conflict", 409),
     ("/problems/too-large", "Payload too large", 413),
-    ("/problems/unsupported-media-type", "Unsupported media type", 415),
+    (
+        "/problems/unsupported-media-type",
+        "Unsupported media type",
+        415,
+    ),
     ("/problems/rate-limited", "Too many requests", 429),
     ("/problems/unavailable", "Service unavailable", 503),
     ("/problems/internal", "Internal error", 500),
@@ -101,8 +108,12 @@ impl ApiError {
             ApiError::BadRequest(d) | ApiError::Conflict(d) | ApiError::TooLarge(d) => d.clone(),
             ApiError::UnsupportedMediaType(d) => d.clone(),
             ApiError::Validation(_) => "One or more fields are invalid.".to_owned(),
-            ApiError::Unauthorized(d) | ApiError::Forbidden(d) | ApiError::NotFound(d) => (*d).to_owned(),
-            ApiError::RateLimited { retry_after_secs } => format!("Slow down; retry in {retry_after_secs} s."),
+            ApiError::Unauthorized(d) | ApiError::Forbidden(d) | ApiError::NotFound(d) => {
+                (*d).to_owned()
+            }
+            ApiError::RateLimited { retry_after_secs } => {
+                format!("Slow down; retry in {retry_after_secs} s.")
+            }
             // The cause of a 503/500 is logged, not shown.
             ApiError::Unavailable(_) => "A dependency is unavailable; retry shortly.".to_owned(),
             ApiError::Internal(_) => "Something went wrong on our side.".to_owned(),
@@ -111,7 +122,13 @@ impl ApiError {
             ApiError::Validation(errors) => Some(errors.clone()),
             _ => None,
         };
-        Problem { problem_type, title, status, detail, errors }
+        Problem {
+            problem_type,
+            title,
+            status,
+            detail,
+            errors,
+        }
     }
 }
 
@@ -122,14 +139,17 @@ impl From<DbError> for ApiError {
             DbError::NotFound => ApiError::NotFound("No such resource."),
             DbError::Conflict(what) => ApiError::Conflict(format!("That {what} is taken.")),
             DbError::Forbidden => ApiError::Forbidden("You may not do that."),
-            DbError::Query(e) => ApiError::Internal(anyhow::Error::new(e).context("database query")),
+            DbError::Query(e) => {
+                ApiError::Internal(anyhow::Error::new(e).context("database query"))
+            }
         }
     }
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        StatusCode::from_u16(PROBLEM_TYPES[self.kind()].2).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        StatusCode::from_u16(PROBLEM_TYPES[self.kind()].2)
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     fn error_response(&self) -> HttpResponse {

@@ -33,7 +33,11 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let outcome = if command == "migrate" { migrate(&settings).await } else { serve(settings).await };
+    let outcome = if command == "migrate" {
+        migrate(&settings).await
+    } else {
+        serve(settings).await
+    };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -52,7 +56,11 @@ async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(?settings, "starting");
     let app = Application::build(settings).await?;
-    tracing::info!(port = app.port(), "listening on http://{}", app.state().settings.addr.ip().to_string() + ":" + &app.port().to_string());
+    tracing::info!(
+        port = app.port(),
+        "listening on http://{}",
+        app.state().settings.addr.ip().to_string() + ":" + &app.port().to_string()
+    );
     app.run_until_signalled().await?;
     Ok(())
 }

@@ -37,15 +37,24 @@ impl MediaStore {
         let format = image::guess_format(bytes)
             .ok()
             .filter(|f| matches!(f, ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP))
-            .ok_or_else(|| ApiError::UnsupportedMediaType("The image must be JPEG, PNG or WebP.".into()))?;
-        let invalid = |e: image::ImageError| ApiError::validation("image", format!("could not read the image: {e}"));
+            .ok_or_else(|| {
+                ApiError::UnsupportedMediaType("The image must be JPEG, PNG or WebP.".into())
+            })?;
+        let invalid = |e: image::ImageError| {
+            ApiError::validation("image", format!("could not read the image: {e}"))
+        };
 
         // Dimensions come from the header: a tiny file claiming 60000×60000 stops here.
-        let (width, height) = ImageReader::with_format(Cursor::new(bytes), format).into_dimensions().map_err(invalid)?;
+        let (width, height) = ImageReader::with_format(Cursor::new(bytes), format)
+            .into_dimensions()
+            .map_err(invalid)?;
         if width == 0 || height == 0 || width > self.max_side || height > self.max_side {
             return Err(ApiError::validation(
                 "image",
-                format!("must be at most {max}×{max} pixels (got {width}×{height})", max = self.max_side),
+                format!(
+                    "must be at most {max}×{max} pixels (got {width}×{height})",
+                    max = self.max_side
+                ),
             ));
         }
         let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
@@ -53,7 +62,8 @@ impl MediaStore {
         limits.max_image_width = Some(self.max_side);
         limits.max_image_height = Some(self.max_side);
         // RGBA8 of the largest allowed image, plus decoder slack.
-        limits.max_alloc = Some(u64::from(self.max_side) * u64::from(self.max_side) * 4 + (64 << 20));
+        limits.max_alloc =
+            Some(u64::from(self.max_side) * u64::from(self.max_side) * 4 + (64 << 20));
         reader.limits(limits);
         let decoded = reader.decode().map_err(invalid)?;
 
@@ -76,7 +86,9 @@ impl MediaStore {
         let key = format!("{}.{ext}", hex::encode(Sha256::digest(&encoded)));
         let path = self.dir.join(&key);
         if !path.exists() {
-            let tmp = self.dir.join(format!(".{key}.{}.tmp", rand::random::<u64>()));
+            let tmp = self
+                .dir
+                .join(format!(".{key}.{}.tmp", rand::random::<u64>()));
             std::fs::write(&tmp, &encoded)
                 .and_then(|()| std::fs::rename(&tmp, &path))
                 .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("storing image")))?;
@@ -87,7 +99,11 @@ impl MediaStore {
     /// The file for a key, if the key is well-formed (`<64 hex>.<jpg|png|webp>`) and exists.
     pub fn path_for(&self, key: &str) -> Option<(PathBuf, &'static str)> {
         let (hash, ext) = key.split_once('.')?;
-        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+        if hash.len() != 64
+            || !hash
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        {
             return None;
         }
         let content_type = match ext {

@@ -29,11 +29,23 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 /// Opens the database named by the settings (PostgreSQL URL, or SQLite in the data directory).
 pub async fn open_database(settings: &Settings) -> anyhow::Result<Db> {
     let (url, backend) = match &settings.database_url {
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => (url.clone(), Backend::Postgres),
-        Some(url) => anyhow::bail!("DATABASE_URL must start with postgres:// (got {:?}); unset it for SQLite", url.split(':').next().unwrap_or("")),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            (url.clone(), Backend::Postgres)
+        }
+        Some(url) => anyhow::bail!(
+            "DATABASE_URL must start with postgres:// (got {:?}); unset it for SQLite",
+            url.split(':').next().unwrap_or("")
+        ),
         None => {
             std::fs::create_dir_all(&settings.data_dir)?;
-            (settings.data_dir.join("pulse.db").to_string_lossy().into_owned(), Backend::Sqlite)
+            (
+                settings
+                    .data_dir
+                    .join("pulse.db")
+                    .to_string_lossy()
+                    .into_owned(),
+                Backend::Sqlite,
+            )
         }
     };
     let config = DbConfig {
@@ -82,13 +94,32 @@ impl Application {
         let (hub, bus) = match &settings.redis_url {
             Some(url) => {
                 let (changes_tx, changes_rx) = mpsc::channel(limits.bus_command_queue_len.max(1));
-                let hub = Arc::new(Hub::new(limits.ws_queue_len, limits.ws_max_sockets_per_user, interval, Some(changes_tx), metrics.clone()));
+                let hub = Arc::new(Hub::new(
+                    limits.ws_queue_len,
+                    limits.ws_max_sockets_per_user,
+                    interval,
+                    Some(changes_tx),
+                    metrics.clone(),
+                ));
                 let max_backoff = Duration::from_millis(limits.redis_max_backoff_ms);
-                let bus = Bus::redis(url, &settings.redis_prefix, hub.clone(), changes_rx, max_backoff).await?;
+                let bus = Bus::redis(
+                    url,
+                    &settings.redis_prefix,
+                    hub.clone(),
+                    changes_rx,
+                    max_backoff,
+                )
+                .await?;
                 (hub, bus)
             }
             None => {
-                let hub = Arc::new(Hub::new(limits.ws_queue_len, limits.ws_max_sockets_per_user, interval, None, metrics.clone()));
+                let hub = Arc::new(Hub::new(
+                    limits.ws_queue_len,
+                    limits.ws_max_sockets_per_user,
+                    interval,
+                    None,
+                    metrics.clone(),
+                ));
                 (hub.clone(), Bus::InProcess(hub))
             }
         };
@@ -139,7 +170,11 @@ impl Application {
         .shutdown_timeout(settings.limits.shutdown_timeout_secs)
         .listen(listener)?
         .run();
-        Ok(Application { port, server, state })
+        Ok(Application {
+            port,
+            server,
+            state,
+        })
     }
 
     pub fn port(&self) -> u16 {

@@ -10,11 +10,16 @@ use dashmap::DashMap;
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
 }
 
 /// Upper bounds (seconds) of the latency histogram buckets.
-const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
 
 /// A fixed-bucket histogram with atomic counters.
 #[derive(Debug, Default)]
@@ -33,18 +38,27 @@ impl Histogram {
             }
         }
         self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
     }
 
     fn render(&self, out: &mut String, name: &str, labels: &str) {
         let sep = if labels.is_empty() { "" } else { "," };
         for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
-            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {}", bucket.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {}",
+                bucket.load(Ordering::Relaxed)
+            );
         }
         let count = self.count.load(Ordering::Relaxed);
         let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
         let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
         let _ = writeln!(out, "{name}_sum{braces} {sum}");
         let _ = writeln!(out, "{name}_count{braces} {count}");
     }
@@ -71,50 +85,109 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn record_close(&self, code: u16) {
-        self.sockets_closed.entry(code).or_default().fetch_add(1, Ordering::Relaxed);
+        self.sockets_closed
+            .entry(code)
+            .or_default()
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records a live delivery of a notification committed at `committed_ms` (Unix ms).
     pub fn observe_delivery(&self, committed_ms: i64) {
         self.frames_delivered.fetch_add(1, Ordering::Relaxed);
         let now_ms = chrono::Utc::now().timestamp_millis();
-        self.delivery_latency.observe(Duration::from_millis(now_ms.saturating_sub(committed_ms).max(0) as u64));
+        self.delivery_latency.observe(Duration::from_millis(
+            now_ms.saturating_sub(committed_ms).max(0) as u64,
+        ));
     }
 
     pub fn observe_http(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
-        self.http.entry((method.to_owned(), route.to_owned(), status)).or_default().observe(elapsed);
+        self.http
+            .entry((method.to_owned(), route.to_owned(), status))
+            .or_default()
+            .observe(elapsed);
     }
 
     /// Prometheus text exposition. `pool` is (in use, open, max) database connections.
     pub fn render(&self, pool: (usize, usize, usize)) -> String {
         let mut out = String::new();
         let counter = |out: &mut String, name: &str, help: &str, value: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
         };
         let _ = writeln!(
             out,
             "# HELP pulse_sockets_open Sockets open on this instance.\n# TYPE pulse_sockets_open gauge\npulse_sockets_open {}",
             self.sockets_open.load(Ordering::Relaxed)
         );
-        counter(&mut out, "pulse_sockets_opened_total", "Sockets opened.", self.sockets_opened.load(Ordering::Relaxed));
+        counter(
+            &mut out,
+            "pulse_sockets_opened_total",
+            "Sockets opened.",
+            self.sockets_opened.load(Ordering::Relaxed),
+        );
         let _ = writeln!(out, "# HELP pulse_sockets_closed_total Sockets closed, by close code.\n# TYPE pulse_sockets_closed_total counter");
         for entry in self.sockets_closed.iter() {
-            let _ = writeln!(out, "pulse_sockets_closed_total{{code=\"{}\"}} {}", entry.key(), entry.value().load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "pulse_sockets_closed_total{{code=\"{}\"}} {}",
+                entry.key(),
+                entry.value().load(Ordering::Relaxed)
+            );
         }
-        counter(&mut out, "pulse_notifications_created_total", "Notifications committed by this instance.", self.notifications_created.load(Ordering::Relaxed));
-        counter(&mut out, "pulse_frames_delivered_total", "Notification frames written to sockets.", self.frames_delivered.load(Ordering::Relaxed));
-        counter(&mut out, "pulse_queue_overflows_total", "Per-socket queue overflows (followed by a database catch-up).", self.queue_overflows.load(Ordering::Relaxed));
-        counter(&mut out, "pulse_replays_total", "Replays and catch-ups read from the database.", self.replays.load(Ordering::Relaxed));
-        counter(&mut out, "pulse_slow_client_disconnects_total", "Sockets closed with 4008.", self.slow_disconnects.load(Ordering::Relaxed));
-        counter(&mut out, "pulse_redis_reconnects_total", "Redis subscriber reconnections.", self.redis_reconnects.load(Ordering::Relaxed));
-        counter(&mut out, "pulse_publish_failures_total", "Events that could not be published to Redis.", self.publish_failures.load(Ordering::Relaxed));
+        counter(
+            &mut out,
+            "pulse_notifications_created_total",
+            "Notifications committed by this instance.",
+            self.notifications_created.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "pulse_frames_delivered_total",
+            "Notification frames written to sockets.",
+            self.frames_delivered.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "pulse_queue_overflows_total",
+            "Per-socket queue overflows (followed by a database catch-up).",
+            self.queue_overflows.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "pulse_replays_total",
+            "Replays and catch-ups read from the database.",
+            self.replays.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "pulse_slow_client_disconnects_total",
+            "Sockets closed with 4008.",
+            self.slow_disconnects.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "pulse_redis_reconnects_total",
+            "Redis subscriber reconnections.",
+            self.redis_reconnects.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "pulse_publish_failures_total",
+            "Events that could not be published to Redis.",
+            self.publish_failures.load(Ordering::Relaxed),
+        );
         let _ = writeln!(out, "# HELP pulse_delivery_latency_seconds Notification commit to socket write.\n# TYPE pulse_delivery_latency_seconds histogram");
-        self.delivery_latency.render(&mut out, "pulse_delivery_latency_seconds", "");
+        self.delivery_latency
+            .render(&mut out, "pulse_delivery_latency_seconds", "");
         let _ = writeln!(out, "# HELP pulse_http_request_duration_seconds HTTP requests by route and status.\n# TYPE pulse_http_request_duration_seconds histogram");
         for entry in self.http.iter() {
             let (method, route, status) = entry.key();
             let labels = format!("method=\"{method}\",route=\"{route}\",status=\"{status}\"");
-            entry.value().render(&mut out, "pulse_http_request_duration_seconds", &labels);
+            entry
+                .value()
+                .render(&mut out, "pulse_http_request_duration_seconds", &labels);
         }
         let _ = writeln!(
             out,

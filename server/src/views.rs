@@ -22,7 +22,11 @@ pub struct UserSummary {
 
 impl From<UserSummaryRow> for UserSummary {
     fn from(row: UserSummaryRow) -> Self {
-        UserSummary { id: row.id.0, username: row.username, display_name: row.display_name }
+        UserSummary {
+            id: row.id.0,
+            username: row.username,
+            display_name: row.display_name,
+        }
     }
 }
 

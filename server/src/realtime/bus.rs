@@ -56,7 +56,10 @@ impl Bus {
                 if let Err(error) = sent {
                     // Local sockets get it now; remote instances catch up when Redis returns.
                     tracing::warn!(%error, "publish failed; delivering locally only");
-                    bus.hub.metrics.publish_failures.fetch_add(1, Ordering::Relaxed);
+                    bus.hub
+                        .metrics
+                        .publish_failures
+                        .fetch_add(1, Ordering::Relaxed);
                     bus.hub.dispatch(event);
                 }
             }
@@ -94,7 +97,12 @@ impl Bus {
             prefix: prefix.to_owned(),
         };
         tokio::spawn(subscriber.run(changes));
-        Ok(Bus::Redis(Arc::new(RedisBus { publisher, prefix: prefix.to_owned(), hub, connected })))
+        Ok(Bus::Redis(Arc::new(RedisBus {
+            publisher,
+            prefix: prefix.to_owned(),
+            hub,
+            connected,
+        })))
     }
 }
 
@@ -159,8 +167,14 @@ impl Subscriber {
         }
         self.connected.store(true, Ordering::Relaxed);
         if reconnecting {
-            tracing::info!(channels = wanted.len(), "redis subscriber back; sockets catch up");
-            self.hub.metrics.redis_reconnects.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                channels = wanted.len(),
+                "redis subscriber back; sockets catch up"
+            );
+            self.hub
+                .metrics
+                .redis_reconnects
+                .fetch_add(1, Ordering::Relaxed);
             self.hub.catch_up_all();
         }
         loop {

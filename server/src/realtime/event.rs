@@ -11,7 +11,13 @@ use pulse_schema::{NotificationId, PostId, UserId};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// A committed notification for `user`; `seq` is the recipient's own counter.
-    Notification { user: UserId, seq: i64, id: NotificationId, committed_ms: i64, frame: Arc<str> },
+    Notification {
+        user: UserId,
+        seq: i64,
+        id: NotificationId,
+        committed_ms: i64,
+        frame: Arc<str>,
+    },
     /// A post's like count changed; `seq` orders changes of one post.
     LikeCount { post: PostId, seq: i64, count: i64 },
     /// `user`'s unread count changed (marked read on some device).
@@ -32,16 +38,22 @@ pub fn post_channel(post: PostId) -> String {
 impl Event {
     pub fn channel(&self) -> String {
         match self {
-            Event::Notification { user, .. } | Event::Read { user, .. } | Event::Revoke { user, .. } => {
-                user_channel(*user)
-            }
+            Event::Notification { user, .. }
+            | Event::Read { user, .. }
+            | Event::Revoke { user, .. } => user_channel(*user),
             Event::LikeCount { post, .. } => post_channel(*post),
         }
     }
 
     pub fn encode(&self) -> String {
         match self {
-            Event::Notification { user, seq, id, committed_ms, frame } => {
+            Event::Notification {
+                user,
+                seq,
+                id,
+                committed_ms,
+                frame,
+            } => {
                 format!("N {} {seq} {} {committed_ms}\n{frame}", user.0, id.0)
             }
             Event::LikeCount { post, seq, count } => format!("C {} {seq} {count}", post.0),
@@ -63,8 +75,15 @@ impl Event {
                 committed_ms: int()?,
                 frame: Arc::from(body),
             }),
-            "C" => Some(Event::LikeCount { post: PostId(int()?), seq: int()?, count: int()? }),
-            "R" => Some(Event::Read { user: UserId(int()?), unread: int()? }),
+            "C" => Some(Event::LikeCount {
+                post: PostId(int()?),
+                seq: int()?,
+                count: int()?,
+            }),
+            "R" => Some(Event::Read {
+                user: UserId(int()?),
+                unread: int()?,
+            }),
             "X" => {
                 let user = UserId(int()?);
                 let token_id = fields.next()?.to_owned();
@@ -89,9 +108,19 @@ mod tests {
                 committed_ms: 1_700_000_000_000,
                 frame: Arc::from("{\"type\":\"notification\",\"x\":\"a\\nb\"}"),
             },
-            Event::LikeCount { post: PostId(4), seq: 9, count: 12 },
-            Event::Read { user: UserId(7), unread: 0 },
-            Event::Revoke { user: UserId(7), token_id: "abcdef".into() },
+            Event::LikeCount {
+                post: PostId(4),
+                seq: 9,
+                count: 12,
+            },
+            Event::Read {
+                user: UserId(7),
+                unread: 0,
+            },
+            Event::Revoke {
+                user: UserId(7),
+                token_id: "abcdef".into(),
+            },
         ];
         for event in events {
             assert_eq!(Event::decode(&event.encode()), Some(event));

@@ -88,7 +88,13 @@ impl Hub {
                 }
                 true
             }
-            Some(sender) => sender.try_send(SubscriptionChange { channel, subscribe, ack }).is_ok(),
+            Some(sender) => sender
+                .try_send(SubscriptionChange {
+                    channel,
+                    subscribe,
+                    ack,
+                })
+                .is_ok(),
         }
     }
 
@@ -161,10 +167,21 @@ impl Hub {
     /// Hands an event to the local sockets it concerns. Never waits.
     pub fn dispatch(&self, event: Event) {
         match event {
-            Event::Notification { user, seq, id, committed_ms, frame } => {
+            Event::Notification {
+                user,
+                seq,
+                id,
+                committed_ms,
+                frame,
+            } => {
                 if let Some(sockets) = self.users.get(&user) {
                     for socket in sockets.iter() {
-                        let queued = QueuedNotification { seq, id, committed_ms, frame: frame.clone() };
+                        let queued = QueuedNotification {
+                            seq,
+                            id,
+                            committed_ms,
+                            frame: frame.clone(),
+                        };
                         if socket.push_notification(queued) == Pushed::Overflowed {
                             self.metrics.queue_overflows.fetch_add(1, Ordering::Relaxed);
                         }
@@ -196,16 +213,20 @@ impl Hub {
             return;
         }
         let send_now = {
-            let mut state = self
-                .counts
-                .entry(post)
-                .or_insert(CountState { seq: i64::MIN, count, last_sent: None, pending: false });
+            let mut state = self.counts.entry(post).or_insert(CountState {
+                seq: i64::MIN,
+                count,
+                last_sent: None,
+                pending: false,
+            });
             if seq <= state.seq {
                 return;
             }
             state.seq = seq;
             state.count = count;
-            let due = state.last_sent.is_none_or(|at| at.elapsed() >= self.like_count_interval);
+            let due = state
+                .last_sent
+                .is_none_or(|at| at.elapsed() >= self.like_count_interval);
             if due {
                 state.last_sent = Some(Instant::now());
                 state.pending = false;
@@ -223,7 +244,9 @@ impl Hub {
     pub fn flush_like_counts(&self) {
         let mut due = Vec::new();
         for mut state in self.counts.iter_mut() {
-            let ready = state.last_sent.is_none_or(|at| at.elapsed() >= self.like_count_interval);
+            let ready = state
+                .last_sent
+                .is_none_or(|at| at.elapsed() >= self.like_count_interval);
             if state.pending && ready {
                 state.pending = false;
                 state.last_sent = Some(Instant::now());
@@ -237,7 +260,9 @@ impl Hub {
 
     fn deliver_like_count(&self, post: PostId, seq: i64, count: i64) {
         if let Some(watchers) = self.watchers.get(&post) {
-            watchers.iter().for_each(|s| s.set_like_count(post, seq, count));
+            watchers
+                .iter()
+                .for_each(|s| s.set_like_count(post, seq, count));
         }
     }
 
@@ -250,7 +275,10 @@ impl Hub {
 
     /// Every local socket, for draining.
     pub fn all_sockets(&self) -> Vec<Arc<SocketQueue>> {
-        self.users.iter().flat_map(|entry| entry.value().clone()).collect()
+        self.users
+            .iter()
+            .flat_map(|entry| entry.value().clone())
+            .collect()
     }
 
     pub fn socket_count(&self) -> usize {
@@ -268,7 +296,9 @@ impl Hub {
         let batch_size = sockets.len().div_ceil(BATCHES);
         let pause = over / BATCHES as u32;
         for batch in sockets.chunks(batch_size.max(1)) {
-            batch.iter().for_each(|s| s.close(1001, "server shutting down"));
+            batch
+                .iter()
+                .for_each(|s| s.close(1001, "server shutting down"));
             tokio::time::sleep(pause).await;
         }
     }

@@ -8,23 +8,42 @@ use crate::views::Notification;
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame<'a> {
-    Hello { user_id: i64, connection_id: &'a str, heartbeat_s: u64 },
-    Notification { notification: &'a Notification },
-    LikeCount { post_id: i64, like_count: i64 },
-    Read { unread_count: i64 },
-    Gap { before_id: i64 },
+    Hello {
+        user_id: i64,
+        connection_id: &'a str,
+        heartbeat_s: u64,
+    },
+    Notification {
+        notification: &'a Notification,
+    },
+    LikeCount {
+        post_id: i64,
+        like_count: i64,
+    },
+    Read {
+        unread_count: i64,
+    },
+    Gap {
+        before_id: i64,
+    },
     /// Confirms a `subscribe`: like counts of these posts now reach this socket from every
     /// instance (an addition to the contract's frames).
-    Subscribed { post_ids: &'a [i64] },
-    Error { code: &'a str, message: &'a str },
+    Subscribed {
+        post_ids: &'a [i64],
+    },
+    Error {
+        code: &'a str,
+        message: &'a str,
+    },
     Pong,
 }
 
 impl ServerFrame<'_> {
     pub fn to_json(&self) -> String {
         // Serialising these plain structs cannot fail; fall back to an error frame regardless.
-        serde_json::to_string(self)
-            .unwrap_or_else(|_| r#"{"type":"error","code":"internal","message":"encoding"}"#.to_owned())
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            r#"{"type":"error","code":"internal","message":"encoding"}"#.to_owned()
+        })
     }
 }
 
@@ -46,7 +65,10 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
         serde_json::from_str(text).map_err(|e| ("invalid_json", format!("not JSON: {e}")))?;
     let kind = value.get("type").and_then(|t| t.as_str()).unwrap_or("");
     if !matches!(kind, "subscribe" | "unsubscribe" | "ping") {
-        return Err(("unknown_type", "type must be subscribe, unsubscribe or ping".to_owned()));
+        return Err((
+            "unknown_type",
+            "type must be subscribe, unsubscribe or ping".to_owned(),
+        ));
     }
     serde_json::from_value(value).map_err(|e| ("invalid_frame", e.to_string()))
 }
@@ -57,10 +79,15 @@ mod tests {
 
     #[test]
     fn client_frames_parse_or_explain_why_not() {
-        assert_eq!(parse_client_frame(r#"{"type":"ping"}"#), Ok(ClientFrame::Ping));
+        assert_eq!(
+            parse_client_frame(r#"{"type":"ping"}"#),
+            Ok(ClientFrame::Ping)
+        );
         assert_eq!(
             parse_client_frame(r#"{"type":"subscribe","post_ids":[1,2]}"#),
-            Ok(ClientFrame::Subscribe { post_ids: vec![1, 2] })
+            Ok(ClientFrame::Subscribe {
+                post_ids: vec![1, 2]
+            })
         );
         let cases = [
             ("nope", "invalid_json"),
@@ -69,7 +96,11 @@ mod tests {
             (r#"[1,2]"#, "unknown_type"),
         ];
         for (input, code) in cases {
-            assert_eq!(parse_client_frame(input).map_err(|e| e.0), Err(code), "{input}");
+            assert_eq!(
+                parse_client_frame(input).map_err(|e| e.0),
+                Err(code),
+                "{input}"
+            );
         }
     }
 }

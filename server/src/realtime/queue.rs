@@ -66,7 +66,9 @@ impl SocketQueue {
 
     fn lock(&self) -> MutexGuard<'_, Pending> {
         // A panic while holding this lock cannot leave `Pending` inconsistent; keep going.
-        self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn push_notification(&self, notification: QueuedNotification) -> Pushed {
@@ -131,7 +133,12 @@ mod tests {
     use super::*;
 
     fn notification(seq: i64) -> QueuedNotification {
-        QueuedNotification { seq, id: NotificationId(seq), committed_ms: 0, frame: Arc::from("{}") }
+        QueuedNotification {
+            seq,
+            id: NotificationId(seq),
+            committed_ms: 0,
+            frame: Arc::from("{}"),
+        }
     }
 
     #[test]

@@ -61,21 +61,36 @@ struct Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         self.state.hub.unregister(&self.queue, &self.watched);
-        self.state.metrics.sockets_open.fetch_sub(1, Ordering::Relaxed);
+        self.state
+            .metrics
+            .sockets_open
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 impl SocketTask {
     pub async fn run(mut self, stream: actix_ws::MessageStream) {
-        let mut registration =
-            Registration { state: self.state.clone(), queue: self.queue.clone(), watched: HashSet::new() };
-        let stream = stream.max_frame_size(self.state.settings.limits.ws_max_frame_bytes).aggregate_continuations();
+        let mut registration = Registration {
+            state: self.state.clone(),
+            queue: self.queue.clone(),
+            watched: HashSet::new(),
+        };
+        let stream = stream
+            .max_frame_size(self.state.settings.limits.ws_max_frame_bytes)
+            .aggregate_continuations();
         let close = self.serve(stream, &mut registration.watched).await;
         let code = close.map(|c| c.0).unwrap_or(1000);
         self.state.metrics.record_close(code);
         if let Some((code, reason)) = close {
-            let reason = CloseReason { code: CloseCode::from(code), description: Some(reason.to_owned()) };
-            let _ = tokio::time::timeout(Duration::from_secs(1), self.session.clone().close(Some(reason))).await;
+            let reason = CloseReason {
+                code: CloseCode::from(code),
+                description: Some(reason.to_owned()),
+            };
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                self.session.clone().close(Some(reason)),
+            )
+            .await;
         }
     }
 
@@ -99,11 +114,16 @@ impl SocketTask {
             Err(close) => return close,
         };
 
-        let mut heartbeat = tokio::time::interval(Duration::from_secs(limits.ws_heartbeat_secs.max(1)));
+        let mut heartbeat =
+            tokio::time::interval(Duration::from_secs(limits.ws_heartbeat_secs.max(1)));
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         heartbeat.tick().await;
         let client_timeout = Duration::from_secs(limits.ws_client_timeout_secs);
-        let expiry = self.claims.expires_at.duration_since(SystemTime::now()).unwrap_or_default();
+        let expiry = self
+            .claims
+            .expires_at
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
         let expired = tokio::time::sleep(expiry);
         tokio::pin!(expired);
         let mut last_heard = Instant::now();
@@ -173,10 +193,18 @@ impl SocketTask {
             ClientFrame::Ping => Ok(Some(ServerFrame::Pong.to_json())),
             ClientFrame::Subscribe { post_ids } => {
                 let max = self.state.settings.limits.ws_max_subscriptions;
-                let new: HashSet<PostId> =
-                    post_ids.iter().copied().filter(|id| *id > 0).map(PostId).filter(|p| !watched.contains(p)).collect();
+                let new: HashSet<PostId> = post_ids
+                    .iter()
+                    .copied()
+                    .filter(|id| *id > 0)
+                    .map(PostId)
+                    .filter(|p| !watched.contains(p))
+                    .collect();
                 if watched.len() + new.len() > max {
-                    return Err(("too_many_subscriptions", format!("a socket may watch at most {max} posts")));
+                    return Err((
+                        "too_many_subscriptions",
+                        format!("a socket may watch at most {max} posts"),
+                    ));
                 }
                 let mut acks = Vec::with_capacity(new.len());
                 for post in new {
@@ -186,14 +214,29 @@ impl SocketTask {
                 // Confirm only once the bus listens, so a like made right after `subscribed`
                 // (through any instance) is reported.
                 for ack in acks {
-                    if !matches!(tokio::time::timeout(SUBSCRIBE_ACK_TIMEOUT, ack).await, Ok(Ok(()))) {
-                        return Err(("subscribe_failed", "the bus could not subscribe; retry".to_owned()));
+                    if !matches!(
+                        tokio::time::timeout(SUBSCRIBE_ACK_TIMEOUT, ack).await,
+                        Ok(Ok(()))
+                    ) {
+                        return Err((
+                            "subscribe_failed",
+                            "the bus could not subscribe; retry".to_owned(),
+                        ));
                     }
                 }
-                let mut confirmed: Vec<i64> = post_ids.iter().copied().filter(|id| watched.contains(&PostId(*id))).collect();
+                let mut confirmed: Vec<i64> = post_ids
+                    .iter()
+                    .copied()
+                    .filter(|id| watched.contains(&PostId(*id)))
+                    .collect();
                 confirmed.sort_unstable();
                 confirmed.dedup();
-                Ok(Some(ServerFrame::Subscribed { post_ids: &confirmed }.to_json()))
+                Ok(Some(
+                    ServerFrame::Subscribed {
+                        post_ids: &confirmed,
+                    }
+                    .to_json(),
+                ))
             }
             ClientFrame::Unsubscribe { post_ids } => {
                 for post in post_ids.into_iter().map(PostId) {
@@ -212,16 +255,23 @@ impl SocketTask {
         let db = &db;
         let user = self.claims.user_id;
         let Some(since) = self.since else {
-            let (seq, id) = notifications::latest(db, user).await.map_err(|e| db_failed(&e))?;
+            let (seq, id) = notifications::latest(db, user)
+                .await
+                .map_err(|e| db_failed(&e))?;
             return Ok(Cursor { id, seq });
         };
         self.state.metrics.replays.fetch_add(1, Ordering::Relaxed);
         let mut cursor = Cursor { id: since, seq: 0 };
         let sent = self.send_after(&mut cursor).await?;
         if !sent {
-            let (seq, id) = notifications::latest(db, user).await.map_err(|e| db_failed(&e))?;
+            let (seq, id) = notifications::latest(db, user)
+                .await
+                .map_err(|e| db_failed(&e))?;
             if id <= since {
-                cursor = Cursor { id: since.max(id), seq };
+                cursor = Cursor {
+                    id: since.max(id),
+                    seq,
+                };
             }
         }
         Ok(cursor)
@@ -231,19 +281,29 @@ impl SocketTask {
     /// a `gap` frame when there are more); returns whether anything was sent.
     async fn send_after(&mut self, cursor: &mut Cursor) -> Result<bool, Close> {
         let limit = self.state.settings.limits.ws_replay_limit;
-        let (rows, truncated) = notifications::replay_after_id(&self.state.db, self.claims.user_id, cursor.id, limit)
-            .await
-            .map_err(|e| db_failed(&e))?;
+        let (rows, truncated) =
+            notifications::replay_after_id(&self.state.db, self.claims.user_id, cursor.id, limit)
+                .await
+                .map_err(|e| db_failed(&e))?;
         if truncated {
             if let Some(first) = rows.first() {
-                self.send(ServerFrame::Gap { before_id: first.0.id.0 }.to_json()).await?;
+                self.send(
+                    ServerFrame::Gap {
+                        before_id: first.0.id.0,
+                    }
+                    .to_json(),
+                )
+                .await?;
             }
         }
         let sent = !rows.is_empty();
         for view in rows {
             let (id, seq) = (view.0.id, view.0.seq);
             self.send(notification_frame(view)).await?;
-            self.state.metrics.frames_delivered.fetch_add(1, Ordering::Relaxed);
+            self.state
+                .metrics
+                .frames_delivered
+                .fetch_add(1, Ordering::Relaxed);
             *cursor = Cursor { id, seq };
         }
         Ok(sent)
@@ -265,7 +325,10 @@ impl SocketTask {
             if queued.seq == cursor.seq + 1 {
                 self.send(queued.frame.to_string()).await?;
                 self.state.metrics.observe_delivery(queued.committed_ms);
-                *cursor = Cursor { id: queued.id, seq: queued.seq };
+                *cursor = Cursor {
+                    id: queued.id,
+                    seq: queued.seq,
+                };
             } else {
                 self.send_after(cursor).await?;
                 // A deleted post can leave a hole in `seq`; the database read settles it.
@@ -276,10 +339,23 @@ impl SocketTask {
             }
         }
         for (post, (_, count)) in pending.counts {
-            self.send(ServerFrame::LikeCount { post_id: post.0, like_count: count }.to_json()).await?;
+            self.send(
+                ServerFrame::LikeCount {
+                    post_id: post.0,
+                    like_count: count,
+                }
+                .to_json(),
+            )
+            .await?;
         }
         if let Some(unread) = pending.unread {
-            self.send(ServerFrame::Read { unread_count: unread }.to_json()).await?;
+            self.send(
+                ServerFrame::Read {
+                    unread_count: unread,
+                }
+                .to_json(),
+            )
+            .await?;
         }
         Ok(())
     }
@@ -291,7 +367,10 @@ impl SocketTask {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_closed)) => Err(None),
             Err(_elapsed) => {
-                self.state.metrics.slow_disconnects.fetch_add(1, Ordering::Relaxed);
+                self.state
+                    .metrics
+                    .slow_disconnects
+                    .fetch_add(1, Ordering::Relaxed);
                 Err(Some((4008, "client too slow")))
             }
         }
@@ -301,7 +380,10 @@ impl SocketTask {
 /// The `notification` frame for a row.
 pub fn notification_frame(view: NotificationView) -> String {
     let notification = Notification::from(view);
-    ServerFrame::Notification { notification: &notification }.to_json()
+    ServerFrame::Notification {
+        notification: &notification,
+    }
+    .to_json()
 }
 
 fn db_failed(error: &pulse_schema::DbError) -> Close {

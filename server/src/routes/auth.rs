@@ -39,17 +39,24 @@ pub struct LoginRequest {
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
     responses((status = 201, body = AuthResponse), (status = 400, body = Problem), (status = 409, body = Problem),
               (status = 413, body = Problem), (status = 422, body = Problem)))]
-pub async fn register(state: web::Data<AppState>, body: web::Json<RegisterRequest>) -> ApiResult<HttpResponse> {
+pub async fn register(
+    state: web::Data<AppState>,
+    body: web::Json<RegisterRequest>,
+) -> ApiResult<HttpResponse> {
     let mut v = Validator::default();
     let username = v.check(Username::parse(&body.username));
     let password = v.check(Password::parse(&body.password));
     let display_name = match &body.display_name {
-        Some(name) => v.check(DisplayName::parse(name)).map(|d| d.as_str().to_owned()),
+        Some(name) => v
+            .check(DisplayName::parse(name))
+            .map(|d| d.as_str().to_owned()),
         None => None,
     };
     v.finish()?;
     let (Some(username), Some(password)) = (username, password) else {
-        return Err(ApiError::BadRequest("username and password are required".into()));
+        return Err(ApiError::BadRequest(
+            "username and password are required".into(),
+        ));
     };
     let display_name = display_name.unwrap_or_else(|| username.as_str().to_owned());
     let hash = state.passwords.hash(password.expose().to_owned()).await?;
@@ -65,13 +72,19 @@ pub async fn register(state: web::Data<AppState>, body: web::Json<RegisterReques
     .await?;
     let ttl = Duration::from_secs(state.settings.limits.token_ttl_secs);
     let (token, _) = state.keys.mint(row.id, ttl)?;
-    Ok(HttpResponse::Created().json(AuthResponse { user: User::new(row, false), token }))
+    Ok(HttpResponse::Created().json(AuthResponse {
+        user: User::new(row, false),
+        token,
+    }))
 }
 
 /// Signs in. Unknown user and wrong password get the same 401, in the same time.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = AuthResponse), (status = 400, body = Problem), (status = 401, body = Problem)))]
-pub async fn login(state: web::Data<AppState>, body: web::Json<LoginRequest>) -> ApiResult<HttpResponse> {
+pub async fn login(
+    state: web::Data<AppState>,
+    body: web::Json<LoginRequest>,
+) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let stored = match Username::parse(&body.username) {
         Ok(username) => users::credentials(&state.db, username.as_str()).await?,
@@ -83,21 +96,37 @@ pub async fn login(state: web::Data<AppState>, body: web::Json<LoginRequest>) ->
     };
     let valid = state.passwords.verify(body.password, hash).await?;
     let Some(user_id) = user_id.filter(|_| valid) else {
-        return Err(ApiError::Unauthorized("Unknown username or wrong password."));
+        return Err(ApiError::Unauthorized(
+            "Unknown username or wrong password.",
+        ));
     };
     let row = users::find(&state.db, user_id).await?;
     let ttl = Duration::from_secs(state.settings.limits.token_ttl_secs);
     let (token, _) = state.keys.mint(row.id, ttl)?;
-    Ok(HttpResponse::Ok().json(AuthResponse { user: User::new(row, false), token }))
+    Ok(HttpResponse::Ok().json(AuthResponse {
+        user: User::new(row, false),
+        token,
+    }))
 }
 
 /// Revokes the presented token everywhere and closes its sockets (4401) on every instance.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = Problem)))]
 pub async fn logout(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
-    tokens::revoke(&state.db, &user.claims.revocation_ids, user.claims.expires_naive()).await?;
+    tokens::revoke(
+        &state.db,
+        &user.claims.revocation_ids,
+        user.claims.expires_naive(),
+    )
+    .await?;
     let token_id = user.claims.token_id().to_owned();
-    state.bus.publish(Event::Revoke { user: user.id, token_id }).await;
+    state
+        .bus
+        .publish(Event::Revoke {
+            user: user.id,
+            token_id,
+        })
+        .await;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -37,7 +37,10 @@ pub async fn list_comments(
     let rows = comments::page(&state.db, post, page.after.map(CommentId), page.limit).await?;
     let next = next_cursor(&rows, page.limit, |(c, _)| c.id.0);
     let items = rows.into_iter().map(Comment::from).collect();
-    Ok(HttpResponse::Ok().json(Page { items, next_cursor: next }))
+    Ok(HttpResponse::Ok().json(Page {
+        items,
+        next_cursor: next,
+    }))
 }
 
 /// Comments on a post; the author is notified unless it is their own post.

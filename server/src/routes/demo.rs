@@ -9,11 +9,31 @@ use sha2::{Digest, Sha256};
 
 /// (paths, file contents, content type). `/two.html` is the name people type for `/two`.
 const FILES: &[(&[&str], &[u8], &str)] = &[
-    (&["/", "/index.html"], include_bytes!("../../../web-demo/static/index.html"), "text/html; charset=utf-8"),
-    (&["/two", "/two.html"], include_bytes!("../../../web-demo/static/two.html"), "text/html; charset=utf-8"),
-    (&["/app.js"], include_bytes!("../../../web-demo/static/app.js"), "text/javascript; charset=utf-8"),
-    (&["/client.js"], include_bytes!("../../../web-demo/static/client.js"), "text/javascript; charset=utf-8"),
-    (&["/app.css"], include_bytes!("../../../web-demo/static/app.css"), "text/css; charset=utf-8"),
+    (
+        &["/", "/index.html"],
+        include_bytes!("../../../web-demo/static/index.html"),
+        "text/html; charset=utf-8",
+    ),
+    (
+        &["/two", "/two.html"],
+        include_bytes!("../../../web-demo/static/two.html"),
+        "text/html; charset=utf-8",
+    ),
+    (
+        &["/app.js"],
+        include_bytes!("../../../web-demo/static/app.js"),
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        &["/client.js"],
+        include_bytes!("../../../web-demo/static/client.js"),
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        &["/app.css"],
+        include_bytes!("../../../web-demo/static/app.css"),
+        "text/css; charset=utf-8",
+    ),
 ];
 
 /// Same-origin only: scripts, styles, images and sockets from this server (CSP 3's `'self'`
@@ -37,7 +57,12 @@ static ETAGS: LazyLock<Vec<String>> = LazyLock::new(|| {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for (index, (paths, _, _)) in FILES.iter().enumerate() {
         for path in *paths {
-            cfg.route(path, web::route().guard(guard::Any(guard::Get()).or(guard::Head())).to(move |req| serve(req, index)));
+            cfg.route(
+                path,
+                web::route()
+                    .guard(guard::Any(guard::Get()).or(guard::Head()))
+                    .to(move |req| serve(req, index)),
+            );
         }
     }
 }
@@ -49,8 +74,15 @@ async fn serve(req: HttpRequest, index: usize) -> HttpResponse {
         .headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag || tag.trim() == "*"));
-    let mut response = if not_modified { HttpResponse::NotModified() } else { HttpResponse::Ok() };
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|tag| tag.trim() == etag || tag.trim() == "*")
+        });
+    let mut response = if not_modified {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
     response
         .insert_header((header::ETAG, etag))
         // Revalidate every time (cheap with the ETag) rather than run stale code after an upgrade.

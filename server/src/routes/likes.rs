@@ -12,17 +12,26 @@ use crate::state::AppState;
 use crate::views::LikeResponse;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/posts/{id}/like", web::put().to(like_post)).route("/posts/{id}/like", web::delete().to(unlike_post));
+    cfg.route("/posts/{id}/like", web::put().to(like_post))
+        .route("/posts/{id}/like", web::delete().to(unlike_post));
 }
 
 /// After the commit: the notification (if any) to the author, the new count to watchers.
 async fn publish(state: &AppState, outcome: LikeOutcome) -> HttpResponse {
-    let response = LikeResponse { post_id: outcome.post_id.0, liked: outcome.liked, like_count: outcome.like_count };
+    let response = LikeResponse {
+        post_id: outcome.post_id.0,
+        liked: outcome.liked,
+        like_count: outcome.like_count,
+    };
     if let Some(view) = outcome.notification {
         super::announce(state, view).await;
     }
     if outcome.changed {
-        let event = Event::LikeCount { post: outcome.post_id, seq: outcome.like_seq, count: outcome.like_count };
+        let event = Event::LikeCount {
+            post: outcome.post_id,
+            seq: outcome.like_seq,
+            count: outcome.like_count,
+        };
         state.bus.publish(event).await;
     }
     HttpResponse::Ok().json(response)
@@ -32,7 +41,11 @@ async fn publish(state: &AppState, outcome: LikeOutcome) -> HttpResponse {
 #[utoipa::path(put, path = "/api/v1/posts/{id}/like", tag = "likes", security(("bearer" = [])),
     params(("id" = i64, Path)),
     responses((status = 200, body = LikeResponse), (status = 401, body = Problem), (status = 404, body = Problem)))]
-pub async fn like_post(state: web::Data<AppState>, user: AuthUser, path: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn like_post(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let post = PostId(path_id(&path)?);
     let outcome = likes::like(&state.db, user.id, post).await?;
     Ok(publish(&state, outcome).await)
@@ -42,7 +55,11 @@ pub async fn like_post(state: web::Data<AppState>, user: AuthUser, path: web::Pa
 #[utoipa::path(delete, path = "/api/v1/posts/{id}/like", tag = "likes", security(("bearer" = [])),
     params(("id" = i64, Path)),
     responses((status = 200, body = LikeResponse), (status = 401, body = Problem), (status = 404, body = Problem)))]
-pub async fn unlike_post(state: web::Data<AppState>, user: AuthUser, path: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn unlike_post(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let post = PostId(path_id(&path)?);
     let outcome = likes::unlike(&state.db, user.id, post).await?;
     Ok(publish(&state, outcome).await)

@@ -38,8 +38,16 @@ fn origin_allowed(req: &HttpRequest, state: &AppState) -> bool {
         return true;
     };
     let host = req.connection_info().host().to_owned();
-    let origin_host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or(origin);
-    origin_host == host || state.settings.allowed_origins.iter().any(|allowed| allowed == origin)
+    let origin_host = origin
+        .split_once("://")
+        .map(|(_, rest)| rest)
+        .unwrap_or(origin);
+    origin_host == host
+        || state
+            .settings
+            .allowed_origins
+            .iter()
+            .any(|allowed| allowed == origin)
 }
 
 /// Opens the live socket (see the protocol in API.md).
@@ -59,7 +67,9 @@ pub async fn open_socket(
         (Some(ticket), _) => {
             let claims = authenticate(&state, ticket, Operation::Socket).await?;
             if !claims.is_ticket {
-                return Err(ApiError::Unauthorized("Use a ticket from POST /auth/ws-ticket, not a token, in ?ticket=."));
+                return Err(ApiError::Unauthorized(
+                    "Use a ticket from POST /auth/ws-ticket, not a token, in ?ticket=.",
+                ));
             }
             let ticket_id = claims.revocation_ids.last().cloned().unwrap_or_default();
             if !tokens::use_ticket(&state.db, &ticket_id, claims.expires_naive()).await? {
@@ -68,7 +78,11 @@ pub async fn open_socket(
             claims
         }
         (None, Some(token)) => authenticate(&state, token, Operation::Socket).await?,
-        (None, None) => return Err(ApiError::Unauthorized("Send Authorization: Bearer <token> or ?ticket=.")),
+        (None, None) => {
+            return Err(ApiError::Unauthorized(
+                "Send Authorization: Bearer <token> or ?ticket=.",
+            ))
+        }
     };
     let since = match &query.since {
         None => None,
@@ -82,19 +96,37 @@ pub async fn open_socket(
 
     let (response, session, stream) = actix_ws::handle(&req, body)
         .map_err(|e| ApiError::BadRequest(format!("Not a WebSocket upgrade: {e}")))?;
-    let (queue, subscribed) = state.hub.register(claims.user_id, claims.token_id()).map_err(|e| match e {
-        RegisterError::TooManySockets => ApiError::RateLimited { retry_after_secs: 5 },
-        RegisterError::BusBusy => ApiError::Unavailable("bus command queue full".into()),
-    })?;
+    let (queue, subscribed) = state
+        .hub
+        .register(claims.user_id, claims.token_id())
+        .map_err(|e| match e {
+            RegisterError::TooManySockets => ApiError::RateLimited {
+                retry_after_secs: 5,
+            },
+            RegisterError::BusBusy => ApiError::Unavailable("bus command queue full".into()),
+        })?;
     state.metrics.sockets_opened.fetch_add(1, Ordering::Relaxed);
     state.metrics.sockets_open.fetch_add(1, Ordering::Relaxed);
     // Subscribed (or Redis is away, in which case a catch-up follows its return). A timeout is
     // logged and tolerated for the same reason.
-    if tokio::time::timeout(SUBSCRIBE_TIMEOUT, subscribed).await.is_err() {
-        tracing::warn!(user = claims.user_id.0, "bus subscription not confirmed in time");
+    if tokio::time::timeout(SUBSCRIBE_TIMEOUT, subscribed)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            user = claims.user_id.0,
+            "bus subscription not confirmed in time"
+        );
     }
     let connection_id = format!("{:x}-{}", std::process::id(), queue.conn_id);
-    let task = SocketTask { state: state.get_ref().clone(), queue, claims, since, connection_id, session };
+    let task = SocketTask {
+        state: state.get_ref().clone(),
+        queue,
+        claims,
+        since,
+        connection_id,
+        session,
+    };
     actix_web::rt::spawn(task.run(stream));
     Ok(response)
 }

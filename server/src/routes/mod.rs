@@ -33,7 +33,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_json_bytes: usize) {
             .error_handler(|error, _req| json_error(error).into()),
     )
     .app_data(web::QueryConfig::default().error_handler(|error, _req| query_error(error).into()))
-    .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound("No such resource.").into()))
+    .app_data(
+        web::PathConfig::default()
+            .error_handler(|_, _| ApiError::NotFound("No such resource.").into()),
+    )
     .service(
         web::scope("/api/v1")
             .configure(auth::configure)
@@ -52,13 +55,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_json_bytes: usize) {
 
 fn json_error(error: JsonPayloadError) -> ApiError {
     match error {
-        JsonPayloadError::OverflowKnownLength { limit, .. } | JsonPayloadError::Overflow { limit } => {
+        JsonPayloadError::OverflowKnownLength { limit, .. }
+        | JsonPayloadError::Overflow { limit } => {
             ApiError::TooLarge(format!("JSON bodies are limited to {limit} bytes."))
         }
         JsonPayloadError::ContentType => {
             ApiError::UnsupportedMediaType("Send Content-Type: application/json.".into())
         }
-        JsonPayloadError::Deserialize(e) => ApiError::BadRequest(format!("Malformed JSON body: {e}")),
+        JsonPayloadError::Deserialize(e) => {
+            ApiError::BadRequest(format!("Malformed JSON body: {e}"))
+        }
         other => ApiError::BadRequest(format!("Malformed body: {other}")),
     }
 }
@@ -74,9 +80,21 @@ pub async fn not_found(_req: HttpRequest) -> Result<actix_web::HttpResponse, Api
 
 /// Publishes a committed notification (serialised once here, shared by every socket).
 pub async fn announce(state: &AppState, view: NotificationView) {
-    state.metrics.notifications_created.fetch_add(1, Ordering::Relaxed);
+    state
+        .metrics
+        .notifications_created
+        .fetch_add(1, Ordering::Relaxed);
     let (user, seq, id) = (view.0.recipient_id, view.0.seq, view.0.id);
     let committed_ms = view.0.created_at.and_utc().timestamp_millis();
     let frame = notification_frame(view).into();
-    state.bus.publish(Event::Notification { user, seq, id, committed_ms, frame }).await;
+    state
+        .bus
+        .publish(Event::Notification {
+            user,
+            seq,
+            id,
+            committed_ms,
+            frame,
+        })
+        .await;
 }

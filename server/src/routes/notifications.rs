@@ -31,11 +31,22 @@ pub async fn list_notifications(
     let limits = &state.settings.limits;
     let page = query.page(limits.default_page_size, limits.max_page_size)?;
     let unread_only = query.unread_only()?;
-    let rows = notifications::page(&state.db, user.id, page.after.map(NotificationId), page.limit, unread_only).await?;
+    let rows = notifications::page(
+        &state.db,
+        user.id,
+        page.after.map(NotificationId),
+        page.limit,
+        unread_only,
+    )
+    .await?;
     let next = next_cursor(&rows, page.limit, |(n, _)| n.id.0);
     let unread_count = notifications::unread_count(&state.db, user.id).await?;
     let items = rows.into_iter().map(Notification::from).collect();
-    Ok(HttpResponse::Ok().json(NotificationPage { items, next_cursor: next, unread_count }))
+    Ok(HttpResponse::Ok().json(NotificationPage {
+        items,
+        next_cursor: next,
+        unread_count,
+    }))
 }
 
 /// `{"up_to_id": N}` marks everything up to N; `{"ids": [...]}` marks those.
@@ -63,11 +74,27 @@ pub async fn mark_read(
         }
         (Some(_), None) => return Err(ApiError::validation("up_to_id", "must be a positive id")),
         (None, Some(_)) => {
-            return Err(ApiError::validation("ids", format!("must be at most {MAX_READ_IDS} positive ids")))
+            return Err(ApiError::validation(
+                "ids",
+                format!("must be at most {MAX_READ_IDS} positive ids"),
+            ))
         }
-        _ => return Err(ApiError::validation("up_to_id", "send exactly one of `up_to_id` or `ids`")),
+        _ => {
+            return Err(ApiError::validation(
+                "up_to_id",
+                "send exactly one of `up_to_id` or `ids`",
+            ))
+        }
     };
     let unread = notifications::mark_read(&state.db, user.id, &which).await?;
-    state.bus.publish(Event::Read { user: user.id, unread }).await;
-    Ok(HttpResponse::Ok().json(UnreadCountResponse { unread_count: unread }))
+    state
+        .bus
+        .publish(Event::Read {
+            user: user.id,
+            unread,
+        })
+        .await;
+    Ok(HttpResponse::Ok().json(UnreadCountResponse {
+        unread_count: unread,
+    }))
 }

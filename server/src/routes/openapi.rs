@@ -30,7 +30,10 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
     }
 }
 
@@ -39,8 +42,10 @@ struct ProblemTypes;
 
 impl Modify for ProblemTypes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let list: Vec<String> =
-            PROBLEM_TYPES.iter().map(|(t, title, status)| format!("- `{t}` ({status}): {title}")).collect();
+        let list: Vec<String> = PROBLEM_TYPES
+            .iter()
+            .map(|(t, title, status)| format!("- `{t}` ({status}): {title}"))
+            .collect();
         let description = openapi.info.description.get_or_insert_with(String::new);
         description.push_str("\n\nProblem types (RFC 9457 `type` values):\n");
         description.push_str(&list.join("\n"));

@@ -23,10 +23,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// Renders posts for `viewer` (adds `liked_by_me`).
-pub async fn render_posts(state: &AppState, viewer: UserId, rows: Vec<PostView>) -> ApiResult<Vec<Post>> {
+pub async fn render_posts(
+    state: &AppState,
+    viewer: UserId,
+    rows: Vec<PostView>,
+) -> ApiResult<Vec<Post>> {
     let ids: Vec<PostId> = rows.iter().map(|(p, _)| p.id).collect();
     let liked = posts::liked_by(&state.db, viewer, &ids).await?;
-    Ok(rows.into_iter().map(|row| { let mine = liked.contains(&row.0.id); Post::new(row, mine) }).collect())
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let mine = liked.contains(&row.0.id);
+            Post::new(row, mine)
+        })
+        .collect())
 }
 
 /// The multipart upload form, as the OpenAPI document describes it.
@@ -53,12 +63,18 @@ fn multipart_error(error: MultipartError) -> ApiError {
 }
 
 /// Reads one form part into memory, refusing (413) past `limit` bytes.
-async fn read_part(field: &mut actix_multipart::Field, limit: usize, name: &str) -> ApiResult<Vec<u8>> {
+async fn read_part(
+    field: &mut actix_multipart::Field,
+    limit: usize,
+    name: &str,
+) -> ApiResult<Vec<u8>> {
     let mut bytes = Vec::new();
     while let Some(chunk) = field.next().await {
         let chunk = chunk.map_err(multipart_error)?;
         if bytes.len() + chunk.len() > limit {
-            return Err(ApiError::TooLarge(format!("`{name}` is limited to {limit} bytes.")));
+            return Err(ApiError::TooLarge(format!(
+                "`{name}` is limited to {limit} bytes."
+            )));
         }
         bytes.extend_from_slice(&chunk);
     }
@@ -70,7 +86,11 @@ async fn read_part(field: &mut actix_multipart::Field, limit: usize, name: &str)
     request_body(content = CreatePostForm, content_type = "multipart/form-data"),
     responses((status = 201, body = Post), (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
-pub async fn create_post(state: web::Data<AppState>, user: AuthUser, mut form: Multipart) -> ApiResult<HttpResponse> {
+pub async fn create_post(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    mut form: Multipart,
+) -> ApiResult<HttpResponse> {
     let mut image = None;
     let mut caption = None;
     while let Some(field) = form.next().await {
@@ -78,21 +98,33 @@ pub async fn create_post(state: web::Data<AppState>, user: AuthUser, mut form: M
         let name = field.name().unwrap_or_default().to_owned();
         match name.as_str() {
             "image" if image.is_none() => {
-                image = Some(read_part(&mut field, state.settings.limits.max_image_bytes, "image").await?);
+                image = Some(
+                    read_part(&mut field, state.settings.limits.max_image_bytes, "image").await?,
+                );
             }
             "caption" if caption.is_none() => {
                 let bytes = read_part(&mut field, MAX_CAPTION_PART_BYTES, "caption").await?;
-                let text = String::from_utf8(bytes).map_err(|_| ApiError::validation("caption", "must be UTF-8 text"))?;
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| ApiError::validation("caption", "must be UTF-8 text"))?;
                 caption = Some(text);
             }
-            "image" | "caption" => return Err(ApiError::BadRequest(format!("`{name}` was sent twice."))),
-            _ => return Err(ApiError::BadRequest(format!("Unknown form field `{name}`; send `image` and `caption`."))),
+            "image" | "caption" => {
+                return Err(ApiError::BadRequest(format!("`{name}` was sent twice.")))
+            }
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "Unknown form field `{name}`; send `image` and `caption`."
+                )))
+            }
         }
     }
     let mut v = Validator::default();
     let caption = v.check(Text::caption(caption.as_deref().unwrap_or("")));
     if image.is_none() {
-        v.check::<()>(Err(crate::error::FieldError::new("image", "an image file is required")));
+        v.check::<()>(Err(crate::error::FieldError::new(
+            "image",
+            "an image file is required",
+        )));
     }
     v.finish()?;
     let (Some(image), Some(caption)) = (image, caption) else {
@@ -121,18 +153,29 @@ pub async fn create_post(state: web::Data<AppState>, user: AuthUser, mut form: M
 #[utoipa::path(get, path = "/api/v1/posts/{id}", tag = "posts", security(("bearer" = [])),
     params(("id" = i64, Path)),
     responses((status = 200, body = Post), (status = 401, body = Problem), (status = 404, body = Problem)))]
-pub async fn get_post(state: web::Data<AppState>, user: AuthUser, path: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn get_post(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let id = PostId(path_id(&path)?);
     let view = posts::find(&state.db, id).await?;
     let mut rendered = render_posts(&state, user.id, vec![view]).await?;
-    rendered.pop().map(|post| HttpResponse::Ok().json(post)).ok_or(ApiError::NotFound("No such post."))
+    rendered
+        .pop()
+        .map(|post| HttpResponse::Ok().json(post))
+        .ok_or(ApiError::NotFound("No such post."))
 }
 
 /// Deletes your post with its likes, comments and notifications.
 #[utoipa::path(delete, path = "/api/v1/posts/{id}", tag = "posts", security(("bearer" = [])),
     params(("id" = i64, Path)),
     responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
-pub async fn delete_post(state: web::Data<AppState>, user: AuthUser, path: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn delete_post(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let id = PostId(path_id(&path)?);
     posts::delete(&state.db, id, user.id).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -141,11 +184,18 @@ pub async fn delete_post(state: web::Data<AppState>, user: AuthUser, path: web::
 /// Posts by the people you follow and your own, newest first.
 #[utoipa::path(get, path = "/api/v1/feed", tag = "posts", security(("bearer" = [])), params(PageQuery),
     responses((status = 200, body = Page<Post>), (status = 400, body = Problem), (status = 401, body = Problem)))]
-pub async fn feed(state: web::Data<AppState>, user: AuthUser, query: web::Query<PageQuery>) -> ApiResult<HttpResponse> {
+pub async fn feed(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    query: web::Query<PageQuery>,
+) -> ApiResult<HttpResponse> {
     let limits = &state.settings.limits;
     let page = query.page(limits.default_page_size, limits.max_page_size)?;
     let rows = posts::feed(&state.db, user.id, page.after.map(PostId), page.limit).await?;
     let next = next_cursor(&rows, page.limit, |(p, _)| p.id.0);
     let items = render_posts(&state, user.id, rows).await?;
-    Ok(HttpResponse::Ok().json(Page { items, next_cursor: next }))
+    Ok(HttpResponse::Ok().json(Page {
+        items,
+        next_cursor: next,
+    }))
 }

@@ -35,7 +35,11 @@ pub async fn me(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpRes
 #[utoipa::path(get, path = "/api/v1/users/{username}", tag = "users", security(("bearer" = [])),
     params(("username" = String, Path)),
     responses((status = 200, body = User), (status = 401, body = Problem), (status = 404, body = Problem)))]
-pub async fn get_user(state: web::Data<AppState>, user: AuthUser, path: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn get_user(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let username = path.into_inner().to_lowercase();
     let row = users::find_by_username(&state.db, &username).await?;
     let followed = row.id != user.id && follows::is_following(&state.db, user.id, row.id).await?;
@@ -46,7 +50,11 @@ pub async fn get_user(state: web::Data<AppState>, user: AuthUser, path: web::Pat
 #[utoipa::path(put, path = "/api/v1/users/{id}/follow", tag = "users", security(("bearer" = [])),
     params(("id" = i64, Path)),
     responses((status = 200, body = User), (status = 401, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
-pub async fn follow_user(state: web::Data<AppState>, user: AuthUser, path: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn follow_user(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let target = UserId(path_id(&path)?);
     if target == user.id {
         return Err(ApiError::validation("id", "you cannot follow yourself"));
@@ -61,7 +69,11 @@ pub async fn follow_user(state: web::Data<AppState>, user: AuthUser, path: web::
 #[utoipa::path(delete, path = "/api/v1/users/{id}/follow", tag = "users", security(("bearer" = [])),
     params(("id" = i64, Path)),
     responses((status = 200, body = User), (status = 401, body = Problem), (status = 404, body = Problem)))]
-pub async fn unfollow_user(state: web::Data<AppState>, user: AuthUser, path: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn unfollow_user(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let target = UserId(path_id(&path)?);
     follows::unfollow(&state.db, user.id, target).await?;
     Ok(HttpResponse::Ok().json(render_user(&state, user.id, target).await?))
@@ -84,5 +96,8 @@ pub async fn user_posts(
     let rows = posts::by_author(&state.db, author, page.after.map(PostId), page.limit).await?;
     let next = next_cursor(&rows, page.limit, |(p, _)| p.id.0);
     let items = render_posts(&state, user.id, rows).await?;
-    Ok(HttpResponse::Ok().json(Page { items, next_cursor: next }))
+    Ok(HttpResponse::Ok().json(Page {
+        items,
+        next_cursor: next,
+    }))
 }

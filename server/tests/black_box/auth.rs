@@ -12,7 +12,12 @@ async fn register_folds_case_and_returns_a_working_token() {
     let app = TestApp::spawn().await;
     let name = format!("Alice_{}", &crate::support::random_suffix()[..6]);
     let reply = app
-        .call(Method::POST, "/auth/register", None, Some(json!({"username": name, "password": PASSWORD, "display_name": "Alice A."})))
+        .call(
+            Method::POST,
+            "/auth/register",
+            None,
+            Some(json!({"username": name, "password": PASSWORD, "display_name": "Alice A."})),
+        )
         .await;
     reply.assert_status(StatusCode::CREATED);
     let user = &reply.body["user"];
@@ -28,15 +33,30 @@ async fn register_folds_case_and_returns_a_working_token() {
 
     // Same name in another case is taken; login works with any case.
     let again = app
-        .call(Method::POST, "/auth/register", None, Some(json!({"username": name.to_uppercase(), "password": PASSWORD})))
+        .call(
+            Method::POST,
+            "/auth/register",
+            None,
+            Some(json!({"username": name.to_uppercase(), "password": PASSWORD})),
+        )
         .await;
     again.assert_problem(StatusCode::CONFLICT, "/problems/conflict");
     let login = app
-        .call(Method::POST, "/auth/login", None, Some(json!({"username": name.to_uppercase(), "password": PASSWORD})))
+        .call(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(json!({"username": name.to_uppercase(), "password": PASSWORD})),
+        )
         .await;
     login.assert_status(StatusCode::OK);
     assert_eq!(login.body["user"]["id"], user["id"]);
-    assert_eq!(app.get("/me", login.body["token"].as_str().unwrap()).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get("/me", login.body["token"].as_str().unwrap())
+            .await
+            .status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -52,29 +72,78 @@ async fn registration_validates_every_field() {
     let app = TestApp::spawn().await;
     let cases = [
         (json!({"username": "ab", "password": PASSWORD}), "username"),
-        (json!({"username": "x".repeat(31), "password": PASSWORD}), "username"),
-        (json!({"username": ".alice", "password": PASSWORD}), "username"),
-        (json!({"username": "alice.", "password": PASSWORD}), "username"),
-        (json!({"username": "al ice", "password": PASSWORD}), "username"),
-        (json!({"username": "alicé", "password": PASSWORD}), "username"),
-        (json!({"username": "valid_name", "password": "short"}), "password"),
-        (json!({"username": "valid_name", "password": "p".repeat(129)}), "password"),
-        (json!({"username": "valid_name", "password": PASSWORD, "display_name": "d".repeat(65)}), "display_name"),
-        (json!({"username": "valid_name", "password": PASSWORD, "display_name": "bad\u{7}bell"}), "display_name"),
+        (
+            json!({"username": "x".repeat(31), "password": PASSWORD}),
+            "username",
+        ),
+        (
+            json!({"username": ".alice", "password": PASSWORD}),
+            "username",
+        ),
+        (
+            json!({"username": "alice.", "password": PASSWORD}),
+            "username",
+        ),
+        (
+            json!({"username": "al ice", "password": PASSWORD}),
+            "username",
+        ),
+        (
+            json!({"username": "alicé", "password": PASSWORD}),
+            "username",
+        ),
+        (
+            json!({"username": "valid_name", "password": "short"}),
+            "password",
+        ),
+        (
+            json!({"username": "valid_name", "password": "p".repeat(129)}),
+            "password",
+        ),
+        (
+            json!({"username": "valid_name", "password": PASSWORD, "display_name": "d".repeat(65)}),
+            "display_name",
+        ),
+        (
+            json!({"username": "valid_name", "password": PASSWORD, "display_name": "bad\u{7}bell"}),
+            "display_name",
+        ),
     ];
     for (body, field) in cases {
-        let reply = app.call(Method::POST, "/auth/register", None, Some(body.clone())).await;
+        let reply = app
+            .call(Method::POST, "/auth/register", None, Some(body.clone()))
+            .await;
         reply.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "/problems/validation");
-        assert!(reply.error_fields().contains(&field.to_owned()), "{body} should blame {field}: {}", reply.body);
+        assert!(
+            reply.error_fields().contains(&field.to_owned()),
+            "{body} should blame {field}: {}",
+            reply.body
+        );
     }
     // Boundaries that are valid: 3 and 30 chars, 8 and 128 char passwords, dots inside.
-    for (username, password) in [("a.b", "p".repeat(8)), ("z".repeat(30).as_str().into(), "p".repeat(128))] {
-        let username = format!("{}", username);
-        let reply = app.call(Method::POST, "/auth/register", None, Some(json!({"username": username, "password": password}))).await;
+    for (username, password) in [
+        ("a.b".to_owned(), "p".repeat(8)),
+        ("z".repeat(30), "p".repeat(128)),
+    ] {
+        let reply = app
+            .call(
+                Method::POST,
+                "/auth/register",
+                None,
+                Some(json!({"username": username, "password": password})),
+            )
+            .await;
         reply.assert_status(StatusCode::CREATED);
     }
     // Nothing invalid was stored: the invalid names are still free... and "valid_name" never registered.
-    let lookup = app.call(Method::GET, "/users/valid_name", Some(&app.register("probe").await.token), None).await;
+    let lookup = app
+        .call(
+            Method::GET,
+            "/users/valid_name",
+            Some(&app.register("probe").await.token),
+            None,
+        )
+        .await;
     lookup.assert_problem(StatusCode::NOT_FOUND, "/problems/not-found");
 }
 
@@ -83,10 +152,20 @@ async fn login_answers_unknown_user_and_wrong_password_identically() {
     let app = TestApp::spawn().await;
     let user = app.register("bob").await;
     let wrong = app
-        .call(Method::POST, "/auth/login", None, Some(json!({"username": user.username, "password": "not-the-password"})))
+        .call(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(json!({"username": user.username, "password": "not-the-password"})),
+        )
         .await;
     let unknown = app
-        .call(Method::POST, "/auth/login", None, Some(json!({"username": "nobody_here", "password": "not-the-password"})))
+        .call(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(json!({"username": "nobody_here", "password": "not-the-password"})),
+        )
         .await;
     wrong.assert_problem(StatusCode::UNAUTHORIZED, "/problems/unauthorized");
     unknown.assert_problem(StatusCode::UNAUTHORIZED, "/problems/unauthorized");
@@ -97,34 +176,67 @@ async fn login_answers_unknown_user_and_wrong_password_identically() {
         let app = &app;
         async move {
             let started = Instant::now();
-            app.call(Method::POST, "/auth/login", None, Some(json!({"username": username, "password": "not-the-password"})))
-                .await;
+            app.call(
+                Method::POST,
+                "/auth/login",
+                None,
+                Some(json!({"username": username, "password": "not-the-password"})),
+            )
+            .await;
             started.elapsed()
         }
     };
     let wrong_time = time(user.username.clone()).await;
     let unknown_time = time("nobody_here".into()).await;
-    let (fast, slow) = if wrong_time < unknown_time { (wrong_time, unknown_time) } else { (unknown_time, wrong_time) };
-    assert!(slow < fast * 4 + std::time::Duration::from_millis(50), "wrong {wrong_time:?} vs unknown {unknown_time:?}");
+    let (fast, slow) = if wrong_time < unknown_time {
+        (wrong_time, unknown_time)
+    } else {
+        (unknown_time, wrong_time)
+    };
+    assert!(
+        slow < fast * 4 + std::time::Duration::from_millis(50),
+        "wrong {wrong_time:?} vs unknown {unknown_time:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn missing_garbage_and_revoked_tokens_are_401() {
     let app = TestApp::spawn().await;
-    app.call(Method::GET, "/me", None, None).await.assert_problem(StatusCode::UNAUTHORIZED, "/problems/unauthorized");
-    app.get("/me", "garbage").await.assert_problem(StatusCode::UNAUTHORIZED, "/problems/unauthorized");
-    let raw = app.http.get(app.url("/me")).header("authorization", "Basic abc").send().await.unwrap();
+    app.call(Method::GET, "/me", None, None)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "/problems/unauthorized");
+    app.get("/me", "garbage")
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "/problems/unauthorized");
+    let raw = app
+        .http
+        .get(app.url("/me"))
+        .header("authorization", "Basic abc")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(raw.status(), StatusCode::UNAUTHORIZED);
 
     let user = app.register("carol").await;
     let other_session = app
-        .call(Method::POST, "/auth/login", None, Some(json!({"username": user.username, "password": PASSWORD})))
+        .call(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(json!({"username": user.username, "password": PASSWORD})),
+        )
         .await;
     let other_token = other_session.body["token"].as_str().unwrap().to_owned();
-    app.call(Method::POST, "/auth/logout", Some(&user.token), None).await.assert_status(StatusCode::NO_CONTENT);
-    app.get("/me", &user.token).await.assert_problem(StatusCode::UNAUTHORIZED, "/problems/unauthorized");
+    app.call(Method::POST, "/auth/logout", Some(&user.token), None)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    app.get("/me", &user.token)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "/problems/unauthorized");
     // Logging out is per token: the other session still works.
-    app.get("/me", &other_token).await.assert_status(StatusCode::OK);
+    app.get("/me", &other_token)
+        .await
+        .assert_status(StatusCode::OK);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -132,14 +244,18 @@ async fn a_token_from_another_root_key_is_rejected() {
     let one = TestApp::spawn().await;
     let two = TestApp::spawn().await;
     let user = one.register("eve").await;
-    two.get("/me", &user.token).await.assert_problem(StatusCode::UNAUTHORIZED, "/problems/unauthorized");
+    two.get("/me", &user.token)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "/problems/unauthorized");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn expired_tokens_are_401() {
     let app = TestApp::spawn_with(|s| s.limits.token_ttl_secs = 1).await;
     let user = app.register("brief").await;
-    app.get("/me", &user.token).await.assert_status(StatusCode::OK);
+    app.get("/me", &user.token)
+        .await
+        .assert_status(StatusCode::OK);
     crate::support::eventually("the token to expire", || async {
         (app.get("/me", &user.token).await.status == StatusCode::UNAUTHORIZED).then_some(())
     })
@@ -155,15 +271,30 @@ async fn a_ticket_opens_one_socket_and_nothing_else() {
     let ticket = reply.body["ticket"].as_str().unwrap().to_owned();
     assert!(reply.body["expires_at"].as_str().unwrap().ends_with('Z'));
     // Not a REST credential.
-    app.get("/me", &ticket).await.assert_problem(StatusCode::UNAUTHORIZED, "/problems/unauthorized");
+    app.get("/me", &ticket)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "/problems/unauthorized");
     // Opens a socket once.
     let encoded = urlencode(&ticket);
-    let socket = crate::support::Socket::open(&app.ws_url(&format!("?ticket={encoded}")), None, None).await.unwrap();
+    let socket =
+        crate::support::Socket::open(&app.ws_url(&format!("?ticket={encoded}")), None, None)
+            .await
+            .unwrap();
     assert_eq!(socket.hello["user_id"], user.id);
-    let again = crate::support::Socket::open(&app.ws_url(&format!("?ticket={encoded}")), None, None).await;
-    assert_eq!(again.err().map(|e| e.0), Some(401), "a ticket is single-use");
+    let again =
+        crate::support::Socket::open(&app.ws_url(&format!("?ticket={encoded}")), None, None).await;
+    assert_eq!(
+        again.err().map(|e| e.0),
+        Some(401),
+        "a ticket is single-use"
+    );
     // A full token in ?ticket= is refused.
-    let full = crate::support::Socket::open(&app.ws_url(&format!("?ticket={}", urlencode(&user.token))), None, None).await;
+    let full = crate::support::Socket::open(
+        &app.ws_url(&format!("?ticket={}", urlencode(&user.token))),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(full.err().map(|e| e.0), Some(401));
     // No credentials at all: 401 problem before the upgrade.
     let none = crate::support::Socket::open(&app.ws_url(""), None, None).await;
@@ -175,7 +306,9 @@ async fn a_ticket_opens_one_socket_and_nothing_else() {
 pub fn urlencode(raw: &str) -> String {
     raw.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

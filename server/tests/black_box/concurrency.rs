@@ -9,7 +9,9 @@ use crate::support::TestApp;
 async fn fifty_users_liking_at_once_give_fifty_likes_and_fifty_notifications() {
     let app = TestApp::spawn().await;
     let author = app.register("author").await;
-    let post = app.create_post(&author, "popular").await["id"].as_i64().unwrap();
+    let post = app.create_post(&author, "popular").await["id"]
+        .as_i64()
+        .unwrap();
     let likers = join_all((0..50).map(|i| {
         let app = &app;
         async move { app.register(&format!("fan{i}")).await }
@@ -19,16 +21,28 @@ async fn fifty_users_liking_at_once_give_fifty_likes_and_fifty_notifications() {
     for reply in &replies {
         reply.assert_status(StatusCode::OK);
     }
-    let counts: Vec<i64> = replies.iter().map(|r| r.body["like_count"].as_i64().unwrap()).collect();
+    let counts: Vec<i64> = replies
+        .iter()
+        .map(|r| r.body["like_count"].as_i64().unwrap())
+        .collect();
     assert_eq!(counts.iter().max(), Some(&50));
-    assert_eq!(app.get(&format!("/posts/{post}"), &author.token).await.body["like_count"], 50);
+    assert_eq!(
+        app.get(&format!("/posts/{post}"), &author.token).await.body["like_count"],
+        50
+    );
     let inbox = app.all_notifications(&author).await;
     assert_eq!(inbox.len(), 50);
-    let mut actors: Vec<i64> = inbox.iter().map(|n| n["actor"]["id"].as_i64().unwrap()).collect();
+    let mut actors: Vec<i64> = inbox
+        .iter()
+        .map(|n| n["actor"]["id"].as_i64().unwrap())
+        .collect();
     actors.sort_unstable();
     actors.dedup();
     assert_eq!(actors.len(), 50, "one notification per liker");
-    assert_eq!(app.get("/notifications", &author.token).await.body["unread_count"], 50);
+    assert_eq!(
+        app.get("/notifications", &author.token).await.body["unread_count"],
+        50
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -59,7 +73,11 @@ async fn twenty_identical_likes_at_once_give_one() {
     let post_now = app.get(&format!("/posts/{post}"), &fan.token).await.body;
     let liked = post_now["liked_by_me"].as_bool().unwrap();
     assert_eq!(post_now["like_count"], if liked { 1 } else { 0 });
-    assert_eq!(app.all_notifications(&author).await.len(), 1, "like, unlike, like again notifies once");
+    assert_eq!(
+        app.all_notifications(&author).await.len(),
+        1,
+        "like, unlike, like again notifies once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -75,13 +93,25 @@ async fn concurrent_writes_to_one_recipient_commit_ids_in_order() {
     join_all(fans.iter().flat_map(|fan| {
         let app = &app;
         (0..3).map(move |n| async move {
-            app.post(&format!("/posts/{post}/comments"), &fan.token, serde_json::json!({"text": format!("#{n}")}))
-                .await
-                .assert_status(StatusCode::CREATED);
+            app.post(
+                &format!("/posts/{post}/comments"),
+                &fan.token,
+                serde_json::json!({"text": format!("#{n}")}),
+            )
+            .await
+            .assert_status(StatusCode::CREATED);
         })
     }))
     .await;
-    let ids: Vec<i64> = app.all_notifications(&author).await.iter().map(|n| n["id"].as_i64().unwrap()).collect();
+    let ids: Vec<i64> = app
+        .all_notifications(&author)
+        .await
+        .iter()
+        .map(|n| n["id"].as_i64().unwrap())
+        .collect();
     assert_eq!(ids.len(), 30);
-    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first, strictly: {ids:?}");
+    assert!(
+        ids.windows(2).all(|w| w[0] > w[1]),
+        "newest first, strictly: {ids:?}"
+    );
 }

@@ -13,15 +13,24 @@ use crate::support::{eventually, Socket, TestApp, User};
 async fn comment_n(app: &TestApp, actor: &User, post: i64, n: usize, text_len: usize) {
     for i in 0..n {
         let text = format!("{i}:{}", "x".repeat(text_len));
-        app.post(&format!("/posts/{post}/comments"), &actor.token, json!({"text": text}))
-            .await
-            .assert_status(StatusCode::CREATED);
+        app.post(
+            &format!("/posts/{post}/comments"),
+            &actor.token,
+            json!({"text": text}),
+        )
+        .await
+        .assert_status(StatusCode::CREATED);
     }
 }
 
 /// All notification ids of `user`, oldest first.
 async fn ids_in_database(app: &TestApp, user: &User) -> Vec<i64> {
-    let mut ids: Vec<i64> = app.all_notifications(user).await.iter().map(|n| n["id"].as_i64().unwrap()).collect();
+    let mut ids: Vec<i64> = app
+        .all_notifications(user)
+        .await
+        .iter()
+        .map(|n| n["id"].as_i64().unwrap())
+        .collect();
     ids.reverse();
     ids
 }
@@ -39,7 +48,9 @@ async fn hello_first_then_live_notifications() {
     let post = app.create_post(&alice, "p").await["id"].as_i64().unwrap();
     let mut socket = app.socket(&alice, "").await;
     assert_eq!(socket.hello["user_id"], alice.id);
-    assert!(socket.hello["connection_id"].as_str().is_some_and(|c| !c.is_empty()));
+    assert!(socket.hello["connection_id"]
+        .as_str()
+        .is_some_and(|c| !c.is_empty()));
     assert_eq!(socket.hello["heartbeat_s"], 20);
 
     let started = Instant::now();
@@ -50,7 +61,10 @@ async fn hello_first_then_live_notifications() {
     assert_eq!(notification["kind"], "like");
     assert_eq!(notification["post_id"], post);
     assert_eq!(notification["actor"]["id"], bob.id);
-    assert_eq!(notification["text"], format!("{} liked your photo.", bob.username));
+    assert_eq!(
+        notification["text"],
+        format!("{} liked your photo.", bob.username)
+    );
     // The pushed notification is exactly the stored one.
     assert_eq!(app.all_notifications(&alice).await[0], notification);
 
@@ -61,7 +75,11 @@ async fn hello_first_then_live_notifications() {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_socket_of_the_recipient_gets_each_notification_once() {
     let app = TestApp::spawn().await;
-    let (alice, bob, carol) = (app.register("alice").await, app.register("bob").await, app.register("carol").await);
+    let (alice, bob, carol) = (
+        app.register("alice").await,
+        app.register("bob").await,
+        app.register("carol").await,
+    );
     let post = app.create_post(&alice, "p").await["id"].as_i64().unwrap();
     let mut phone = app.socket(&alice, "").await;
     let mut laptop = app.socket(&alice, "").await;
@@ -70,7 +88,11 @@ async fn every_socket_of_the_recipient_gets_each_notification_once() {
     sentinel(&app, &carol, &alice).await;
     for socket in [&mut phone, &mut laptop] {
         assert_eq!(socket.notification().await["kind"], "like");
-        assert_eq!(socket.notification().await["kind"], "follow", "no duplicate before the sentinel");
+        assert_eq!(
+            socket.notification().await["kind"],
+            "follow",
+            "no duplicate before the sentinel"
+        );
     }
     // Carol's socket got nothing of Alice's: her next notification is her own sentinel.
     sentinel(&app, &bob, &carol).await;
@@ -81,7 +103,11 @@ async fn every_socket_of_the_recipient_gets_each_notification_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn since_replays_missed_notifications_oldest_first_then_live() {
     let app = TestApp::spawn().await;
-    let (alice, bob, carol) = (app.register("alice").await, app.register("bob").await, app.register("carol").await);
+    let (alice, bob, carol) = (
+        app.register("alice").await,
+        app.register("bob").await,
+        app.register("carol").await,
+    );
     let post = app.create_post(&alice, "p").await["id"].as_i64().unwrap();
     comment_n(&app, &bob, post, 4, 3).await;
     let ids = ids_in_database(&app, &alice).await;
@@ -103,7 +129,12 @@ async fn since_replays_missed_notifications_oldest_first_then_live() {
     sentinel(&app, &bob, &alice).await;
     assert_eq!(nothing.notification().await["actor"]["id"], bob.id);
 
-    for bad in ["?since=abc", "?since=-1", "?since=1.5", "?since=99999999999999999999"] {
+    for bad in [
+        "?since=abc",
+        "?since=-1",
+        "?since=1.5",
+        "?since=99999999999999999999",
+    ] {
         let refused = Socket::open(&app.ws_url(bad), Some(&alice.token), None).await;
         assert_eq!(refused.err().map(|e| e.0), Some(400), "{bad}");
     }
@@ -131,8 +162,13 @@ async fn watchers_get_like_counts_and_the_last_one_is_final() {
     let watcher = app.register("watcher").await;
     let post = app.create_post(&author, "p").await["id"].as_i64().unwrap();
     let mut socket = app.socket(&watcher, "").await;
-    socket.send_json(json!({"type": "subscribe", "post_ids": [post, post]})).await;
-    assert_eq!(socket.next().await, json!({"type": "subscribed", "post_ids": [post]}));
+    socket
+        .send_json(json!({"type": "subscribe", "post_ids": [post, post]}))
+        .await;
+    assert_eq!(
+        socket.next().await,
+        json!({"type": "subscribed", "post_ids": [post]})
+    );
 
     let fans = join_all((0..12).map(|i| {
         let app = &app;
@@ -148,10 +184,15 @@ async fn watchers_get_like_counts_and_the_last_one_is_final() {
         counts.push(frame["like_count"].as_i64().unwrap());
     }
     assert!(counts.windows(2).all(|w| w[0] <= w[1]), "{counts:?}");
-    println!("12 concurrent likes reported as {} like_count frames: {counts:?}", counts.len());
+    println!(
+        "12 concurrent likes reported as {} like_count frames: {counts:?}",
+        counts.len()
+    );
 
     // Unsubscribed: no more counts. The next frame is the pong, not a count.
-    socket.send_json(json!({"type": "unsubscribe", "post_ids": [post]})).await;
+    socket
+        .send_json(json!({"type": "unsubscribe", "post_ids": [post]}))
+        .await;
     socket.send_json(json!({"type": "ping"})).await;
     assert_eq!(socket.next().await, json!({"type": "pong"}));
     app.like(&watcher, post).await.assert_status(StatusCode::OK);
@@ -166,8 +207,12 @@ async fn marking_read_is_pushed_to_every_socket_of_the_user() {
     sentinel(&app, &bob, &alice).await;
     let mut one = app.socket(&alice, "").await;
     let mut two = app.socket(&alice, "").await;
-    let id = app.all_notifications(&alice).await[0]["id"].as_i64().unwrap();
-    app.post("/notifications/read", &alice.token, json!({"up_to_id": id})).await.assert_status(StatusCode::OK);
+    let id = app.all_notifications(&alice).await[0]["id"]
+        .as_i64()
+        .unwrap();
+    app.post("/notifications/read", &alice.token, json!({"up_to_id": id}))
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(one.next().await, json!({"type": "read", "unread_count": 0}));
     assert_eq!(two.next().await, json!({"type": "read", "unread_count": 0}));
 }
@@ -177,20 +222,41 @@ async fn logout_closes_that_tokens_sockets_with_4401_only() {
     let app = TestApp::spawn().await;
     let alice = app.register("alice").await;
     let second = app
-        .call(Method::POST, "/auth/login", None, Some(json!({"username": alice.username, "password": crate::support::PASSWORD})))
+        .call(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(json!({"username": alice.username, "password": crate::support::PASSWORD})),
+        )
         .await;
     let other_token = second.body["token"].as_str().unwrap().to_owned();
     let mut doomed = app.socket(&alice, "").await;
     let ticket = app.ticket(&alice).await;
-    let mut doomed_by_ticket =
-        Socket::open(&app.ws_url(&format!("?ticket={}", crate::auth::urlencode(&ticket))), None, None).await.unwrap();
-    let mut survivor = Socket::open(&app.ws_url(""), Some(&other_token), None).await.unwrap();
+    let mut doomed_by_ticket = Socket::open(
+        &app.ws_url(&format!("?ticket={}", crate::auth::urlencode(&ticket))),
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    let mut survivor = Socket::open(&app.ws_url(""), Some(&other_token), None)
+        .await
+        .unwrap();
 
     let started = Instant::now();
-    app.call(Method::POST, "/auth/logout", Some(&alice.token), None).await.assert_status(StatusCode::NO_CONTENT);
+    app.call(Method::POST, "/auth/logout", Some(&alice.token), None)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
     assert_eq!(doomed.closed().await, Some(4401));
-    assert_eq!(doomed_by_ticket.closed().await, Some(4401), "a ticket's socket belongs to its token");
-    println!("logout -> 4401 on the same instance: {:?}", started.elapsed());
+    assert_eq!(
+        doomed_by_ticket.closed().await,
+        Some(4401),
+        "a ticket's socket belongs to its token"
+    );
+    println!(
+        "logout -> 4401 on the same instance: {:?}",
+        started.elapsed()
+    );
     survivor.send_json(json!({"type": "ping"})).await;
     assert_eq!(survivor.next().await, json!({"type": "pong"}));
     let refused = Socket::open(&app.ws_url(""), Some(&alice.token), None).await;
@@ -204,7 +270,11 @@ async fn a_socket_is_closed_with_4401_when_its_token_expires() {
     let mut socket = app.socket(&alice, "").await;
     let started = Instant::now();
     assert_eq!(socket.closed().await, Some(4401));
-    assert!(started.elapsed() <= Duration::from_secs(3), "closed at expiry, took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() <= Duration::from_secs(3),
+        "closed at expiry, took {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -216,7 +286,11 @@ async fn bad_client_frames_get_error_frames_then_1008() {
     .await;
     let alice = app.register("alice").await;
     let mut socket = app.socket(&alice, "").await;
-    for garbage in ["not json", r#"{"type":"dance"}"#, r#"{"type":"subscribe","post_ids":"x"}"#] {
+    for garbage in [
+        "not json",
+        r#"{"type":"dance"}"#,
+        r#"{"type":"subscribe","post_ids":"x"}"#,
+    ] {
         socket.send_text(garbage).await;
         let frame = socket.next().await;
         assert_eq!(frame["type"], "error", "{garbage}: {frame}");
@@ -227,7 +301,9 @@ async fn bad_client_frames_get_error_frames_then_1008() {
     assert_eq!(socket.next().await["type"], "pong");
     socket.send_binary(vec![1, 2, 3]).await;
     assert_eq!(socket.next().await["type"], "error");
-    socket.send_json(json!({"type": "subscribe", "post_ids": [1, 2, 3]})).await;
+    socket
+        .send_json(json!({"type": "subscribe", "post_ids": [1, 2, 3]}))
+        .await;
     assert_eq!(socket.next().await["code"], "too_many_subscriptions");
     socket.send_text("{").await;
     assert_eq!(socket.next().await["type"], "error");
@@ -256,14 +332,26 @@ async fn sockets_per_user_are_limited_and_origins_checked() {
     assert!(body.contains("/problems/rate-limited"), "{body}");
     two.close().await;
     eventually("a freed slot", || async {
-        Socket::open(&app.ws_url(""), Some(&alice.token), None).await.ok()
+        Socket::open(&app.ws_url(""), Some(&alice.token), None)
+            .await
+            .ok()
     })
     .await;
 
     let bob = app.register("bob").await;
-    let evil = Socket::open(&app.ws_url(""), Some(&bob.token), Some("https://evil.example")).await;
+    let evil = Socket::open(
+        &app.ws_url(""),
+        Some(&bob.token),
+        Some("https://evil.example"),
+    )
+    .await;
     assert_eq!(evil.err().map(|e| e.0), Some(403));
-    let allowed = Socket::open(&app.ws_url(""), Some(&bob.token), Some("https://app.example")).await;
+    let allowed = Socket::open(
+        &app.ws_url(""),
+        Some(&bob.token),
+        Some("https://app.example"),
+    )
+    .await;
     assert!(allowed.is_ok());
     let same_origin = Socket::open(&app.ws_url(""), Some(&bob.token), Some(&app.base)).await;
     assert!(same_origin.is_ok());
@@ -272,7 +360,11 @@ async fn sockets_per_user_are_limited_and_origins_checked() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_that_stops_reading_delays_nobody_and_later_gets_everything() {
     let app = TestApp::spawn_with(|s| s.limits.ws_queue_len = 8).await;
-    let (slow, fast, actor) = (app.register("slow").await, app.register("fast").await, app.register("actor").await);
+    let (slow, fast, actor) = (
+        app.register("slow").await,
+        app.register("fast").await,
+        app.register("actor").await,
+    );
     let slow_post = app.create_post(&slow, "p").await["id"].as_i64().unwrap();
     let fast_post = app.create_post(&fast, "p").await["id"].as_i64().unwrap();
     let mut stalled = Socket::open_small_buffer(&app.ws_url(""), &slow.token).await;
@@ -280,13 +372,24 @@ async fn a_client_that_stops_reading_delays_nobody_and_later_gets_everything() {
 
     // Baseline latency for the healthy client.
     let started = Instant::now();
-    app.post(&format!("/posts/{fast_post}/comments"), &actor.token, json!({"text": "baseline"})).await;
+    app.post(
+        &format!("/posts/{fast_post}/comments"),
+        &actor.token,
+        json!({"text": "baseline"}),
+    )
+    .await;
     healthy.notification().await;
     let baseline = started.elapsed();
 
     // Flood the stalled client with large notifications until its queue overflows.
     let mut sent = 0;
-    while app.state.metrics.queue_overflows.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+    while app
+        .state
+        .metrics
+        .queue_overflows
+        .load(std::sync::atomic::Ordering::Relaxed)
+        == 0
+    {
         comment_n(&app, &actor, slow_post, 10, 2000).await;
         sent += 10;
         assert!(sent <= 2000, "the queue never overflowed");
@@ -294,25 +397,41 @@ async fn a_client_that_stops_reading_delays_nobody_and_later_gets_everything() {
     comment_n(&app, &actor, slow_post, 10, 2000).await;
 
     let started = Instant::now();
-    app.like(&actor, fast_post).await.assert_status(StatusCode::OK);
+    app.like(&actor, fast_post)
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(healthy.notification().await["kind"], "like");
     let during = started.elapsed();
-    println!("healthy client latency: baseline {baseline:?}, while another socket is stalled {during:?}");
-    assert!(during < baseline + Duration::from_millis(250), "baseline {baseline:?}, stalled {during:?}");
+    println!(
+        "healthy client latency: baseline {baseline:?}, while another socket is stalled {during:?}"
+    );
+    assert!(
+        during < baseline + Duration::from_millis(250),
+        "baseline {baseline:?}, stalled {during:?}"
+    );
 
     // The stalled client now reads: it receives every notification, in order, no duplicate.
     let expected = ids_in_database(&app, &slow).await;
     let mut received = Vec::new();
     while received.len() < expected.len() {
         match stalled.next_within(crate::support::DEADLINE).await {
-            Ok(frame) if frame["type"] == "notification" => received.push(frame["notification"]["id"].as_i64().unwrap()),
+            Ok(frame) if frame["type"] == "notification" => {
+                received.push(frame["notification"]["id"].as_i64().unwrap())
+            }
             Ok(frame) => panic!("unexpected frame {frame}"),
-            Err(Ended::TimedOut) => panic!("stalled client got {} of {}", received.len(), expected.len()),
+            Err(Ended::TimedOut) => panic!(
+                "stalled client got {} of {}",
+                received.len(),
+                expected.len()
+            ),
             Err(ended) => panic!("socket ended: {ended:?}"),
         }
     }
     assert_eq!(received, expected, "in order, no gap, no duplicate");
-    println!("stalled client received all {} notifications after overflow", received.len());
+    println!(
+        "stalled client received all {} notifications after overflow",
+        received.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -326,7 +445,13 @@ async fn a_socket_that_accepts_nothing_is_closed_with_4008() {
     let post = app.create_post(&slow, "p").await["id"].as_i64().unwrap();
     let mut stalled = Socket::open_small_buffer(&app.ws_url(""), &slow.token).await;
     let mut rounds = 0;
-    while app.state.metrics.slow_disconnects.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+    while app
+        .state
+        .metrics
+        .slow_disconnects
+        .load(std::sync::atomic::Ordering::Relaxed)
+        == 0
+    {
         comment_n(&app, &actor, post, 10, 2000).await;
         rounds += 1;
         assert!(rounds < 200, "never closed for slowness");

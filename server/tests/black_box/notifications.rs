@@ -6,14 +6,30 @@ use serde_json::json;
 use crate::support::{TestApp, User};
 
 /// Gives `recipient` `n` comment notifications from `actor` on one post; returns their ids, oldest first.
-async fn comment_notifications(app: &TestApp, recipient: &User, actor: &User, n: usize) -> Vec<i64> {
-    let post = app.create_post(recipient, "p").await["id"].as_i64().unwrap();
+async fn comment_notifications(
+    app: &TestApp,
+    recipient: &User,
+    actor: &User,
+    n: usize,
+) -> Vec<i64> {
+    let post = app.create_post(recipient, "p").await["id"]
+        .as_i64()
+        .unwrap();
     for i in 0..n {
-        app.post(&format!("/posts/{post}/comments"), &actor.token, json!({"text": format!("c{i}")}))
-            .await
-            .assert_status(StatusCode::CREATED);
+        app.post(
+            &format!("/posts/{post}/comments"),
+            &actor.token,
+            json!({"text": format!("c{i}")}),
+        )
+        .await
+        .assert_status(StatusCode::CREATED);
     }
-    let mut ids: Vec<i64> = app.all_notifications(recipient).await.iter().map(|n| n["id"].as_i64().unwrap()).collect();
+    let mut ids: Vec<i64> = app
+        .all_notifications(recipient)
+        .await
+        .iter()
+        .map(|n| n["id"].as_i64().unwrap())
+        .collect();
     ids.reverse();
     ids
 }
@@ -27,7 +43,12 @@ async fn inbox_pages_newest_first_with_unread_count() {
     let first = app.get("/notifications?limit=3", &alice.token).await;
     first.assert_status(StatusCode::OK);
     assert_eq!(first.body["unread_count"], 5);
-    let got: Vec<i64> = first.body["items"].as_array().unwrap().iter().map(|n| n["id"].as_i64().unwrap()).collect();
+    let got: Vec<i64> = first.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_i64().unwrap())
+        .collect();
     assert_eq!(got, vec![ids[4], ids[3], ids[2]]);
     let n = &first.body["items"][0];
     assert_eq!(n["kind"], "comment");
@@ -41,25 +62,66 @@ async fn marking_read_by_id_and_up_to() {
     let app = TestApp::spawn().await;
     let (alice, bob) = (app.register("alice").await, app.register("bob").await);
     let ids = comment_notifications(&app, &alice, &bob, 4).await;
-    let reply = app.post("/notifications/read", &alice.token, json!({"ids": [ids[3]]})).await;
+    let reply = app
+        .post(
+            "/notifications/read",
+            &alice.token,
+            json!({"ids": [ids[3]]}),
+        )
+        .await;
     reply.assert_status(StatusCode::OK);
     assert_eq!(reply.body, json!({"unread_count": 3}));
-    let unread = app.get("/notifications?unread_only=true", &alice.token).await;
-    let got: Vec<i64> = unread.body["items"].as_array().unwrap().iter().map(|n| n["id"].as_i64().unwrap()).collect();
+    let unread = app
+        .get("/notifications?unread_only=true", &alice.token)
+        .await;
+    let got: Vec<i64> = unread.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_i64().unwrap())
+        .collect();
     assert_eq!(got, vec![ids[2], ids[1], ids[0]]);
-    let reply = app.post("/notifications/read", &alice.token, json!({"up_to_id": ids[1]})).await;
+    let reply = app
+        .post(
+            "/notifications/read",
+            &alice.token,
+            json!({"up_to_id": ids[1]}),
+        )
+        .await;
     assert_eq!(reply.body, json!({"unread_count": 1}));
     // Someone else's ids change nothing of theirs.
-    let other = app.post("/notifications/read", &bob.token, json!({"ids": [ids[2]]})).await;
+    let other = app
+        .post("/notifications/read", &bob.token, json!({"ids": [ids[2]]}))
+        .await;
     other.assert_status(StatusCode::OK);
     assert_eq!(other.body, json!({"unread_count": 0}));
-    assert_eq!(app.get("/notifications", &alice.token).await.body["unread_count"], 1);
+    assert_eq!(
+        app.get("/notifications", &alice.token).await.body["unread_count"],
+        1
+    );
     // Idempotent.
-    let again = app.post("/notifications/read", &alice.token, json!({"up_to_id": ids[1]})).await;
+    let again = app
+        .post(
+            "/notifications/read",
+            &alice.token,
+            json!({"up_to_id": ids[1]}),
+        )
+        .await;
     assert_eq!(again.body, json!({"unread_count": 1}));
-    let all = app.post("/notifications/read", &alice.token, json!({"up_to_id": ids[3]})).await;
+    let all = app
+        .post(
+            "/notifications/read",
+            &alice.token,
+            json!({"up_to_id": ids[3]}),
+        )
+        .await;
     assert_eq!(all.body, json!({"unread_count": 0}));
-    assert_eq!(app.get("/notifications?unread_only=true", &alice.token).await.body["items"], json!([]));
+    assert_eq!(
+        app.get("/notifications?unread_only=true", &alice.token)
+            .await
+            .body["items"],
+        json!([])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -78,10 +140,18 @@ async fn mark_read_validates_its_body() {
             .await
             .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "/problems/validation");
     }
-    for bad in [json!({"up_to_id": "7"}), json!({"ids": "1,2"}), json!({"up_to_id": 1, "extra": true}), json!([1])] {
-        let reply = app.post("/notifications/read", &alice.token, bad.clone()).await;
+    for bad in [
+        json!({"up_to_id": "7"}),
+        json!({"ids": "1,2"}),
+        json!({"up_to_id": 1, "extra": true}),
+        json!([1]),
+    ] {
+        let reply = app
+            .post("/notifications/read", &alice.token, bad.clone())
+            .await;
         assert!(
-            reply.status == StatusCode::BAD_REQUEST || reply.status == StatusCode::UNPROCESSABLE_ENTITY,
+            reply.status == StatusCode::BAD_REQUEST
+                || reply.status == StatusCode::UNPROCESSABLE_ENTITY,
             "{bad}: {}",
             reply.status
         );

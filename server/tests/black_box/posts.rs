@@ -9,7 +9,9 @@ use crate::support::{jpeg, png, TestApp};
 async fn a_post_round_trips_with_its_image() {
     let app = TestApp::spawn().await;
     let alice = app.register("alice").await;
-    let reply = app.upload(&alice.token, jpeg(320, 200), "holiday.jpg", "Sunset 🌅").await;
+    let reply = app
+        .upload(&alice.token, jpeg(320, 200), "holiday.jpg", "Sunset 🌅")
+        .await;
     reply.assert_status(StatusCode::CREATED);
     let post = reply.body;
     assert_eq!(post["caption"], "Sunset 🌅");
@@ -19,7 +21,9 @@ async fn a_post_round_trips_with_its_image() {
     assert_eq!(post["comment_count"], 0);
     assert_eq!(post["liked_by_me"], false);
     assert_eq!(post["author"]["id"], alice.id);
-    let fetched = app.get(&format!("/posts/{}", post["id"]), &alice.token).await;
+    let fetched = app
+        .get(&format!("/posts/{}", post["id"]), &alice.token)
+        .await;
     fetched.assert_status(StatusCode::OK);
     assert_eq!(fetched.body, post);
 
@@ -29,18 +33,37 @@ async fn a_post_round_trips_with_its_image() {
     let media = app.http.get(app.url(image_url)).send().await.unwrap();
     assert_eq!(media.status(), StatusCode::OK);
     let headers = media.headers().clone();
-    assert!(headers["cache-control"].to_str().unwrap().contains("immutable"));
+    assert!(headers["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("immutable"));
     let etag = headers["etag"].to_str().unwrap().to_owned();
     let content_type = headers["content-type"].to_str().unwrap().to_owned();
     let bytes = media.bytes().await.unwrap();
     let decoded = image::load_from_memory(&bytes).unwrap();
     assert_eq!((decoded.width(), decoded.height()), (320, 200));
     assert!(content_type.starts_with("image/"), "{content_type}");
-    let revalidated = app.http.get(app.url(image_url)).header("if-none-match", &etag).send().await.unwrap();
+    let revalidated = app
+        .http
+        .get(app.url(image_url))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(revalidated.status(), StatusCode::NOT_MODIFIED);
-    let missing = app.http.get(app.url("/media/0000000000000000")).send().await.unwrap();
+    let missing = app
+        .http
+        .get(app.url("/media/0000000000000000"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
-    let traversal = app.http.get(app.url("/media/..%2F..%2Fpulse.db")).send().await.unwrap();
+    let traversal = app
+        .http
+        .get(app.url("/media/..%2F..%2Fpulse.db"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(traversal.status(), StatusCode::NOT_FOUND);
 }
 
@@ -63,8 +86,19 @@ async fn metadata_never_survives_upload() {
     assert!(original.windows(10).any(|w| w == b"GPS-SECRET"));
     let reply = app.upload(&alice.token, original, "a.jpg", "").await;
     reply.assert_status(StatusCode::CREATED);
-    let stored = app.http.get(app.url(reply.body["image_url"].as_str().unwrap())).send().await.unwrap().bytes().await.unwrap();
-    assert!(!stored.windows(10).any(|w| w == b"GPS-SECRET"), "EXIF survived");
+    let stored = app
+        .http
+        .get(app.url(reply.body["image_url"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(
+        !stored.windows(10).any(|w| w == b"GPS-SECRET"),
+        "EXIF survived"
+    );
     assert!(!stored.windows(4).any(|w| w == b"Exif"), "EXIF survived");
 }
 
@@ -79,14 +113,22 @@ async fn image_intake_rejects_what_it_must() {
     // Not an image, whatever the declared type.
     app.upload(&alice.token, b"GIF89a not really".to_vec(), "x.png", "")
         .await
-        .assert_problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, "/problems/unsupported-media-type");
+        .assert_problem(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "/problems/unsupported-media-type",
+        );
     app.upload(&alice.token, b"plain text".to_vec(), "x.png", "")
         .await
-        .assert_problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, "/problems/unsupported-media-type");
+        .assert_problem(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "/problems/unsupported-media-type",
+        );
     // Too large in bytes.
     let mut big = png(10, 10);
     big.extend(std::iter::repeat_n(0u8, 70 * 1024));
-    app.upload(&alice.token, big, "big.png", "").await.assert_problem(StatusCode::PAYLOAD_TOO_LARGE, "/problems/too-large");
+    app.upload(&alice.token, big, "big.png", "")
+        .await
+        .assert_problem(StatusCode::PAYLOAD_TOO_LARGE, "/problems/too-large");
     // A decompression bomb: a tiny file whose header claims enormous dimensions.
     let bomb = png_header_claiming(60_000, 60_000);
     let reply = app.upload(&alice.token, bomb, "bomb.png", "").await;
@@ -107,13 +149,35 @@ async fn image_intake_rejects_what_it_must() {
         .await
         .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "/problems/validation");
     // 2200 code points (each 4 bytes in UTF-8) are fine.
-    app.upload(&alice.token, png(10, 10), "ok.png", &"🌅".repeat(2200)).await.assert_status(StatusCode::CREATED);
+    app.upload(&alice.token, png(10, 10), "ok.png", &"🌅".repeat(2200))
+        .await
+        .assert_status(StatusCode::CREATED);
     // Missing image part; JSON instead of multipart.
     let form = reqwest::multipart::Form::new().text("caption", "no image");
-    let reply = crate::support::Reply::from(app.http.post(app.url("/posts")).bearer_auth(&alice.token).multipart(form).send().await.unwrap()).await;
-    assert!(reply.status == StatusCode::UNPROCESSABLE_ENTITY || reply.status == StatusCode::BAD_REQUEST, "{}", reply.status);
-    let reply = app.post("/posts", &alice.token, json!({"caption": "json"})).await;
-    assert!(reply.status.is_client_error() && reply.body["type"].is_string(), "{} {}", reply.status, reply.body);
+    let reply = crate::support::Reply::from(
+        app.http
+            .post(app.url("/posts"))
+            .bearer_auth(&alice.token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        reply.status == StatusCode::UNPROCESSABLE_ENTITY || reply.status == StatusCode::BAD_REQUEST,
+        "{}",
+        reply.status
+    );
+    let reply = app
+        .post("/posts", &alice.token, json!({"caption": "json"}))
+        .await;
+    assert!(
+        reply.status.is_client_error() && reply.body["type"].is_string(),
+        "{} {}",
+        reply.status,
+        reply.body
+    );
     // Nothing was stored by any of the refusals.
     assert_eq!(app.get("/me", &alice.token).await.body["post_count"], 1);
 }
@@ -139,7 +203,11 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &byte in bytes {
         crc ^= byte as u32;
         for _ in 0..8 {
-            crc = if crc & 1 == 1 { 0xEDB8_8320 ^ (crc >> 1) } else { crc >> 1 };
+            crc = if crc & 1 == 1 {
+                0xEDB8_8320 ^ (crc >> 1)
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -148,14 +216,25 @@ fn crc32(bytes: &[u8]) -> u32 {
 #[tokio::test(flavor = "multi_thread")]
 async fn feed_holds_followed_and_own_posts_newest_first() {
     let app = TestApp::spawn().await;
-    let (alice, bob, carol) = (app.register("alice").await, app.register("bob").await, app.register("carol").await);
+    let (alice, bob, carol) = (
+        app.register("alice").await,
+        app.register("bob").await,
+        app.register("carol").await,
+    );
     app.follow(&alice, &bob).await;
-    let own = app.create_post(&alice, "mine").await["id"].as_i64().unwrap();
+    let own = app.create_post(&alice, "mine").await["id"]
+        .as_i64()
+        .unwrap();
     let followed = app.create_post(&bob, "bob's").await["id"].as_i64().unwrap();
     app.create_post(&carol, "stranger").await;
     let feed = app.get("/feed", &alice.token).await;
     feed.assert_status(StatusCode::OK);
-    let ids: Vec<i64> = feed.body["items"].as_array().unwrap().iter().map(|p| p["id"].as_i64().unwrap()).collect();
+    let ids: Vec<i64> = feed.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_i64().unwrap())
+        .collect();
     assert_eq!(ids, vec![followed, own]);
     assert_eq!(feed.body["next_cursor"], serde_json::Value::Null);
 }
@@ -168,12 +247,18 @@ async fn likes_are_idempotent_and_notify_at_most_once_ever() {
     for _ in 0..2 {
         let reply = app.like(&bob, post).await;
         reply.assert_status(StatusCode::OK);
-        assert_eq!(reply.body, json!({"post_id": post, "liked": true, "like_count": 1}));
+        assert_eq!(
+            reply.body,
+            json!({"post_id": post, "liked": true, "like_count": 1})
+        );
     }
     for _ in 0..2 {
         let reply = app.delete(&format!("/posts/{post}/like"), &bob.token).await;
         reply.assert_status(StatusCode::OK);
-        assert_eq!(reply.body, json!({"post_id": post, "liked": false, "like_count": 0}));
+        assert_eq!(
+            reply.body,
+            json!({"post_id": post, "liked": false, "like_count": 0})
+        );
     }
     app.like(&bob, post).await.assert_status(StatusCode::OK);
     let seen = app.get(&format!("/posts/{post}"), &bob.token).await;
@@ -183,13 +268,18 @@ async fn likes_are_idempotent_and_notify_at_most_once_ever() {
     assert_eq!(inbox.len(), 1);
     assert_eq!(inbox[0]["kind"], "like");
     assert_eq!(inbox[0]["post_id"], post);
-    assert_eq!(inbox[0]["text"], format!("{} liked your photo.", bob.username));
+    assert_eq!(
+        inbox[0]["text"],
+        format!("{} liked your photo.", bob.username)
+    );
     assert_eq!(inbox[0]["read"], false);
 
     // Self-likes count but notify nobody.
     app.like(&alice, post).await.assert_status(StatusCode::OK);
     assert_eq!(app.all_notifications(&alice).await.len(), 1);
-    app.like(&bob, 999_999_999).await.assert_problem(StatusCode::NOT_FOUND, "/problems/not-found");
+    app.like(&bob, 999_999_999)
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "/problems/not-found");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -203,35 +293,62 @@ async fn comments_validate_paginate_oldest_first_and_notify() {
     assert_eq!(first.body["post_id"], post);
     assert_eq!(first.body["author"]["id"], bob.id);
     assert_eq!(first.body["text"], "nice!");
-    app.post(&path, &alice.token, json!({"text": "thanks"})).await.assert_status(StatusCode::CREATED);
-    app.post(&path, &bob.token, json!({"text": "third"})).await.assert_status(StatusCode::CREATED);
+    app.post(&path, &alice.token, json!({"text": "thanks"}))
+        .await
+        .assert_status(StatusCode::CREATED);
+    app.post(&path, &bob.token, json!({"text": "third"}))
+        .await
+        .assert_status(StatusCode::CREATED);
 
-    for bad in [json!({"text": ""}), json!({"text": "x".repeat(2201)}), json!({"text": "a\u{0}b"}), json!({})] {
+    for bad in [
+        json!({"text": ""}),
+        json!({"text": "x".repeat(2201)}),
+        json!({"text": "a\u{0}b"}),
+        json!({}),
+    ] {
         let reply = app.post(&path, &bob.token, bad.clone()).await;
         assert!(
-            reply.status == StatusCode::UNPROCESSABLE_ENTITY || reply.status == StatusCode::BAD_REQUEST,
+            reply.status == StatusCode::UNPROCESSABLE_ENTITY
+                || reply.status == StatusCode::BAD_REQUEST,
             "{bad}: {}",
             reply.status
         );
     }
-    app.post("/posts/999999999/comments", &bob.token, json!({"text": "hi"}))
-        .await
-        .assert_problem(StatusCode::NOT_FOUND, "/problems/not-found");
+    app.post(
+        "/posts/999999999/comments",
+        &bob.token,
+        json!({"text": "hi"}),
+    )
+    .await
+    .assert_problem(StatusCode::NOT_FOUND, "/problems/not-found");
 
     let page = app.get(&format!("{path}?limit=2"), &bob.token).await;
-    let texts: Vec<&str> = page.body["items"].as_array().unwrap().iter().map(|c| c["text"].as_str().unwrap()).collect();
+    let texts: Vec<&str> = page.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["text"].as_str().unwrap())
+        .collect();
     assert_eq!(texts, vec!["nice!", "thanks"]);
     let next = page.body["next_cursor"].as_str().unwrap();
-    let rest = app.get(&format!("{path}?limit=2&cursor={next}"), &bob.token).await;
+    let rest = app
+        .get(&format!("{path}?limit=2&cursor={next}"), &bob.token)
+        .await;
     assert_eq!(rest.body["items"][0]["text"], "third");
     assert_eq!(rest.body["next_cursor"], serde_json::Value::Null);
-    assert_eq!(app.get(&format!("/posts/{post}"), &bob.token).await.body["comment_count"], 3);
+    assert_eq!(
+        app.get(&format!("/posts/{post}"), &bob.token).await.body["comment_count"],
+        3
+    );
 
     // Bob's two comments notify Alice; Alice's own comment notifies nobody.
     let inbox = app.all_notifications(&alice).await;
     assert_eq!(inbox.len(), 2);
     assert_eq!(inbox[1]["kind"], "comment");
-    assert_eq!(inbox[1]["text"], format!("{} commented on your photo: nice!", bob.username));
+    assert_eq!(
+        inbox[1]["text"],
+        format!("{} commented on your photo: nice!", bob.username)
+    );
     assert!(inbox[1]["comment_id"].as_i64().is_some());
     assert_eq!(app.all_notifications(&bob).await.len(), 0);
 }
@@ -242,17 +359,37 @@ async fn deleting_a_post_is_for_its_author_and_removes_everything() {
     let (alice, bob) = (app.register("alice").await, app.register("bob").await);
     let post = app.create_post(&alice, "p").await["id"].as_i64().unwrap();
     app.like(&bob, post).await.assert_status(StatusCode::OK);
-    app.post(&format!("/posts/{post}/comments"), &bob.token, json!({"text": "hey"})).await.assert_status(StatusCode::CREATED);
+    app.post(
+        &format!("/posts/{post}/comments"),
+        &bob.token,
+        json!({"text": "hey"}),
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
     app.follow(&bob, &alice).await;
     assert_eq!(app.all_notifications(&alice).await.len(), 3);
 
-    app.delete(&format!("/posts/{post}"), &bob.token).await.assert_problem(StatusCode::FORBIDDEN, "/problems/forbidden");
-    app.delete(&format!("/posts/{post}"), &alice.token).await.assert_status(StatusCode::NO_CONTENT);
-    app.get(&format!("/posts/{post}"), &alice.token).await.assert_problem(StatusCode::NOT_FOUND, "/problems/not-found");
-    app.get(&format!("/posts/{post}/comments"), &alice.token).await.assert_problem(StatusCode::NOT_FOUND, "/problems/not-found");
-    app.delete(&format!("/posts/{post}"), &alice.token).await.assert_problem(StatusCode::NOT_FOUND, "/problems/not-found");
+    app.delete(&format!("/posts/{post}"), &bob.token)
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "/problems/forbidden");
+    app.delete(&format!("/posts/{post}"), &alice.token)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    app.get(&format!("/posts/{post}"), &alice.token)
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "/problems/not-found");
+    app.get(&format!("/posts/{post}/comments"), &alice.token)
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "/problems/not-found");
+    app.delete(&format!("/posts/{post}"), &alice.token)
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "/problems/not-found");
     let inbox = app.all_notifications(&alice).await;
-    assert_eq!(inbox.len(), 1, "only the follow notification stays: {inbox:?}");
+    assert_eq!(
+        inbox.len(),
+        1,
+        "only the follow notification stays: {inbox:?}"
+    );
     assert_eq!(inbox[0]["kind"], "follow");
     assert_eq!(app.get("/me", &alice.token).await.body["post_count"], 0);
     let unread = app.get("/notifications", &alice.token).await;

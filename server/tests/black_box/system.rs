@@ -7,7 +7,15 @@ use crate::support::TestApp;
 #[tokio::test(flavor = "multi_thread")]
 async fn health_and_readiness() {
     let app = TestApp::spawn().await;
-    assert_eq!(app.http.get(app.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        app.http
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
     let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
 }
@@ -17,8 +25,20 @@ async fn metrics_are_prometheus_text_and_count_what_happens() {
     let app = TestApp::spawn().await;
     let (alice, bob) = (app.register("alice").await, app.register("bob").await);
     app.follow(&bob, &alice).await;
-    let text = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    for name in ["pulse_sockets_open", "pulse_notifications_created_total", "pulse_http_request_duration_seconds_bucket"] {
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "pulse_sockets_open",
+        "pulse_notifications_created_total",
+        "pulse_http_request_duration_seconds_bucket",
+    ] {
         assert!(text.contains(name), "metric {name} missing:\n{text}");
     }
     let created = text
@@ -32,7 +52,12 @@ async fn metrics_are_prometheus_text_and_count_what_happens() {
 #[tokio::test(flavor = "multi_thread")]
 async fn openapi_describes_every_endpoint_and_problem_type() {
     let app = TestApp::spawn().await;
-    let reply = app.http.get(app.url("/api/v1/openapi.json")).send().await.unwrap();
+    let reply = app
+        .http
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(reply.status(), StatusCode::OK);
     let doc: serde_json::Value = reply.json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
@@ -63,11 +88,23 @@ async fn openapi_describes_every_endpoint_and_problem_type() {
         ("/readyz", "get"),
         ("/metrics", "get"),
     ] {
-        assert!(paths.get(path).and_then(|p| p.get(verb)).is_some(), "{verb} {path} missing from the OpenAPI document");
+        assert!(
+            paths.get(path).and_then(|p| p.get(verb)).is_some(),
+            "{verb} {path} missing from the OpenAPI document"
+        );
     }
     let text = doc.to_string();
-    for problem in ["/problems/validation", "/problems/not-found", "/problems/unauthorized", "/problems/too-large", "/problems/rate-limited"] {
-        assert!(text.contains(problem), "problem type {problem} not documented");
+    for problem in [
+        "/problems/validation",
+        "/problems/not-found",
+        "/problems/unauthorized",
+        "/problems/too-large",
+        "/problems/rate-limited",
+    ] {
+        assert!(
+            text.contains(problem),
+            "problem type {problem} not documented"
+        );
     }
 }
 
@@ -77,12 +114,18 @@ async fn demo_page_is_served_with_types_and_security_headers() {
     let page = app.http.get(app.url("/")).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     let headers = page.headers().clone();
-    assert!(headers["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
     assert!(headers.contains_key("content-security-policy"));
     assert_eq!(headers["x-content-type-options"], "nosniff");
     let html = page.text().await.unwrap();
     assert!(html.contains("<script"), "the page loads its script");
     let script = app.http.get(app.url("/client.js")).send().await.unwrap();
     assert_eq!(script.status(), StatusCode::OK);
-    assert!(script.headers()["content-type"].to_str().unwrap().contains("javascript"));
+    assert!(script.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .contains("javascript"));
 }

@@ -52,7 +52,11 @@ async fn a_like_through_one_instance_reaches_a_socket_on_the_other() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sockets_of_one_user_on_both_instances_each_get_it_once() {
     let (a, b) = pair().await;
-    let (alice, bob, carol) = (a.register("alice").await, a.register("bob").await, a.register("carol").await);
+    let (alice, bob, carol) = (
+        a.register("alice").await,
+        a.register("bob").await,
+        a.register("carol").await,
+    );
     let post = a.create_post(&alice, "p").await["id"].as_i64().unwrap();
     let mut on_a = a.socket(&alice, "").await;
     let mut on_b = b.socket(&alice, "").await;
@@ -60,7 +64,11 @@ async fn sockets_of_one_user_on_both_instances_each_get_it_once() {
     a.follow(&carol, &alice).await; // sentinel: the next frame after the like must be this
     for socket in [&mut on_a, &mut on_b] {
         assert_eq!(socket.notification().await["kind"], "like");
-        assert_eq!(socket.notification().await["kind"], "follow", "no duplicate");
+        assert_eq!(
+            socket.notification().await["kind"],
+            "follow",
+            "no duplicate"
+        );
     }
 }
 
@@ -72,15 +80,27 @@ async fn like_counts_and_read_state_cross_instances() {
     let mut watcher_a = a.socket(&bob, "").await;
     let mut watcher_b = b.socket(&bob, "").await;
     for socket in [&mut watcher_a, &mut watcher_b] {
-        socket.send_json(json!({"type": "subscribe", "post_ids": [post]})).await;
-        assert_eq!(socket.next().await, json!({"type": "subscribed", "post_ids": [post]}));
+        socket
+            .send_json(json!({"type": "subscribe", "post_ids": [post]}))
+            .await;
+        assert_eq!(
+            socket.next().await,
+            json!({"type": "subscribed", "post_ids": [post]})
+        );
     }
     let fans = join_all((0..6).map(|i| {
         let a = &a;
         async move { a.register(&format!("f{i}")).await }
     }))
     .await;
-    join_all(fans.iter().enumerate().map(|(i, fan)| if i % 2 == 0 { a.like(fan, post) } else { b.like(fan, post) })).await;
+    join_all(fans.iter().enumerate().map(|(i, fan)| {
+        if i % 2 == 0 {
+            a.like(fan, post)
+        } else {
+            b.like(fan, post)
+        }
+    }))
+    .await;
     for socket in [&mut watcher_a, &mut watcher_b] {
         let mut last = 0;
         while last != 6 {
@@ -95,9 +115,21 @@ async fn like_counts_and_read_state_cross_instances() {
     let mut alice_a = a.socket(&alice, "").await;
     let mut alice_b = b.socket(&alice, "").await;
     let newest = a.all_notifications(&alice).await[0]["id"].as_i64().unwrap();
-    b.post("/notifications/read", &alice.token, json!({"up_to_id": newest})).await.assert_status(StatusCode::OK);
-    assert_eq!(alice_a.next().await, json!({"type": "read", "unread_count": 0}));
-    assert_eq!(alice_b.next().await, json!({"type": "read", "unread_count": 0}));
+    b.post(
+        "/notifications/read",
+        &alice.token,
+        json!({"up_to_id": newest}),
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    assert_eq!(
+        alice_a.next().await,
+        json!({"type": "read", "unread_count": 0})
+    );
+    assert_eq!(
+        alice_b.next().await,
+        json!({"type": "read", "unread_count": 0})
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -107,13 +139,17 @@ async fn logout_closes_the_tokens_sockets_on_every_instance_within_a_second() {
     let mut on_a = a.socket(&alice, "").await;
     let mut on_b = b.socket(&alice, "").await;
     let started = Instant::now();
-    b.call(Method::POST, "/auth/logout", Some(&alice.token), None).await.assert_status(StatusCode::NO_CONTENT);
+    b.call(Method::POST, "/auth/logout", Some(&alice.token), None)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
     assert_eq!(on_a.closed().await, Some(4401));
     assert_eq!(on_b.closed().await, Some(4401));
     let took = started.elapsed();
     println!("logout via B -> 4401 on A and B: {took:?}");
     assert!(took < Duration::from_secs(1), "{took:?}");
-    a.get("/me", &alice.token).await.assert_problem(StatusCode::UNAUTHORIZED, "/problems/unauthorized");
+    a.get("/me", &alice.token)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "/problems/unauthorized");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -142,7 +178,11 @@ async fn a_reconnect_storm_ends_with_exactly_the_database_set() {
         let mut connects = 0;
         let deadline = Instant::now() + Duration::from_secs(30);
         while seen.len() < 30 {
-            assert!(Instant::now() < deadline, "storm client stuck with {} of 30", seen.len());
+            assert!(
+                Instant::now() < deadline,
+                "storm client stuck with {} of 30",
+                seen.len()
+            );
             let app = if connects % 2 == 0 { &a } else { &b };
             let since = seen.last().copied().unwrap_or(0);
             let mut socket = app.socket(&alice, &format!("?since={since}")).await;
@@ -152,7 +192,10 @@ async fn a_reconnect_storm_ends_with_exactly_the_database_set() {
                 match socket.next_within(Duration::from_millis(150)).await {
                     Ok(frame) if frame["type"] == "notification" => {
                         let n = id(&frame["notification"]);
-                        assert!(seen.last().is_none_or(|last| n > *last), "ids strictly increase: {n} after {seen:?}");
+                        assert!(
+                            seen.last().is_none_or(|last| n > *last),
+                            "ids strictly increase: {n} after {seen:?}"
+                        );
                         seen.push(n);
                     }
                     Ok(frame) => panic!("unexpected {frame}"),
@@ -167,8 +210,14 @@ async fn a_reconnect_storm_ends_with_exactly_the_database_set() {
     let ((), (seen, connects)) = tokio::join!(likes, client);
     let mut in_db: Vec<i64> = a.all_notifications(&alice).await.iter().map(id).collect();
     in_db.reverse();
-    assert_eq!(seen, in_db, "exactly the database set, in order, no duplicate");
-    println!("reconnect storm: {} notifications over {connects} connections", seen.len());
+    assert_eq!(
+        seen, in_db,
+        "exactly the database set, in order, no duplicate"
+    );
+    println!(
+        "reconnect storm: {} notifications over {connects} connections",
+        seen.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -176,7 +225,8 @@ async fn redis_killed_and_restarted_mid_test_loses_nothing() {
     let mut redis = redis_process::RedisProcess::start().await;
     let mut store = Store::fresh_postgres().await;
     store.redis_url = Some(redis.url());
-    let fast_reconnect = |s: &mut pulse_server::config::Settings| s.limits.redis_max_backoff_ms = 200;
+    let fast_reconnect =
+        |s: &mut pulse_server::config::Settings| s.limits.redis_max_backoff_ms = 200;
     let a = TestApp::spawn_on(&store, fast_reconnect).await;
     let b = TestApp::spawn_on(&store, fast_reconnect).await;
     let alice = a.register("alice").await;
@@ -200,9 +250,17 @@ async fn redis_killed_and_restarted_mid_test_loses_nothing() {
     // Redis comes back (empty, on the same port); more likes.
     redis.restart().await;
     support::eventually("both instances resubscribed", || async {
-        let reconnects = |app: &TestApp| app.state.metrics.redis_reconnects.load(std::sync::atomic::Ordering::Relaxed);
-        (reconnects(&a) >= 1 && reconnects(&b) >= 1 && a.state.bus.is_connected() && b.state.bus.is_connected())
-            .then_some(())
+        let reconnects = |app: &TestApp| {
+            app.state
+                .metrics
+                .redis_reconnects
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        (reconnects(&a) >= 1
+            && reconnects(&b) >= 1
+            && a.state.bus.is_connected()
+            && b.state.bus.is_connected())
+        .then_some(())
     })
     .await;
     for (i, fan) in fans[6..].iter().enumerate() {
@@ -218,7 +276,10 @@ async fn redis_killed_and_restarted_mid_test_loses_nothing() {
             let n = socket.notification().await;
             seen.push(id(&n));
         }
-        assert_eq!(seen, in_db, "socket on {name}: every notification once, in order");
+        assert_eq!(
+            seen, in_db,
+            "socket on {name}: every notification once, in order"
+        );
     }
     // Nothing more is queued: the next frame on each socket is a fresh sentinel.
     let sentinel = a.register("sentinel").await;
@@ -234,17 +295,33 @@ async fn clients_of_a_stopped_instance_resume_on_the_other_without_loss() {
     let (alice, bob) = (a.register("alice").await, a.register("bob").await);
     let post = a.create_post(&alice, "p").await["id"].as_i64().unwrap();
     let mut on_a = a.socket(&alice, "").await;
-    b.post(&format!("/posts/{post}/comments"), &bob.token, json!({"text": "one"})).await;
+    b.post(
+        &format!("/posts/{post}/comments"),
+        &bob.token,
+        json!({"text": "one"}),
+    )
+    .await;
     let last_seen = id(&on_a.notification().await);
     let stopping = tokio::spawn(a.stop());
     assert_eq!(on_a.closed().await, Some(1001));
     // Written while the client is between instances.
-    b.post(&format!("/posts/{post}/comments"), &bob.token, json!({"text": "two"})).await;
+    b.post(
+        &format!("/posts/{post}/comments"),
+        &bob.token,
+        json!({"text": "two"}),
+    )
+    .await;
     b.like(&bob, post).await;
     let mut on_b = b.socket(&alice, &format!("?since={last_seen}")).await;
     let replayed: Vec<String> = vec![
-        on_b.notification().await["kind"].as_str().unwrap().to_owned(),
-        on_b.notification().await["kind"].as_str().unwrap().to_owned(),
+        on_b.notification().await["kind"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        on_b.notification().await["kind"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
     ];
     assert_eq!(replayed, vec!["comment", "like"]);
     stopping.await.unwrap();

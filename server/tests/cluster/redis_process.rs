@@ -14,7 +14,11 @@ pub struct RedisProcess {
 
 impl RedisProcess {
     pub async fn start() -> RedisProcess {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let mut redis = RedisProcess { port, child: None };
         redis.restart().await;
         redis
@@ -27,14 +31,29 @@ impl RedisProcess {
     /// Starts (again) on the same port and waits until it accepts connections.
     pub async fn restart(&mut self) {
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server is installed (the test command installs it)");
         self.child = Some(child);
         let deadline = tokio::time::Instant::now() + DEADLINE;
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_err() {
-            assert!(tokio::time::Instant::now() < deadline, "redis-server did not start");
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .is_err()
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

@@ -37,7 +37,10 @@ pub enum Backend {
 }
 
 pub fn backend() -> Backend {
-    match std::env::var("PULSE_TEST_BACKEND").unwrap_or_default().as_str() {
+    match std::env::var("PULSE_TEST_BACKEND")
+        .unwrap_or_default()
+        .as_str()
+    {
         "" | "sqlite" => Backend::Sqlite,
         "postgres" => Backend::Postgres,
         other => panic!("PULSE_TEST_BACKEND={other:?}: use sqlite or postgres"),
@@ -49,7 +52,8 @@ pub fn random_suffix() -> String {
 }
 
 pub fn admin_database_url() -> String {
-    std::env::var("PULSE_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("PULSE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 pub fn redis_url() -> String {
@@ -97,9 +101,17 @@ impl Store {
                 let admin = admin_database_url();
                 let mut conn = AsyncPgConnection::establish(&admin)
                     .await
-                    .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is required for this test: {e}"));
-                diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
-                let base = admin.rsplit_once('/').map(|(base, _)| base).unwrap_or(&admin);
+                    .unwrap_or_else(|e| {
+                        panic!("PostgreSQL at {admin} is required for this test: {e}")
+                    });
+                diesel::sql_query(format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                let base = admin
+                    .rsplit_once('/')
+                    .map(|(base, _)| base)
+                    .unwrap_or(&admin);
                 Store {
                     backend,
                     database_url: Some(format!("{base}/{name}")),
@@ -153,7 +165,9 @@ impl TestApp {
     pub async fn spawn_on(store: &Store, adjust: impl FnOnce(&mut Settings)) -> TestApp {
         let mut settings = store.settings();
         adjust(&mut settings);
-        let app = Application::build(settings).await.expect("application starts");
+        let app = Application::build(settings)
+            .await
+            .expect("application starts");
         let port = app.port();
         let state = app.state().clone();
         let shutdown = app.shutdown_handle();
@@ -162,7 +176,10 @@ impl TestApp {
             base: format!("http://127.0.0.1:{port}"),
             port,
             state,
-            http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
             shutdown,
             server,
         }
@@ -170,8 +187,12 @@ impl TestApp {
 
     /// Graceful stop: sockets are closed with 1001, in-flight requests finish.
     pub async fn stop(self) {
-        tokio::time::timeout(DEADLINE, self.shutdown.shutdown()).await.expect("shutdown finishes");
-        let _ = tokio::time::timeout(DEADLINE, self.server).await.expect("server exits");
+        tokio::time::timeout(DEADLINE, self.shutdown.shutdown())
+            .await
+            .expect("shutdown finishes");
+        let _ = tokio::time::timeout(DEADLINE, self.server)
+            .await
+            .expect("server exits");
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -187,7 +208,13 @@ impl TestApp {
     }
 
     /// Sends a request; `path` is under `/api/v1` unless it is one of the outside paths.
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
         let mut request = self.http.request(method, self.url(path));
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -215,8 +242,19 @@ impl TestApp {
     }
 
     /// Sends raw bytes with a content type (for malformed-input tests).
-    pub async fn raw(&self, method: Method, path: &str, token: Option<&str>, content_type: &str, body: Vec<u8>) -> Reply {
-        let mut request = self.http.request(method, self.url(path)).header("content-type", content_type).body(body);
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Reply {
+        let mut request = self
+            .http
+            .request(method, self.url(path))
+            .header("content-type", content_type)
+            .body(body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -227,7 +265,12 @@ impl TestApp {
     pub async fn register(&self, prefix: &str) -> User {
         let username = format!("{prefix}_{}", &random_suffix()[..8]);
         let reply = self
-            .call(Method::POST, "/auth/register", None, Some(json!({"username": username, "password": PASSWORD})))
+            .call(
+                Method::POST,
+                "/auth/register",
+                None,
+                Some(json!({"username": username, "password": PASSWORD})),
+            )
             .await;
         reply.assert_status(StatusCode::CREATED);
         User {
@@ -239,25 +282,46 @@ impl TestApp {
 
     /// Uploads a post with a generated PNG of the given size.
     pub async fn create_post(&self, author: &User, caption: &str) -> Value {
-        let reply = self.upload(&author.token, png(64, 48), "photo.png", caption).await;
+        let reply = self
+            .upload(&author.token, png(64, 48), "photo.png", caption)
+            .await;
         reply.assert_status(StatusCode::CREATED);
         reply.body
     }
 
-    pub async fn upload(&self, token: &str, bytes: Vec<u8>, filename: &str, caption: &str) -> Reply {
+    pub async fn upload(
+        &self,
+        token: &str,
+        bytes: Vec<u8>,
+        filename: &str,
+        caption: &str,
+    ) -> Reply {
         let form = multipart::Form::new()
             .text("caption", caption.to_owned())
-            .part("image", multipart::Part::bytes(bytes).file_name(filename.to_owned()).mime_str("image/png").unwrap());
-        let request = self.http.post(self.url("/posts")).bearer_auth(token).multipart(form);
+            .part(
+                "image",
+                multipart::Part::bytes(bytes)
+                    .file_name(filename.to_owned())
+                    .mime_str("image/png")
+                    .unwrap(),
+            );
+        let request = self
+            .http
+            .post(self.url("/posts"))
+            .bearer_auth(token)
+            .multipart(form);
         Reply::from(request.send().await.expect("request reaches the server")).await
     }
 
     pub async fn follow(&self, follower: &User, followed: &User) {
-        self.put(&format!("/users/{}/follow", followed.id), &follower.token).await.assert_status(StatusCode::OK);
+        self.put(&format!("/users/{}/follow", followed.id), &follower.token)
+            .await
+            .assert_status(StatusCode::OK);
     }
 
     pub async fn like(&self, liker: &User, post_id: i64) -> Reply {
-        self.put(&format!("/posts/{post_id}/like"), &liker.token).await
+        self.put(&format!("/posts/{post_id}/like"), &liker.token)
+            .await
     }
 
     /// All of a user's notifications, newest first, across every page.
@@ -281,7 +345,9 @@ impl TestApp {
 
     /// Opens a socket with the bearer token, and reads the `hello`.
     pub async fn socket(&self, user: &User, query: &str) -> Socket {
-        Socket::open(&self.ws_url(query), Some(&user.token), None).await.expect("socket opens")
+        Socket::open(&self.ws_url(query), Some(&user.token), None)
+            .await
+            .expect("socket opens")
     }
 
     pub async fn ticket(&self, user: &User) -> String {
@@ -292,9 +358,17 @@ impl TestApp {
 }
 
 fn is_outside_api(path: &str) -> bool {
-    ["/media/", "/healthz", "/readyz", "/metrics", "/two", "/app.", "/client.js"]
-        .iter()
-        .any(|p| path.starts_with(p))
+    [
+        "/media/",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/two",
+        "/app.",
+        "/client.js",
+    ]
+    .iter()
+    .any(|p| path.starts_with(p))
         || path == "/"
 }
 
@@ -319,12 +393,22 @@ impl Reply {
         let headers = response.headers().clone();
         let bytes = response.bytes().await.expect("body reads").to_vec();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply { status, headers, body, bytes }
+        Reply {
+            status,
+            headers,
+            body,
+            bytes,
+        }
     }
 
     #[track_caller]
     pub fn assert_status(&self, status: StatusCode) -> &Self {
-        assert_eq!(self.status, status, "unexpected status; body: {}", String::from_utf8_lossy(&self.bytes));
+        assert_eq!(
+            self.status,
+            status,
+            "unexpected status; body: {}",
+            String::from_utf8_lossy(&self.bytes)
+        );
         self
     }
 
@@ -332,11 +416,27 @@ impl Reply {
     #[track_caller]
     pub fn assert_problem(&self, status: StatusCode, problem_type: &str) -> &Self {
         self.assert_status(status);
-        let content_type = self.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
-        assert!(content_type.starts_with("application/problem+json"), "content type {content_type:?}");
+        let content_type = self
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        assert!(
+            content_type.starts_with("application/problem+json"),
+            "content type {content_type:?}"
+        );
         assert_eq!(self.body["type"], problem_type, "problem: {}", self.body);
-        assert_eq!(self.body["status"], status.as_u16(), "problem: {}", self.body);
-        assert!(self.body["title"].as_str().is_some_and(|t| !t.is_empty()), "problem: {}", self.body);
+        assert_eq!(
+            self.body["status"],
+            status.as_u16(),
+            "problem: {}",
+            self.body
+        );
+        assert!(
+            self.body["title"].as_str().is_some_and(|t| !t.is_empty()),
+            "problem: {}",
+            self.body
+        );
         self
     }
 
@@ -344,14 +444,21 @@ impl Reply {
     pub fn error_fields(&self) -> Vec<String> {
         self.body["errors"]
             .as_array()
-            .map(|errors| errors.iter().filter_map(|e| e["field"].as_str().map(str::to_owned)).collect())
+            .map(|errors| {
+                errors
+                    .iter()
+                    .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
 
 /// A real PNG of `width`×`height` with a gradient.
 pub fn png(width: u32, height: u32) -> Vec<u8> {
-    let image = image::RgbImage::from_fn(width, height, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 128]));
+    let image = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
+    });
     let mut out = std::io::Cursor::new(Vec::new());
     image.write_to(&mut out, image::ImageFormat::Png).unwrap();
     out.into_inner()
@@ -359,7 +466,9 @@ pub fn png(width: u32, height: u32) -> Vec<u8> {
 
 /// A real JPEG.
 pub fn jpeg(width: u32, height: u32) -> Vec<u8> {
-    let image = image::RgbImage::from_fn(width, height, |x, y| image::Rgb([(x % 256) as u8, 64, (y % 256) as u8]));
+    let image = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x % 256) as u8, 64, (y % 256) as u8])
+    });
     let mut out = std::io::Cursor::new(Vec::new());
     image.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
     out.into_inner()
@@ -376,7 +485,10 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

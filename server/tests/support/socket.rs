@@ -27,20 +27,31 @@ pub enum Ended {
 
 impl Socket {
     /// Opens a socket; `Err((status, body))` when the upgrade is refused.
-    pub async fn open(url: &str, token: Option<&str>, origin: Option<&str>) -> Result<Socket, (u16, String)> {
+    pub async fn open(
+        url: &str,
+        token: Option<&str>,
+        origin: Option<&str>,
+    ) -> Result<Socket, (u16, String)> {
         let mut request = url.into_client_request().unwrap();
         if let Some(token) = token {
-            request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+            request
+                .headers_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
         }
         if let Some(origin) = origin {
-            request.headers_mut().insert("origin", origin.parse().unwrap());
+            request
+                .headers_mut()
+                .insert("origin", origin.parse().unwrap());
         }
         let connected = tokio::time::timeout(DEADLINE, tokio_tungstenite::connect_async(request))
             .await
             .expect("socket handshake within the deadline");
         match connected {
             Ok((stream, _)) => {
-                let mut socket = Socket { stream, hello: Value::Null };
+                let mut socket = Socket {
+                    stream,
+                    hello: Value::Null,
+                };
                 let hello = socket.next().await;
                 assert_eq!(hello["type"], "hello", "first frame must be hello: {hello}");
                 socket.hello = hello;
@@ -48,7 +59,11 @@ impl Socket {
             }
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
                 let status = response.status().as_u16();
-                let body = response.body().as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+                let body = response
+                    .body()
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default();
                 Err((status, body))
             }
             Err(other) => panic!("socket failed: {other}"),
@@ -59,17 +74,28 @@ impl Socket {
     /// server's writes back up after a few frames instead of after megabytes.
     pub async fn open_small_buffer(url: &str, token: &str) -> Socket {
         let mut request = url.into_client_request().unwrap();
-        request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
         let host = request.uri().host().unwrap().to_owned();
         let port = request.uri().port_u16().unwrap();
         let tcp = tokio::net::TcpSocket::new_v4().unwrap();
         tcp.set_recv_buffer_size(4096).unwrap();
-        let stream = tcp.connect(format!("{host}:{port}").parse().unwrap()).await.unwrap();
-        let (stream, _) = tokio::time::timeout(DEADLINE, tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)))
+        let stream = tcp
+            .connect(format!("{host}:{port}").parse().unwrap())
             .await
-            .expect("handshake within the deadline")
-            .expect("handshake succeeds");
-        let mut socket = Socket { stream, hello: Value::Null };
+            .unwrap();
+        let (stream, _) = tokio::time::timeout(
+            DEADLINE,
+            tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)),
+        )
+        .await
+        .expect("handshake within the deadline")
+        .expect("handshake succeeds");
+        let mut socket = Socket {
+            stream,
+            hello: Value::Null,
+        };
         socket.hello = socket.next().await;
         assert_eq!(socket.hello["type"], "hello");
         socket
@@ -99,8 +125,12 @@ impl Socket {
                 Ok(Some(Ok(message))) => message,
             };
             match message {
-                Message::Text(text) => return Ok(serde_json::from_str(&text).expect("frames are JSON")),
-                Message::Close(frame) => return Err(Ended::Closed(frame.map(|f| u16::from(f.code)))),
+                Message::Text(text) => {
+                    return Ok(serde_json::from_str(&text).expect("frames are JSON"))
+                }
+                Message::Close(frame) => {
+                    return Err(Ended::Closed(frame.map(|f| u16::from(f.code))))
+                }
                 Message::Binary(_) => panic!("the server sends text frames only"),
                 _ => continue, // pings are answered by tungstenite on the next read/write
             }
@@ -139,11 +169,17 @@ impl Socket {
     }
 
     pub async fn send_text(&mut self, text: &str) {
-        self.stream.send(Message::text(text)).await.expect("frame sent");
+        self.stream
+            .send(Message::text(text))
+            .await
+            .expect("frame sent");
     }
 
     pub async fn send_binary(&mut self, bytes: Vec<u8>) {
-        self.stream.send(Message::binary(bytes)).await.expect("frame sent");
+        self.stream
+            .send(Message::binary(bytes))
+            .await
+            .expect("frame sent");
     }
 
     pub async fn send_json(&mut self, frame: Value) {
@@ -151,10 +187,12 @@ impl Socket {
     }
 
     pub async fn close(mut self) {
-        let _ = self.stream.close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
-            code: CloseCode::Normal,
-            reason: "bye".into(),
-        }))
-        .await;
+        let _ = self
+            .stream
+            .close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                code: CloseCode::Normal,
+                reason: "bye".into(),
+            }))
+            .await;
     }
 }
