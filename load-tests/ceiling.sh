@@ -43,8 +43,9 @@ while [[ $# -gt 0 ]]; do
 done
 BACKEND=pg
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-mkdir -p "$HERE/results"
-OUT="$HERE/results/ceiling-$STAMP"
+RESULTS_DIR=${RESULTS_DIR:-$HERE/results}
+mkdir -p "$RESULTS_DIR"
+OUT="$RESULTS_DIR/ceiling-$STAMP"
 
 topo_init
 ensure_k6

@@ -8,7 +8,7 @@
 #   likes     likes.js   2  pg        RATE likes/s (1000) for DURATION (60s), probe latency
 #   embedded  likes.js   1  embedded  the same likes scenario on SQLite, no Redis
 #   fanout    fanout.js  1  pg        SOCKETS sockets (10000) watching one post, 20 likes/s
-#   idle      idle.js    1  pg        SOCKETS idle sockets (1000) held for DURATION; RSS per socket
+#   idle      idle.js    2  pg        SOCKETS idle sockets (1000) on instance 2 held for DURATION; RSS per socket
 # Options:
 #   --instances N        server instances (ports 18081.., FIRST_PORT to change)
 #   --backend pg|embedded
@@ -21,7 +21,7 @@
 #   PULSE_SERVE_ARGS     arguments that make the binary serve (default: none)
 #   any variable a script reads (AUTHORS, SOCKETS_PER_VU, P99_MS, ...) is passed to k6;
 #   PULSE_* limits (PULSE_DB_POOL_SIZE, PULSE_WORKERS, ...) reach every instance
-# Output: load-tests/results/<scenario>-<UTC date>.json, k6's summary export plus a "pulse_run"
+# Output: ${RESULTS_DIR:-load-tests/results}/<scenario>-<UTC date>.json, k6's summary export plus a "pulse_run"
 # object (command, machine, topology, and for idle the RSS figures). Exit code: k6's (99 when a
 # threshold failed).
 set -euo pipefail
@@ -56,7 +56,7 @@ case $SCENARIO in
   likes) SCRIPT=likes.js; : "${INSTANCES:=2}"; : "${BACKEND:=pg}" ;;
   embedded) SCRIPT=likes.js; INSTANCES=1; BACKEND=embedded ;;
   fanout) SCRIPT=fanout.js; : "${INSTANCES:=1}"; : "${BACKEND:=pg}" ;;
-  idle) SCRIPT=idle.js; : "${INSTANCES:=1}"; : "${BACKEND:=pg}" ;;
+  idle) SCRIPT=idle.js; : "${INSTANCES:=2}"; : "${BACKEND:=pg}" ;;
   *) echo "unknown scenario $SCENARIO" >&2; usage ;;
 esac
 [[ "$BACKEND" == pg || "$BACKEND" == embedded ]] || die "--backend is pg or embedded"
@@ -68,8 +68,9 @@ K6_ENV=()
 [[ -n "$SOCKETS_OPT" ]] && K6_ENV+=(-e "SOCKETS=$SOCKETS_OPT")
 
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-mkdir -p "$HERE/results"
-RESULT="$HERE/results/$SCENARIO-$STAMP.json"
+RESULTS_DIR=${RESULTS_DIR:-$HERE/results}
+mkdir -p "$RESULTS_DIR"
+RESULT="$RESULTS_DIR/$SCENARIO-$STAMP.json"
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 topo_init
@@ -79,7 +80,9 @@ prepare_backend
 start_instances "$INSTANCES"
 
 if [[ $SCENARIO == idle ]]; then
-  rss_sampler "$WORK/rss.txt" "${SERVER_PIDS[@]}"
+  # With 2+ instances idle.js registers through the first and opens sockets on the others only.
+  if [[ ${#SERVER_PIDS[@]} -gt 1 ]]; then RSS_PIDS=("${SERVER_PIDS[@]:1}"); else RSS_PIDS=("${SERVER_PIDS[@]}"); fi
+  rss_sampler "$WORK/rss.txt" "${RSS_PIDS[@]}"
 fi
 cpu_sampler "$WORK/cpu.txt"
 

@@ -65,7 +65,11 @@ PORT=""
 for attempt in 1 2 3; do
   PORT=$(free_port)
   mkdir -p "$WORK/data"
+  # A script from one IP: rate limits off (PULSE_RATE_*=0), as for every load test.
   env -u DATABASE_URL -u REDIS_URL PULSE_ADDR="127.0.0.1:$PORT" PULSE_DATA_DIR="$WORK/data" \
+    PULSE_RATE_LIKES_PER_MIN=0 PULSE_RATE_COMMENTS_PER_MIN=0 PULSE_RATE_POSTS_PER_MIN=0 \
+    PULSE_RATE_FOLLOWS_PER_MIN=0 PULSE_RATE_SOCKET_CONNECTS_PER_MIN=0 PULSE_RATE_IP_WRITES_PER_MIN=0 \
+    PULSE_RATE_REGISTRATIONS_PER_HOUR=0 PULSE_RATE_LOGIN_FAILURES=0 \
     RUST_LOG="${RUST_LOG:-warn}" "$BIN" >"$WORK/server.log" 2>&1 &
   SERVER_PID=$!
   ready=0

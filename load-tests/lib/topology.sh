@@ -123,6 +123,13 @@ pulse_env() {
   # PULSE_* limits set in the caller's environment (PULSE_DB_POOL_SIZE, PULSE_WORKERS, ...) are
   # inherited by every instance as they are.
   local -a e=(PULSE_DATA_DIR="$WORK/data" PULSE_ROOT_KEY="$ROOT_KEY" RUST_LOG="${RUST_LOG:-warn}")
+  # Load generators are scripts from one IP: rate limits are off unless the caller sets them.
+  local v
+  for v in PULSE_RATE_LIKES_PER_MIN PULSE_RATE_COMMENTS_PER_MIN PULSE_RATE_POSTS_PER_MIN \
+    PULSE_RATE_FOLLOWS_PER_MIN PULSE_RATE_SOCKET_CONNECTS_PER_MIN PULSE_RATE_IP_WRITES_PER_MIN \
+    PULSE_RATE_REGISTRATIONS_PER_HOUR PULSE_RATE_LOGIN_FAILURES; do
+    e+=("$v=${!v:-0}")
+  done
   if [[ "$BACKEND" == pg ]]; then
     e+=(DATABASE_URL="$DATABASE_URL_LOAD" REDIS_URL="$REDIS_URL_LOAD")
   fi

@@ -77,6 +77,24 @@ limits! {
     drain_ms: u64 = 3000 => "PULSE_DRAIN_MS";
     /// On shutdown, how long in-flight requests get to finish, in seconds.
     shutdown_timeout_secs: u64 = 10 => "PULSE_SHUTDOWN_TIMEOUT_SECS";
+    /// Likes and unlikes per user per minute (0: no limit).
+    rate_likes_per_min: u64 = 300 => "PULSE_RATE_LIKES_PER_MIN";
+    /// Comments per user per minute (0: no limit).
+    rate_comments_per_min: u64 = 30 => "PULSE_RATE_COMMENTS_PER_MIN";
+    /// Posts per user per minute (0: no limit).
+    rate_posts_per_min: u64 = 10 => "PULSE_RATE_POSTS_PER_MIN";
+    /// Follows and unfollows per user per minute (0: no limit).
+    rate_follows_per_min: u64 = 60 => "PULSE_RATE_FOLLOWS_PER_MIN";
+    /// Socket connects per user per minute (0: no limit).
+    rate_socket_connects_per_min: u64 = 60 => "PULSE_RATE_SOCKET_CONNECTS_PER_MIN";
+    /// Writes and socket connects per client IP per minute (0: no limit).
+    rate_ip_writes_per_min: u64 = 1200 => "PULSE_RATE_IP_WRITES_PER_MIN";
+    /// Registrations per client IP per hour (0: no limit).
+    rate_registrations_per_hour: u64 = 30 => "PULSE_RATE_REGISTRATIONS_PER_HOUR";
+    /// Failed logins per username per login window before logins are refused with 429 (0: no limit).
+    rate_login_failures: u64 = 10 => "PULSE_RATE_LOGIN_FAILURES";
+    /// The failed-login window, in seconds (15 minutes).
+    rate_login_window_secs: u64 = 15 * 60 => "PULSE_RATE_LOGIN_WINDOW_SECS";
 }
 
 fn parse_env<T: FromStr>(name: &str, default: T) -> Result<T, String> {
@@ -109,6 +127,8 @@ pub struct Settings {
     /// `PULSE_ALLOWED_ORIGINS`: comma-separated origins allowed to open sockets from a browser,
     /// besides the server's own origin.
     pub allowed_origins: Vec<String>,
+    /// `PULSE_TRUST_FORWARDED_FOR`: take the client IP from `X-Forwarded-For` (behind a proxy).
+    pub trust_forwarded_for: bool,
     pub limits: Limits,
 }
 
@@ -126,6 +146,7 @@ impl std::fmt::Debug for Settings {
             .field("root_key", &self.root_key.as_ref().map(|_| "<redacted>"))
             .field("workers", &self.workers)
             .field("allowed_origins", &self.allowed_origins)
+            .field("trust_forwarded_for", &self.trust_forwarded_for)
             .field("limits", &self.limits)
             .finish()
     }
@@ -179,7 +200,12 @@ pub const SETTINGS_HELP: &[(&str, &str, &str)] = &[
     (
         "PULSE_ALLOWED_ORIGINS",
         "(none)",
-        "Extra browser origins allowed to open sockets, comma-separated.",
+        "Extra browser origins allowed to call the API (CORS) and open sockets, comma-separated.",
+    ),
+    (
+        "PULSE_TRUST_FORWARDED_FOR",
+        "false",
+        "Take the client IP for rate limits from X-Forwarded-For (only behind a proxy that sets it).",
     ),
     ("RUST_LOG", "info", "Log filter (tracing EnvFilter syntax)."),
 ];
@@ -198,6 +224,7 @@ impl Settings {
                 .map(|n| n.get())
                 .unwrap_or(2),
             allowed_origins: Vec::new(),
+            trust_forwarded_for: false,
             limits: Limits::default(),
         }
     }
@@ -224,6 +251,7 @@ impl Settings {
                         .collect()
                 })
                 .unwrap_or_default(),
+            trust_forwarded_for: parse_env("PULSE_TRUST_FORWARDED_FOR", false)?,
             limits: Limits::from_env()?,
         })
     }

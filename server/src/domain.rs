@@ -149,10 +149,12 @@ pub fn path_id(raw: &str) -> Result<i64, ApiError> {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// 1..100, default 20.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
     /// Opaque cursor from the previous page's `next_cursor`.
     pub cursor: Option<String>,
-    /// Notifications only: `true` lists unread ones only.
+    /// Notifications only: `true` (or `1`) lists unread ones only.
+    #[param(pattern = "^(true|false|1|0)$")]
     pub unread_only: Option<String>,
 }
 

@@ -15,6 +15,7 @@
 //! - [`routes`]: one file per resource.
 //! - [`realtime`]: the socket protocol, hub, bus and per-socket task.
 //! - [`media`]: image intake and content-addressed storage.
+//! - [`ratelimit`]: per-user and per-IP write limits (429 with `Retry-After`).
 //! - [`telemetry`]: logging and metrics.
 //!
 //! Storage lives in the `pulse-schema` crate (one query path over PostgreSQL and SQLite).
@@ -24,6 +25,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod media;
+pub mod ratelimit;
 pub mod realtime;
 pub mod routes;
 pub mod startup;

@@ -17,6 +17,7 @@ use tracing::Instrument;
 use crate::auth::{Keys, Passwords};
 use crate::config::Settings;
 use crate::media::MediaStore;
+use crate::ratelimit::RateLimiter;
 use crate::realtime::bus::Bus;
 use crate::realtime::hub::Hub;
 use crate::routes;
@@ -25,6 +26,8 @@ use crate::telemetry::Metrics;
 
 /// How often expired revocation rows are purged.
 const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+/// How often local rate-limit counters of finished windows are dropped.
+const RATE_LIMIT_PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Opens the database named by the settings (PostgreSQL URL, or SQLite in the data directory).
 pub async fn open_database(settings: &Settings) -> anyhow::Result<Db> {
@@ -123,7 +126,20 @@ impl Application {
                 (hub.clone(), Bus::InProcess(hub))
             }
         };
-        spawn_background(&hub, &db, interval);
+        let limiter_redis = match &settings.redis_url {
+            Some(url) => {
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_response_timeout(Some(Duration::from_secs(1)))
+                    .set_connection_timeout(Some(Duration::from_secs(1)));
+                let conn = redis::Client::open(url.as_str())?
+                    .get_connection_manager_with_config(config)
+                    .await?;
+                Some((conn, settings.redis_prefix.clone()))
+            }
+            None => None,
+        };
+        let limiter = Arc::new(RateLimiter::new(settings.limits.clone(), limiter_redis));
+        spawn_background(&hub, &db, &limiter, interval);
 
         let listener = TcpListener::bind(settings.addr)?;
         let port = listener.local_addr()?.port();
@@ -136,6 +152,7 @@ impl Application {
             media,
             settings: Arc::new(settings.clone()),
             metrics,
+            limiter,
         };
         let app_state = state.clone();
         let max_json = settings.limits.max_json_bytes;
@@ -143,6 +160,8 @@ impl Application {
             let metrics = app_state.metrics.clone();
             App::new()
                 .app_data(web::Data::new(app_state.clone()))
+                .wrap(actix_web::middleware::from_fn(routes::throttle_writes_by_ip))
+                .wrap(routes::cors(&app_state.settings.allowed_origins))
                 .wrap_fn(move |req, service| {
                     // Request id, a tracing span for every log line of the request, and metrics.
                     let started = Instant::now();
@@ -209,8 +228,19 @@ impl Application {
     }
 }
 
-/// The like-count flusher and the revocation purge.
-fn spawn_background(hub: &Arc<Hub>, db: &Db, interval: Duration) {
+/// The like-count flusher, the rate-limit counter purge and the revocation purge.
+fn spawn_background(hub: &Arc<Hub>, db: &Db, limiter: &Arc<RateLimiter>, interval: Duration) {
+    let limiter = Arc::downgrade(limiter);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(RATE_LIMIT_PURGE_INTERVAL);
+        loop {
+            tick.tick().await;
+            match limiter.upgrade() {
+                Some(limiter) => limiter.purge(),
+                None => return,
+            }
+        }
+    });
     let flusher = Arc::downgrade(hub);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval / 2);

@@ -8,6 +8,7 @@ use pulse_schema::Db;
 use crate::auth::{Keys, Passwords};
 use crate::config::Settings;
 use crate::media::MediaStore;
+use crate::ratelimit::RateLimiter;
 use crate::realtime::bus::Bus;
 use crate::realtime::hub::Hub;
 use crate::telemetry::Metrics;
@@ -22,4 +23,5 @@ pub struct AppState {
     pub media: MediaStore,
     pub settings: Arc<Settings>,
     pub metrics: Arc<Metrics>,
+    pub limiter: Arc<RateLimiter>,
 }

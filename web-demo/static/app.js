@@ -874,6 +874,8 @@ function showSignedOut(message) {
   ui.userArea.hidden = true;
   ui.authView.hidden = false;
   renderConn(message ? 'signed-out' : 'offline');
+  // Signed out there is no connection to speak of, unless it explains why the session ended.
+  ui.conn.hidden = !message;
   showError(ui.authError, message ?? null);
   ui.authUsername.focus();
 }
@@ -888,6 +890,7 @@ async function showSignedIn(user) {
   ui.authView.hidden = true;
   ui.appView.hidden = false;
   ui.userArea.hidden = false;
+  ui.conn.hidden = false;
   if (focusWasInForm) ui.main.focus({ preventScroll: true });
   await Promise.all([loadFeed(), loadInbox()]);
   // Resume from the newest notification already on screen: anything committed since the inbox

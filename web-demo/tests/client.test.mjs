@@ -1,5 +1,5 @@
 // Unit tests of static/client.js under Node's test runner, with a scripted fetch and a fake
-// WebSocket (no server, no browser):  node --test web-demo/tests/
+// WebSocket (no server, no browser):  node --test web-demo/tests/client.test.mjs
 //
 // They pin the parts of the live-socket contract that are hard to provoke on a real server:
 // backoff, resuming with ?since=, re-subscribing, duplicate ids, gap, 4401.

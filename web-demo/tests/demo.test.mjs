@@ -1,6 +1,7 @@
 // Browser test of the Pulse demo page against the real server binary.
 //
-//   apt-get install -y chromium && npm ci --prefix web-demo && node web-demo/tests/demo.test.mjs
+//   web-demo/test.sh     (installs chromium and node_modules when missing, then runs this)
+//   node web-demo/tests/demo.test.mjs
 //
 // It starts the server itself (PULSE_BIN, default <repo>/target/debug/pulse) on a free loopback
 // port with a fresh data dir, drives two (then three) people through the page in headless
@@ -94,28 +95,33 @@ function sunsetPng(width = 480, height = 320) {
   return encodePng(width, height, raw);
 }
 
-/** A mountain lake at dawn: layered ridges mirrored in still water. */
+/** A mountain lake at dawn: hazy ridges and a low sun, mirrored in still water. */
 function lakePng(width = 480, height = 320) {
-  const shore = Math.round(height * 0.6);
+  const shore = Math.round(height * 0.64);
   const raw = Buffer.alloc((width * 3 + 1) * height);
   const mix = (a, b, t) => Math.round(a + (b - a) * Math.min(1, Math.max(0, t)));
+  const sun = { x: width * 0.3, y: height * 0.43, r: height * 0.07 };
+  // Far to near: lighter (haze) to darker. 1 - |sin| gives sharp peaks and round valleys.
   const ridges = [
-    { base: 0.36, amp: 0.1, f: [0.013, 0.031], colour: [120, 132, 170] },
-    { base: 0.46, amp: 0.08, f: [0.021, 0.047], colour: [72, 88, 128] },
-    { base: 0.55, amp: 0.05, f: [0.034, 0.071], colour: [34, 52, 80] },
+    { base: 0.5, amp: 0.3, f: [0.011, 0.029], p: [0.4, 2.1], colour: [156, 150, 188] },
+    { base: 0.56, amp: 0.2, f: [0.017, 0.043], p: [2.2, 0.7], colour: [98, 104, 150] },
+    { base: 0.63, amp: 0.1, f: [0.026, 0.067], p: [1.1, 3.0], colour: [46, 58, 94] },
   ];
+  const peak = (v) => 1 - Math.abs(Math.sin(v));
   const ridgeTop = (ridge, x) =>
-    height * (ridge.base - ridge.amp * (0.6 * Math.sin(x * ridge.f[0] + 1.3) + 0.4 * Math.sin(x * ridge.f[1] + 0.4)));
-  /** @param {number} x @param {number} y @returns {number[]} the land/sky colour at (x, y) above the shore */
+    height * (ridge.base - ridge.amp * (0.7 * peak(x * ridge.f[0] + ridge.p[0]) + 0.3 * peak(x * ridge.f[1] + ridge.p[1])));
+  /** @returns {number[]} the colour of the land or sky at (x, y), above the shore */
   const above = (x, y) => {
     for (let i = ridges.length - 1; i >= 0; i--) {
-      if (y >= ridgeTop(ridges[i], x)) {
-        const shade = (y - ridgeTop(ridges[i], x)) / height;
-        return ridges[i].colour.map((c) => mix(c, c * 0.7, shade * 4));
-      }
+      const top = ridgeTop(ridges[i], x);
+      if (y >= top) return ridges[i].colour.map((c) => mix(c, c * 0.8, (y - top) / (height * 0.2)));
     }
-    const t = y / shore; // pale teal high up, peach and rose near the ridges
-    return [mix(150, 255, t), mix(205, 196, t), mix(220, 180, t)];
+    const t = y / shore; // pale blue high up, warm near the horizon
+    let rgb = [mix(120, 255, t * 1.1), mix(170, 205, t), mix(215, 175, t)];
+    const d = Math.hypot(x - sun.x, y - sun.y);
+    if (d < sun.r) rgb = [255, 244, 214];
+    else if (d < sun.r * 3) rgb = rgb.map((c, i) => mix(c, [255, 236, 200][i], (1 - (d - sun.r) / (sun.r * 2)) * 0.7));
+    return rgb;
   };
   let o = 0;
   for (let y = 0; y < height; y++) {
@@ -124,11 +130,10 @@ function lakePng(width = 480, height = 320) {
       let rgb;
       if (y < shore) rgb = above(x, y);
       else {
-        const mirrored = shore - (y - shore) * 1.1 - 1;
-        const ripple = Math.round(2 * Math.sin(y * 0.9 + x * 0.05));
-        const [r, g, b] = above(Math.min(width - 1, Math.max(0, x + ripple)), Math.max(0, mirrored));
         const t = (y - shore) / (height - shore);
-        rgb = [mix(r * 0.82, 20, t * 0.7), mix(g * 0.86, 40, t * 0.7), mix(b * 0.92, 70, t * 0.7)];
+        const ripple = Math.round(3 * t * Math.sin(y * 1.7 + Math.sin(x * 0.03) * 2));
+        const [r, g, b] = above(Math.min(width - 1, Math.max(0, x + ripple)), Math.max(0, 2 * shore - y - 1));
+        rgb = [mix(r * 0.78, 18, t * 0.6), mix(g * 0.84, 34, t * 0.6), mix(b * 0.92, 62, t * 0.6)];
       }
       raw[o++] = rgb[0];
       raw[o++] = rgb[1];
@@ -543,7 +548,7 @@ async function main() {
       return `"${await alice.getByTestId('upload-error').textContent()}"`;
     });
 
-    const caption = `Sunset over the harbour — café terrace, ${suffix}`;
+    const caption = 'Sunset over the harbour, from the café terrace';
     let postId = 0;
     await step('alice uploads a photo with a caption', async () => {
       const png = sunsetPng();
@@ -626,6 +631,8 @@ async function main() {
         ((await alice.getByTestId('conn-state').textContent()) ?? '').includes('reconnecting'),
         'indicator text should say reconnecting',
       );
+      check(await alice.getByTestId('conn-state').isVisible(), 'the indicator is visible');
+      await alice.screenshot({ path: join(ARTIFACTS, 'reconnecting.png'), clip: { x: 0, y: 0, width: 1180, height: 120 } });
     });
 
     await step('server restarts on the same port and data dir; alice goes live by herself', async () => {
@@ -698,7 +705,7 @@ async function main() {
       check((await a.getByTestId('badge').textContent()) === '2', 'left badge still reads 2');
 
       // On the left, alice shares a second photo; on the right, bob sees it and likes it.
-      const lakeCaption = `Still water at dawn, before anyone else was up ${suffix}`;
+      const lakeCaption = 'Still water at dawn, before anyone else was up';
       await a.getByTestId('upload-panel').locator('summary').click(); // folded in a narrow frame
       await a.getByTestId('upload-file').setInputFiles({ name: 'lake.png', mimeType: 'image/png', buffer: lakePng() });
       await a.getByTestId('upload-caption').fill(lakeCaption);
@@ -742,6 +749,14 @@ async function main() {
           },
           lakeId,
         );
+      }
+      // Line both sides up on "Your feed" so the picture shows the same post side by side.
+      for (const frame of [a, b]) {
+        await frame.evaluate(() => {
+          const title = document.getElementById('feed-title');
+          const bar = document.querySelector('.topbar');
+          if (title) window.scrollTo(0, title.getBoundingClientRect().top + window.scrollY - (bar?.clientHeight ?? 0) - 12);
+        });
       }
       await twoPage.screenshot({ path: join(ARTIFACTS, 'two-people.png'), animations: 'disabled' });
       return `from bob's click in the right frame: toast ${seen.toast} ms, badge ${seen.badge} ms, like count ${seen.count} ms; artifacts/two-people.png`;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use pulse_schema::{now_millis, tokens, users};
 use serde::Deserialize;
 
@@ -10,6 +10,8 @@ use crate::auth::AuthUser;
 use crate::domain::{DisplayName, Password, Username, Validator};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::realtime::event::Event;
+use crate::ratelimit::Bucket;
+use crate::routes::protect::ip_of;
 use crate::state::AppState;
 use crate::views::{timestamp, AuthResponse, TicketResponse, User};
 
@@ -23,8 +25,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
+    /// 3..30 of `[a-z0-9._]` after folding to lowercase, not starting or ending with `.`.
+    #[schema(
+        min_length = 3,
+        max_length = 30,
+        pattern = "^[A-Za-z0-9_][A-Za-z0-9._]*[A-Za-z0-9_]$"
+    )]
     pub username: String,
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
+    /// 0..64 characters, no control characters; defaults to the username.
+    #[schema(max_length = 64, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub display_name: Option<String>,
 }
 
@@ -38,8 +49,9 @@ pub struct LoginRequest {
 /// Creates an account and signs it in.
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
     responses((status = 201, body = AuthResponse), (status = 400, body = Problem), (status = 409, body = Problem),
-              (status = 413, body = Problem), (status = 422, body = Problem)))]
+              (status = 413, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
 pub async fn register(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<RegisterRequest>,
 ) -> ApiResult<HttpResponse> {
@@ -58,6 +70,7 @@ pub async fn register(
             "username and password are required".into(),
         ));
     };
+    state.limiter.hit(Bucket::Registrations, &ip_of(&req, &state)).await?;
     let display_name = display_name.unwrap_or_else(|| username.as_str().to_owned());
     let hash = state.passwords.hash(password.expose().to_owned()).await?;
     let row = users::create(
@@ -80,12 +93,16 @@ pub async fn register(
 
 /// Signs in. Unknown user and wrong password get the same 401, in the same time.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = AuthResponse), (status = 400, body = Problem), (status = 401, body = Problem)))]
+    responses((status = 200, body = AuthResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 429, body = Problem)))]
 pub async fn login(
     state: web::Data<AppState>,
     body: web::Json<LoginRequest>,
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
+    // Failed logins are counted per username (folded, so case does not dodge it): past the
+    // limit every login for that name answers 429 until the window ends.
+    let throttle_key: String = body.username.chars().take(64).collect::<String>().to_lowercase();
+    state.limiter.check(Bucket::LoginFailures, &throttle_key).await?;
     let stored = match Username::parse(&body.username) {
         Ok(username) => users::credentials(&state.db, username.as_str()).await?,
         Err(_) => None,
@@ -96,6 +113,7 @@ pub async fn login(
     };
     let valid = state.passwords.verify(body.password, hash).await?;
     let Some(user_id) = user_id.filter(|_| valid) else {
+        state.limiter.hit(Bucket::LoginFailures, &throttle_key).await?;
         return Err(ApiError::Unauthorized(
             "Unknown username or wrong password.",
         ));

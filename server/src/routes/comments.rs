@@ -7,6 +7,8 @@ use serde::Deserialize;
 use crate::auth::AuthUser;
 use crate::domain::{next_cursor, path_id, PageQuery, Text, Validator};
 use crate::error::{ApiError, ApiResult, Problem};
+use crate::ratelimit::Bucket;
+use crate::routes::protect::throttle_user;
 use crate::state::AppState;
 use crate::views::{Comment, Page};
 
@@ -18,6 +20,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommentRequest {
+    /// 1..2200 characters, no NUL.
+    #[schema(min_length = 1, max_length = 2200, pattern = "^[^\\u0000]*$")]
     pub text: String,
 }
 
@@ -47,7 +51,7 @@ pub async fn list_comments(
 #[utoipa::path(post, path = "/api/v1/posts/{id}/comments", tag = "comments", security(("bearer" = [])),
     params(("id" = i64, Path)), request_body = CommentRequest,
     responses((status = 201, body = Comment), (status = 400, body = Problem), (status = 401, body = Problem),
-              (status = 404, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem)))]
+              (status = 404, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
 pub async fn add_comment(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -59,6 +63,7 @@ pub async fn add_comment(
     let text = v.check(Text::comment(&body.text));
     v.finish()?;
     let text = text.ok_or_else(|| ApiError::BadRequest("text is required".into()))?;
+    throttle_user(&state, Bucket::Comments, user.id).await?;
     let (comment, notification) = comments::create(&state.db, user.id, post, text.as_str()).await?;
     if let Some(view) = notification {
         super::announce(&state, view).await;

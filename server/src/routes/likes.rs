@@ -8,6 +8,8 @@ use crate::auth::AuthUser;
 use crate::domain::path_id;
 use crate::error::{ApiResult, Problem};
 use crate::realtime::event::Event;
+use crate::ratelimit::Bucket;
+use crate::routes::protect::throttle_user;
 use crate::state::AppState;
 use crate::views::LikeResponse;
 
@@ -40,13 +42,14 @@ async fn publish(state: &AppState, outcome: LikeOutcome) -> HttpResponse {
 /// Likes a post (idempotent; the author hears about it once ever).
 #[utoipa::path(put, path = "/api/v1/posts/{id}/like", tag = "likes", security(("bearer" = [])),
     params(("id" = i64, Path)),
-    responses((status = 200, body = LikeResponse), (status = 401, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = LikeResponse), (status = 401, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
 pub async fn like_post(
     state: web::Data<AppState>,
     user: AuthUser,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let post = PostId(path_id(&path)?);
+    throttle_user(&state, Bucket::Likes, user.id).await?;
     let outcome = likes::like(&state.db, user.id, post).await?;
     Ok(publish(&state, outcome).await)
 }
@@ -54,13 +57,14 @@ pub async fn like_post(
 /// Removes your like (idempotent).
 #[utoipa::path(delete, path = "/api/v1/posts/{id}/like", tag = "likes", security(("bearer" = [])),
     params(("id" = i64, Path)),
-    responses((status = 200, body = LikeResponse), (status = 401, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = LikeResponse), (status = 401, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
 pub async fn unlike_post(
     state: web::Data<AppState>,
     user: AuthUser,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let post = PostId(path_id(&path)?);
+    throttle_user(&state, Bucket::Likes, user.id).await?;
     let outcome = likes::unlike(&state.db, user.id, post).await?;
     Ok(publish(&state, outcome).await)
 }

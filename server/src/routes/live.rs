@@ -13,6 +13,8 @@ use crate::domain::MAX_ID;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::realtime::hub::RegisterError;
 use crate::realtime::socket::SocketTask;
+use crate::ratelimit::Bucket;
+use crate::routes::protect::throttle_user;
 use crate::state::AppState;
 
 /// How long a socket open waits for the bus to confirm the subscription.
@@ -94,6 +96,7 @@ pub async fn open_socket(
         )),
     };
 
+    throttle_user(&state, Bucket::SocketConnects, claims.user_id).await?;
     let (response, session, stream) = actix_ws::handle(&req, body)
         .map_err(|e| ApiError::BadRequest(format!("Not a WebSocket upgrade: {e}")))?;
     let (queue, subscribed) = state

@@ -11,6 +11,7 @@ pub mod media;
 pub mod notifications;
 pub mod openapi;
 pub mod posts;
+pub mod protect;
 pub mod system;
 pub mod users;
 
@@ -24,6 +25,8 @@ use crate::error::ApiError;
 use crate::realtime::event::Event;
 use crate::realtime::socket::notification_frame;
 use crate::state::AppState;
+
+pub use protect::{cors, throttle_writes_by_ip};
 
 /// Mounts every route.
 pub fn configure(cfg: &mut web::ServiceConfig, max_json_bytes: usize) {

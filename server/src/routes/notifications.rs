@@ -4,6 +4,11 @@ use actix_web::{web, HttpResponse};
 use pulse_schema::notifications::{self, MarkRead};
 use pulse_schema::NotificationId;
 use serde::Deserialize;
+use utoipa::openapi::schema::{
+    AdditionalProperties, ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema,
+    SchemaFormat, Type,
+};
+use utoipa::openapi::RefOr;
 
 use crate::auth::AuthUser;
 use crate::domain::{next_cursor, PageQuery, MAX_ID};
@@ -50,12 +55,50 @@ pub async fn list_notifications(
 }
 
 /// `{"up_to_id": N}` marks everything up to N; `{"ids": [...]}` marks those.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MarkReadRequest {
     pub up_to_id: Option<i64>,
     pub ids: Option<Vec<i64>>,
 }
+
+/// Written by hand: "exactly one of the two" is a `oneOf` the derive cannot express.
+impl utoipa::PartialSchema for MarkReadRequest {
+    fn schema() -> RefOr<Schema> {
+        let id = || {
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                .minimum(Some(1))
+                .maximum(Some(MAX_ID))
+        };
+        let absent = || ObjectBuilder::new().schema_type(Type::Null);
+        let up_to = ObjectBuilder::new()
+            .property("up_to_id", id())
+            .property("ids", absent())
+            .required("up_to_id")
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        let ids = ObjectBuilder::new()
+            .property(
+                "ids",
+                ArrayBuilder::new()
+                    .items(id())
+                    .max_items(Some(MAX_READ_IDS)),
+            )
+            .property("up_to_id", absent())
+            .required("ids")
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        OneOfBuilder::new()
+            .item(up_to)
+            .item(ids)
+            .description(Some(
+                "`{\"up_to_id\": N}` marks everything up to N; `{\"ids\": [...]}` marks those.",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for MarkReadRequest {}
 
 /// Marks notifications read and pushes the new unread count to all your sockets.
 #[utoipa::path(post, path = "/api/v1/notifications/read", tag = "notifications", security(("bearer" = [])),

@@ -9,6 +9,8 @@ use pulse_schema::{now_millis, PostId, UserId};
 use crate::auth::AuthUser;
 use crate::domain::{next_cursor, path_id, PageQuery, Text, Validator};
 use crate::error::{ApiError, ApiResult, Problem};
+use crate::ratelimit::Bucket;
+use crate::routes::protect::throttle_user;
 use crate::state::AppState;
 use crate::views::{Page, Post};
 
@@ -41,12 +43,14 @@ pub async fn render_posts(
 
 /// The multipart upload form, as the OpenAPI document describes it.
 #[derive(utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct CreatePostForm {
     /// JPEG, PNG or WebP; at most 10 MiB and 8192 px on a side by default.
     #[schema(value_type = String, format = Binary)]
     image: Vec<u8>,
-    /// 0..2200 characters.
+    /// 0..2200 characters, no NUL.
+    #[schema(max_length = 2200, pattern = "^[^\\u0000]*$")]
     caption: Option<String>,
 }
 
@@ -85,12 +89,13 @@ async fn read_part(
 #[utoipa::path(post, path = "/api/v1/posts", tag = "posts", security(("bearer" = [])),
     request_body(content = CreatePostForm, content_type = "multipart/form-data"),
     responses((status = 201, body = Post), (status = 400, body = Problem), (status = 401, body = Problem),
-              (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
+              (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
 pub async fn create_post(
     state: web::Data<AppState>,
     user: AuthUser,
     mut form: Multipart,
 ) -> ApiResult<HttpResponse> {
+    throttle_user(&state, Bucket::Posts, user.id).await?;
     let mut image = None;
     let mut caption = None;
     while let Some(field) = form.next().await {

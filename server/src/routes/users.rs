@@ -7,6 +7,8 @@ use super::posts::render_posts;
 use crate::auth::AuthUser;
 use crate::domain::{next_cursor, path_id, PageQuery};
 use crate::error::{ApiError, ApiResult, Problem};
+use crate::ratelimit::Bucket;
+use crate::routes::protect::throttle_user;
 use crate::state::AppState;
 use crate::views::{Page, Post, User};
 
@@ -49,13 +51,14 @@ pub async fn get_user(
 /// Follows a user (idempotent; the first follow ever notifies them).
 #[utoipa::path(put, path = "/api/v1/users/{id}/follow", tag = "users", security(("bearer" = [])),
     params(("id" = i64, Path)),
-    responses((status = 200, body = User), (status = 401, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = User), (status = 401, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
 pub async fn follow_user(
     state: web::Data<AppState>,
     user: AuthUser,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let target = UserId(path_id(&path)?);
+    throttle_user(&state, Bucket::Follows, user.id).await?;
     if target == user.id {
         return Err(ApiError::validation("id", "you cannot follow yourself"));
     }
@@ -68,13 +71,14 @@ pub async fn follow_user(
 /// Stops following a user (idempotent).
 #[utoipa::path(delete, path = "/api/v1/users/{id}/follow", tag = "users", security(("bearer" = [])),
     params(("id" = i64, Path)),
-    responses((status = 200, body = User), (status = 401, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = User), (status = 401, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
 pub async fn unfollow_user(
     state: web::Data<AppState>,
     user: AuthUser,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let target = UserId(path_id(&path)?);
+    throttle_user(&state, Bucket::Follows, user.id).await?;
     follows::unfollow(&state.db, user.id, target).await?;
     Ok(HttpResponse::Ok().json(render_user(&state, user.id, target).await?))
 }

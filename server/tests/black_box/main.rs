@@ -13,5 +13,6 @@ mod live;
 mod malformed;
 mod notifications;
 mod posts;
+mod rate_limits;
 mod system;
 mod users;

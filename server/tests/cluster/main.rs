@@ -328,3 +328,22 @@ async fn clients_of_a_stopped_instance_resume_on_the_other_without_loss() {
     let all: BTreeSet<i64> = b.all_notifications(&alice).await.iter().map(id).collect();
     assert_eq!(all.len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limits_are_shared_by_the_instances_through_redis() {
+    let store = Store::fresh_postgres().await;
+    let limit_likes = |s: &mut pulse_server::config::Settings| s.limits.rate_likes_per_min = 3;
+    let a = TestApp::spawn_on(&store, limit_likes).await;
+    let b = TestApp::spawn_on(&store, limit_likes).await;
+    let (author, fan) = (a.register("author").await, a.register("fan").await);
+    let post = a.create_post(&author, "p").await["id"].as_i64().unwrap();
+    a.like(&fan, post).await.assert_status(StatusCode::OK);
+    b.delete(&format!("/posts/{post}/like"), &fan.token)
+        .await
+        .assert_status(StatusCode::OK);
+    a.like(&fan, post).await.assert_status(StatusCode::OK);
+    // The fourth in this minute is refused by the other instance too.
+    b.like(&fan, post)
+        .await
+        .assert_problem(StatusCode::TOO_MANY_REQUESTS, "/problems/rate-limited");
+}
