@@ -31,6 +31,7 @@ const cfg = {
   vus: Math.ceil(sockets / perVu),
   // The server refuses more than PULSE_WS_MAX_SOCKETS_PER_USER (32) sockets per user and instance.
   watcherUsers: Math.min(sockets, envNum('WATCHER_USERS', Math.ceil(sockets / 16))),
+  // (setup registers max(WATCHER_USERS, LIKE_RATE x DURATION) users; sockets use all of them)
   likeRate,
   duration,
   likes: Math.ceil(likeRate * duration),
@@ -88,9 +89,10 @@ export function setup() {
   const base = cfg.bases[0];
   const run = newRunId();
   const t = Date.now();
+  // Watchers double as likers (every like by a distinct user): fewer argon2 registrations.
+  const userCount = Math.max(cfg.watcherUsers, cfg.likes);
   const names = [`f${run}_author`];
-  for (let i = 0; i < cfg.watcherUsers; i++) names.push(`f${run}_w${i}`);
-  for (let i = 0; i < cfg.likes; i++) names.push(`f${run}_l${i}`);
+  for (let i = 0; i < userCount; i++) names.push(`f${run}_u${i}`);
   const users = registerMany(base, names);
   const author = users[0];
   const post = createPosts(base, [author], 1)[0][0];
@@ -101,10 +103,12 @@ export function setup() {
     `setup: ${users.length} users and post ${post} in ${((now - t) / 1000).toFixed(1)} s; ` +
       `${cfg.sockets} sockets in ${cfg.vus} VUs, ${cfg.likes} likes from +${((likeStartAt - now) / 1000).toFixed(1)} s`,
   );
+  // Parsed by run.sh (CPU time per component during the like phase): keep the format.
+  console.log(`PHASE cpu from=${likeStartAt} to=${likeStartAt + cfg.duration * 1000}`);
   return {
     post,
-    watchers: users.slice(1, 1 + cfg.watcherUsers).map((u) => u.token),
-    likers: users.slice(1 + cfg.watcherUsers).map((u) => u.token),
+    watchers: users.slice(1, 1 + userCount).map((u) => u.token),
+    likers: users.slice(1, 1 + cfg.likes).map((u) => u.token),
     openStartAt,
     likeStartAt,
     intervalMs: 1000 / cfg.likeRate,

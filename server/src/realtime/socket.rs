@@ -106,10 +106,9 @@ impl SocketTask {
             heartbeat_s: limits.ws_heartbeat_secs,
         }
         .to_json();
-        if let Err(close) = self.send(hello).await {
-            return close;
-        }
-        let mut cursor = match self.replay().await {
+        // Boxed (here and for `send_after`): a database read is a large future, and awaited
+        // inline it would size this task's state machine, which every idle socket keeps.
+        let mut cursor = match Box::pin(self.replay(hello)).await {
             Ok(cursor) => cursor,
             Err(close) => return close,
         };
@@ -250,41 +249,52 @@ impl SocketTask {
     }
 
     /// Sends what `?since=` asks for and returns the cursor to continue from.
-    async fn replay(&mut self) -> Result<Cursor, Close> {
+    async fn replay(&mut self, hello: String) -> Result<Cursor, Close> {
+        // The database is read before `hello` goes out, so a client that has its `hello` has a
+        // socket that is fully set up (a database outage refuses it before, with 1011).
         let db = self.state.db.clone();
-        let db = &db;
-        let user = self.claims.user_id;
+        let (latest_seq, latest_id) = notifications::latest(&db, self.claims.user_id)
+            .await
+            .map_err(|e| db_failed(&e))?;
         let Some(since) = self.since else {
-            let (seq, id) = notifications::latest(db, user)
-                .await
-                .map_err(|e| db_failed(&e))?;
-            return Ok(Cursor { id, seq });
+            self.send(hello).await?;
+            return Ok(Cursor {
+                id: latest_id,
+                seq: latest_seq,
+            });
         };
         self.state.metrics.replays.fetch_add(1, Ordering::Relaxed);
         let mut cursor = Cursor { id: since, seq: 0 };
-        let sent = self.send_after(&mut cursor).await?;
-        if !sent {
-            let (seq, id) = notifications::latest(db, user)
-                .await
-                .map_err(|e| db_failed(&e))?;
-            if id <= since {
-                cursor = Cursor {
-                    id: since.max(id),
-                    seq,
-                };
-            }
+        let sent = self.send_after_with(&mut cursor, Some(hello)).await?;
+        if !sent && latest_id <= since {
+            cursor = Cursor {
+                id: since.max(latest_id),
+                seq: latest_seq,
+            };
         }
         Ok(cursor)
     }
 
+    async fn send_after(&mut self, cursor: &mut Cursor) -> Result<bool, Close> {
+        self.send_after_with(cursor, None).await
+    }
+
     /// Sends every committed notification after `cursor.id` (the newest `replay_limit`, after
     /// a `gap` frame when there are more); returns whether anything was sent.
-    async fn send_after(&mut self, cursor: &mut Cursor) -> Result<bool, Close> {
+    /// `first` (the `hello`) is sent after the read and before the rows.
+    async fn send_after_with(
+        &mut self,
+        cursor: &mut Cursor,
+        first: Option<String>,
+    ) -> Result<bool, Close> {
         let limit = self.state.settings.limits.ws_replay_limit;
         let (rows, truncated) =
             notifications::replay_after_id(&self.state.db, self.claims.user_id, cursor.id, limit)
                 .await
                 .map_err(|e| db_failed(&e))?;
+        if let Some(first) = first {
+            self.send(first).await?;
+        }
         if truncated {
             if let Some(first) = rows.first() {
                 self.send(
@@ -316,7 +326,7 @@ impl SocketTask {
         }
         if pending.catch_up {
             self.state.metrics.replays.fetch_add(1, Ordering::Relaxed);
-            self.send_after(cursor).await?;
+            Box::pin(self.send_after(cursor)).await?;
         }
         for queued in pending.notifications {
             if queued.seq <= cursor.seq {
@@ -330,7 +340,7 @@ impl SocketTask {
                     seq: queued.seq,
                 };
             } else {
-                self.send_after(cursor).await?;
+                Box::pin(self.send_after(cursor)).await?;
                 // A deleted post can leave a hole in `seq`; the database read settles it.
                 if cursor.seq < queued.seq {
                     cursor.seq = queued.seq;

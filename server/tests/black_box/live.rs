@@ -473,3 +473,32 @@ async fn shutdown_closes_sockets_with_1001() {
     }
     stopping.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn heartbeats_keep_an_answering_client_and_drop_a_silent_one() {
+    let app = TestApp::spawn_with(|s| {
+        s.limits.ws_heartbeat_secs = 1;
+        s.limits.ws_client_timeout_secs = 2;
+    })
+    .await;
+    let (alice, bob) = (app.register("alice").await, app.register("bob").await);
+    let mut answering = app.socket(&alice, "").await;
+    let mut silent = Socket::open_small_buffer(&app.ws_url(""), &bob.token).await;
+    // Reading answers the server's pings; for twice the timeout nothing but pings arrives.
+    assert!(matches!(
+        answering.next_within(Duration::from_secs(4)).await,
+        Err(Ended::TimedOut)
+    ));
+    answering.send_json(json!({"type": "ping"})).await;
+    assert_eq!(answering.next().await, json!({"type": "pong"}));
+    // The client that answered nothing was dropped.
+    let closed_1001 = || {
+        let text = app.state.metrics.render((0, 0, 0));
+        text.contains("pulse_sockets_closed_total{code=\"1001\"} 1")
+    };
+    eventually("the silent socket to be dropped", || async {
+        closed_1001().then_some(())
+    })
+    .await;
+    assert_eq!(silent.closed().await, Some(1001));
+}

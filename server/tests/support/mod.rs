@@ -174,6 +174,9 @@ impl TestApp {
 
     /// An instance on `store` (several instances may share one store).
     pub async fn spawn_on(store: &Store, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+        if std::env::var_os("PULSE_TEST_LOG").is_some() {
+            pulse_server::telemetry::init_logging(); // RUST_LOG filters it
+        }
         let mut settings = store.settings();
         adjust(&mut settings);
         let app = Application::build(settings)

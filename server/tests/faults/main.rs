@@ -1,0 +1,259 @@
+//! Fault tests: real processes and real connections cut mid-load. PostgreSQL "stops" behind a
+//! TCP proxy this test controls (the shared server is never touched); instances are real `pulse`
+//! processes killed with SIGKILL or stopped with SIGTERM. Always on PostgreSQL + Redis.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod process;
+mod proxy;
+
+use futures_util::future::join_all;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use support::socket::Ended;
+use support::{Store, TestApp};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn database_outage_answers_503_serves_what_it_can_and_recovers_without_restart() {
+    let mut store = Store::fresh_postgres().await;
+    let upstream = store.database_url.clone().unwrap();
+    let proxy = proxy::Proxy::start(5432).await;
+    store.database_url = Some(proxy.rewrite(&upstream));
+    let app = TestApp::spawn_on(&store, |s| s.limits.db_acquire_timeout_ms = 1000).await;
+    let (alice, bob) = (app.register("alice").await, app.register("bob").await);
+    let post = app.create_post(&alice, "p").await;
+    let post_id = post["id"].as_i64().unwrap();
+    let image_url = post["image_url"].as_str().unwrap().to_owned();
+    let mut socket = app.socket(&alice, "").await;
+
+    proxy.set_down();
+    // Writes and database reads: 503 problem+json, never 500.
+    for reply in [
+        app.like(&bob, post_id).await,
+        app.get("/feed", &bob.token).await,
+        app.post(
+            &format!("/posts/{post_id}/comments"),
+            &bob.token,
+            json!({"text": "hi"}),
+        )
+        .await,
+    ] {
+        reply.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "/problems/unavailable");
+    }
+    // What needs no database is still served.
+    assert_eq!(
+        app.http
+            .get(app.url(&image_url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.http
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.http.get(app.url("/")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.http
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !metrics.contains("status=\"500\""),
+        "no 500 during the outage:\n{metrics}"
+    );
+
+    // PostgreSQL is back: the same process recovers.
+    proxy.set_up();
+    support::eventually("writes to succeed again", || async {
+        (app.like(&bob, post_id).await.status == StatusCode::OK).then_some(())
+    })
+    .await;
+    assert_eq!(socket.notification().await["kind"], "like");
+    assert_eq!(
+        app.http
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !metrics.contains("status=\"500\""),
+        "no 500 at all:\n{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn instances_killed_or_stopped_mid_load_lose_nothing() {
+    let store = Store::fresh_postgres().await;
+    let one = process::Instance::start(&store).await;
+    let two = process::Instance::start(&store).await;
+    let three = process::Instance::start(&store).await;
+    let api = |instance: &process::Instance| instance.base.clone();
+    let http = reqwest::Client::new();
+    let register = |base: String, name: String| {
+        let http = http.clone();
+        async move {
+            let body = json!({"username": name, "password": support::PASSWORD});
+            let reply: serde_json::Value = http
+                .post(format!("{base}/api/v1/auth/register"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            (
+                reply["user"]["id"].as_i64().unwrap(),
+                reply["token"].as_str().unwrap().to_owned(),
+            )
+        }
+    };
+    let (_, alice_token) = register(
+        api(&one),
+        format!("alice_{}", &support::random_suffix()[..6]),
+    )
+    .await;
+    let post = {
+        let form = reqwest::multipart::Form::new().text("caption", "p").part(
+            "image",
+            reqwest::multipart::Part::bytes(support::png(16, 16)).file_name("p.png"),
+        );
+        let reply: serde_json::Value = http
+            .post(format!("{}/api/v1/posts", api(&one)))
+            .bearer_auth(&alice_token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        reply["id"].as_i64().unwrap()
+    };
+    let fans = join_all((0..40).map(|i| {
+        register(
+            api(&three),
+            format!("k{i}_{}", &support::random_suffix()[..6]),
+        )
+    }))
+    .await;
+
+    // Alice listens on instance one; likes flow through instance three.
+    let ws = |instance: &process::Instance, since: i64| {
+        format!("ws://127.0.0.1:{}/api/v1/ws?since={since}", instance.port)
+    };
+    let mut socket = support::Socket::open(&ws(&one, 0), Some(&alice_token), None)
+        .await
+        .unwrap();
+    let likes = {
+        let (http, base) = (http.clone(), api(&three));
+        let fans = fans.clone();
+        tokio::spawn(async move {
+            for (_, token) in fans {
+                let status = http
+                    .put(format!("{base}/api/v1/posts/{post}/like"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status();
+                assert_eq!(status, StatusCode::OK);
+            }
+        })
+    };
+    let mut seen: Vec<i64> = Vec::new();
+    // A few arrive, then instance one dies without warning.
+    assert_eq!(read_until(&mut socket, &mut seen, 5).await, None);
+    let mut one = one;
+    one.kill();
+    let _ = read_until(&mut socket, &mut seen, usize::MAX).await; // reads what was buffered, then the cut
+    let since = seen.last().copied().unwrap();
+    // The client resumes on instance two; then instance two is stopped gracefully (SIGTERM).
+    let mut socket = support::Socket::open(&ws(&two, since), Some(&alice_token), None)
+        .await
+        .unwrap();
+    let target = seen.len() + 5;
+    assert_eq!(read_until(&mut socket, &mut seen, target).await, None);
+    let mut two = two;
+    two.terminate();
+    assert_eq!(
+        read_until(&mut socket, &mut seen, usize::MAX).await,
+        Some(Some(1001)),
+        "SIGTERM closes sockets with 1001"
+    );
+    let since = seen.last().copied().unwrap();
+    let mut socket = support::Socket::open(&ws(&three, since), Some(&alice_token), None)
+        .await
+        .unwrap();
+    likes.await.unwrap();
+    assert_eq!(read_until(&mut socket, &mut seen, 40).await, None);
+    assert_eq!(seen.len(), 40);
+    assert!(two.wait_exit().await.success(), "SIGTERM exits cleanly");
+}
+
+/// Reads notifications into `seen` (asserting strictly increasing ids) until it holds `count`
+/// (`None`) or the socket closes (`Some(close code)`).
+async fn read_until(
+    socket: &mut support::Socket,
+    seen: &mut Vec<i64>,
+    count: usize,
+) -> Option<Option<u16>> {
+    loop {
+        if seen.len() >= count {
+            return None;
+        }
+        match socket.next_within(support::DEADLINE).await {
+            Ok(frame) if frame["type"] == "notification" => {
+                let id = frame["notification"]["id"].as_i64().unwrap();
+                assert!(
+                    seen.last().is_none_or(|last| id > *last),
+                    "no duplicate, in order"
+                );
+                seen.push(id);
+            }
+            Ok(frame) => panic!("unexpected {frame}"),
+            Err(Ended::Closed(code)) => return Some(code),
+            Err(Ended::TimedOut) => panic!("stuck at {} notifications", seen.len()),
+        }
+    }
+}
