@@ -75,6 +75,8 @@ export function setup() {
   return { tokens: users.map((u) => u.token), openAt, heldFrom, heldTo };
 }
 
+let errorsLogged = 0; // per VU
+
 function hold(data, g) {
   let closing = false;
   let open = false;
@@ -89,8 +91,11 @@ function hold(data, g) {
   ws.onmessage = (e) => {
     if (e.data.indexOf('"hello"') >= 0) hellos.add(1);
   };
-  ws.onerror = () => {
-    if (!closing) wsFailures.add(1, { kind: 'error' });
+  ws.onerror = (e) => {
+    if (!closing) {
+      wsFailures.add(1, { kind: 'error' });
+      if (errorsLogged++ < 5) console.warn(`socket ${g}: ${e && e.error}`);
+    }
   };
   ws.onclose = () => {
     if (!closing) {

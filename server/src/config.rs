@@ -41,6 +41,8 @@ limits! {
     default_page_size: i64 = 20 => "PULSE_DEFAULT_PAGE_SIZE";
     /// Largest `?limit=` accepted (the contract fixes 100).
     max_page_size: i64 = 100 => "PULSE_MAX_PAGE_SIZE";
+    /// Most ids one `POST /notifications/read {"ids": [...]}` may name (422 beyond).
+    max_read_ids: usize = 1000 => "PULSE_MAX_READ_IDS";
     /// Lifetime of a login token, in seconds (30 days).
     token_ttl_secs: u64 = 30 * 24 * 3600 => "PULSE_TOKEN_TTL_SECS";
     /// Lifetime of a socket ticket, in seconds.

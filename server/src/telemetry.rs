@@ -79,6 +79,8 @@ pub struct Metrics {
     pub publish_failures: AtomicU64,
     /// Notification commit → written to the socket.
     pub delivery_latency: Histogram,
+    /// Notification commit → received from Redis by this instance's subscriber.
+    pub bus_lag: Histogram,
     /// (method, route pattern, status) → count and latency.
     pub http: DashMap<(String, String, u16), Histogram>,
 }
@@ -96,6 +98,14 @@ impl Metrics {
         self.frames_delivered.fetch_add(1, Ordering::Relaxed);
         let now_ms = chrono::Utc::now().timestamp_millis();
         self.delivery_latency.observe(Duration::from_millis(
+            now_ms.saturating_sub(committed_ms).max(0) as u64,
+        ));
+    }
+
+    /// Records a notification event arriving from Redis, committed at `committed_ms` (Unix ms).
+    pub fn observe_bus_lag(&self, committed_ms: i64) {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        self.bus_lag.observe(Duration::from_millis(
             now_ms.saturating_sub(committed_ms).max(0) as u64,
         ));
     }
@@ -181,6 +191,8 @@ impl Metrics {
         let _ = writeln!(out, "# HELP pulse_delivery_latency_seconds Notification commit to socket write.\n# TYPE pulse_delivery_latency_seconds histogram");
         self.delivery_latency
             .render(&mut out, "pulse_delivery_latency_seconds", "");
+        let _ = writeln!(out, "# HELP pulse_bus_lag_seconds Notification commit to arrival from Redis pub/sub.\n# TYPE pulse_bus_lag_seconds histogram");
+        self.bus_lag.render(&mut out, "pulse_bus_lag_seconds", "");
         let _ = writeln!(out, "# HELP pulse_http_request_duration_seconds HTTP requests by route and status.\n# TYPE pulse_http_request_duration_seconds histogram");
         for entry in self.http.iter() {
             let (method, route, status) = entry.key();

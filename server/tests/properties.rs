@@ -256,7 +256,7 @@ fn header_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
 fn ingest_checked(store: &MediaStore, bytes: &[u8]) -> Result<u16, TestCaseError> {
     match store.ingest(bytes) {
         Ok(StoredImage { key, width, height }) => {
-            prop_assert!(width >= 1 && width <= MAX_SIDE && height >= 1 && height <= MAX_SIDE);
+            prop_assert!((1..=MAX_SIDE).contains(&width) && (1..=MAX_SIDE).contains(&height));
             prop_assert_eq!(header_dimensions(bytes), Some((width, height)));
             let (path, _) = store.path_for(&key).expect("a stored key resolves");
             let stored = std::fs::read(path).expect("the stored file is readable");

@@ -184,7 +184,12 @@ impl Subscriber {
                         return Err(redis::RedisError::from((redis::ErrorKind::Io, "pub/sub connection closed")));
                     };
                     match std::str::from_utf8(message.get_payload_bytes()).ok().and_then(Event::decode) {
-                        Some(event) => self.hub.dispatch(event),
+                        Some(event) => {
+                            if let Event::Notification { committed_ms, .. } = &event {
+                                self.hub.metrics.observe_bus_lag(*committed_ms);
+                            }
+                            self.hub.dispatch(event)
+                        }
                         None => tracing::warn!(channel = message.get_channel_name(), "undecodable bus message"),
                     }
                 }

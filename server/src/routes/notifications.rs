@@ -17,8 +17,6 @@ use crate::realtime::event::Event;
 use crate::state::AppState;
 use crate::views::{Notification, NotificationPage, UnreadCountResponse};
 
-/// Most ids accepted in one `{"ids": [...]}`.
-const MAX_READ_IDS: usize = 1000;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/notifications", web::get().to(list_notifications))
@@ -83,7 +81,7 @@ impl utoipa::PartialSchema for MarkReadRequest {
                 "ids",
                 ArrayBuilder::new()
                     .items(id())
-                    .max_items(Some(MAX_READ_IDS)),
+                    .max_items(Some(crate::config::Limits::default().max_read_ids)),
             )
             .property("up_to_id", absent())
             .required("ids")
@@ -110,16 +108,17 @@ pub async fn mark_read(
     body: web::Json<MarkReadRequest>,
 ) -> ApiResult<HttpResponse> {
     let valid_id = |id: &i64| (1..=MAX_ID).contains(id);
+    let max_ids = state.settings.limits.max_read_ids;
     let which = match (body.up_to_id, &body.ids) {
         (Some(up_to), None) if valid_id(&up_to) => MarkRead::UpTo(NotificationId(up_to)),
-        (None, Some(ids)) if ids.len() <= MAX_READ_IDS && ids.iter().all(valid_id) => {
+        (None, Some(ids)) if ids.len() <= max_ids && ids.iter().all(valid_id) => {
             MarkRead::Ids(ids.iter().copied().map(NotificationId).collect())
         }
         (Some(_), None) => return Err(ApiError::validation("up_to_id", "must be a positive id")),
         (None, Some(_)) => {
             return Err(ApiError::validation(
                 "ids",
-                format!("must be at most {MAX_READ_IDS} positive ids"),
+                format!("must be at most {max_ids} positive ids"),
             ))
         }
         _ => {

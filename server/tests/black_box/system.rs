@@ -36,6 +36,7 @@ async fn metrics_are_prometheus_text_and_count_what_happens() {
         .unwrap();
     for name in [
         "pulse_sockets_open",
+        "pulse_bus_lag_seconds_count",
         "pulse_notifications_created_total",
         "pulse_http_request_duration_seconds_bucket",
     ] {
