@@ -45,46 +45,14 @@ async fn database_outage_answers_503_serves_what_it_can_and_recovers_without_res
         reply.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "/problems/unavailable");
     }
     // What needs no database is still served.
+    assert_eq!(app.status_of(&image_url).await, StatusCode::OK);
+    assert_eq!(app.status_of("/healthz").await, StatusCode::OK);
+    assert_eq!(app.status_of("/").await, StatusCode::OK);
     assert_eq!(
-        app.http
-            .get(app.url(&image_url))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.http
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.http.get(app.url("/")).send().await.unwrap().status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.http
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        app.status_of("/readyz").await,
         StatusCode::SERVICE_UNAVAILABLE
     );
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(
         !metrics.contains("status=\"500\""),
         "no 500 during the outage:\n{metrics}"
@@ -97,24 +65,8 @@ async fn database_outage_answers_503_serves_what_it_can_and_recovers_without_res
     })
     .await;
     assert_eq!(socket.notification().await["kind"], "like");
-    assert_eq!(
-        app.http
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    assert_eq!(app.status_of("/readyz").await, StatusCode::OK);
+    let metrics = app.metrics_text().await;
     assert!(
         !metrics.contains("status=\"500\""),
         "no 500 at all:\n{metrics}"

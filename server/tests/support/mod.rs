@@ -217,6 +217,27 @@ impl TestApp {
         }
     }
 
+    /// The status of an unauthenticated GET (health, media, the demo page).
+    pub async fn status_of(&self, path: &str) -> StatusCode {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request reaches the server")
+            .status()
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics_text(&self) -> String {
+        let response = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("request reaches the server");
+        response.text().await.expect("metrics body")
+    }
+
     pub fn ws_url(&self, query: &str) -> String {
         format!("ws://127.0.0.1:{}/api/v1/ws{query}", self.port)
     }
