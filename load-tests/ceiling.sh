@@ -134,3 +134,5 @@ jq -n --arg command "$COMMAND_LINE" --arg date "$STAMP" --arg cores "$(cores)" -
     sustained_step: $sustained_step, pgbench_tps: $pgbench_tps, pgbench_clients: $pgbench_clients,
     ratio: $ratio, target_ratio: 0.7, steps: $steps}' >"$OUT.json"
 log "results: $OUT.json"
+# Like the k6 thresholds: a missed target is a failing exit code.
+awk -v r="$RATIO" 'BEGIN { exit !(r >= 0.7) }' || { log "target missed: ratio $RATIO < 0.7"; exit 1; }

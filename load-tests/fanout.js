@@ -48,6 +48,9 @@ const fanoutLatency = new Trend('fanout_latency', true);
 const likeSendLag = new Trend('like_send_lag', true);
 const likeDuration = new Trend('like_duration', true);
 const likeCountFrames = new Counter('like_count_frames');
+// Frames received while likes were being sent ([likeStartAt, likeStartAt + DURATION)): with the
+// server's CPU time over the same phase (run.sh), frames per CPU-second.
+const framesInPhase = new Counter('like_count_frames_in_phase');
 const socketsOpened = new Counter('sockets_opened');
 const wsFailures = new Counter('ws_failures');
 const staleFinal = new Counter('stale_final_count');
@@ -125,7 +128,9 @@ function watch(data, g) {
   let closing = false;
   let opened = false;
   let frames = 0;
+  let inPhase = 0;
   let last = -1;
+  const phaseEnd = data.likeStartAt + cfg.duration * 1000;
   const ws = new WebSocket(wsUrl(base), null, {
     headers: authHeaders(data.watchers[g % data.watchers.length]),
     tags: { name: 'watcher' },
@@ -154,12 +159,14 @@ function watch(data, g) {
     if (!pm || !cm || Number(pm[1]) !== data.post) return;
     const v = Number(cm[1]);
     frames++;
+    if (now >= data.likeStartAt && now < phaseEnd) inPhase++;
     last = v;
     if (timed && v >= 1 && v <= cfg.likes) fanoutLatency.add(now - (data.likeStartAt + (v - 1) * data.intervalMs));
   };
   setTimeout(() => {
     closing = true;
     likeCountFrames.add(frames);
+    framesInPhase.add(inPhase);
     if (opened && last !== cfg.likes) staleFinal.add(1);
     if (opened) ws.close();
   }, Math.max(0, closeAt - Date.now()));

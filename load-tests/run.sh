@@ -7,7 +7,10 @@
 #   smoke     smoke.js   1  pg        20 likes/s for 10 s, CI sized
 #   likes     likes.js   2  pg        RATE likes/s (1000) for DURATION (60s), probe latency
 #   embedded  likes.js   1  embedded  the same likes scenario on SQLite, no Redis
-#   fanout    fanout.js  1  pg        SOCKETS sockets (10000) watching one post, 20 likes/s
+#   fanout    harness/fanout.mjs (Node)  1  pg   SOCKETS sockets (10000) watching one post, 20 likes/s
+#   fanout-k6 fanout.js  1  pg        the same in k6 (k6 cannot receive 100k frames/s on 2 cores)
+#   ceiling   runs ceiling.sh (its own options)
+#   sockets100k  runs sockets100k.sh (its own options)
 #   idle      idle.js    2  pg        SOCKETS idle sockets (1000) on instance 2 held for DURATION; RSS per socket
 # Options:
 #   --instances N        server instances (ports 18081.., FIRST_PORT to change)
@@ -34,8 +37,12 @@ usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 
 [[ $# -ge 1 ]] || usage
 SCENARIO=$1; shift
+case $SCENARIO in
+  ceiling) exec "$HERE/ceiling.sh" "$@" ;;
+  sockets100k) exec "$HERE/sockets100k.sh" "$@" ;;
+esac
 COMMAND_LINE="load-tests/run.sh $SCENARIO $*"
-INSTANCES="" BACKEND="" RATE_OPT="" DURATION_OPT="" SOCKETS_OPT=""
+INSTANCES="" BACKEND="" RATE_OPT="" DURATION_OPT="" SOCKETS_OPT="" DRIVER=k6
 K6_EXTRA=()
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -55,7 +62,8 @@ case $SCENARIO in
   smoke) SCRIPT=smoke.js; : "${INSTANCES:=1}"; : "${BACKEND:=pg}" ;;
   likes) SCRIPT=likes.js; : "${INSTANCES:=2}"; : "${BACKEND:=pg}" ;;
   embedded) SCRIPT=likes.js; INSTANCES=1; BACKEND=embedded ;;
-  fanout) SCRIPT=fanout.js; : "${INSTANCES:=1}"; : "${BACKEND:=pg}" ;;
+  fanout) SCRIPT=fanout.mjs; DRIVER=node; : "${INSTANCES:=1}"; : "${BACKEND:=pg}" ;;
+  fanout-k6) SCRIPT=fanout.js; : "${INSTANCES:=1}"; : "${BACKEND:=pg}" ;;
   idle) SCRIPT=idle.js; : "${INSTANCES:=2}"; : "${BACKEND:=pg}" ;;
   *) echo "unknown scenario $SCENARIO" >&2; usage ;;
 esac
@@ -63,7 +71,7 @@ esac
 [[ "$BACKEND" == pg || "$INSTANCES" == 1 ]] || die "embedded mode has one instance (SQLite file, in-process fan-out)"
 
 K6_ENV=()
-[[ -n "$RATE_OPT" ]] && { if [[ $SCENARIO == fanout ]]; then K6_ENV+=(-e "LIKE_RATE=$RATE_OPT"); else K6_ENV+=(-e "RATE=$RATE_OPT"); fi; }
+[[ -n "$RATE_OPT" ]] && { if [[ $SCENARIO == fanout* ]]; then K6_ENV+=(-e "LIKE_RATE=$RATE_OPT"); else K6_ENV+=(-e "RATE=$RATE_OPT"); fi; }
 [[ -n "$DURATION_OPT" ]] && K6_ENV+=(-e "DURATION=$DURATION_OPT")
 [[ -n "$SOCKETS_OPT" ]] && K6_ENV+=(-e "SOCKETS=$SOCKETS_OPT")
 
@@ -75,6 +83,7 @@ RESULT="$RESULTS_DIR/$SCENARIO-$STAMP.json"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 topo_init
 ensure_k6
+[[ $DRIVER == node ]] && ensure_harness
 ensure_bin
 prepare_backend
 start_instances "$INSTANCES"
@@ -88,15 +97,26 @@ cpu_sampler "$WORK/cpu.txt"
 
 # Every scenario is bounded by its own DURATION; this is the outer safety net.
 K6_LIMIT=${K6_LIMIT:-2400}
-log "k6 run $SCRIPT (limit ${K6_LIMIT}s); summary -> $RESULT"
-K6_QUIET=()
-[[ -t 1 ]] || K6_QUIET=(-q) # no progress bar in logs
 set +e
-timeout -s INT -k 30 "$K6_LIMIT" k6 run --no-usage-report "${K6_QUIET[@]}" \
-  --summary-export "$RESULT" \
-  --summary-trend-stats 'avg,min,med,max,p(90),p(95),p(99),count' \
-  -e "BASE_URLS=$BASE_URLS" "${K6_ENV[@]}" "${K6_EXTRA[@]}" "$HERE/$SCRIPT" 2>&1 | tee "$WORK/k6.log"
-K6_RC=${PIPESTATUS[0]}
+if [[ $DRIVER == node ]]; then
+  # The Node harness: same measurement, receivers cheap enough for 100k+ frames/s (README).
+  log "node harness/$SCRIPT (limit ${K6_LIMIT}s); summary -> $RESULT"
+  # K6_ENV holds "-e NAME=value" pairs: hand them to node as environment variables.
+  NODE_ENV_VARS=()
+  for ((i = 1; i < ${#K6_ENV[@]}; i += 2)); do NODE_ENV_VARS+=("${K6_ENV[$i]}"); done
+  env "${NODE_ENV_VARS[@]}" BASE_URLS="$BASE_URLS" RESULT="$RESULT" \
+    timeout -s INT -k 30 "$K6_LIMIT" node "$HERE/harness/$SCRIPT" 2>&1 | tee "$WORK/k6.log"
+  K6_RC=${PIPESTATUS[0]}
+else
+  log "k6 run $SCRIPT (limit ${K6_LIMIT}s); summary -> $RESULT"
+  K6_QUIET=()
+  [[ -t 1 ]] || K6_QUIET=(-q) # no progress bar in logs
+  timeout -s INT -k 30 "$K6_LIMIT" k6 run --no-usage-report "${K6_QUIET[@]}" \
+    --summary-export "$RESULT" \
+    --summary-trend-stats 'avg,min,med,max,p(90),p(95),p(99),count' \
+    -e "BASE_URLS=$BASE_URLS" "${K6_ENV[@]}" "${K6_EXTRA[@]}" "$HERE/$SCRIPT" 2>&1 | tee "$WORK/k6.log"
+  K6_RC=${PIPESTATUS[0]}
+fi
 set -e
 log "k6 exit code $K6_RC"
 
@@ -129,12 +149,12 @@ if [[ $SCENARIO == idle && -s "$WORK/rss.txt" ]]; then
 fi
 
 # CPU seconds per component during the phase the script names in its "PHASE cpu" line, and
-# per unit of work (likes answered 200, or like_count frames for fanout).
+# per unit of work (likes answered 200; for fanout, like_count frames received in that phase).
 CPU_JSON=null
 CPU_PHASE=$(grep -oE 'PHASE cpu from=[0-9]+ to=[0-9]+' "$WORK/k6.log" | tail -1 || true)
 if [[ -n "$CPU_PHASE" && -s "$RESULT" ]]; then
   from=$(sed -E 's/.*from=([0-9]+).*/\1/' <<<"$CPU_PHASE"); to=$(sed -E 's/.*to=([0-9]+).*/\1/' <<<"$CPU_PHASE")
-  units=$(jq -r '(.metrics.likes_ok.count // 0) as $l | if $l > 0 then $l else (.metrics.like_count_frames.count // 0) end' "$RESULT")
+  units=$(jq -r 'if .metrics.like_count_frames_in_phase then .metrics.like_count_frames_in_phase.count else (.metrics.likes_ok.count // 0) end' "$RESULT")
   CPU_JSON=$(cpu_phase "$from" "$to" "$WORK/cpu.txt" "$units")
   cp "$WORK/cpu.txt" "${RESULT%.json}.cpu.txt"
   log "CPU during the measured phase: $CPU_JSON"

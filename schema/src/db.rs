@@ -15,7 +15,9 @@ use std::time::Duration;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sqlite::SqliteConnection;
 use diesel_async::pooled_connection::deadpool::Pool as DeadPool;
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncMigrationHarness, AsyncPgConnection, SimpleAsyncConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
@@ -128,7 +130,10 @@ impl Db {
                 // that died since its last use fails its first query (503) and is then dropped.
                 manager_config.recycling_method = RecyclingMethod::Fast;
                 let pool = Pool::Postgres(build_pool(
-                    AsyncDieselConnectionManager::new_with_config(config.url.clone(), manager_config),
+                    AsyncDieselConnectionManager::new_with_config(
+                        config.url.clone(),
+                        manager_config,
+                    ),
                     config,
                     config.max_connections,
                 )?);

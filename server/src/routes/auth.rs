@@ -9,8 +9,8 @@ use serde::Deserialize;
 use crate::auth::AuthUser;
 use crate::domain::{DisplayName, Password, Username, Validator};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::realtime::event::Event;
 use crate::ratelimit::Bucket;
+use crate::realtime::event::Event;
 use crate::routes::protect::ip_of;
 use crate::state::AppState;
 use crate::views::{timestamp, AuthResponse, TicketResponse, User};
@@ -70,7 +70,10 @@ pub async fn register(
             "username and password are required".into(),
         ));
     };
-    state.limiter.hit(Bucket::Registrations, &ip_of(&req, &state)).await?;
+    state
+        .limiter
+        .hit(Bucket::Registrations, &ip_of(&req, &state))
+        .await?;
     let display_name = display_name.unwrap_or_else(|| username.as_str().to_owned());
     let hash = state.passwords.hash(password.expose().to_owned()).await?;
     let row = users::create(
@@ -101,8 +104,16 @@ pub async fn login(
     let body = body.into_inner();
     // Failed logins are counted per username (folded, so case does not dodge it): past the
     // limit every login for that name answers 429 until the window ends.
-    let throttle_key: String = body.username.chars().take(64).collect::<String>().to_lowercase();
-    state.limiter.check(Bucket::LoginFailures, &throttle_key).await?;
+    let throttle_key: String = body
+        .username
+        .chars()
+        .take(64)
+        .collect::<String>()
+        .to_lowercase();
+    state
+        .limiter
+        .check(Bucket::LoginFailures, &throttle_key)
+        .await?;
     let stored = match Username::parse(&body.username) {
         Ok(username) => users::credentials(&state.db, username.as_str()).await?,
         Err(_) => None,
@@ -113,7 +124,10 @@ pub async fn login(
     };
     let valid = state.passwords.verify(body.password, hash).await?;
     let Some(user_id) = user_id.filter(|_| valid) else {
-        state.limiter.hit(Bucket::LoginFailures, &throttle_key).await?;
+        state
+            .limiter
+            .hit(Bucket::LoginFailures, &throttle_key)
+            .await?;
         return Err(ApiError::Unauthorized(
             "Unknown username or wrong password.",
         ));

@@ -11,9 +11,9 @@ use serde::Deserialize;
 use crate::auth::{authenticate, bearer, Operation};
 use crate::domain::MAX_ID;
 use crate::error::{ApiError, ApiResult, Problem};
+use crate::ratelimit::Bucket;
 use crate::realtime::hub::RegisterError;
 use crate::realtime::socket::SocketTask;
-use crate::ratelimit::Bucket;
 use crate::routes::protect::throttle_user;
 use crate::state::AppState;
 

@@ -17,7 +17,6 @@ use crate::realtime::event::Event;
 use crate::state::AppState;
 use crate::views::{Notification, NotificationPage, UnreadCountResponse};
 
-
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/notifications", web::get().to(list_notifications))
         .route("/notifications/read", web::post().to(mark_read));
