@@ -33,11 +33,44 @@ const ROOT_KEY_FILE: &str = "root-key.hex";
 /// the fact and iteration limits stay at biscuit's defaults, so this only tolerates scheduling.
 const AUTHORIZER_MAX_TIME: Duration = Duration::from_millis(200);
 
-/// The deployment's root key pair.
+/// The deployment's root key pair, and the tokens it has already verified.
 #[derive(Clone)]
 pub struct Keys {
     keypair: Arc<KeyPair>,
     public: PublicKey,
+    verified: Arc<VerifiedTokens>,
+}
+
+/// Login tokens already verified (signature and Datalog), by their exact text, so a request
+/// costs a map lookup instead of an ed25519 check and an authorizer run. Safe because the
+/// same bytes always verify the same way; the only thing that changes with time, expiry, is
+/// checked on every hit. Revocation is never cached (see [`authenticate`]). Tickets are not
+/// cached (each is single-use). Bounded by `PULSE_TOKEN_CACHE_SIZE`: when full it is emptied.
+#[derive(Default)]
+struct VerifiedTokens {
+    claims: dashmap::DashMap<Box<str>, Claims>,
+    capacity: usize,
+}
+
+impl VerifiedTokens {
+    fn get(&self, token: &str) -> Option<Claims> {
+        let claims = self.claims.get(token)?.clone();
+        if claims.expires_at > SystemTime::now() {
+            return Some(claims);
+        }
+        self.claims.remove(token);
+        None
+    }
+
+    fn remember(&self, token: &str, claims: &Claims) {
+        if self.capacity == 0 || claims.is_ticket {
+            return;
+        }
+        if self.claims.len() >= self.capacity {
+            self.claims.clear();
+        }
+        self.claims.insert(token.into(), claims.clone());
+    }
 }
 
 impl Keys {
@@ -69,7 +102,17 @@ impl Keys {
         Ok(Keys {
             keypair: Arc::new(keypair),
             public,
+            verified: Arc::default(),
         })
+    }
+
+    /// Remembers up to `capacity` verified login tokens (0: verify every time).
+    pub fn with_verified_cache(mut self, capacity: usize) -> Self {
+        self.verified = Arc::new(VerifiedTokens {
+            claims: dashmap::DashMap::new(),
+            capacity,
+        });
+        self
     }
 
     /// A new random root key, hex, for `pulse keygen`.
@@ -182,9 +225,19 @@ impl Keys {
     /// Checks signature, expiry and the operation; does not consult revocation (see
     /// [`authenticate`]).
     pub fn verify(&self, token: &str, operation: Operation) -> Result<Claims, ApiError> {
+        let token = token.trim();
+        if let Some(claims) = self.verified.get(token) {
+            return Ok(claims);
+        }
+        let claims = self.verify_uncached(token, operation)?;
+        self.verified.remember(token, &claims);
+        Ok(claims)
+    }
+
+    fn verify_uncached(&self, token: &str, operation: Operation) -> Result<Claims, ApiError> {
         let invalid =
             || ApiError::Unauthorized("The token is missing, invalid, expired or revoked.");
-        let parsed = Biscuit::from_base64(token.trim(), self.public).map_err(|_| invalid())?;
+        let parsed = Biscuit::from_base64(token, self.public).map_err(|_| invalid())?;
         let op = match operation {
             Operation::Rest => "rest",
             Operation::Socket => "ws",

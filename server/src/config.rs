@@ -45,6 +45,8 @@ limits! {
     max_read_ids: usize = 1000 => "PULSE_MAX_READ_IDS";
     /// Lifetime of a login token, in seconds (30 days).
     token_ttl_secs: u64 = 30 * 24 * 3600 => "PULSE_TOKEN_TTL_SECS";
+    /// Verified login tokens remembered per instance (0: verify signature and Datalog every time).
+    token_cache_size: usize = 100_000 => "PULSE_TOKEN_CACHE_SIZE";
     /// Lifetime of a socket ticket, in seconds.
     ticket_ttl_secs: u64 = 60 => "PULSE_TICKET_TTL_SECS";
     /// Database connections per instance (SQLite: readers; one extra writer).

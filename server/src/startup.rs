@@ -88,7 +88,8 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&settings.data_dir)?;
         let db = open_database(&settings).await?;
-        let keys = Keys::load_or_create(settings.root_key.as_deref(), &settings.data_dir)?;
+        let keys = Keys::load_or_create(settings.root_key.as_deref(), &settings.data_dir)?
+            .with_verified_cache(settings.limits.token_cache_size);
         let passwords = Passwords::new()?;
         let media = MediaStore::open(&settings.data_dir, settings.limits.max_image_side)?;
         let metrics = Arc::new(Metrics::default());
