@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Pulse load tests: start a whole topology on loopback, run one k6 scenario, stop everything.
+# Pulse load tests: start a whole topology on loopback, run one named scenario, stop everything.
 #
 #   load-tests/run.sh <scenario> [options] [-- extra k6 arguments]
 #
 # Scenarios (script, default instances, default backend):
 #   smoke     smoke.js   1  pg        20 likes/s for 10 s, CI sized
-#   likes     likes.js   2  pg        RATE likes/s (1000) for DURATION (60s), probe latency
+#   likes     likes.js   2  pg        RATE likes/s (1000) for DURATION (60s), like -> frame latency of every like
 #   embedded  likes.js   1  embedded  the same likes scenario on SQLite, no Redis
 #   fanout    harness/fanout.mjs (Node)  1  pg   SOCKETS sockets (10000) watching one post, 20 likes/s
 #   fanout-k6 fanout.js  1  pg        the same in k6 (k6 cannot receive 100k frames/s on 2 cores)
@@ -25,8 +25,8 @@
 #   any variable a script reads (AUTHORS, SOCKETS_PER_VU, P99_MS, ...) is passed to k6;
 #   PULSE_* limits (PULSE_DB_POOL_SIZE, PULSE_WORKERS, ...) reach every instance
 # Output: ${RESULTS_DIR:-load-tests/results}/<scenario>-<UTC date>.json, k6's summary export plus a "pulse_run"
-# object (command, machine, topology, and for idle the RSS figures). Exit code: k6's (99 when a
-# threshold failed).
+# object (command, binary, topology, CPU per component, for idle the RSS figures). Exit code:
+# k6's (99 when a threshold failed; also when idle's RSS or fanout's frames per CPU-second miss).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -38,6 +38,7 @@ usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 [[ $# -ge 1 ]] || usage
 SCENARIO=$1; shift
 case $SCENARIO in
+  -h|--help|help) usage ;;
   ceiling) exec "$HERE/ceiling.sh" "$@" ;;
   sockets100k) exec "$HERE/sockets100k.sh" "$@" ;;
 esac
@@ -158,6 +159,24 @@ if [[ -n "$CPU_PHASE" && -s "$RESULT" ]]; then
   CPU_JSON=$(cpu_phase "$from" "$to" "$WORK/cpu.txt" "$units")
   cp "$WORK/cpu.txt" "${RESULT%.json}.cpu.txt"
   log "CPU during the measured phase: $CPU_JSON"
+fi
+
+# Targets k6 cannot see (they need the server's RSS or CPU): checked here, same exit code 99.
+if [[ $SCENARIO == idle && "$RSS_JSON" != null ]]; then
+  per=$(jq -r '.bytes_per_socket' <<<"$RSS_JSON")
+  if awk -v p="$per" -v t="${RSS_TARGET_BYTES:-10240}" 'BEGIN { exit !(p < 0 || p > t) }'; then
+    log "target missed: $per bytes per idle socket > ${RSS_TARGET_BYTES:-10240}"
+    [[ $K6_RC -ne 0 ]] || K6_RC=99
+  fi
+fi
+if [[ $SCENARIO == fanout* && "$CPU_JSON" != null ]]; then
+  # Frames per CPU-second of the instance holding the sockets (instance 1).
+  fps=$(jq -r 'if .pulse1_cpu_s > 0 then (.units / .pulse1_cpu_s | floor) else 0 end' <<<"$CPU_JSON")
+  log "fan-out: $fps frames per CPU-second of instance 1"
+  if [[ $fps -lt ${FRAMES_PER_CPU_S_TARGET:-100000} ]]; then
+    log "target missed: $fps frames per CPU-second < ${FRAMES_PER_CPU_S_TARGET:-100000}"
+    [[ $K6_RC -ne 0 ]] || K6_RC=99
+  fi
 fi
 
 if [[ -s "$RESULT" ]]; then

@@ -16,6 +16,7 @@
 //   stale_final_count (sockets whose last frame was not the final count), sockets_opened,
 //   ws_failures, likes_ok, like_duration, like_send_lag.
 // Prints "PHASE cpu from=<ms> to=<ms>" (the like phase) for run.sh's CPU accounting.
+// With two or more BASE_URLS, sockets open on the first instance and likes go to the others.
 // Exit code 99 when a threshold is missed (like k6).
 import { fork } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -63,7 +64,11 @@ async function main() {
   console.log(`setup: ${users.length} users and post ${postId} in ${((Date.now() - t) / 1000).toFixed(1)} s`);
   console.log(`PHASE cpu from=${likeStartAt} to=${likeStartAt + cfg.duration * 1000}`);
 
-  const job = { bases, postId, likes: cfg.likes, openStartAt, likeStartAt, intervalMs, closeAt, ramp: cfg.ramp, sockets: cfg.sockets, latencyEvery: cfg.latencyEvery };
+  // With 2+ instances, sockets go to the first and likes to the others (through Redis): the fan-out
+  // instance then does fan-out only, and likes are not queued behind it (see RESULTS.md).
+  const socketBases = bases.length > 1 ? bases.slice(0, 1) : bases;
+  const likeBases = bases.length > 1 ? bases.slice(1) : bases;
+  const job = { bases: socketBases, postId, likes: cfg.likes, openStartAt, likeStartAt, intervalMs, closeAt, ramp: cfg.ramp, sockets: cfg.sockets, latencyEvery: cfg.latencyEvery };
   const results = Promise.all(
     Array.from({ length: cfg.workers }, (_, w) => {
       const child = fork(fileURLToPath(import.meta.url), ['worker'], { stdio: 'inherit' });
@@ -95,7 +100,7 @@ async function main() {
       if (process.env.DEBUG_FRAMES) console.log(`like ${k} at ${Date.now()}`);
       const t0 = now();
       inflight.push(
-        fetch(`${bases[k % bases.length]}/api/v1/posts/${postId}/like`, {
+        fetch(`${likeBases[k % likeBases.length]}/api/v1/posts/${postId}/like`, {
           method: 'PUT',
           headers: { Authorization: `Bearer ${watchers[k].token}` },
           signal: AbortSignal.timeout(10000),

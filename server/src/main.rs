@@ -7,6 +7,12 @@ use pulse_server::config::Settings;
 use pulse_server::startup::{open_database, Application};
 use pulse_server::telemetry::init_logging;
 
+/// mimalloc instead of the system allocator: tens of thousands of long-lived sockets each hold
+/// many small allocations, and glibc's per-thread arenas keep far more resident memory for
+/// that pattern (measured in load-tests/RESULTS.md, "idle sockets").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let command = std::env::args().nth(1).unwrap_or_default();

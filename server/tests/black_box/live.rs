@@ -500,5 +500,8 @@ async fn heartbeats_keep_an_answering_client_and_drop_a_silent_one() {
         closed_1001().then_some(())
     })
     .await;
-    assert_eq!(silent.closed().await, Some(1001));
+    // The server sent 1001 (counted above); a client that read nothing may instead see the
+    // connection reset, which discards what its kernel had buffered, the close frame included.
+    let seen = silent.closed().await;
+    assert!(matches!(seen, Some(1001) | None), "{seen:?}");
 }
