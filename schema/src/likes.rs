@@ -27,7 +27,8 @@ pub struct LikeOutcome {
 /// never for a self-like. Everything happens in one transaction.
 pub async fn like(db: &Db, liker: UserId, post_id: PostId) -> DbResult<LikeOutcome> {
     crate::transaction!(db.write(), conn => {
-        let author: UserId = posts::table.find(post_id).select(posts::author_id).first(conn).await?;
+        // No read of the post first: a missing post fails the insert's foreign key (NotFound),
+        // and the author comes back from the count update. One round trip fewer per like.
         let inserted = diesel::insert_into(likes::table)
             .values((
                 likes::post_id.eq(post_id),
@@ -47,9 +48,9 @@ pub async fn like(db: &Db, liker: UserId, post_id: PostId) -> DbResult<LikeOutco
                 .await?;
             return Ok(LikeOutcome { post_id, liked: true, like_count, like_seq, changed: false, notification: None });
         }
-        let (like_count, like_seq) = diesel::update(posts::table.find(post_id))
+        let (like_count, like_seq, author): (i64, i64, UserId) = diesel::update(posts::table.find(post_id))
             .set((posts::like_count.eq(posts::like_count + 1), posts::like_seq.eq(posts::like_seq + 1)))
-            .returning((posts::like_count, posts::like_seq))
+            .returning((posts::like_count, posts::like_seq, posts::author_id))
             .get_result(conn)
             .await?;
         let mut notification = None;

@@ -1,5 +1,5 @@
-//! Rate limits: fixed-window counters per (bucket, subject), answered with 429 and
-//! `Retry-After`. With Redis the counters live there (`INCR` + `EXPIRE`), so every instance
+//! Rate limits: windowed counters per (bucket, subject) with the sliding-window approximation
+//! (see [`Window`]), answered with 429 and `Retry-After`. With Redis the counters live there (`INCR` + `EXPIRE`), so every instance
 //! shares them; without Redis, or while Redis is unreachable, they live in this process.
 //!
 //! The buckets and their defaults are in `config.rs` (`PULSE_RATE_*`); a limit of 0 turns a
@@ -65,8 +65,8 @@ struct Rule {
 pub struct RateLimiter {
     limits: Limits,
     redis: Option<(ConnectionManager, String)>,
-    /// (bucket, subject) → (window index, count). Old windows are purged by [`Self::purge`].
-    local: DashMap<(Bucket, String), (u64, u64)>,
+    /// (bucket, subject) → counts of this and the previous window; purged by [`Self::purge`].
+    local: DashMap<(Bucket, String), LocalCount>,
 }
 
 impl RateLimiter {
@@ -102,18 +102,18 @@ impl RateLimiter {
         }
     }
 
-    /// Counts one event; `Err(429)` when the subject is over its limit in this window.
+    /// Counts one event; `Err(429)` when the subject is over its limit.
     pub async fn hit(&self, bucket: Bucket, subject: &str) -> Result<(), ApiError> {
         let rule = self.rule(bucket);
         if rule.limit == 0 {
             return Ok(());
         }
-        let (index, retry_after_secs) = window(rule.window_secs);
-        let count = self
-            .increment(bucket, subject, index, rule.window_secs)
-            .await;
-        if count > rule.limit {
-            return Err(ApiError::RateLimited { retry_after_secs });
+        let now = Window::now(rule.window_secs);
+        let counts = self.increment(bucket, subject, &now).await;
+        if now.estimate(counts) > rule.limit {
+            return Err(ApiError::RateLimited {
+                retry_after_secs: now.retry_after_secs,
+            });
         }
         Ok(())
     }
@@ -124,25 +124,34 @@ impl RateLimiter {
         if rule.limit == 0 {
             return Ok(());
         }
-        let (index, retry_after_secs) = window(rule.window_secs);
-        if self.current(bucket, subject, index).await >= rule.limit {
-            return Err(ApiError::RateLimited { retry_after_secs });
+        let now = Window::now(rule.window_secs);
+        if now.estimate(self.current(bucket, subject, &now).await) >= rule.limit {
+            return Err(ApiError::RateLimited {
+                retry_after_secs: now.retry_after_secs,
+            });
         }
         Ok(())
     }
 
-    async fn increment(&self, bucket: Bucket, subject: &str, index: u64, window_secs: u64) -> u64 {
+    fn key(&self, prefix: &str, bucket: Bucket, subject: &str, index: u64) -> String {
+        format!("{prefix}rl:{}:{subject}:{index}", bucket.name())
+    }
+
+    /// Adds one to the current window; returns (current, previous) window counts.
+    async fn increment(&self, bucket: Bucket, subject: &str, now: &Window) -> (u64, u64) {
         if let Some((conn, prefix)) = &self.redis {
-            let key = format!("{prefix}rl:{}:{subject}:{index}", bucket.name());
+            let current = self.key(prefix, bucket, subject, now.index);
+            let previous = self.key(prefix, bucket, subject, now.index.saturating_sub(1));
             let mut conn = conn.clone();
             let mut pipe = redis::pipe();
             pipe.atomic()
-                .incr(&key, 1u64)
-                .expire(&key, window_secs as i64 + 1)
-                .ignore();
-            let counted = pipe.query_async::<(u64,)>(&mut conn);
+                .incr(&current, 1u64)
+                .expire(&current, 2 * now.window_secs as i64 + 1)
+                .ignore()
+                .get(&previous);
+            let counted = pipe.query_async::<(u64, Option<u64>)>(&mut conn);
             match tokio::time::timeout(REDIS_TIMEOUT, counted).await {
-                Ok(Ok((count,))) => return count,
+                Ok(Ok((count, before))) => return (count, before.unwrap_or(0)),
                 Ok(Err(error)) => {
                     tracing::debug!(%error, "rate limit counted locally: redis failed")
                 }
@@ -152,51 +161,110 @@ impl RateLimiter {
         let mut entry = self
             .local
             .entry((bucket, subject.to_owned()))
-            .or_insert((index, 0));
-        if entry.0 != index {
-            *entry = (index, 0);
-        }
-        entry.1 += 1;
-        entry.1
+            .or_insert(LocalCount {
+                index: now.index,
+                current: 0,
+                previous: 0,
+            });
+        entry.roll(now.index);
+        entry.current += 1;
+        (entry.current, entry.previous)
     }
 
-    async fn current(&self, bucket: Bucket, subject: &str, index: u64) -> u64 {
+    /// (current, previous) window counts, without counting.
+    async fn current(&self, bucket: Bucket, subject: &str, now: &Window) -> (u64, u64) {
         if let Some((conn, prefix)) = &self.redis {
-            let key = format!("{prefix}rl:{}:{subject}:{index}", bucket.name());
+            let current = self.key(prefix, bucket, subject, now.index);
+            let previous = self.key(prefix, bucket, subject, now.index.saturating_sub(1));
             let mut conn = conn.clone();
-            let mut get = redis::cmd("GET");
-            get.arg(&key);
-            let read = get.query_async::<Option<u64>>(&mut conn);
-            if let Ok(Ok(count)) = tokio::time::timeout(REDIS_TIMEOUT, read).await {
-                return count.unwrap_or(0);
+            let mut get = redis::cmd("MGET");
+            get.arg(&current).arg(&previous);
+            let read = get.query_async::<(Option<u64>, Option<u64>)>(&mut conn);
+            if let Ok(Ok((count, before))) = tokio::time::timeout(REDIS_TIMEOUT, read).await {
+                return (count.unwrap_or(0), before.unwrap_or(0));
             }
         }
-        self.local
-            .get(&(bucket, subject.to_owned()))
-            .filter(|entry| entry.0 == index)
-            .map(|entry| entry.1)
-            .unwrap_or(0)
+        match self.local.get(&(bucket, subject.to_owned())) {
+            Some(entry) => {
+                let mut copy = *entry;
+                copy.roll(now.index);
+                (copy.current, copy.previous)
+            }
+            None => (0, 0),
+        }
     }
 
-    /// Drops local counters of finished windows (called periodically), keeping memory bounded
-    /// by the subjects active in the current windows.
+    /// Drops local counters no longer needed (called periodically), keeping memory bounded by
+    /// the subjects active in the current and previous windows.
     pub fn purge(&self) {
-        self.local.retain(|(bucket, _), (index, _)| {
+        self.local.retain(|(bucket, _), count| {
             let rule = self.rule(*bucket);
-            *index == window(rule.window_secs).0
+            count.index + 1 >= Window::now(rule.window_secs).index
         });
     }
 }
 
-/// The current window's index and the seconds until it ends (at least 1).
-fn window(window_secs: u64) -> (u64, u64) {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    let window_secs = window_secs.max(1);
-    let index = now / window_secs;
-    (index, ((index + 1) * window_secs - now).max(1))
+/// A subject's counts in this process: the window they belong to, and the one before.
+#[derive(Clone, Copy, Debug)]
+struct LocalCount {
+    index: u64,
+    current: u64,
+    previous: u64,
+}
+
+impl LocalCount {
+    /// Moves the counts forward to window `index`.
+    fn roll(&mut self, index: u64) {
+        if self.index == index {
+            return;
+        }
+        self.previous = if self.index + 1 == index {
+            self.current
+        } else {
+            0
+        };
+        self.current = 0;
+        self.index = index;
+    }
+}
+
+/// Where "now" falls among fixed windows. Counting is the sliding-window approximation: the
+/// previous window's count weighs by how much of it still lies within one window length of now,
+/// so a limit cannot be doubled by bursting on both sides of a window boundary, and a counter
+/// never resets all at once.
+struct Window {
+    index: u64,
+    window_secs: u64,
+    /// How far into the current window now is, 0.0..1.0.
+    elapsed: f64,
+    /// Seconds until the current window ends (at least 1).
+    retry_after_secs: u64,
+}
+
+impl Window {
+    fn now(window_secs: u64) -> Window {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let window_secs = window_secs.max(1);
+        let index = now.as_secs() / window_secs;
+        let start = (index * window_secs) as f64;
+        let elapsed = ((now.as_secs_f64() - start) / window_secs as f64).clamp(0.0, 1.0);
+        let retry_after_secs = ((index + 1) * window_secs)
+            .saturating_sub(now.as_secs())
+            .max(1);
+        Window {
+            index,
+            window_secs,
+            elapsed,
+            retry_after_secs,
+        }
+    }
+
+    /// The estimated number of events in the last window length.
+    fn estimate(&self, (current, previous): (u64, u64)) -> u64 {
+        current + (previous as f64 * (1.0 - self.elapsed)) as u64
+    }
 }
 
 /// The client's address: the peer, or with `PULSE_TRUST_FORWARDED_FOR` the first
@@ -215,4 +283,38 @@ pub fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> String {
         .or_else(|_| raw.parse::<IpAddr>())
         .map(|ip| ip.to_string())
         .unwrap_or_else(|_| raw.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_roll_into_the_previous_window_and_are_forgotten_after_it() {
+        let mut count = LocalCount {
+            index: 10,
+            current: 7,
+            previous: 3,
+        };
+        count.roll(10);
+        assert_eq!((count.current, count.previous), (7, 3));
+        count.roll(11);
+        assert_eq!((count.index, count.current, count.previous), (11, 0, 7));
+        count.current = 2;
+        count.roll(13);
+        assert_eq!((count.current, count.previous), (0, 0));
+    }
+
+    #[test]
+    fn the_previous_window_weighs_by_how_much_of_it_is_still_recent() {
+        let at = |elapsed| Window {
+            index: 5,
+            window_secs: 60,
+            elapsed,
+            retry_after_secs: 1,
+        };
+        assert_eq!(at(0.0).estimate((0, 10)), 10);
+        assert_eq!(at(0.5).estimate((2, 10)), 7);
+        assert_eq!(at(0.99).estimate((4, 10)), 4);
+    }
 }
