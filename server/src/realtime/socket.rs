@@ -252,49 +252,66 @@ impl SocketTask {
     async fn replay(&mut self, hello: String) -> Result<Cursor, Close> {
         // The database is read before `hello` goes out, so a client that has its `hello` has a
         // socket that is fully set up (a database outage refuses it before, with 1011).
-        let db = self.state.db.clone();
-        let (latest_seq, latest_id) = notifications::latest(&db, self.claims.user_id)
-            .await
-            .map_err(|e| db_failed(&e))?;
         let Some(since) = self.since else {
+            let (seq, id) = self.latest().await?;
             self.send(hello).await?;
-            return Ok(Cursor {
-                id: latest_id,
-                seq: latest_seq,
-            });
+            return Ok(Cursor { id, seq });
         };
         self.state.metrics.replays.fetch_add(1, Ordering::Relaxed);
+        let missed = self.read_after(since).await?;
+        // Nothing missed: the cursor's `seq` comes from the newest notification instead.
+        let latest = if missed.0.is_empty() {
+            Some(self.latest().await?)
+        } else {
+            None
+        };
+        self.send(hello).await?;
         let mut cursor = Cursor { id: since, seq: 0 };
-        let sent = self.send_after_with(&mut cursor, Some(hello)).await?;
-        if !sent && latest_id <= since {
-            cursor = Cursor {
-                id: since.max(latest_id),
-                seq: latest_seq,
-            };
+        self.send_rows(missed, &mut cursor).await?;
+        if let Some((seq, id)) = latest {
+            // A newer one committed between the two reads leaves `seq` 0: the first queued
+            // notification then looks like a gap and is settled from the database.
+            if id <= since {
+                cursor = Cursor {
+                    id: since.max(id),
+                    seq,
+                };
+            }
         }
         Ok(cursor)
     }
 
-    async fn send_after(&mut self, cursor: &mut Cursor) -> Result<bool, Close> {
-        self.send_after_with(cursor, None).await
+    async fn latest(&self) -> Result<(i64, NotificationId), Close> {
+        notifications::latest(&self.state.db, self.claims.user_id)
+            .await
+            .map_err(|e| db_failed(&e))
+    }
+
+    /// The committed notifications after `after` (the newest `replay_limit`), and whether
+    /// older ones were left out.
+    async fn read_after(
+        &self,
+        after: NotificationId,
+    ) -> Result<(Vec<NotificationView>, bool), Close> {
+        let limit = self.state.settings.limits.ws_replay_limit;
+        notifications::replay_after_id(&self.state.db, self.claims.user_id, after, limit)
+            .await
+            .map_err(|e| db_failed(&e))
     }
 
     /// Sends every committed notification after `cursor.id` (the newest `replay_limit`, after
     /// a `gap` frame when there are more); returns whether anything was sent.
-    /// `first` (the `hello`) is sent after the read and before the rows.
-    async fn send_after_with(
+    async fn send_after(&mut self, cursor: &mut Cursor) -> Result<bool, Close> {
+        let missed = self.read_after(cursor.id).await?;
+        self.send_rows(missed, cursor).await
+    }
+
+    /// Sends rows read by [`Self::read_after`], a `gap` frame first when some were left out.
+    async fn send_rows(
         &mut self,
+        (rows, truncated): (Vec<NotificationView>, bool),
         cursor: &mut Cursor,
-        first: Option<String>,
     ) -> Result<bool, Close> {
-        let limit = self.state.settings.limits.ws_replay_limit;
-        let (rows, truncated) =
-            notifications::replay_after_id(&self.state.db, self.claims.user_id, cursor.id, limit)
-                .await
-                .map_err(|e| db_failed(&e))?;
-        if let Some(first) = first {
-            self.send(first).await?;
-        }
         if truncated {
             if let Some(first) = rows.first() {
                 self.send(
