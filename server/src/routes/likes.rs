@@ -48,10 +48,7 @@ pub async fn like_post(
     user: AuthUser,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let post = PostId(path_id(&path)?);
-    throttle_user(&state, Bucket::Likes, user.id).await?;
-    let outcome = likes::like(&state.db, user.id, post).await?;
-    Ok(publish(&state, outcome).await)
+    set_like(&state, &user, &path, true).await
 }
 
 /// Removes your like (idempotent).
@@ -63,8 +60,21 @@ pub async fn unlike_post(
     user: AuthUser,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let post = PostId(path_id(&path)?);
-    throttle_user(&state, Bucket::Likes, user.id).await?;
-    let outcome = likes::unlike(&state.db, user.id, post).await?;
-    Ok(publish(&state, outcome).await)
+    set_like(&state, &user, &path, false).await
+}
+
+/// Both verbs: validate the id, count against the user's like limit, write, publish.
+async fn set_like(
+    state: &AppState,
+    user: &AuthUser,
+    path: &str,
+    liked: bool,
+) -> ApiResult<HttpResponse> {
+    let post = PostId(path_id(path)?);
+    throttle_user(state, Bucket::Likes, user.id).await?;
+    let outcome = match liked {
+        true => likes::like(&state.db, user.id, post).await?,
+        false => likes::unlike(&state.db, user.id, post).await?,
+    };
+    Ok(publish(state, outcome).await)
 }

@@ -9,32 +9,6 @@ use serde_json::json;
 use crate::support::socket::Ended;
 use crate::support::{eventually, Socket, TestApp, User};
 
-/// Makes `actor` comment `n` times on `post` (each comment notifies the post's author).
-async fn comment_n(app: &TestApp, actor: &User, post: i64, n: usize, text_len: usize) {
-    for i in 0..n {
-        let text = format!("{i}:{}", "x".repeat(text_len));
-        app.post(
-            &format!("/posts/{post}/comments"),
-            &actor.token,
-            json!({"text": text}),
-        )
-        .await
-        .assert_status(StatusCode::CREATED);
-    }
-}
-
-/// All notification ids of `user`, oldest first.
-async fn ids_in_database(app: &TestApp, user: &User) -> Vec<i64> {
-    let mut ids: Vec<i64> = app
-        .all_notifications(user)
-        .await
-        .iter()
-        .map(|n| n["id"].as_i64().unwrap())
-        .collect();
-    ids.reverse();
-    ids
-}
-
 /// A sentinel: `from` follows `to` (a first follow notifies). The next notification frame `to`'s
 /// socket reads must be this one, proving nothing (no duplicate) was queued before it.
 async fn sentinel(app: &TestApp, from: &User, to: &User) {
@@ -109,8 +83,8 @@ async fn since_replays_missed_notifications_oldest_first_then_live() {
         app.register("carol").await,
     );
     let post = app.create_post(&alice, "p").await["id"].as_i64().unwrap();
-    comment_n(&app, &bob, post, 4, 3).await;
-    let ids = ids_in_database(&app, &alice).await;
+    app.comment_n(&bob, post, 4, 3).await;
+    let ids = app.notification_ids(&alice).await;
     let mut socket = app.socket(&alice, &format!("?since={}", ids[0])).await;
     for expected in &ids[1..] {
         assert_eq!(socket.notification().await["id"], *expected);
@@ -145,8 +119,8 @@ async fn more_than_the_replay_limit_missing_sends_a_gap_then_the_newest() {
     let app = TestApp::spawn_with(|s| s.limits.ws_replay_limit = 5).await;
     let (alice, bob) = (app.register("alice").await, app.register("bob").await);
     let post = app.create_post(&alice, "p").await["id"].as_i64().unwrap();
-    comment_n(&app, &bob, post, 8, 3).await;
-    let ids = ids_in_database(&app, &alice).await;
+    app.comment_n(&bob, post, 8, 3).await;
+    let ids = app.notification_ids(&alice).await;
     let mut socket = app.socket(&alice, "?since=0").await;
     let gap = socket.next().await;
     assert_eq!(gap, json!({"type": "gap", "before_id": ids[3]}));
@@ -390,11 +364,11 @@ async fn a_client_that_stops_reading_delays_nobody_and_later_gets_everything() {
         .load(std::sync::atomic::Ordering::Relaxed)
         == 0
     {
-        comment_n(&app, &actor, slow_post, 10, 2000).await;
+        app.comment_n(&actor, slow_post, 10, 2000).await;
         sent += 10;
         assert!(sent <= 2000, "the queue never overflowed");
     }
-    comment_n(&app, &actor, slow_post, 10, 2000).await;
+    app.comment_n(&actor, slow_post, 10, 2000).await;
 
     let started = Instant::now();
     app.like(&actor, fast_post)
@@ -411,7 +385,7 @@ async fn a_client_that_stops_reading_delays_nobody_and_later_gets_everything() {
     );
 
     // The stalled client now reads: it receives every notification, in order, no duplicate.
-    let expected = ids_in_database(&app, &slow).await;
+    let expected = app.notification_ids(&slow).await;
     let mut received = Vec::new();
     while received.len() < expected.len() {
         match stalled.next_within(crate::support::DEADLINE).await {
@@ -452,7 +426,7 @@ async fn a_socket_that_accepts_nothing_is_closed_with_4008() {
         .load(std::sync::atomic::Ordering::Relaxed)
         == 0
     {
-        comment_n(&app, &actor, post, 10, 2000).await;
+        app.comment_n(&actor, post, 10, 2000).await;
         rounds += 1;
         assert!(rounds < 200, "never closed for slowness");
     }

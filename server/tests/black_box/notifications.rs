@@ -15,23 +15,8 @@ async fn comment_notifications(
     let post = app.create_post(recipient, "p").await["id"]
         .as_i64()
         .unwrap();
-    for i in 0..n {
-        app.post(
-            &format!("/posts/{post}/comments"),
-            &actor.token,
-            json!({"text": format!("c{i}")}),
-        )
-        .await
-        .assert_status(StatusCode::CREATED);
-    }
-    let mut ids: Vec<i64> = app
-        .all_notifications(recipient)
-        .await
-        .iter()
-        .map(|n| n["id"].as_i64().unwrap())
-        .collect();
-    ids.reverse();
-    ids
+    app.comment_n(actor, post, n, 0).await;
+    app.notification_ids(recipient).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

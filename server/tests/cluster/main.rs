@@ -208,8 +208,7 @@ async fn a_reconnect_storm_ends_with_exactly_the_database_set() {
         (seen, connects)
     };
     let ((), (seen, connects)) = tokio::join!(likes, client);
-    let mut in_db: Vec<i64> = a.all_notifications(&alice).await.iter().map(id).collect();
-    in_db.reverse();
+    let in_db = a.notification_ids(&alice).await;
     assert_eq!(
         seen, in_db,
         "exactly the database set, in order, no duplicate"
@@ -267,8 +266,7 @@ async fn redis_killed_and_restarted_mid_test_loses_nothing() {
         let app = if i % 2 == 0 { &a } else { &b };
         app.like(fan, post).await.assert_status(StatusCode::OK);
     }
-    let mut in_db: Vec<i64> = a.all_notifications(&alice).await.iter().map(id).collect();
-    in_db.reverse();
+    let in_db = a.notification_ids(&alice).await;
     assert_eq!(in_db.len(), 12);
     for (name, socket) in [("A", &mut on_a), ("B", &mut on_b)] {
         let mut seen = Vec::new();

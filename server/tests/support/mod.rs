@@ -378,6 +378,31 @@ impl TestApp {
         }
     }
 
+    /// All of a user's notification ids, oldest first.
+    pub async fn notification_ids(&self, user: &User) -> Vec<i64> {
+        let newest_first = self.all_notifications(user).await;
+        newest_first
+            .iter()
+            .rev()
+            .map(|n| n["id"].as_i64().unwrap())
+            .collect()
+    }
+
+    /// `actor` comments `n` times on `post` (each comment notifies the post's author); each
+    /// text is its number and `text_len` filler characters.
+    pub async fn comment_n(&self, actor: &User, post: i64, n: usize, text_len: usize) {
+        for i in 0..n {
+            let text = format!("{i}:{}", "x".repeat(text_len));
+            self.post(
+                &format!("/posts/{post}/comments"),
+                &actor.token,
+                serde_json::json!({"text": text}),
+            )
+            .await
+            .assert_status(StatusCode::CREATED);
+        }
+    }
+
     /// Opens a socket with the bearer token, and reads the `hello`.
     pub async fn socket(&self, user: &User, query: &str) -> Socket {
         Socket::open(&self.ws_url(query), Some(&user.token), None)
