@@ -43,51 +43,9 @@ if [[ "$(installed_version || true)" != "$SCHEMATHESIS_VERSION" ]]; then
     { log "schemathesis $SCHEMATHESIS_VERSION is still not on the PATH after pip install"; exit 1; }
 fi
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/pulse-schemathesis.XXXXXX")
-SERVER_PID=""
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 1 75); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.2; done
-    if kill -0 "$SERVER_PID" 2>/dev/null; then
-      log "server pid $SERVER_PID ignored SIGTERM for 15 s; SIGKILL"
-      kill -KILL "$SERVER_PID" 2>/dev/null || true
-    fi
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  if [[ $rc -ne 0 && -s "$WORK/server.log" ]]; then
-    log "last lines of the server log:"
-    tail -n 30 "$WORK/server.log" >&2 || true
-  fi
-  rm -rf "$WORK"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-PORT=$(free_port)
-BASE=http://127.0.0.1:$PORT
-mkdir -p "$WORK/data"
-log "starting $BIN on $BASE"
-env PULSE_ADDR="127.0.0.1:$PORT" PULSE_DATA_DIR="$WORK/data" RUST_LOG="${RUST_LOG:-warn}" \
-  PULSE_RATE_LIKES_PER_MIN=0 PULSE_RATE_COMMENTS_PER_MIN=0 PULSE_RATE_POSTS_PER_MIN=0 \
-  PULSE_RATE_FOLLOWS_PER_MIN=0 PULSE_RATE_SOCKET_CONNECTS_PER_MIN=0 \
-  PULSE_RATE_IP_WRITES_PER_MIN=0 PULSE_RATE_REGISTRATIONS_PER_HOUR=0 PULSE_RATE_LOGIN_FAILURES=0 \
-  "$BIN" >"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 1 150); do
-  curl -fsS -o /dev/null "$BASE/healthz" 2>/dev/null && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { log "the server exited at start-up"; exit 1; }
-  sleep 0.2
-done
-curl -fsS -o /dev/null "$BASE/healthz" || { log "the server did not answer /healthz within 30 s"; exit 1; }
+# shellcheck source=lib/throwaway-server.sh
+source "$HERE/lib/throwaway-server.sh"
+throwaway_server_start pulse-schemathesis
 
 TOKEN=$(curl -fsS "$BASE/api/v1/auth/register" -H 'content-type: application/json' \
   -d '{"username":"schemathesis","password":"correct-horse-battery"}' |
