@@ -1,5 +1,6 @@
 // node load-tests/harness/idle-rss.mjs <pulse binary> [sockets=5000]: RSS per idle authenticated
-// socket of one server process (SQLite, one user, 500 warm-up sockets not counted). A quick
+// socket of one server process (SQLite, one user, 500 warm-up sockets not counted; each socket
+// exchanges one ping/pong after hello). A quick
 // single-process check beside run.sh idle (which measures 19k sockets on PostgreSQL + Redis).
 import { spawn } from 'node:child_process';
 import { readFileSync, mkdtempSync } from 'node:fs';
@@ -16,7 +17,10 @@ const reg = await (await fetch(`${base}/api/v1/auth/register`, { method: 'POST',
 const open = async (count) => { const out = []; for (let i = 0; i < count; i += 200) {
   out.push(...await Promise.all(Array.from({ length: Math.min(200, count - i) }, () => new Promise((res, rej) => {
     const ws = new WebSocket(`ws://127.0.0.1:${port}/api/v1/ws`, { headers: { authorization: `Bearer ${reg.token}` } });
-    ws.once('message', () => res(ws)); ws.once('error', rej); })))); } return out; };
+    // After hello, one application ping and its pong: an idle socket in real life has
+    // exchanged a few frames (heartbeats), which is what can leave buffers behind.
+    ws.once('message', () => { ws.send('{"type":"ping"}'); ws.once('message', () => res(ws)); });
+    ws.once('error', rej); })))); } return out; };
 const warm = await open(500); // warm up allocator pools
 const before = rss();
 const sockets = await open(n);

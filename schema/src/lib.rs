@@ -5,12 +5,15 @@
 //! - [`db`]: [`Db`], one handle over either backend (PostgreSQL pool or SQLite through
 //!   diesel-async's sync wrapper), the [`run!`] macro that compiles one query body for both, and
 //!   embedded migrations.
+//! - [`counters`]: the hot path's counter bumps as fixed statements the prepared-statement
+//!   cache keeps (diesel's UPDATE builder is never cached).
 //! - one module per table group with its row type, insert form and queries: [`users`],
 //!   [`posts`], [`likes`], [`comments`], [`follows`], [`notifications`], [`tokens`].
 //!
 //! Every query is written once, inside `run!`/`transaction!`, and runs on both backends; the
 //! test suite runs against both.
 
+pub mod counters;
 pub mod db;
 pub mod ids;
 pub mod schema;

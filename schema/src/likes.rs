@@ -3,6 +3,7 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
+use crate::counters::BumpLikeCount;
 use crate::db::{Db, DbResult};
 use crate::ids::{PostId, UserId};
 use crate::notifications::{Kind, NewNotification, NotificationView};
@@ -48,11 +49,8 @@ pub async fn like(db: &Db, liker: UserId, post_id: PostId) -> DbResult<LikeOutco
                 .await?;
             return Ok(LikeOutcome { post_id, liked: true, like_count, like_seq, changed: false, notification: None });
         }
-        let (like_count, like_seq, author): (i64, i64, UserId) = diesel::update(posts::table.find(post_id))
-            .set((posts::like_count.eq(posts::like_count + 1), posts::like_seq.eq(posts::like_seq + 1)))
-            .returning((posts::like_count, posts::like_seq, posts::author_id))
-            .get_result(conn)
-            .await?;
+        let (like_count, like_seq, author): (i64, i64, UserId) =
+            BumpLikeCount { post: post_id, delta: 1 }.get_result(conn).await?;
         let mut notification = None;
         if author != liker {
             let first_ever = diesel::insert_into(like_notices::table)
@@ -89,11 +87,9 @@ pub async fn unlike(db: &Db, liker: UserId, post_id: PostId) -> DbResult<LikeOut
         .execute(conn)
         .await?;
         let (like_count, like_seq) = if removed > 0 {
-            diesel::update(posts::table.find(post_id))
-                .set((posts::like_count.eq(posts::like_count - 1), posts::like_seq.eq(posts::like_seq + 1)))
-                .returning((posts::like_count, posts::like_seq))
-                .get_result(conn)
-                .await?
+            let (count, seq, _author): (i64, i64, UserId) =
+                BumpLikeCount { post: post_id, delta: -1 }.get_result(conn).await?;
+            (count, seq)
         } else {
             posts::table.find(post_id).select((posts::like_count, posts::like_seq)).first(conn).await?
         };

@@ -88,16 +88,16 @@ impl NewNotification {
 #[macro_export]
 macro_rules! insert_notification {
     ($conn:expr, $new:expr) => {{
-        use diesel::{ExpressionMethods as _, QueryDsl as _, SelectableHelper as _};
+        use diesel::{ExpressionMethods as _, SelectableHelper as _};
         use diesel_async::RunQueryDsl as _;
-        use $crate::schema::{notifications as n, users as u};
+        use $crate::schema::notifications as n;
         let new: $crate::notifications::NewNotification = $new;
         // Lock the recipient's row first (see "Ordering invariant"); the id comes after.
-        let seq: i64 = diesel::update(u::table.find(new.recipient_id))
-            .set(u::notification_seq.eq(u::notification_seq + 1))
-            .returning(u::notification_seq)
-            .get_result($conn)
-            .await?;
+        let seq: i64 = $crate::counters::BumpNotificationSeq {
+            user: new.recipient_id,
+        }
+        .get_result($conn)
+        .await?;
         let row: $crate::notifications::NotificationRow = diesel::insert_into(n::table)
             .values((
                 n::recipient_id.eq(new.recipient_id),

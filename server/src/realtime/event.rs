@@ -1,11 +1,11 @@
 //! Events that fan out to instances, and their compact text encoding for Redis.
 //!
-//! A notification's frame is serialised once by the publisher and shared (`Arc<str>`) by every
+//! A notification's frame is serialised once by the publisher and shared (a reference-counted
+//! `ByteString`, which actix-ws sends without copying it first) by every
 //! socket that receives it. On Redis the message is a header line followed by the frame:
 //! `N <user> <seq> <id> <committed_ms>\n<frame>`; the other kinds are one line.
 
-use std::sync::Arc;
-
+use bytestring::ByteString;
 use pulse_schema::{NotificationId, PostId, UserId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,7 +16,7 @@ pub enum Event {
         seq: i64,
         id: NotificationId,
         committed_ms: i64,
-        frame: Arc<str>,
+        frame: ByteString,
     },
     /// A post's like count changed; `seq` orders changes of one post.
     LikeCount { post: PostId, seq: i64, count: i64 },
@@ -73,7 +73,7 @@ impl Event {
                 seq: int()?,
                 id: NotificationId(int()?),
                 committed_ms: int()?,
-                frame: Arc::from(body),
+                frame: ByteString::from(body),
             }),
             "C" => Some(Event::LikeCount {
                 post: PostId(int()?),
@@ -106,7 +106,7 @@ mod tests {
                 seq: 3,
                 id: NotificationId(99),
                 committed_ms: 1_700_000_000_000,
-                frame: Arc::from("{\"type\":\"notification\",\"x\":\"a\\nb\"}"),
+                frame: ByteString::from_static("{\"type\":\"notification\",\"x\":\"a\\nb\"}"),
             },
             Event::LikeCount {
                 post: PostId(4),

@@ -12,12 +12,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytestring::ByteString;
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use pulse_schema::{PostId, UserId};
 use tokio::sync::{mpsc, oneshot};
 
 use super::event::{post_channel, user_channel, Event};
+use super::protocol::ServerFrame;
 use super::queue::{Pushed, QueuedNotification, SocketQueue};
 use crate::telemetry::Metrics;
 
@@ -258,11 +260,19 @@ impl Hub {
         }
     }
 
+    /// Serialises the `like_count` frame once and hands it to every watcher.
     fn deliver_like_count(&self, post: PostId, seq: i64, count: i64) {
         if let Some(watchers) = self.watchers.get(&post) {
+            let frame = ByteString::from(
+                ServerFrame::LikeCount {
+                    post_id: post.0,
+                    like_count: count,
+                }
+                .to_json(),
+            );
             watchers
                 .iter()
-                .for_each(|s| s.set_like_count(post, seq, count));
+                .for_each(|s| s.set_like_count(post, seq, &frame));
         }
     }
 

@@ -5,9 +5,11 @@
 //! nothing is lost). Like counts and the unread count are "latest value" slots, so a burst
 //! collapses to one frame per post and memory per socket stays bounded whatever happens.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
+use bytestring::ByteString;
 use pulse_schema::{NotificationId, PostId, UserId};
 use tokio::sync::Notify;
 
@@ -17,15 +19,15 @@ pub struct QueuedNotification {
     pub seq: i64,
     pub id: NotificationId,
     pub committed_ms: i64,
-    pub frame: Arc<str>,
+    pub frame: ByteString,
 }
 
 /// Everything pending for a socket, taken in one go by its task.
 #[derive(Debug, Default)]
 pub struct Pending {
     pub notifications: VecDeque<QueuedNotification>,
-    /// Latest (seq, count) per post.
-    pub counts: HashMap<PostId, (i64, i64)>,
+    /// Latest (seq, `like_count` frame) per post; the frame is shared by every watcher.
+    pub counts: HashMap<PostId, (i64, ByteString)>,
     pub unread: Option<i64>,
     /// Something was dropped (overflow) or may have been missed (bus outage): read the database.
     pub catch_up: bool,
@@ -91,12 +93,17 @@ impl SocketQueue {
         outcome
     }
 
-    pub fn set_like_count(&self, post: PostId, seq: i64, count: i64) {
+    pub fn set_like_count(&self, post: PostId, seq: i64, frame: &ByteString) {
         {
             let mut pending = self.lock();
-            let slot = pending.counts.entry(post).or_insert((seq, count));
-            if seq >= slot.0 {
-                *slot = (seq, count);
+            match pending.counts.entry(post) {
+                Entry::Occupied(mut slot) if seq >= slot.get().0 => {
+                    slot.insert((seq, frame.clone()));
+                }
+                Entry::Occupied(_) => {}
+                Entry::Vacant(slot) => {
+                    slot.insert((seq, frame.clone()));
+                }
             }
         }
         self.wake.notify_one();
@@ -137,7 +144,7 @@ mod tests {
             seq,
             id: NotificationId(seq),
             committed_ms: 0,
-            frame: Arc::from("{}"),
+            frame: ByteString::from_static("{}"),
         }
     }
 
@@ -155,9 +162,10 @@ mod tests {
     #[test]
     fn like_counts_keep_only_the_newest_value_per_post() {
         let queue = SocketQueue::new(1, UserId(1), "t", 2);
-        queue.set_like_count(PostId(5), 2, 20);
-        queue.set_like_count(PostId(5), 1, 10);
-        queue.set_like_count(PostId(5), 3, 30);
-        assert_eq!(queue.take().counts.get(&PostId(5)), Some(&(3, 30)));
+        let frame = |count: &'static str| ByteString::from_static(count);
+        queue.set_like_count(PostId(5), 2, &frame("20"));
+        queue.set_like_count(PostId(5), 1, &frame("10"));
+        queue.set_like_count(PostId(5), 3, &frame("30"));
+        assert_eq!(queue.take().counts.get(&PostId(5)), Some(&(3, frame("30"))));
     }
 }

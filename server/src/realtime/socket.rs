@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
+use bytestring::ByteString;
 use futures_util::StreamExt;
 use pulse_schema::notifications::NotificationView;
 use pulse_schema::{notifications, NotificationId, PostId};
@@ -99,25 +100,31 @@ impl SocketTask {
         mut stream: actix_ws::AggregatedMessageStream,
         watched: &mut HashSet<PostId>,
     ) -> Close {
-        let limits = self.state.settings.limits.clone();
+        // Only what the loop needs: this function's locals live in every idle socket's task.
+        let limits = &self.state.settings.limits;
+        let (heartbeat_secs, client_timeout_secs, max_bad_frames) = (
+            limits.ws_heartbeat_secs,
+            limits.ws_client_timeout_secs,
+            limits.ws_max_bad_frames,
+        );
         let hello = ServerFrame::Hello {
             user_id: self.claims.user_id.0,
             connection_id: &self.connection_id,
-            heartbeat_s: limits.ws_heartbeat_secs,
+            heartbeat_s: heartbeat_secs,
         }
         .to_json();
-        // Boxed (here and for `send_after`): a database read is a large future, and awaited
-        // inline it would size this task's state machine, which every idle socket keeps.
+        // Boxed (here, for `send_after`, and every branch of the loop below but the wait
+        // itself): awaited inline, a database read or a frame write would size this task's
+        // state machine, which every idle socket keeps for its whole life.
         let mut cursor = match Box::pin(self.replay(hello)).await {
             Ok(cursor) => cursor,
             Err(close) => return close,
         };
 
-        let mut heartbeat =
-            tokio::time::interval(Duration::from_secs(limits.ws_heartbeat_secs.max(1)));
+        let mut heartbeat = tokio::time::interval(Duration::from_secs(heartbeat_secs.max(1)));
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         heartbeat.tick().await;
-        let client_timeout = Duration::from_secs(limits.ws_client_timeout_secs);
+        let client_timeout = Duration::from_secs(client_timeout_secs);
         let expiry = self
             .claims
             .expires_at
@@ -132,7 +139,7 @@ impl SocketTask {
             tokio::select! {
                 () = self.queue.ready() => {
                     let pending = self.queue.take();
-                    if let Err(close) = self.deliver(pending, &mut cursor).await {
+                    if let Err(close) = Box::pin(self.deliver(pending, &mut cursor)).await {
                         return close;
                     }
                 }
@@ -146,25 +153,25 @@ impl SocketTask {
                         }
                         Some(Ok(AggregatedMessage::Close(_))) => return Some((1000, "bye")),
                         Some(Ok(AggregatedMessage::Ping(bytes))) => {
-                            let _ = self.session.pong(&bytes).await;
+                            let _ = Box::pin(self.session.pong(&bytes)).await;
                             None
                         }
                         Some(Ok(AggregatedMessage::Pong(_))) => None,
                         Some(Ok(AggregatedMessage::Binary(_))) => {
                             Some(Err(("binary_unsupported", "frames must be JSON text".to_owned())))
                         }
-                        Some(Ok(AggregatedMessage::Text(text))) => Some(self.handle_client_frame(&text, watched).await),
+                        Some(Ok(AggregatedMessage::Text(text))) => Some(Box::pin(self.handle_client_frame(&text, watched)).await),
                     };
                     match reply {
-                        Some(Ok(Some(frame))) => { bad_frames = 0; if let Err(close) = self.send(frame).await { return close; } }
+                        Some(Ok(Some(frame))) => { bad_frames = 0; if let Err(close) = Box::pin(self.send(frame)).await { return close; } }
                         Some(Ok(None)) => bad_frames = 0,
                         Some(Err((code, message))) => {
                             bad_frames += 1;
-                            if bad_frames > limits.ws_max_bad_frames {
+                            if bad_frames > max_bad_frames {
                                 return Some((1008, "too many invalid frames"));
                             }
                             let frame = ServerFrame::Error { code, message: &message }.to_json();
-                            if let Err(close) = self.send(frame).await { return close; }
+                            if let Err(close) = Box::pin(self.send(frame)).await { return close; }
                         }
                         None => {}
                     }
@@ -173,7 +180,7 @@ impl SocketTask {
                     if last_heard.elapsed() > client_timeout {
                         return Some((1001, "heartbeat timeout"));
                     }
-                    if self.session.ping(b"").await.is_err() {
+                    if Box::pin(self.session.ping(b"")).await.is_err() {
                         return None;
                     }
                 }
@@ -350,7 +357,7 @@ impl SocketTask {
                 continue;
             }
             if queued.seq == cursor.seq + 1 {
-                self.send(queued.frame.to_string()).await?;
+                self.send(queued.frame).await?;
                 self.state.metrics.observe_delivery(queued.committed_ms);
                 *cursor = Cursor {
                     id: queued.id,
@@ -365,15 +372,8 @@ impl SocketTask {
                 }
             }
         }
-        for (post, (_, count)) in pending.counts {
-            self.send(
-                ServerFrame::LikeCount {
-                    post_id: post.0,
-                    like_count: count,
-                }
-                .to_json(),
-            )
-            .await?;
+        for (_post, (_seq, frame)) in pending.counts {
+            self.send(frame).await?;
         }
         if let Some(unread) = pending.unread {
             self.send(
@@ -388,7 +388,7 @@ impl SocketTask {
     }
 
     /// Writes one frame; a socket that accepts nothing for the stall timeout is closed (4008).
-    async fn send(&mut self, frame: String) -> Result<(), Close> {
+    async fn send(&mut self, frame: impl Into<ByteString>) -> Result<(), Close> {
         let stall = Duration::from_secs(self.state.settings.limits.ws_stall_timeout_secs);
         match tokio::time::timeout(stall, self.session.text(frame)).await {
             Ok(Ok(())) => Ok(()),

@@ -25,17 +25,24 @@ async fn publish(state: &AppState, outcome: LikeOutcome) -> HttpResponse {
         liked: outcome.liked,
         like_count: outcome.like_count,
     };
-    if let Some(view) = outcome.notification {
-        super::announce(state, view).await;
-    }
-    if outcome.changed {
-        let event = Event::LikeCount {
-            post: outcome.post_id,
-            seq: outcome.like_seq,
-            count: outcome.like_count,
-        };
-        state.bus.publish(event).await;
-    }
+    // Both at once: on Redis the two PUBLISHes share one round trip (the connection pipelines
+    // them); they go to different channels, so their order does not matter.
+    let notify = async {
+        if let Some(view) = outcome.notification {
+            super::announce(state, view).await;
+        }
+    };
+    let count = async {
+        if outcome.changed {
+            let event = Event::LikeCount {
+                post: outcome.post_id,
+                seq: outcome.like_seq,
+                count: outcome.like_count,
+            };
+            state.bus.publish(event).await;
+        }
+    };
+    futures_util::join!(notify, count);
     HttpResponse::Ok().json(response)
 }
 

@@ -550,6 +550,10 @@ enum Kind {
     Eof,
 }
 
+/// Pulse patch: `Kind::Eof` chunks up to this size are copied rather than split off the read
+/// buffer (see `PayloadDecoder::decode`).
+const SMALL_EOF_CHUNK: usize = 1024;
+
 impl Decoder for PayloadDecoder {
     type Item = PayloadItem;
     type Error = io::Error;
@@ -606,6 +610,15 @@ impl Decoder for PayloadDecoder {
             Kind::Eof => {
                 if src.is_empty() {
                     Ok(None)
+                } else if src.len() <= SMALL_EOF_CHUNK {
+                    // Pulse patch: an upgraded stream (a WebSocket) mostly carries tiny frames.
+                    // Splitting them off would share the dispatcher's whole read buffer with
+                    // the consumer, which then keeps it (actix-ws reuses a uniquely owned chunk
+                    // as its parse buffer) for the life of the socket. Copy them instead, so the
+                    // dispatcher can release its buffer when idle (see dispatcher.rs).
+                    let chunk = Bytes::copy_from_slice(src);
+                    src.clear();
+                    Ok(Some(PayloadItem::Chunk(chunk)))
                 } else {
                     Ok(Some(PayloadItem::Chunk(src.split().freeze())))
                 }

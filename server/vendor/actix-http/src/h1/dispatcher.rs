@@ -36,11 +36,10 @@ use crate::{
     ConnectionType, Error, Extensions, HttpMessage, OnConnectData, Request, Response, StatusCode,
 };
 
-// Pulse patch: 512 B / 2 KiB instead of 1 / 8 KiB. Both buffers live as long as the connection,
-// and a live socket is a connection that stays open for hours doing almost nothing: at 8 KiB
-// each they were 16 KiB of the ~19 KiB an idle socket cost. See server/vendor/README.md.
-const LW_BUFFER_SIZE: usize = 512;
-const HW_BUFFER_SIZE: usize = 1024 * 2;
+// Upstream sizes. The Pulse patch (see server/vendor/README.md) releases both buffers while the
+// connection waits, so an idle connection holds neither and these only size active reads.
+const LW_BUFFER_SIZE: usize = 1024;
+const HW_BUFFER_SIZE: usize = 1024 * 8;
 const MAX_PIPELINED_MESSAGES: usize = 16;
 
 /// Write buffer capacity at which we reallocate it after flushing.
@@ -307,8 +306,10 @@ where
                     graceful_shutdown: config.graceful_shutdown(),
 
                     io: Some(io),
-                    read_buf: BytesMut::with_capacity(HW_BUFFER_SIZE),
-                    write_buf: BytesMut::with_capacity(HW_BUFFER_SIZE),
+                    // Pulse patch: both buffers are allocated on first use (see poll_flush and
+                    // read_available), not up front.
+                    read_buf: BytesMut::new(),
+                    write_buf: BytesMut::new(),
                     h1_write_buffer_size: config.h1_write_buffer_size(),
                     write_buf_needs_reset: false,
                     codec: Codec::new(config),
@@ -400,13 +401,11 @@ where
             }
         }
 
-        // All bytes have been accepted by the I/O stream, so the buffer can be reused or released.
-        if *write_buf_needs_reset {
-            *write_buf = BytesMut::with_capacity(HW_BUFFER_SIZE);
-            *write_buf_needs_reset = false;
-        } else {
-            write_buf.clear();
-        }
+        // All bytes have been accepted by the I/O stream. Pulse patch: release the buffer
+        // instead of keeping it for the next write, so a long-lived, mostly idle connection (a
+        // WebSocket) holds no write buffer between frames; the next write allocates what it needs.
+        *write_buf = BytesMut::new();
+        *write_buf_needs_reset = false;
 
         // flush the I/O and check if get blocked
         io.poll_flush(cx)
@@ -1495,6 +1494,14 @@ where
 
                     if inner_p.flags.intersects(Flags::LINGER | Flags::SHUTDOWN) {
                         cx.waker().wake_by_ref();
+                    }
+
+                    // Pulse patch: everything read has been decoded and the connection waits,
+                    // so release the read buffer rather than hold it until the next byte
+                    // arrives (a WebSocket waits nearly all of its life). The next read
+                    // reserves a fresh one (`read_available`).
+                    if inner_p.read_buf.is_empty() {
+                        *inner_p.read_buf = BytesMut::new();
                     }
                     Poll::Pending
                 };
