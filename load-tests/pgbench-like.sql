@@ -1,25 +1,22 @@
 -- One like, statement for statement as the server sends it to PostgreSQL for
--- PUT /api/v1/posts/{id}/like (captured with log_min_duration_statement = 0 on 2026-11-24;
--- code: server/src/auth.rs `authenticate` -> schema/src/tokens.rs `any_revoked`, then
--- schema/src/likes.rs `like` with the `insert_notification!` macro of
--- schema/src/notifications.rs), on the schema of
--- schema/migrations/postgres/2026-11-24-000001_init/up.sql:
---   pool checkout   SELECT 1          deadpool's "Verified" recycle check (diesel-async default)
+-- PUT /api/v1/posts/{id}/like (captured with log_min_duration_statement = 0 on 2026-11-24,
+-- after the counter UPDATEs became cacheable; code: server/src/auth.rs `authenticate` ->
+-- schema/src/tokens.rs `any_revoked`, then schema/src/likes.rs `like` with the
+-- `insert_notification!` macro of schema/src/notifications.rs and schema/src/counters.rs), on
+-- the schema of schema/migrations/postgres/2026-11-24-000001_init/up.sql:
 --   auth            SELECT EXISTS (revoked_tokens ... = ANY ($1))
---   pool checkout   SELECT 1
 --   BEGIN
---   1 SELECT author_id FROM posts WHERE id = $1 LIMIT 1
---   2 INSERT INTO likes ... ON CONFLICT DO NOTHING RETURNING post_id
---   3 UPDATE posts SET like_count = like_count + 1, like_seq = like_seq + 1 ... RETURNING
---   4 INSERT INTO like_notices ... ON CONFLICT DO NOTHING RETURNING post_id
---   5 SELECT id, username, display_name FROM users WHERE id = $1 LIMIT 1   (the actor)
---   6 UPDATE users SET notification_seq = notification_seq + 1 ... RETURNING notification_seq
---   7 INSERT INTO notifications (...) RETURNING (every column)
+--   1 INSERT INTO likes ... ON CONFLICT DO NOTHING RETURNING post_id
+--   2 UPDATE posts SET like_count = like_count + $1, like_seq = like_seq + 1 ... RETURNING
+--     like_count, like_seq, author_id
+--   3 INSERT INTO like_notices ... ON CONFLICT DO NOTHING RETURNING post_id
+--   4 SELECT id, username, display_name FROM users WHERE id = $1 LIMIT 1   (the actor)
+--   5 UPDATE users SET notification_seq = notification_seq + 1 ... RETURNING notification_seq
+--   6 INSERT INTO notifications (...) RETURNING (every column)
 --   COMMIT
--- Run with -M prepared (ceiling.sh does): every statement is parsed once per connection, the
--- best case for the database. (The server re-parses statements 3 and 6 on every like: diesel
--- does not cache those two; see RESULTS.md.) Left out: HTTP, JSON, biscuit verification, the
--- Redis PUBLISH after commit. So the tps is what the database allows for this exact
+-- Run with -M prepared (ceiling.sh does): every statement is parsed once per connection, as the
+-- server's prepared-statement cache does. Left out: HTTP, JSON, biscuit verification, the
+-- Redis PUBLISHes after commit. So the tps is what the database allows for this exact
 -- transaction on this machine: "the ceiling".
 --
 -- Every transaction is a first like of a fresh (liker, post) pair, like every like of the k6
@@ -32,15 +29,12 @@
 \set g :n * :clients + :client_id
 \set post 1 + :g % :posts
 \set liker :authors + 1 + :g / :posts
-SELECT 1;
 SELECT EXISTS (SELECT revocation_id, expires_at FROM revoked_tokens WHERE revocation_id = ANY (ARRAY['0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef']));
-SELECT 1;
 BEGIN;
-SELECT author_id AS recipient FROM posts WHERE id = :post LIMIT 1 \gset
 INSERT INTO likes (post_id, user_id, created_at) VALUES (:post, :liker, LOCALTIMESTAMP(3))
   ON CONFLICT DO NOTHING RETURNING post_id;
 UPDATE posts SET like_count = like_count + 1, like_seq = like_seq + 1 WHERE id = :post
-  RETURNING like_count, like_seq;
+  RETURNING like_count, like_seq, author_id AS recipient \gset
 INSERT INTO like_notices (post_id, user_id) VALUES (:post, :liker)
   ON CONFLICT DO NOTHING RETURNING post_id;
 SELECT id, username AS actor_name, display_name FROM users WHERE id = :liker LIMIT 1 \gset
