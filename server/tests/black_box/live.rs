@@ -479,3 +479,40 @@ async fn heartbeats_keep_an_answering_client_and_drop_a_silent_one() {
     let seen = silent.closed().await;
     assert!(matches!(seen, Some(1001) | None), "{seen:?}");
 }
+
+/// Client frames of every size up to the limit arrive whole, also after the connection has sat
+/// idle: the vendored actix-http copies small frames out of its read buffer, splits large ones
+/// off it, and releases the buffer whenever the connection waits (server/vendor/README.md).
+#[tokio::test(flavor = "multi_thread")]
+async fn client_frames_of_every_size_arrive_whole_after_idle_periods() {
+    let app = TestApp::spawn().await;
+    let author = app.register("author").await;
+    let watcher = app.register("watcher").await;
+    let post = app.create_post(&author, "p").await["id"].as_i64().unwrap();
+    let mut socket = app.socket(&watcher, "").await;
+    // Padding (JSON whitespace) around 1 KiB, where the patch switches from copying to
+    // splitting, and up to just under the 16 KiB frame limit.
+    for padding in [0, 900, 1_000, 1_100, 8 * 1024, 16 * 1024 - 100] {
+        let frame = format!(
+            r#"{{"type":"subscribe","post_ids":[{post}]{}}}"#,
+            " ".repeat(padding)
+        );
+        socket.send_text(&frame).await;
+        assert_eq!(
+            socket.next().await,
+            json!({"type": "subscribed", "post_ids": [post]}),
+            "frame of {} bytes",
+            frame.len()
+        );
+        // The connection waited before that answer went out, so the server had released its
+        // buffers; the next frame finds none.
+        socket.send_json(json!({"type": "ping"})).await;
+        assert_eq!(socket.next().await["type"], "pong");
+    }
+    // Delivery still works on the same connection afterwards.
+    assert_eq!(app.like(&watcher, post).await.status, 200);
+    assert_eq!(
+        socket.next().await,
+        json!({"type": "like_count", "post_id": post, "like_count": 1})
+    );
+}
