@@ -1,18 +1,18 @@
 -- One like, statement for statement as the server sends it to PostgreSQL for
 -- PUT /api/v1/posts/{id}/like (captured with log_min_duration_statement = 0 on 2026-11-24,
--- after the counter UPDATEs became cacheable; code: server/src/auth.rs `authenticate` ->
--- schema/src/tokens.rs `any_revoked`, then schema/src/likes.rs `like` with the
+-- after the counter UPDATEs became cacheable and the actor came with the token check; code:
+-- server/src/auth.rs `authenticate` -> schema/src/tokens.rs `active_user`, then schema/src/likes.rs `like` with the
 -- `insert_notification!` macro of schema/src/notifications.rs and schema/src/counters.rs), on
 -- the schema of schema/migrations/postgres/2026-11-24-000001_init/up.sql:
---   auth            SELECT EXISTS (revoked_tokens ... = ANY ($1))
+--   auth            SELECT id, username, display_name FROM users WHERE id = $1 AND NOT EXISTS
+--                   (revoked_tokens ... = ANY ($2))   (the caller, who is the notification's actor)
 --   BEGIN
 --   1 INSERT INTO likes ... ON CONFLICT DO NOTHING RETURNING post_id
 --   2 UPDATE posts SET like_count = like_count + $1, like_seq = like_seq + 1 ... RETURNING
 --     like_count, like_seq, author_id
 --   3 INSERT INTO like_notices ... ON CONFLICT DO NOTHING RETURNING post_id
---   4 SELECT id, username, display_name FROM users WHERE id = $1 LIMIT 1   (the actor)
---   5 UPDATE users SET notification_seq = notification_seq + 1 ... RETURNING notification_seq
---   6 INSERT INTO notifications (...) RETURNING (every column)
+--   4 UPDATE users SET notification_seq = notification_seq + 1 ... RETURNING notification_seq
+--   5 INSERT INTO notifications (...) RETURNING (every column)
 --   COMMIT
 -- Run with -M prepared (ceiling.sh does): every statement is parsed once per connection, as the
 -- server's prepared-statement cache does. Left out: HTTP, JSON, biscuit verification, the
@@ -29,7 +29,8 @@
 \set g :n * :clients + :client_id
 \set post 1 + :g % :posts
 \set liker :authors + 1 + :g / :posts
-SELECT EXISTS (SELECT revocation_id, expires_at FROM revoked_tokens WHERE revocation_id = ANY (ARRAY['0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef']));
+SELECT id, username AS actor_name, display_name FROM users WHERE id = :liker
+  AND NOT EXISTS (SELECT revocation_id, expires_at FROM revoked_tokens WHERE revocation_id = ANY (ARRAY['0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef'])) LIMIT 1 \gset
 BEGIN;
 INSERT INTO likes (post_id, user_id, created_at) VALUES (:post, :liker, LOCALTIMESTAMP(3))
   ON CONFLICT DO NOTHING RETURNING post_id;
@@ -37,7 +38,6 @@ UPDATE posts SET like_count = like_count + 1, like_seq = like_seq + 1 WHERE id =
   RETURNING like_count, like_seq, author_id AS recipient \gset
 INSERT INTO like_notices (post_id, user_id) VALUES (:post, :liker)
   ON CONFLICT DO NOTHING RETURNING post_id;
-SELECT id, username AS actor_name, display_name FROM users WHERE id = :liker LIMIT 1 \gset
 UPDATE users SET notification_seq = notification_seq + 1 WHERE id = :recipient
   RETURNING notification_seq AS seq \gset
 INSERT INTO notifications (recipient_id, seq, actor_id, kind, post_id, comment_id, text, created_at)

@@ -27,10 +27,11 @@ pub type CommentView = (CommentRow, UserSummaryRow);
 /// commented on their own post), in one transaction.
 pub async fn create(
     db: &Db,
-    author: UserId,
+    actor: &UserSummaryRow,
     post_id: PostId,
     text: &str,
 ) -> DbResult<(CommentView, Option<NotificationView>)> {
+    let author = actor.id;
     crate::transaction!(db.write(), conn => {
         let post_author: UserId = diesel::update(posts::table.find(post_id))
             .set(posts::comment_count.eq(posts::comment_count + 1))
@@ -47,10 +48,9 @@ pub async fn create(
             .returning(CommentRow::as_returning())
             .get_result(conn)
             .await?;
-        let actor: UserSummaryRow = users::table.find(author).select(UserSummaryRow::as_select()).first(conn).await?;
         let mut notification = None;
         if post_author != author {
-            let rendered = NewNotification::render(Kind::Comment, &actor, Some(text));
+            let rendered = NewNotification::render(Kind::Comment, actor, Some(text));
             notification = Some(crate::insert_notification!(conn, NewNotification {
                 recipient_id: post_author,
                 actor: actor.clone(),
@@ -60,7 +60,7 @@ pub async fn create(
                 text: rendered,
             })?);
         }
-        Ok(((comment, actor), notification))
+        Ok(((comment, actor.clone()), notification))
     })
 }
 

@@ -39,9 +39,10 @@ macro_rules! bump_follow_counts {
 /// `NotFound` when the followee does not exist.
 pub async fn follow(
     db: &Db,
-    follower: UserId,
+    actor: &UserSummaryRow,
     followee: UserId,
 ) -> DbResult<Option<NotificationView>> {
+    let follower = actor.id;
     crate::transaction!(db.write(), conn => {
         users::table.find(followee).select(users::id).first::<UserId>(conn).await?;
         let inserted = diesel::insert_into(follows::table)
@@ -69,11 +70,10 @@ pub async fn follow(
         if first_ever.is_none() {
             return Ok(None);
         }
-        let actor: UserSummaryRow = users::table.find(follower).select(UserSummaryRow::as_select()).first(conn).await?;
-        let text = NewNotification::render(Kind::Follow, &actor, None);
+        let text = NewNotification::render(Kind::Follow, actor, None);
         let view = crate::insert_notification!(conn, NewNotification {
             recipient_id: followee,
-            actor,
+            actor: actor.clone(),
             kind: Kind::Follow,
             post_id: None,
             comment_id: None,

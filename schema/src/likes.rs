@@ -7,7 +7,7 @@ use crate::counters::BumpLikeCount;
 use crate::db::{Db, DbResult};
 use crate::ids::{PostId, UserId};
 use crate::notifications::{Kind, NewNotification, NotificationView};
-use crate::schema::{like_notices, likes, posts, users};
+use crate::schema::{like_notices, likes, posts};
 use crate::users::UserSummaryRow;
 
 /// What a like or unlike did.
@@ -25,8 +25,10 @@ pub struct LikeOutcome {
 }
 
 /// Likes a post. Idempotent; the author is notified the first time this user ever likes it,
-/// never for a self-like. Everything happens in one transaction.
-pub async fn like(db: &Db, liker: UserId, post_id: PostId) -> DbResult<LikeOutcome> {
+/// never for a self-like. Everything happens in one transaction. `actor` is the liker as
+/// authentication read it (its name goes into the notification).
+pub async fn like(db: &Db, actor: &UserSummaryRow, post_id: PostId) -> DbResult<LikeOutcome> {
+    let liker = actor.id;
     crate::transaction!(db.write(), conn => {
         // No read of the post first: a missing post fails the insert's foreign key (NotFound),
         // and the author comes back from the count update. One round trip fewer per like.
@@ -61,11 +63,10 @@ pub async fn like(db: &Db, liker: UserId, post_id: PostId) -> DbResult<LikeOutco
                 .await
                 .optional()?;
             if first_ever.is_some() {
-                let actor: UserSummaryRow = users::table.find(liker).select(UserSummaryRow::as_select()).first(conn).await?;
-                let text = NewNotification::render(Kind::Like, &actor, None);
+                let text = NewNotification::render(Kind::Like, actor, None);
                 notification = Some(crate::insert_notification!(conn, NewNotification {
                     recipient_id: author,
-                    actor,
+                    actor: actor.clone(),
                     kind: Kind::Like,
                     post_id: Some(post_id),
                     comment_id: None,

@@ -8,7 +8,9 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::db::{Db, DbResult};
-use crate::schema::{revoked_tokens, used_tickets};
+use crate::ids::UserId;
+use crate::schema::{revoked_tokens, used_tickets, users};
+use crate::users::UserSummaryRow;
 
 /// Records revocation ids as revoked (idempotent).
 pub async fn revoke(db: &Db, revocation_ids: &[String], expires_at: NaiveDateTime) -> DbResult<()> {
@@ -25,15 +27,25 @@ pub async fn revoke(db: &Db, revocation_ids: &[String], expires_at: NaiveDateTim
     })
 }
 
-/// Whether any of the token's revocation ids has been revoked.
-pub async fn any_revoked(db: &Db, revocation_ids: &[String]) -> DbResult<bool> {
+/// The token's user, if none of the token's revocation ids has been revoked (and the user
+/// exists). One statement: every authenticated request runs it, and the writes that notify take
+/// the actor's name from it instead of reading it again.
+pub async fn active_user(
+    db: &Db,
+    user: UserId,
+    revocation_ids: &[String],
+) -> DbResult<Option<UserSummaryRow>> {
     crate::run!(db.read(), conn => {
-        diesel::select(diesel::dsl::exists(
-            revoked_tokens::table.filter(revoked_tokens::revocation_id.eq_any(revocation_ids)),
-        ))
-        .get_result(conn)
-        .await
-        .map_err(Into::into)
+        users::table
+            .find(user)
+            .filter(diesel::dsl::not(diesel::dsl::exists(
+                revoked_tokens::table.filter(revoked_tokens::revocation_id.eq_any(revocation_ids)),
+            )))
+            .select(UserSummaryRow::as_select())
+            .first(conn)
+            .await
+            .optional()
+            .map_err(Into::into)
     })
 }
 

@@ -20,6 +20,7 @@ use argon2::Argon2;
 use biscuit_auth::macros::{authorizer, biscuit, block};
 use biscuit_auth::{Algorithm, AuthorizerLimits, Biscuit, KeyPair, PrivateKey, PublicKey};
 use chrono::NaiveDateTime;
+use pulse_schema::users::UserSummaryRow;
 use pulse_schema::{tokens, UserId};
 
 use crate::error::ApiError;
@@ -273,28 +274,39 @@ impl Keys {
     }
 }
 
+/// A verified, unrevoked token and the user it belongs to.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub claims: Claims,
+    /// The caller as the database has it now (read with the revocation check, in the same
+    /// statement); writes that notify put this name in the notification.
+    pub user: UserSummaryRow,
+}
+
 /// Verifies a token and checks it was not revoked.
 pub async fn authenticate(
     state: &AppState,
     token: &str,
     operation: Operation,
-) -> Result<Claims, ApiError> {
+) -> Result<Authenticated, ApiError> {
     let claims = state.keys.verify(token, operation)?;
     // The revocation lookup runs in its own task. Extractors run together, and actix drops
     // this one mid-query when another fails first (say the JSON body); a SQLite query dropped
     // mid-flight on an actix worker's single-threaded runtime panics inside diesel-async.
-    let (db, ids) = (state.db.clone(), claims.revocation_ids.clone());
-    let revoked = tokio::spawn(async move { tokens::any_revoked(&db, &ids).await })
+    let (db, user_id, ids) = (
+        state.db.clone(),
+        claims.user_id,
+        claims.revocation_ids.clone(),
+    );
+    let user = tokio::spawn(async move { tokens::active_user(&db, user_id, &ids).await })
         .await
         .map_err(|error| {
             ApiError::Internal(anyhow::anyhow!("revocation check task failed: {error}"))
-        })??;
-    if revoked {
-        return Err(ApiError::Unauthorized(
+        })??
+        .ok_or(ApiError::Unauthorized(
             "The token is missing, invalid, expired or revoked.",
-        ));
-    }
-    Ok(claims)
+        ))?;
+    Ok(Authenticated { claims, user })
 }
 
 /// The bearer token of a request, if any.
@@ -313,6 +325,8 @@ pub struct AuthUser {
     pub id: UserId,
     pub claims: Claims,
     pub token: String,
+    /// The caller's id, username and display name, read when the token was checked.
+    pub summary: UserSummaryRow,
 }
 
 impl FromRequest for AuthUser {
@@ -328,11 +342,13 @@ impl FromRequest for AuthUser {
             let token = token.ok_or(ApiError::Unauthorized(
                 "Send Authorization: Bearer <token>.",
             ))?;
-            let claims = authenticate(&state, &token, Operation::Rest).await?;
+            let Authenticated { claims, user } =
+                authenticate(&state, &token, Operation::Rest).await?;
             Ok(AuthUser {
                 id: claims.user_id,
                 claims,
                 token,
+                summary: user,
             })
         })
     }

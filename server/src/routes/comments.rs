@@ -64,7 +64,8 @@ pub async fn add_comment(
     v.finish()?;
     let text = text.ok_or_else(|| ApiError::BadRequest("text is required".into()))?;
     throttle_user(&state, Bucket::Comments, user.id).await?;
-    let (comment, notification) = comments::create(&state.db, user.id, post, text.as_str()).await?;
+    let (comment, notification) =
+        comments::create(&state.db, &user.summary, post, text.as_str()).await?;
     if let Some(view) = notification {
         super::announce(&state, view).await;
     }

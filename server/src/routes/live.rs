@@ -67,7 +67,9 @@ pub async fn open_socket(
     }
     let claims = match (&query.ticket, bearer(&req)) {
         (Some(ticket), _) => {
-            let claims = authenticate(&state, ticket, Operation::Socket).await?;
+            let claims = authenticate(&state, ticket, Operation::Socket)
+                .await?
+                .claims;
             if !claims.is_ticket {
                 return Err(ApiError::Unauthorized(
                     "Use a ticket from POST /auth/ws-ticket, not a token, in ?ticket=.",
@@ -79,7 +81,7 @@ pub async fn open_socket(
             }
             claims
         }
-        (None, Some(token)) => authenticate(&state, token, Operation::Socket).await?,
+        (None, Some(token)) => authenticate(&state, token, Operation::Socket).await?.claims,
         (None, None) => {
             return Err(ApiError::Unauthorized(
                 "Send Authorization: Bearer <token> or ?ticket=.",

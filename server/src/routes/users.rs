@@ -62,7 +62,7 @@ pub async fn follow_user(
     if target == user.id {
         return Err(ApiError::validation("id", "you cannot follow yourself"));
     }
-    if let Some(view) = follows::follow(&state.db, user.id, target).await? {
+    if let Some(view) = follows::follow(&state.db, &user.summary, target).await? {
         super::announce(&state, view).await;
     }
     Ok(HttpResponse::Ok().json(render_user(&state, user.id, target).await?))
