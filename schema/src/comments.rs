@@ -4,6 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
+use crate::counters::BumpCommentCount;
 use crate::db::{Db, DbResult};
 use crate::ids::{CommentId, PostId, UserId};
 use crate::notifications::{Kind, NewNotification, NotificationView};
@@ -33,11 +34,7 @@ pub async fn create(
 ) -> DbResult<(CommentView, Option<NotificationView>)> {
     let author = actor.id;
     crate::transaction!(db.write(), conn => {
-        let post_author: UserId = diesel::update(posts::table.find(post_id))
-            .set(posts::comment_count.eq(posts::comment_count + 1))
-            .returning(posts::author_id)
-            .get_result(conn)
-            .await?;
+        let post_author: UserId = BumpCommentCount { post: post_id }.get_result(conn).await?;
         let comment: CommentRow = diesel::insert_into(comments::table)
             .values((
                 comments::post_id.eq(post_id),

@@ -24,13 +24,13 @@ macro_rules! bump_follow_counts {
             } else {
                 (0i64, $delta)
             };
-            diesel::update(users::table.find(id))
-                .set((
-                    users::following_count.eq(users::following_count + following),
-                    users::follower_count.eq(users::follower_count + followers),
-                ))
-                .execute($conn)
-                .await?;
+            $crate::counters::BumpFollowCounts {
+                user: id,
+                following,
+                followers,
+            }
+            .execute($conn)
+            .await?;
         }
     }};
 }
