@@ -283,7 +283,7 @@ pub struct Authenticated {
     pub user: UserSummaryRow,
 }
 
-/// Verifies a token and checks it was not revoked.
+/// Verifies a token, checks it was not revoked and reads its user, in one database statement.
 pub async fn authenticate(
     state: &AppState,
     token: &str,
