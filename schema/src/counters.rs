@@ -32,52 +32,6 @@ pub struct BumpNotificationSeq {
     pub user: UserId,
 }
 
-impl<DB> QueryFragment<DB> for BumpLikeCount
-where
-    DB: Backend,
-    i64: diesel::serialize::ToSql<BigInt, DB>,
-{
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        out.push_sql("UPDATE ");
-        posts::table.walk_ast(out.reborrow())?;
-        out.push_sql(" SET ");
-        increment(&mut out, posts::like_count::NAME)?;
-        out.push_sql(" + ");
-        out.push_bind_param::<BigInt, i64>(&self.delta)?;
-        out.push_sql(", ");
-        increment(&mut out, posts::like_seq::NAME)?;
-        out.push_sql(" + 1 WHERE ");
-        out.push_identifier(posts::id::NAME)?;
-        out.push_sql(" = ");
-        out.push_bind_param::<BigInt, i64>(&self.post.0)?;
-        out.push_sql(" RETURNING ");
-        out.push_identifier(posts::like_count::NAME)?;
-        out.push_sql(", ");
-        out.push_identifier(posts::like_seq::NAME)?;
-        out.push_sql(", ");
-        out.push_identifier(posts::author_id::NAME)
-    }
-}
-
-impl<DB> QueryFragment<DB> for BumpNotificationSeq
-where
-    DB: Backend,
-    i64: diesel::serialize::ToSql<BigInt, DB>,
-{
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        out.push_sql("UPDATE ");
-        users::table.walk_ast(out.reborrow())?;
-        out.push_sql(" SET ");
-        increment(&mut out, users::notification_seq::NAME)?;
-        out.push_sql(" + 1 WHERE ");
-        out.push_identifier(users::id::NAME)?;
-        out.push_sql(" = ");
-        out.push_bind_param::<BigInt, i64>(&self.user.0)?;
-        out.push_sql(" RETURNING ");
-        out.push_identifier(users::notification_seq::NAME)
-    }
-}
-
 /// `UPDATE posts SET comment_count = comment_count + 1 WHERE id = post RETURNING author_id`.
 #[derive(Debug, Clone, Copy)]
 pub struct BumpCommentCount {
@@ -93,54 +47,103 @@ pub struct BumpFollowCounts {
     pub followers: i64,
 }
 
-impl<DB> QueryFragment<DB> for BumpCommentCount
+/// How a bumped column grows.
+enum By<'a> {
+    One,
+    Amount(&'a i64),
+}
+
+/// Writes `UPDATE table SET c = c + by, ... WHERE key = id [RETURNING ...]`, the one shape all
+/// the statements here share.
+fn write_bump<'b, DB>(
+    mut out: AstPass<'_, 'b, DB>,
+    table: &'b dyn QueryFragment<DB>,
+    sets: &[(&str, By<'b>)],
+    (key, id): (&str, &'b i64),
+    returning: &[&str],
+) -> QueryResult<()>
 where
     DB: Backend,
     i64: diesel::serialize::ToSql<BigInt, DB>,
 {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        out.push_sql("UPDATE ");
-        posts::table.walk_ast(out.reborrow())?;
-        out.push_sql(" SET ");
-        increment(&mut out, posts::comment_count::NAME)?;
-        out.push_sql(" + 1 WHERE ");
-        out.push_identifier(posts::id::NAME)?;
+    out.push_sql("UPDATE ");
+    table.walk_ast(out.reborrow())?;
+    for (i, (column, by)) in sets.iter().enumerate() {
+        out.push_sql(if i == 0 { " SET " } else { ", " });
+        out.push_identifier(column)?;
         out.push_sql(" = ");
-        out.push_bind_param::<BigInt, i64>(&self.post.0)?;
-        out.push_sql(" RETURNING ");
-        out.push_identifier(posts::author_id::NAME)
-    }
-}
-
-impl<DB> QueryFragment<DB> for BumpFollowCounts
-where
-    DB: Backend,
-    i64: diesel::serialize::ToSql<BigInt, DB>,
-{
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        out.push_sql("UPDATE ");
-        users::table.walk_ast(out.reborrow())?;
-        out.push_sql(" SET ");
-        increment(&mut out, users::following_count::NAME)?;
+        out.push_identifier(column)?;
         out.push_sql(" + ");
-        out.push_bind_param::<BigInt, i64>(&self.following)?;
-        out.push_sql(", ");
-        increment(&mut out, users::follower_count::NAME)?;
-        out.push_sql(" + ");
-        out.push_bind_param::<BigInt, i64>(&self.followers)?;
-        out.push_sql(" WHERE ");
-        out.push_identifier(users::id::NAME)?;
-        out.push_sql(" = ");
-        out.push_bind_param::<BigInt, i64>(&self.user.0)
+        match by {
+            By::One => out.push_sql("1"),
+            By::Amount(amount) => out.push_bind_param::<BigInt, i64>(amount)?,
+        }
     }
-}
-
-/// Writes `"column" = "column"`; the caller appends the `+ …`.
-fn increment<DB: Backend>(out: &mut AstPass<'_, '_, DB>, column: &str) -> QueryResult<()> {
-    out.push_identifier(column)?;
+    out.push_sql(" WHERE ");
+    out.push_identifier(key)?;
     out.push_sql(" = ");
-    out.push_identifier(column)
+    out.push_bind_param::<BigInt, i64>(id)?;
+    for (i, column) in returning.iter().enumerate() {
+        out.push_sql(if i == 0 { " RETURNING " } else { ", " });
+        out.push_identifier(column)?;
+    }
+    Ok(())
 }
+
+/// Implements `QueryFragment` for a statement by handing its parts to [`write_bump`].
+macro_rules! bump_fragment {
+    ($name:ident, |$this:ident| $table:expr, $sets:expr, $key:expr, $returning:expr) => {
+        impl<DB> QueryFragment<DB> for $name
+        where
+            DB: Backend,
+            i64: diesel::serialize::ToSql<BigInt, DB>,
+        {
+            fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+                let $this = self;
+                write_bump(out, &$table, &$sets, $key, &$returning)
+            }
+        }
+    };
+}
+
+bump_fragment!(
+    BumpLikeCount,
+    |this| posts::table,
+    [
+        (posts::like_count::NAME, By::Amount(&this.delta)),
+        (posts::like_seq::NAME, By::One)
+    ],
+    (posts::id::NAME, &this.post.0),
+    [
+        posts::like_count::NAME,
+        posts::like_seq::NAME,
+        posts::author_id::NAME
+    ]
+);
+bump_fragment!(
+    BumpNotificationSeq,
+    |this| users::table,
+    [(users::notification_seq::NAME, By::One)],
+    (users::id::NAME, &this.user.0),
+    [users::notification_seq::NAME]
+);
+bump_fragment!(
+    BumpCommentCount,
+    |this| posts::table,
+    [(posts::comment_count::NAME, By::One)],
+    (posts::id::NAME, &this.post.0),
+    [posts::author_id::NAME]
+);
+bump_fragment!(
+    BumpFollowCounts,
+    |this| users::table,
+    [
+        (users::following_count::NAME, By::Amount(&this.following)),
+        (users::follower_count::NAME, By::Amount(&this.followers)),
+    ],
+    (users::id::NAME, &this.user.0),
+    [] as [&str; 0]
+);
 
 macro_rules! fixed_statement {
     ($name:ident) => {

@@ -1,4 +1,5 @@
-//! The `revoked_tokens` and `used_tickets` tables: logout and single-use socket tickets.
+//! The `revoked_tokens` and `used_tickets` tables: logout and single-use socket tickets, and
+//! the per-request check that a token is still good (which also reads its user).
 //!
 //! Both hold biscuit revocation ids (hex) with the token's expiry, so rows can be purged once
 //! the token could no longer be used anyway.

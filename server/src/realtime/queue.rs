@@ -5,7 +5,6 @@
 //! nothing is lost). Like counts and the unread count are "latest value" slots, so a burst
 //! collapses to one frame per post and memory per socket stays bounded whatever happens.
 
-use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
@@ -96,14 +95,13 @@ impl SocketQueue {
     pub fn set_like_count(&self, post: PostId, seq: i64, frame: &ByteString) {
         {
             let mut pending = self.lock();
-            match pending.counts.entry(post) {
-                Entry::Occupied(mut slot) if seq >= slot.get().0 => {
-                    slot.insert((seq, frame.clone()));
-                }
-                Entry::Occupied(_) => {}
-                Entry::Vacant(slot) => {
-                    slot.insert((seq, frame.clone()));
-                }
+            let slot = pending
+                .counts
+                .entry(post)
+                .or_insert_with(|| (seq, frame.clone()));
+            // Equal `seq` means the same count, so only a newer one replaces the frame.
+            if seq > slot.0 {
+                *slot = (seq, frame.clone());
             }
         }
         self.wake.notify_one();
