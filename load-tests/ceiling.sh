@@ -2,22 +2,26 @@
 # ceiling.sh: how close do likes through the whole server come to what the database alone allows?
 #
 #   load-tests/ceiling.sh [--instances N] [--start R] [--step R] [--max R] [--step-duration D]
-#                         [--pgbench-clients "4 8 16"] [--pgbench-duration S] [--keep]
+#                         [--pgbench-clients "4 8 16"] [--pgbench-duration S] [--driver node|k6]
+#                         [--keep]
 #
 # 1. Prepares the topology as run.sh does (PostgreSQL + Redis, release build or PULSE_BIN).
 # 2. pgbench ceiling: in a second fresh database (same migrations, seeded with 50 authors,
 #    250 posts, 50,000 likers) runs pgbench-like.sql, the statements of one like exactly as the
 #    server sends them, with each client count of --pgbench-clients for --pgbench-duration
 #    seconds (tables emptied between runs); the best tps is the ceiling. No server runs then.
-# 3. k6 steps: starts N instances (default 2) and runs likes.js at --start likes/s, then +--step
-#    each time, each for --step-duration, until a step fails: p99 of like request start ->
+# 3. Steps: starts N instances (default 2) and runs the likes scenario at --start likes/s, then
+#    +--step each time, each for --step-duration, until a step fails: p99 of like request start ->
 #    notification frame (notify_latency) above P99_LIMIT (50 ms), or any failed like, missing
 #    notification, or a generator that could not keep the rate (like_send_lag p99 > 50 ms).
 #    The sustained rate is the last step that passed, as likes/s actually completed.
+#    --driver: node (default) runs harness/likes.mjs, k6 runs likes.js. Same scenario and checks;
+#    k6 costs about 0.7 ms of CPU per like on 2 cores, the Node harness a small fraction of that,
+#    so with k6 the steps measure k6 as much as the server (RESULTS.md).
 # 4. Prints both figures and their ratio (target: sustained >= 0.7 x ceiling) and writes
-#    results/ceiling-<date>.json; every step's k6 summary is results/ceiling-<date>-step-<rate>.json.
-# Note: pgbench gets both cores to itself (with its own client), while the k6 steps share them
-# between k6, the instances, Redis and PostgreSQL; on 2 cores the ratio includes that.
+#    results/ceiling-<date>.json; every step's summary is results/ceiling-<date>-step-<rate>.json.
+# Note: pgbench gets both cores to itself (with its own client), while the steps share them
+# between the load generator, the instances, Redis and PostgreSQL; on 2 cores the ratio includes that.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -25,7 +29,7 @@ ROOT=$(cd "$HERE/.." && pwd)
 source "$HERE/lib/topology.sh"
 
 INSTANCES=2 START=200 STEP=100 MAX=20000 STEP_DURATION=20s
-PGB_CLIENTS="4 8 16" PGB_DURATION=15 P99_LIMIT=${P99_LIMIT:-50}
+PGB_CLIENTS="4 8 16" PGB_DURATION=15 P99_LIMIT=${P99_LIMIT:-50} DRIVER=node
 COMMAND_LINE="load-tests/ceiling.sh $*"
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -36,6 +40,7 @@ while [[ $# -gt 0 ]]; do
     --step-duration) STEP_DURATION=$2; shift 2 ;;
     --pgbench-clients) PGB_CLIENTS=$2; shift 2 ;;
     --pgbench-duration) PGB_DURATION=$2; shift 2 ;;
+    --driver) DRIVER=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
@@ -47,12 +52,13 @@ RESULTS_DIR=${RESULTS_DIR:-$HERE/results}
 mkdir -p "$RESULTS_DIR"
 OUT="$RESULTS_DIR/ceiling-$STAMP"
 
+[[ $DRIVER == node || $DRIVER == k6 ]] || die "--driver is node or k6"
 topo_init
-ensure_k6
+if [[ $DRIVER == k6 ]]; then ensure_k6; else ensure_harness; fi
 ensure_bin
 prepare_backend
 
-# --- pgbench ceiling, in its own database so the k6 database stays untouched ---
+# --- pgbench ceiling, in its own database so the steps' database stays untouched ---
 PGB_DB=${DB_NAME}_pgbench
 PGB_URL=$(create_db "$PGB_DB")
 EXTRA_DBS+=("$PGB_DB")
@@ -92,23 +98,29 @@ for c in $PGB_CLIENTS; do
 done
 log "pgbench ceiling: $BEST_TPS tps ($BEST_CLIENTS clients)"
 
-# --- k6 steps ---
+# --- like steps through the server ---
 start_instances "$INSTANCES"
 step_seconds=$(echo "$STEP_DURATION" | awk '{ s = $0; t = 0; if (s ~ /^[0-9.]+$/) { print s; exit } while (match(s, /^[0-9.]+[hms]/)) { n = substr(s, 1, RLENGTH - 1); u = substr(s, RLENGTH, 1); t += (u == "h" ? 3600 : u == "m" ? 60 : 1) * n; s = substr(s, RLENGTH + 1) } print t }')
 SUSTAINED=0 SUSTAINED_RATE=0 STEPS="[]"
 rate=$START
 while [[ $rate -le $MAX ]]; do
   f="$OUT-step-$rate.json"
-  log "k6 step: $rate likes/s for $STEP_DURATION"
+  log "$DRIVER step: $rate likes/s for $STEP_DURATION"
   set +e
-  timeout -s INT -k 30 $((step_seconds + 900)) k6 run --no-usage-report -q --summary-export "$f" \
-    --summary-trend-stats 'avg,min,med,max,p(90),p(95),p(99),count' \
-    -e "BASE_URLS=$BASE_URLS" -e "RATE=$rate" -e "DURATION=$STEP_DURATION" -e "P99_MS=$P99_LIMIT" \
-    -e "P50_MS=$P99_LIMIT" -e "MAX_SEND_LAG_P99_MS=50" \
-    "$HERE/likes.js" >"$WORK/k6-step-$rate.log" 2>&1
+  if [[ $DRIVER == k6 ]]; then
+    timeout -s INT -k 30 $((step_seconds + 900)) k6 run --no-usage-report -q --summary-export "$f" \
+      --summary-trend-stats 'avg,min,med,max,p(90),p(95),p(99),count' \
+      -e "BASE_URLS=$BASE_URLS" -e "RATE=$rate" -e "DURATION=$STEP_DURATION" -e "P99_MS=$P99_LIMIT" \
+      -e "P50_MS=$P99_LIMIT" -e "MAX_SEND_LAG_P99_MS=50" \
+      "$HERE/likes.js" >"$WORK/step-$rate.log" 2>&1
+  else
+    BASE_URLS=$BASE_URLS RATE=$rate DURATION=$step_seconds P99_MS=$P99_LIMIT P50_MS=$P99_LIMIT \
+      MAX_SEND_LAG_P99_MS=50 RESULT=$f timeout -s INT -k 30 $((step_seconds + 900)) \
+      node "$HERE/harness/likes.mjs" >"$WORK/step-$rate.log" 2>&1
+  fi
   rc=$?
   set -e
-  [[ -s "$f" ]] || { tail -20 "$WORK/k6-step-$rate.log" >&2; die "k6 step $rate wrote no summary (exit $rc)"; }
+  [[ -s "$f" ]] || { tail -20 "$WORK/step-$rate.log" >&2; die "$DRIVER step $rate wrote no summary (exit $rc)"; }
   read -r p50 p99 lagp99 ok failed missing < <(jq -r '[.metrics.notify_latency.med // -1, .metrics.notify_latency["p(99)"] // -1,
       .metrics.like_send_lag["p(99)"] // -1, .metrics.likes_ok.count // 0, .metrics.likes_failed.count // 0,
       (.metrics.notifications_missing.count // 0) + (.metrics.inbox_not_on_socket.count // 0)] | @tsv' "$f")
@@ -116,7 +128,7 @@ while [[ $rate -le $MAX ]]; do
   pass=$(awk -v p="$p99" -v lim="$P99_LIMIT" -v f="$failed" -v m="$missing" -v lag="$lagp99" -v ok="$ok" -v r="$rate" -v d="$step_seconds" \
     'BEGIN { print (p >= 0 && p <= lim && f == 0 && m == 0 && lag <= 50 && ok >= r * d) ? "true" : "false" }')
   log "step $rate: notify p50 $p50 ms p99 $p99 ms, send lag p99 $lagp99 ms, $ok ok ($achieved/s), $failed failed, $missing missing -> $pass"
-  STEPS=$(jq -c --argjson s "{\"rate\":$rate,\"notify_p50_ms\":$p50,\"notify_p99_ms\":$p99,\"send_lag_p99_ms\":$lagp99,\"likes_ok\":$ok,\"achieved_per_s\":$achieved,\"failed\":$failed,\"missing\":$missing,\"pass\":$pass,\"k6_exit\":$rc}" '. + [$s]' <<<"$STEPS")
+  STEPS=$(jq -c --argjson s "{\"rate\":$rate,\"notify_p50_ms\":$p50,\"notify_p99_ms\":$p99,\"send_lag_p99_ms\":$lagp99,\"likes_ok\":$ok,\"achieved_per_s\":$achieved,\"failed\":$failed,\"missing\":$missing,\"pass\":$pass,\"exit\":$rc}" '. + [$s]' <<<"$STEPS")
   [[ $pass == true ]] || break
   SUSTAINED=$achieved SUSTAINED_RATE=$rate
   rate=$((rate + STEP))
@@ -127,12 +139,12 @@ echo
 echo "sustained likes/s through $INSTANCES instance(s): $SUSTAINED (step $SUSTAINED_RATE/s, like -> notification p99 <= ${P99_LIMIT} ms)"
 echo "pgbench ceiling (same SQL, database alone):   $BEST_TPS tps ($BEST_CLIENTS clients)"
 echo "ratio: $RATIO (target >= 0.7)"
-jq -n --arg command "$COMMAND_LINE" --arg date "$STAMP" --arg cores "$(cores)" --argjson instances "$INSTANCES" \
+jq -n --arg command "$COMMAND_LINE" --arg date "$STAMP" --arg cores "$(cores)" --argjson instances "$INSTANCES" --arg driver "$DRIVER" \
   --argjson sustained "$SUSTAINED" --argjson sustained_step "$SUSTAINED_RATE" --argjson pgbench_tps "$BEST_TPS" \
   --argjson pgbench_clients "$BEST_CLIENTS" --argjson ratio "$RATIO" --argjson steps "$STEPS" \
-  '{command: $command, date: $date, cores: $cores, instances: $instances, sustained_likes_per_s: $sustained,
+  '{command: $command, date: $date, cores: $cores, instances: $instances, driver: $driver, sustained_likes_per_s: $sustained,
     sustained_step: $sustained_step, pgbench_tps: $pgbench_tps, pgbench_clients: $pgbench_clients,
     ratio: $ratio, target_ratio: 0.7, steps: $steps}' >"$OUT.json"
 log "results: $OUT.json"
-# Like the k6 thresholds: a missed target is a failing exit code.
+# Like k6 thresholds: a missed target is a failing exit code.
 awk -v r="$RATIO" 'BEGIN { exit !(r >= 0.7) }' || { log "target missed: ratio $RATIO < 0.7"; exit 1; }

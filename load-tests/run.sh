@@ -18,6 +18,8 @@
 #   --rate R             likes/s (likes, embedded, smoke) or LIKE_RATE (fanout)
 #   --duration D         60s, 2m, ...
 #   --sockets N          fanout, idle
+#   --driver k6|node     likes, embedded: k6 (default) or the Node harness harness/likes.mjs, the
+#                        same scenario with a generator that costs a fraction of k6's CPU per like
 #   --keep               keep the database and the work folder (logs are always kept)
 # Environment:
 #   PULSE_BIN            use this binary instead of building release (cargo build --release -p pulse-server)
@@ -43,7 +45,7 @@ case $SCENARIO in
   sockets100k) exec "$HERE/sockets100k.sh" "$@" ;;
 esac
 COMMAND_LINE="load-tests/run.sh $SCENARIO $*"
-INSTANCES="" BACKEND="" RATE_OPT="" DURATION_OPT="" SOCKETS_OPT="" DRIVER=k6
+INSTANCES="" BACKEND="" RATE_OPT="" DURATION_OPT="" SOCKETS_OPT="" DRIVER=k6 DRIVER_OPT=""
 K6_EXTRA=()
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -52,6 +54,7 @@ while [[ $# -gt 0 ]]; do
     --rate) RATE_OPT=$2; shift 2 ;;
     --duration) DURATION_OPT=$2; shift 2 ;;
     --sockets) SOCKETS_OPT=$2; shift 2 ;;
+    --driver) DRIVER_OPT=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
     --) shift; K6_EXTRA=("$@"); break ;;
     -h|--help) usage ;;
@@ -68,6 +71,11 @@ case $SCENARIO in
   idle) SCRIPT=idle.js; : "${INSTANCES:=2}"; : "${BACKEND:=pg}" ;;
   *) echo "unknown scenario $SCENARIO" >&2; usage ;;
 esac
+if [[ -n "$DRIVER_OPT" && "$DRIVER_OPT" != "$DRIVER" ]]; then
+  [[ "$DRIVER_OPT" == node && ($SCENARIO == likes || $SCENARIO == embedded) ]] \
+    || die "--driver $DRIVER_OPT is not available for $SCENARIO"
+  SCRIPT=likes.mjs DRIVER=node
+fi
 [[ "$BACKEND" == pg || "$BACKEND" == embedded ]] || die "--backend is pg or embedded"
 [[ "$BACKEND" == pg || "$INSTANCES" == 1 ]] || die "embedded mode has one instance (SQLite file, in-process fan-out)"
 

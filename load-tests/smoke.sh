@@ -8,6 +8,9 @@
 #   127.0.0.1 port with a temporary PULSE_DATA_DIR;
 # - runs smoke.js (20 likes/s for 10 s; loose latency thresholds a debug build passes on a busy
 #   2-core machine, strict correctness: zero missing notifications);
+# - then runs the same scenario with the Node driver, harness/likes.mjs (the generator ceiling.sh
+#   uses), with the same sizes and thresholds, so neither driver rots (needs node and npm; the
+#   harness's one npm package is installed with `npm ci` when missing);
 # - stops the server (by pid) and removes the temporary folder;
 # - exits 0 when every threshold held, non-zero otherwise (k6 uses 99 for a crossed threshold).
 # Environment: PULSE_BIN, SMOKE_TIMEOUT (seconds for the k6 run, default 180), and any variable
@@ -40,11 +43,24 @@ timeout -s INT -k 20 "$SMOKE_TIMEOUT" k6 run --no-usage-report -q \
   --summary-trend-stats 'avg,min,med,max,p(90),p(99),count' \
   -e "BASE_URLS=$BASE" "$HERE/smoke.js"
 K6_RC=$?
+NODE_RC=0
+if [[ $K6_RC -eq 0 ]]; then
+  if [[ ! -d "$HERE/harness/node_modules/ws" ]]; then
+    log "installing the harness's npm packages (npm ci in load-tests/harness)"
+    (cd "$HERE/harness" && npm ci --no-audit --no-fund >&2)
+  fi
+  log "the same scenario with the Node driver (harness/likes.mjs)"
+  BASE_URLS=$BASE RATE=${RATE:-20} DURATION=${DURATION:-10} POSTS_PER_AUTHOR=5 WARMUP=2 DRAIN=5 \
+    P50_MS=${P50_MS:-250} P99_MS=${P99_MS:-2000} MAX_SEND_LAG_P99_MS=${MAX_SEND_LAG_P99_MS:-500} \
+    timeout -s INT -k 20 "$SMOKE_TIMEOUT" node "$HERE/harness/likes.mjs"
+  NODE_RC=$?
+fi
 set -e
+[[ $K6_RC -ne 0 ]] || K6_RC=$NODE_RC
 
 if ! kill -0 "$SERVER_PID" 2>/dev/null; then
   log "the server died during the run"
   [[ $K6_RC -ne 0 ]] || K6_RC=1
 fi
-if [[ $K6_RC -eq 0 ]]; then log "smoke passed"; else log "smoke FAILED (k6 exit $K6_RC)"; fi
+if [[ $K6_RC -eq 0 ]]; then log "smoke passed"; else log "smoke FAILED (exit $K6_RC)"; fi
 exit "$K6_RC"
