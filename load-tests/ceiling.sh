@@ -47,10 +47,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 BACKEND=pg
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-RESULTS_DIR=${RESULTS_DIR:-$HERE/results}
-mkdir -p "$RESULTS_DIR"
-OUT="$RESULTS_DIR/ceiling-$STAMP"
+results_path ceiling
 
 [[ $DRIVER == node || $DRIVER == k6 ]] || die "--driver is node or k6"
 topo_init

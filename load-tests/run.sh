@@ -84,12 +84,8 @@ K6_ENV=()
 [[ -n "$DURATION_OPT" ]] && K6_ENV+=(-e "DURATION=$DURATION_OPT")
 [[ -n "$SOCKETS_OPT" ]] && K6_ENV+=(-e "SOCKETS=$SOCKETS_OPT")
 
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-RESULTS_DIR=${RESULTS_DIR:-$HERE/results}
-mkdir -p "$RESULTS_DIR"
-RESULT="$RESULTS_DIR/$SCENARIO-$STAMP.json"
-
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+results_path "$SCENARIO"
+RESULT="$OUT.json"
 topo_init
 ensure_k6
 [[ $DRIVER == node ]] && ensure_harness

@@ -36,11 +36,8 @@ done
 BACKEND=pg
 TOTAL=$((INSTANCES * PER_INSTANCE))
 PER_PROC=$(((TOTAL + PROCS - 1) / PROCS))
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-RESULTS_DIR=${RESULTS_DIR:-$HERE/results}
-mkdir -p "$RESULTS_DIR"
-OUT="$RESULTS_DIR/sockets100k-$STAMP.json"
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+results_path sockets100k
+OUT="$OUT.json"
 
 topo_init
 ensure_harness

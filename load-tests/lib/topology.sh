@@ -118,6 +118,16 @@ ensure_services() {
   fi
 }
 
+# results_path NAME: sets STAMP (UTC), RESULTS_DIR (default results/, created), OUT
+# (RESULTS_DIR/NAME-STAMP, without extension) and LOAD_BEFORE (the load average before the run).
+results_path() {
+  STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+  RESULTS_DIR=${RESULTS_DIR:-$HERE/results}
+  mkdir -p "$RESULTS_DIR"
+  OUT="$RESULTS_DIR/$1-$STAMP"
+  LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+}
+
 # create_db NAME -> echoes the URL
 create_db() {
   local name=$1

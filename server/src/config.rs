@@ -73,6 +73,8 @@ limits! {
     ws_max_bad_frames: u32 = 10 => "PULSE_WS_MAX_BAD_FRAMES";
     /// Like counts for one post are sent at most once per this many ms per instance.
     like_count_interval_ms: u64 = 100 => "PULSE_LIKE_COUNT_INTERVAL_MS";
+    /// Longest like-count interval a post backs off to while its watchers' sockets fall behind.
+    like_count_max_interval_ms: u64 = 2000 => "PULSE_LIKE_COUNT_MAX_INTERVAL_MS";
     /// Pending socket subscription changes queued for the Redis subscriber.
     bus_command_queue_len: usize = 65536 => "PULSE_BUS_COMMAND_QUEUE_LEN";
     /// Longest back-off between Redis reconnection attempts, in ms.

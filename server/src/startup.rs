@@ -19,6 +19,7 @@ use crate::config::Settings;
 use crate::media::MediaStore;
 use crate::ratelimit::RateLimiter;
 use crate::realtime::bus::Bus;
+use crate::realtime::coalesce::Coalescing;
 use crate::realtime::hub::Hub;
 use crate::routes;
 use crate::state::AppState;
@@ -95,13 +96,17 @@ impl Application {
         let metrics = Arc::new(Metrics::default());
         let limits = &settings.limits;
         let interval = Duration::from_millis(limits.like_count_interval_ms.max(1));
+        let coalescing = Coalescing::new(
+            interval,
+            Duration::from_millis(limits.like_count_max_interval_ms),
+        );
         let (hub, bus) = match &settings.redis_url {
             Some(url) => {
                 let (changes_tx, changes_rx) = mpsc::channel(limits.bus_command_queue_len.max(1));
                 let hub = Arc::new(Hub::new(
                     limits.ws_queue_len,
                     limits.ws_max_sockets_per_user,
-                    interval,
+                    coalescing,
                     Some(changes_tx),
                     metrics.clone(),
                 ));
@@ -120,7 +125,7 @@ impl Application {
                 let hub = Arc::new(Hub::new(
                     limits.ws_queue_len,
                     limits.ws_max_sockets_per_user,
-                    interval,
+                    coalescing,
                     None,
                     metrics.clone(),
                 ));

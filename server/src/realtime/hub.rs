@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytestring::ByteString;
 use dashmap::mapref::entry::Entry;
@@ -18,6 +18,7 @@ use dashmap::DashMap;
 use pulse_schema::{PostId, UserId};
 use tokio::sync::{mpsc, oneshot};
 
+use super::coalesce::{Coalescing, CountState, Offer};
 use super::event::{post_channel, user_channel, Event};
 use super::protocol::ServerFrame;
 use super::queue::{Pushed, QueuedNotification, SocketQueue};
@@ -38,15 +39,6 @@ pub enum RegisterError {
     BusBusy,
 }
 
-/// Last like count seen for a watched post, for coalescing.
-#[derive(Debug)]
-struct CountState {
-    seq: i64,
-    count: i64,
-    last_sent: Option<Instant>,
-    pending: bool,
-}
-
 pub struct Hub {
     users: DashMap<UserId, Vec<Arc<SocketQueue>>>,
     watchers: DashMap<PostId, Vec<Arc<SocketQueue>>>,
@@ -54,7 +46,7 @@ pub struct Hub {
     next_conn_id: AtomicU64,
     queue_len: usize,
     max_sockets_per_user: usize,
-    like_count_interval: Duration,
+    coalescing: Coalescing,
     /// Set in Redis mode: where subscription changes go.
     subscriptions: Option<mpsc::Sender<SubscriptionChange>>,
     pub metrics: Arc<Metrics>,
@@ -64,7 +56,7 @@ impl Hub {
     pub fn new(
         queue_len: usize,
         max_sockets_per_user: usize,
-        like_count_interval: Duration,
+        coalescing: Coalescing,
         subscriptions: Option<mpsc::Sender<SubscriptionChange>>,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -75,7 +67,7 @@ impl Hub {
             next_conn_id: AtomicU64::new(1),
             queue_len,
             max_sockets_per_user,
-            like_count_interval,
+            coalescing,
             subscriptions,
             metrics,
         }
@@ -207,37 +199,19 @@ impl Hub {
         }
     }
 
-    /// Sends a like count now if none went out for this post in the last interval; otherwise
-    /// keeps it as pending for [`flush_like_counts`](Self::flush_like_counts). The newest count
-    /// (by `seq`) always wins, so the last message carries the final count.
+    /// Sends a like count now if none went out for this post in its interval; otherwise keeps
+    /// it as pending for [`flush_like_counts`](Self::flush_like_counts). The newest count (by
+    /// `seq`) always wins, so the last message carries the final count. See [`super::coalesce`].
     fn coalesce_like_count(&self, post: PostId, seq: i64, count: i64) {
         if !self.watchers.contains_key(&post) {
             return;
         }
-        let send_now = {
-            let mut state = self.counts.entry(post).or_insert(CountState {
-                seq: i64::MIN,
-                count,
-                last_sent: None,
-                pending: false,
-            });
-            if seq <= state.seq {
-                return;
-            }
-            state.seq = seq;
-            state.count = count;
-            let due = state
-                .last_sent
-                .is_none_or(|at| at.elapsed() >= self.like_count_interval);
-            if due {
-                state.last_sent = Some(Instant::now());
-                state.pending = false;
-            } else {
-                state.pending = true;
-            }
-            due
-        };
-        if send_now {
+        let offer = self
+            .counts
+            .entry(post)
+            .or_insert_with(|| CountState::new(&self.coalescing))
+            .offer(seq, count);
+        if offer == Offer::SendNow {
             self.deliver_like_count(post, seq, count);
         }
     }
@@ -245,19 +219,51 @@ impl Hub {
     /// Sends pending coalesced like counts whose interval has passed. Called on a timer.
     pub fn flush_like_counts(&self) {
         let mut due = Vec::new();
+        let mut probes = Vec::new();
         for mut state in self.counts.iter_mut() {
-            let ready = state
-                .last_sent
-                .is_none_or(|at| at.elapsed() >= self.like_count_interval);
-            if state.pending && ready {
-                state.pending = false;
-                state.last_sent = Some(Instant::now());
+            if state.take_probe() {
+                probes.push(*state.key());
+            }
+            if state.take_due() {
                 due.push((*state.key(), state.seq, state.count));
             }
+        }
+        for post in probes {
+            self.adapt_interval(post);
         }
         for (post, seq, count) in due {
             self.deliver_like_count(post, seq, count);
         }
+    }
+
+    /// Half an interval after a delivery: adapts the post's interval to how many of its
+    /// watchers here have not written that count yet (see [`super::coalesce`]).
+    fn adapt_interval(&self, post: PostId) {
+        let (behind, watchers) = match self.watchers.get(&post) {
+            Some(watchers) => (
+                watchers.iter().filter(|s| s.has_like_count(post)).count(),
+                watchers.len(),
+            ),
+            None => return,
+        };
+        if let Some(mut state) = self.counts.get_mut(&post) {
+            let before = state.interval();
+            state.adapt(behind, watchers, &self.coalescing);
+            if state.interval() != before {
+                tracing::debug!(
+                    post = post.0,
+                    behind,
+                    watchers,
+                    interval_ms = state.interval().as_millis() as u64,
+                    "like-count interval adapted"
+                );
+            }
+        }
+    }
+
+    /// The current like-count interval of a watched post (after any back-off).
+    pub fn like_count_interval(&self, post: PostId) -> Option<Duration> {
+        self.counts.get(&post).map(|state| state.interval())
     }
 
     /// Serialises the `like_count` frame once and hands it to every watcher.
@@ -311,5 +317,60 @@ impl Hub {
                 .for_each(|s| s.close(1001, "server shutting down"));
             tokio::time::sleep(pause).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::thread::sleep;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_post_whose_watchers_fall_behind_backs_off_then_recovers_once_they_keep_up() {
+        let hub = Hub::new(
+            16,
+            4,
+            Coalescing::new(ms(20), ms(1000)),
+            None,
+            Arc::new(Metrics::default()),
+        );
+        let post = PostId(7);
+        let queues: Vec<_> = (1..=20)
+            .map(|user| {
+                let Ok((queue, _)) = hub.register(UserId(user), "t") else {
+                    panic!("socket of user {user} refused");
+                };
+                drop(hub.watch(&queue, post));
+                queue
+            })
+            .collect();
+        let count = |seq: i64| Event::LikeCount {
+            post,
+            seq,
+            count: seq,
+        };
+
+        // Nobody writes: the probe half an interval later finds every watcher behind.
+        hub.dispatch(count(1));
+        sleep(ms(12));
+        hub.flush_like_counts();
+        assert_eq!(hub.like_count_interval(post), Some(ms(40)));
+
+        // Every socket writes right after each delivery: the interval shrinks back to 20 ms.
+        for seq in 2..12 {
+            queues.iter().for_each(|q| drop(q.take()));
+            sleep(ms(45));
+            hub.dispatch(count(seq));
+            queues.iter().for_each(|q| drop(q.take()));
+            sleep(ms(25));
+            hub.flush_like_counts();
+        }
+        assert_eq!(hub.like_count_interval(post), Some(ms(20)));
+        // The last count went out.
+        assert!(queues.iter().all(|q| !q.has_like_count(post)));
     }
 }

@@ -4,7 +4,8 @@
 //! - [`event`]: what travels between instances (a committed notification, a like count, a
 //!   read-count change, a revoked token) and its compact wire encoding.
 //! - [`queue`]: one socket's bounded outbound queue; pushing never waits.
-//! - [`hub`]: this instance's live map (user → sockets, post → watchers), like-count coalescing.
+//! - [`hub`]: this instance's live map (user → sockets, post → watchers).
+//! - [`coalesce`]: like-count coalescing, with an interval that backs off when sockets fall behind.
 //! - [`bus`]: how events reach every instance's hub: in-process, or Redis pub/sub.
 //! - [`socket`]: the per-socket task (replay, catch-up, heartbeats, client frames).
 //!
@@ -14,6 +15,7 @@
 //! waiting on any of them; each socket's own task writes its queue to the wire.
 
 pub mod bus;
+pub mod coalesce;
 pub mod event;
 pub mod hub;
 pub mod protocol;

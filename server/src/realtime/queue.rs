@@ -107,6 +107,11 @@ impl SocketQueue {
         self.wake.notify_one();
     }
 
+    /// Whether a like count of `post` is still waiting to be written (the socket is behind).
+    pub fn has_like_count(&self, post: PostId) -> bool {
+        self.lock().counts.contains_key(&post)
+    }
+
     pub fn set_unread(&self, unread: i64) {
         self.lock().unread = Some(unread);
         self.wake.notify_one();
@@ -164,6 +169,9 @@ mod tests {
         queue.set_like_count(PostId(5), 2, &frame("20"));
         queue.set_like_count(PostId(5), 1, &frame("10"));
         queue.set_like_count(PostId(5), 3, &frame("30"));
+        assert!(queue.has_like_count(PostId(5)));
         assert_eq!(queue.take().counts.get(&PostId(5)), Some(&(3, frame("30"))));
+        // Written (taken): the socket is no longer behind.
+        assert!(!queue.has_like_count(PostId(5)));
     }
 }
