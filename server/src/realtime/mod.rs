@@ -4,6 +4,7 @@
 //! - [`event`]: what travels between instances (a committed notification, a like count, a
 //!   read-count change, a revoked token) and its compact wire encoding.
 //! - [`queue`]: one socket's bounded outbound queue; pushing never waits.
+//! - [`relay`]: wake-ups of socket tasks, batched per worker thread.
 //! - [`hub`]: this instance's live map (user → sockets, post → watchers).
 //! - [`coalesce`]: like-count coalescing, with an interval that backs off when sockets fall behind.
 //! - [`bus`]: how events reach every instance's hub: in-process, or Redis pub/sub.
@@ -20,4 +21,5 @@ pub mod event;
 pub mod hub;
 pub mod protocol;
 pub mod queue;
+pub mod relay;
 pub mod socket;

@@ -6,11 +6,12 @@
 //! collapses to one frame per post and memory per socket stays bounded whatever happens.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytestring::ByteString;
 use pulse_schema::{NotificationId, PostId, UserId};
-use tokio::sync::Notify;
+
+use super::relay::SocketWake;
 
 /// A queued notification: its recipient sequence number, id, commit time and shared frame.
 #[derive(Debug, Clone)]
@@ -42,7 +43,7 @@ pub struct SocketQueue {
     pub token_id: Box<str>,
     capacity: usize,
     pending: Mutex<Pending>,
-    wake: Notify,
+    wake: Arc<SocketWake>,
 }
 
 /// What a push did, for metrics.
@@ -61,7 +62,7 @@ impl SocketQueue {
             token_id: token_id.into(),
             capacity: capacity.max(1),
             pending: Mutex::new(Pending::default()),
-            wake: Notify::new(),
+            wake: Arc::default(),
         }
     }
 
@@ -88,7 +89,7 @@ impl SocketQueue {
                 Pushed::Queued
             }
         };
-        self.wake.notify_one();
+        self.wake.wake();
         outcome
     }
 
@@ -104,7 +105,7 @@ impl SocketQueue {
                 *slot = (seq, frame.clone());
             }
         }
-        self.wake.notify_one();
+        self.wake.wake();
     }
 
     /// Whether a like count of `post` is still waiting to be written (the socket is behind).
@@ -114,17 +115,17 @@ impl SocketQueue {
 
     pub fn set_unread(&self, unread: i64) {
         self.lock().unread = Some(unread);
-        self.wake.notify_one();
+        self.wake.wake();
     }
 
     pub fn request_catch_up(&self) {
         self.lock().catch_up = true;
-        self.wake.notify_one();
+        self.wake.wake();
     }
 
     pub fn close(&self, code: u16, reason: &'static str) {
         self.lock().close.get_or_insert((code, reason));
-        self.wake.notify_one();
+        self.wake.wake();
     }
 
     /// Takes everything pending, leaving the queue empty (and its buffers freed).
@@ -134,7 +135,12 @@ impl SocketQueue {
 
     /// Resolves when something was pushed since the last `take`.
     pub async fn ready(&self) {
-        self.wake.notified().await
+        self.wake.woken().await
+    }
+
+    /// From the socket task: later wake-ups go through this worker's relay (see [`super::relay`]).
+    pub fn attach_to_this_worker(&self) {
+        self.wake.attach_to_this_worker()
     }
 }
 

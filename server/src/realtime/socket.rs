@@ -71,6 +71,7 @@ impl Drop for Registration {
 
 impl SocketTask {
     pub async fn run(mut self, stream: actix_ws::MessageStream) {
+        self.queue.attach_to_this_worker();
         let mut registration = Registration {
             state: self.state.clone(),
             queue: self.queue.clone(),
