@@ -13,7 +13,8 @@
 //! - [`domain`]: validated input (usernames, captions, page cursors, path ids).
 //! - [`views`]: the JSON the API answers with.
 //! - [`routes`]: one file per resource.
-//! - [`realtime`]: the socket protocol, hub, bus and per-socket task.
+//! - [`realtime`]: the socket protocol, hub, like-count coalescing, bus, wake-up relay and
+//!   per-socket task.
 //! - [`media`]: image intake and content-addressed storage.
 //! - [`ratelimit`]: per-user and per-IP write limits (429 with `Retry-After`).
 //! - [`telemetry`]: logging and metrics.
