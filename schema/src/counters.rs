@@ -4,9 +4,9 @@
 //! call to call), so each one is parsed and planned again on every call: on PostgreSQL one
 //! extra round trip and one extra plan per statement. The counters that likes, comments and
 //! follows bump (a post's like and comment counts, a user's notification sequence and follow
-//! counts) are written here as fixed SQL with a static query id instead. The text is the same on both backends (SQLite ≥ 3.35
-//! has `RETURNING`); column and table names come from [`crate::schema`], so a renamed column
-//! fails to compile rather than at run time.
+//! counts) are written here as fixed SQL with a static query id instead. The text is the same
+//! on both backends (SQLite ≥ 3.35 has `RETURNING`); column and table names come from
+//! [`crate::schema`], so a renamed column fails to compile rather than at run time.
 
 use diesel::backend::Backend;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};

@@ -262,7 +262,8 @@ impl Hub {
     }
 
     /// The current like-count interval of a watched post (after any back-off).
-    pub fn like_count_interval(&self, post: PostId) -> Option<Duration> {
+    #[cfg(test)]
+    fn like_count_interval(&self, post: PostId) -> Option<Duration> {
         self.counts.get(&post).map(|state| state.interval())
     }
 

@@ -15,6 +15,8 @@
 //! it to its hub, which puts it on the queue of every local socket of the recipient without
 //! waiting on any of them; each socket's own task writes its queue to the wire.
 
+use std::sync::{Mutex, MutexGuard};
+
 pub mod bus;
 pub mod coalesce;
 pub mod event;
@@ -23,3 +25,11 @@ pub mod protocol;
 pub mod queue;
 pub mod relay;
 pub mod socket;
+
+/// Locks a mutex whose data every holder leaves consistent (a push or a swap), so a panic
+/// elsewhere while it was held (poisoning) is no reason to stop delivering.
+fn lock_unpoisoned<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

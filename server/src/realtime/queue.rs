@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytestring::ByteString;
 use pulse_schema::{NotificationId, PostId, UserId};
 
+use super::lock_unpoisoned;
 use super::relay::SocketWake;
 
 /// A queued notification: its recipient sequence number, id, commit time and shared frame.
@@ -67,10 +68,7 @@ impl SocketQueue {
     }
 
     fn lock(&self) -> MutexGuard<'_, Pending> {
-        // A panic while holding this lock cannot leave `Pending` inconsistent; keep going.
-        self.pending
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock_unpoisoned(&self.pending)
     }
 
     pub fn push_notification(&self, notification: QueuedNotification) -> Pushed {

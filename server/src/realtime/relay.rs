@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::Notify;
 
+use super::lock_unpoisoned;
+
 /// How one socket task is woken: directly, or through its worker's [`Relay`].
 #[derive(Debug, Default)]
 pub struct SocketWake {
@@ -82,22 +84,15 @@ impl Relay {
     }
 
     fn list(&self, socket: Arc<SocketWake>) {
-        self.lock().push(socket);
+        lock_unpoisoned(&self.listed).push(socket);
         self.signal.notify_one();
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<SocketWake>>> {
-        // A panic while holding this lock cannot leave the list inconsistent; keep going.
-        self.listed
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     async fn run(self: Arc<Self>) {
         let mut batch = Vec::new();
         loop {
             self.signal.notified().await;
-            std::mem::swap(&mut batch, &mut *self.lock());
+            std::mem::swap(&mut batch, &mut *lock_unpoisoned(&self.listed));
             for (i, socket) in batch.drain(..).enumerate() {
                 socket.listed.store(false, Ordering::SeqCst);
                 socket.notify.notify_one();
