@@ -8,12 +8,17 @@
 --                   (revoked_tokens ... = ANY ($2))   (the caller, who is the notification's actor)
 --   BEGIN
 --   1 INSERT INTO likes ... ON CONFLICT DO NOTHING RETURNING post_id
+--   one pipeline (both sent before either answer is read; schema/src/pipeline.rs):
 --   2 UPDATE posts SET like_count = like_count + $1, like_seq = like_seq + 1 ... RETURNING
 --     like_count, like_seq, author_id
 --   3 INSERT INTO like_notices ... ON CONFLICT DO NOTHING RETURNING post_id
+--   a second pipeline:
 --   4 UPDATE users SET notification_seq = notification_seq + 1 ... RETURNING notification_seq
---   5 INSERT INTO notifications (...) RETURNING (every column)
+--   5 INSERT INTO notifications (..., seq, ...) VALUES (..., (SELECT notification_seq FROM
+--     users WHERE id = $2), ...) RETURNING (every column)
 --   COMMIT
+-- pgbench cannot \gset inside a pipeline, so the recipient (the post's author) is computed
+-- from the seeding rule below instead of read from statement 2; the server reads it from 2.
 -- Run with -M prepared (ceiling.sh does): every statement is parsed once per connection, as the
 -- server's prepared-statement cache does. Left out: HTTP, JSON, biscuit verification, the
 -- Redis PUBLISHes after commit. So the tps is what the database allows for this exact
@@ -34,13 +39,18 @@ SELECT id, username AS actor_name, display_name FROM users WHERE id = :liker
 BEGIN;
 INSERT INTO likes (post_id, user_id, created_at) VALUES (:post, :liker, LOCALTIMESTAMP(3))
   ON CONFLICT DO NOTHING RETURNING post_id;
+\set recipient 1 + (:post - 1) % :authors
+\startpipeline
 UPDATE posts SET like_count = like_count + 1, like_seq = like_seq + 1 WHERE id = :post
-  RETURNING like_count, like_seq, author_id AS recipient \gset
+  RETURNING like_count, like_seq, author_id;
 INSERT INTO like_notices (post_id, user_id) VALUES (:post, :liker)
   ON CONFLICT DO NOTHING RETURNING post_id;
+\endpipeline
+\startpipeline
 UPDATE users SET notification_seq = notification_seq + 1 WHERE id = :recipient
-  RETURNING notification_seq AS seq \gset
+  RETURNING notification_seq;
 INSERT INTO notifications (recipient_id, seq, actor_id, kind, post_id, comment_id, text, created_at)
-  VALUES (:recipient, :seq, :liker, 'like', :post, NULL, :actor_name || ' liked your photo.', LOCALTIMESTAMP(3))
+  VALUES (:recipient, (SELECT notification_seq FROM users WHERE id = :recipient), :liker, 'like', :post, NULL, :actor_name || ' liked your photo.', LOCALTIMESTAMP(3))
   RETURNING id, recipient_id, seq, actor_id, kind, post_id, comment_id, text, created_at, read;
+\endpipeline
 COMMIT;

@@ -6,12 +6,20 @@
 //! waiting, so on SQLite writes go through a separate pool of exactly one connection (readers use
 //! WAL snapshots and never block it). On PostgreSQL both handles are the same pool.
 //!
+//! On PostgreSQL each HTTP worker thread gets its own pool ([`Db::for_worker`]): tokio-postgres
+//! drives a connection's socket from a task spawned where the connection is opened, so a pool
+//! shared by all threads makes every round trip hop from the asking thread to the driving one
+//! and back (two cross-thread wake-ups per statement). A per-worker pool opens its connections
+//! on its worker, and a query's whole round trip stays on that thread.
+//!
 //! Query code is written once inside [`run!`](crate::run) or [`transaction!`](crate::transaction):
 //! the macro matches on the pool and expands the body once per backend, so each body is
 //! type-checked against both.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use deadpool::managed::WeakPool;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sqlite::SqliteConnection;
 use diesel_async::pooled_connection::deadpool::Pool as DeadPool;
@@ -68,6 +76,15 @@ pub struct Db {
     backend: Backend,
     read: Pool,
     write: Pool,
+    config: Arc<DbConfig>,
+    pools: Arc<PoolRegistry>,
+}
+
+/// Every pool opened from one [`Db::connect`], for metrics: the shared ones, and the workers'
+/// held weakly (a worker that is restarted takes its pool, and its connections, with it).
+struct PoolRegistry {
+    shared: Vec<Pool>,
+    workers: Mutex<Vec<WeakPool<AsyncDieselConnectionManager<AsyncPgConnection>>>>,
 }
 
 /// Why a database call failed.
@@ -123,25 +140,8 @@ impl Db {
     pub async fn connect(config: &DbConfig) -> DbResult<Self> {
         let db = match config.backend {
             Backend::Postgres => {
-                let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
-                // `Fast`: a checkout only checks the connection is not broken or mid-transaction.
-                // The default (`Verified`) sends `SELECT 1` on every checkout: one extra round
-                // trip per request and two per like (see load-tests/RESULTS.md). A connection
-                // that died since its last use fails its first query (503) and is then dropped.
-                manager_config.recycling_method = RecyclingMethod::Fast;
-                let pool = Pool::Postgres(build_pool(
-                    AsyncDieselConnectionManager::new_with_config(
-                        config.url.clone(),
-                        manager_config,
-                    ),
-                    config,
-                    config.max_connections,
-                )?);
-                Db {
-                    backend: Backend::Postgres,
-                    read: pool.clone(),
-                    write: pool,
-                }
+                let pool = Pool::Postgres(postgres_pool(config, config.max_connections)?);
+                Db::with_pools(Backend::Postgres, pool.clone(), pool, config)
             }
             Backend::Sqlite => {
                 let manager = || {
@@ -164,14 +164,67 @@ impl Db {
                         manager_config,
                     )
                 };
-                Db {
-                    backend: Backend::Sqlite,
-                    read: Pool::Sqlite(build_pool(manager(), config, config.max_connections)?),
-                    write: Pool::Sqlite(build_pool(manager(), config, 1)?),
-                }
+                Db::with_pools(
+                    Backend::Sqlite,
+                    Pool::Sqlite(build_pool(manager(), config, config.max_connections)?),
+                    Pool::Sqlite(build_pool(manager(), config, 1)?),
+                    config,
+                )
             }
         };
         Ok(db)
+    }
+
+    fn with_pools(backend: Backend, read: Pool, write: Pool, config: &DbConfig) -> Db {
+        let mut shared = vec![read.clone()];
+        if backend == Backend::Sqlite {
+            shared.push(write.clone());
+        }
+        Db {
+            backend,
+            read,
+            write,
+            config: Arc::new(config.clone()),
+            pools: Arc::new(PoolRegistry {
+                shared,
+                workers: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// A handle for one worker thread of the HTTP server (see the module docs). On PostgreSQL
+    /// it has its own pool of at most `connections`, opened lazily on the thread that uses it;
+    /// call it on that thread and use the handle only there. On SQLite it is this handle: one
+    /// writer serves the whole database, and its connections run on blocking threads anyway.
+    pub fn for_worker(&self, connections: usize) -> DbResult<Db> {
+        match self.backend {
+            Backend::Sqlite => Ok(self.clone()),
+            Backend::Postgres => {
+                let own = postgres_pool(&self.config, connections)?;
+                let mut workers = self
+                    .pools
+                    .workers
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                workers.retain(|pool| pool.upgrade().is_some());
+                workers.push(own.weak());
+                drop(workers);
+                let pool = Pool::Postgres(own);
+                Ok(Db {
+                    read: pool.clone(),
+                    write: pool,
+                    ..self.clone()
+                })
+            }
+        }
+    }
+
+    /// Caps this handle's own PostgreSQL pool (idle connections above the cap are closed as
+    /// they are returned). Used to shrink the shared pool once the workers have their own.
+    pub fn limit_connections(&self, connections: usize) {
+        if let Pool::Postgres(pool) = &self.read {
+            pool.resize(connections.max(1));
+        }
     }
 
     /// Applies pending migrations (idempotent; on PostgreSQL under an advisory lock, so
@@ -237,23 +290,46 @@ impl Db {
         })
     }
 
-    /// Pool usage for metrics: (connections in use, pool size, max size), summed over pools.
+    /// Pool usage for metrics: (connections in use, pool size, max size), summed over every
+    /// pool of this process.
     pub fn pool_status(&self) -> (usize, usize, usize) {
+        let workers: Vec<Pool> = (self.pools.workers.lock())
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter_map(|pool| pool.upgrade().map(Pool::Postgres))
+            .collect();
         let mut totals = (0, 0, 0);
-        let mut add = |s: deadpool::Status| {
-            totals.0 += s.size.saturating_sub(s.available);
-            totals.1 += s.size;
-            totals.2 += s.max_size;
-        };
-        match &self.read {
-            Pool::Postgres(p) => add(p.status()),
-            Pool::Sqlite(p) => add(p.status()),
-        }
-        if let (Backend::Sqlite, Pool::Sqlite(p)) = (self.backend, &self.write) {
-            add(p.status());
+        for status in self
+            .pools
+            .shared
+            .iter()
+            .chain(&workers)
+            .map(|pool| match pool {
+                Pool::Postgres(p) => p.status(),
+                Pool::Sqlite(p) => p.status(),
+            })
+        {
+            totals.0 += status.size.saturating_sub(status.available);
+            totals.1 += status.size;
+            totals.2 += status.max_size;
         }
         totals
     }
+}
+
+/// A PostgreSQL pool of at most `size` connections, opened lazily.
+fn postgres_pool(config: &DbConfig, size: usize) -> DbResult<DeadPool<AsyncPgConnection>> {
+    let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
+    // `Fast`: a checkout only checks the connection is not broken or mid-transaction. The
+    // default (`Verified`) sends `SELECT 1` on every checkout: one extra round trip per request
+    // and two per like (see load-tests/RESULTS.md). A connection that died since its last use
+    // fails its first query (503) and is then dropped.
+    manager_config.recycling_method = RecyclingMethod::Fast;
+    build_pool(
+        AsyncDieselConnectionManager::new_with_config(config.url.clone(), manager_config),
+        config,
+        size,
+    )
 }
 
 fn build_pool<C>(

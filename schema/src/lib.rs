@@ -5,6 +5,8 @@
 //! - [`db`]: [`Db`], one handle over either backend (PostgreSQL pool or SQLite through
 //!   diesel-async's sync wrapper), the [`run!`] macro that compiles one query body for both, and
 //!   embedded migrations.
+//! - [`pipeline`]: two statements of a transaction in one round trip (PostgreSQL) or in turn
+//!   (SQLite).
 //! - [`counters`]: the hot path's counter bumps as fixed statements the prepared-statement
 //!   cache keeps (diesel's UPDATE builder is never cached).
 //! - one module per table group with its row type, insert form and queries: [`users`],
@@ -16,6 +18,7 @@
 pub mod counters;
 pub mod db;
 pub mod ids;
+pub mod pipeline;
 pub mod schema;
 
 pub mod comments;

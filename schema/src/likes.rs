@@ -7,6 +7,7 @@ use crate::counters::BumpLikeCount;
 use crate::db::{Db, DbResult};
 use crate::ids::{PostId, UserId};
 use crate::notifications::{Kind, NewNotification, NotificationView};
+use crate::pipeline::Pipeline;
 use crate::schema::{like_notices, likes, posts};
 use crate::users::UserSummaryRow;
 
@@ -51,28 +52,26 @@ pub async fn like(db: &Db, actor: &UserSummaryRow, post_id: PostId) -> DbResult<
                 .await?;
             return Ok(LikeOutcome { post_id, liked: true, like_count, like_seq, changed: false, notification: None });
         }
-        let (like_count, like_seq, author): (i64, i64, UserId) =
-            BumpLikeCount { post: post_id, delta: 1 }.get_result(conn).await?;
+        // The count and the "notify once ever" marker in one round trip. The marker is written
+        // for a self-like too (the author is known only from the count's answer); it is never
+        // read for one, since nobody is notified of their own like.
+        let notice = diesel::insert_into(like_notices::table)
+            .values((like_notices::post_id.eq(post_id), like_notices::user_id.eq(liker)))
+            .on_conflict_do_nothing()
+            .returning(like_notices::post_id);
+        let ((like_count, like_seq, author), first_ever): ((i64, i64, UserId), diesel::QueryResult<PostId>) =
+            conn.pipeline(BumpLikeCount { post: post_id, delta: 1 }, notice).await?;
         let mut notification = None;
-        if author != liker {
-            let first_ever = diesel::insert_into(like_notices::table)
-                .values((like_notices::post_id.eq(post_id), like_notices::user_id.eq(liker)))
-                .on_conflict_do_nothing()
-                .returning(like_notices::post_id)
-                .get_result::<PostId>(conn)
-                .await
-                .optional()?;
-            if first_ever.is_some() {
-                let text = NewNotification::render(Kind::Like, actor, None);
-                notification = Some(crate::insert_notification!(conn, NewNotification {
-                    recipient_id: author,
-                    actor: actor.clone(),
-                    kind: Kind::Like,
-                    post_id: Some(post_id),
-                    comment_id: None,
-                    text,
-                })?);
-            }
+        if author != liker && first_ever.optional()?.is_some() {
+            let text = NewNotification::render(Kind::Like, actor, None);
+            notification = Some(crate::insert_notification!(conn, NewNotification {
+                recipient_id: author,
+                actor: actor.clone(),
+                kind: Kind::Like,
+                post_id: Some(post_id),
+                comment_id: None,
+                text,
+            })?);
         }
         Ok(LikeOutcome { post_id, liked: true, like_count, like_seq, changed: true, notification })
     })

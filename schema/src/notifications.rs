@@ -6,7 +6,8 @@
 //! deleted post took some away). [`insert!`](crate::insert_notification) enforces this: it first
 //! bumps `users.notification_seq` for the recipient, which row-locks the recipient on PostgreSQL
 //! (SQLite has a single writer) until the surrounding transaction ends, and only then inserts
-//! the row, whose id is drawn from the sequence while the lock is held. Two transactions
+//! the row, whose id is drawn from the sequence while the lock is held (the two statements are
+//! pipelined, see [`crate::pipeline`], but the server still runs them in that order). Two transactions
 //! notifying the same recipient therefore allocate and commit one after the other. The live
 //! socket relies on this: the id is a correct replay cursor (`?since=`) and a jump in `seq`
 //! means "something in between is committed, read it from here".
@@ -88,31 +89,47 @@ impl NewNotification {
 #[macro_export]
 macro_rules! insert_notification {
     ($conn:expr, $new:expr) => {{
-        use diesel::{ExpressionMethods as _, SelectableHelper as _};
-        use diesel_async::RunQueryDsl as _;
+        use diesel::{
+            ExpressionMethods as _, NullableExpressionMethods as _, QueryDsl as _,
+            SelectableHelper as _,
+        };
+        use $crate::pipeline::Pipeline as _;
         use $crate::schema::notifications as n;
-        let new: $crate::notifications::NewNotification = $new;
-        // Lock the recipient's row first (see "Ordering invariant"); the id comes after.
-        let seq: i64 = $crate::counters::BumpNotificationSeq {
-            user: new.recipient_id,
-        }
-        .get_result($conn)
-        .await?;
-        let row: $crate::notifications::NotificationRow = diesel::insert_into(n::table)
+        use $crate::schema::users as u;
+        let $crate::notifications::NewNotification {
+            recipient_id,
+            actor,
+            kind,
+            post_id,
+            comment_id,
+            text,
+        } = $new;
+        // Lock the recipient's row first (see "Ordering invariant"); the id comes after. Both
+        // statements go out together: the INSERT reads the bumped `seq` back with a subselect,
+        // which sees the UPDATE because the server runs them in order in this transaction.
+        let seq_of_recipient = u::table
+            .find(recipient_id)
+            .select(u::notification_seq)
+            .single_value()
+            .assume_not_null();
+        let insert = diesel::insert_into(n::table)
             .values((
-                n::recipient_id.eq(new.recipient_id),
-                n::seq.eq(seq),
-                n::actor_id.eq(new.actor.id),
-                n::kind.eq(new.kind.as_str()),
-                n::post_id.eq(new.post_id),
-                n::comment_id.eq(new.comment_id),
-                n::text.eq(&new.text),
+                n::recipient_id.eq(recipient_id),
+                n::seq.eq(seq_of_recipient),
+                n::actor_id.eq(actor.id),
+                n::kind.eq(kind.as_str()),
+                n::post_id.eq(post_id),
+                n::comment_id.eq(comment_id),
+                n::text.eq(text),
                 n::created_at.eq($crate::now_millis()),
             ))
-            .returning($crate::notifications::NotificationRow::as_returning())
-            .get_result($conn)
-            .await?;
-        Ok::<_, $crate::db::DbError>((row, new.actor))
+            .returning($crate::notifications::NotificationRow::as_returning());
+        let bump = $crate::counters::BumpNotificationSeq { user: recipient_id };
+        let (_seq, row): (
+            i64,
+            diesel::QueryResult<$crate::notifications::NotificationRow>,
+        ) = $conn.pipeline(bump, insert).await?;
+        Ok::<_, $crate::db::DbError>((row?, actor))
     }};
 }
 

@@ -49,7 +49,7 @@ limits! {
     token_cache_size: usize = 100_000 => "PULSE_TOKEN_CACHE_SIZE";
     /// Lifetime of a socket ticket, in seconds.
     ticket_ttl_secs: u64 = 60 => "PULSE_TICKET_TTL_SECS";
-    /// Database connections per instance (SQLite: readers; one extra writer).
+    /// Database connections per instance (PostgreSQL: split among the workers, the rest, at least one, for background jobs; SQLite: readers, plus one writer).
     db_pool_size: usize = 16 => "PULSE_DB_POOL_SIZE";
     /// How long a request waits for a database connection before 503, in ms.
     db_acquire_timeout_ms: u64 = 3000 => "PULSE_DB_ACQUIRE_TIMEOUT_MS";

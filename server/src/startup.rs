@@ -160,12 +160,23 @@ impl Application {
             metrics,
             limiter,
         };
+        // Each worker gets an even share of the connections, in a pool of its own (see
+        // `Db::for_worker`); the process-wide pool keeps the rest, at least one, for the
+        // background jobs.
+        let per_worker = (settings.limits.db_pool_size / settings.workers).max(1);
+        state.db.limit_connections(
+            settings
+                .limits
+                .db_pool_size
+                .saturating_sub(per_worker * settings.workers),
+        );
         let app_state = state.clone();
         let max_json = settings.limits.max_json_bytes;
         let server = HttpServer::new(move || {
+            let worker_state = app_state.for_worker(per_worker);
             let metrics = app_state.metrics.clone();
             App::new()
-                .app_data(web::Data::new(app_state.clone()))
+                .app_data(web::Data::new(worker_state))
                 .wrap(actix_web::middleware::from_fn(routes::throttle_writes_by_ip))
                 .wrap(routes::cors(&app_state.settings.allowed_origins))
                 .wrap_fn(move |req, service| {

@@ -25,3 +25,21 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub limiter: Arc<RateLimiter>,
 }
+
+impl AppState {
+    /// This state for the calling HTTP worker thread: a database pool of its own, at most
+    /// `connections` strong (see `Db::for_worker`), and its own Redis publisher (see
+    /// `Bus::for_worker`), so a request's I/O stays on its thread. Call it on the worker thread.
+    /// Should the pool fail to build, the worker shares the process-wide one (slower, not wrong).
+    pub fn for_worker(&self, connections: usize) -> AppState {
+        let db = self.db.for_worker(connections).unwrap_or_else(|error| {
+            tracing::warn!(%error, "no pool of its own for this worker; sharing the process's");
+            self.db.clone()
+        });
+        AppState {
+            db,
+            bus: self.bus.for_worker(),
+            ..self.clone()
+        }
+    }
+}

@@ -5,6 +5,11 @@
 //!   subscriber connection per instance receives only the channels the hub asked for (a user's
 //!   channel while that user has a socket here, a post's while someone here watches it).
 //!
+//! Each HTTP worker publishes over a Redis connection of its own, opened on its thread on first
+//! use ([`Bus::for_worker`]): redis-rs drives a connection from a task spawned where it is
+//! opened, so a shared publisher makes every PUBLISH hop to another thread and back. Until a
+//! worker's own connection is up (or if it cannot be opened), the process-wide one serves.
+//!
 //! If Redis goes away, REST and local sockets keep working: a failed publish is delivered to
 //! local sockets directly, the subscriber reconnects with capped exponential back-off,
 //! resubscribes every channel, and then asks every local socket to catch up from the database,
@@ -33,7 +38,12 @@ pub enum Bus {
 }
 
 pub struct RedisBus {
+    /// The process-wide publisher, opened at startup.
     publisher: ConnectionManager,
+    /// A worker's own publisher (`None` on the process-wide bus).
+    own_publisher: Option<OwnPublisher>,
+    client: redis::Client,
+    max_backoff: Duration,
     /// Namespace in front of every channel name (`PULSE_REDIS_PREFIX`), so several deployments
     /// (or test runs) can share one Redis without hearing each other.
     prefix: String,
@@ -41,13 +51,39 @@ pub struct RedisBus {
     connected: Arc<AtomicBool>,
 }
 
+/// A worker's publisher: connected once, in the background, on the worker's thread.
+#[derive(Default)]
+struct OwnPublisher {
+    connection: std::sync::OnceLock<ConnectionManager>,
+    /// Set while a connection attempt runs (cleared when one fails, so a later publish retries).
+    connecting: AtomicBool,
+}
+
 impl Bus {
+    /// This bus for one HTTP worker thread: the same channels and hub, but publishing over a
+    /// connection of the worker's own (see the module docs). Call it on that worker's thread;
+    /// the connection is opened on its first publish. In-process, the bus itself.
+    pub fn for_worker(&self) -> Bus {
+        match self {
+            Bus::InProcess(_) => self.clone(),
+            Bus::Redis(bus) => Bus::Redis(Arc::new(RedisBus {
+                publisher: bus.publisher.clone(),
+                own_publisher: Some(OwnPublisher::default()),
+                client: bus.client.clone(),
+                max_backoff: bus.max_backoff,
+                prefix: bus.prefix.clone(),
+                hub: bus.hub.clone(),
+                connected: bus.connected.clone(),
+            })),
+        }
+    }
+
     /// Publishes a committed event. Never fails the caller: the database already has the truth.
     pub async fn publish(&self, event: Event) {
         match self {
             Bus::InProcess(hub) => hub.dispatch(event),
             Bus::Redis(bus) => {
-                let mut conn = bus.publisher.clone();
+                let mut conn = RedisBus::publisher_here(bus);
                 let sent = redis::cmd("PUBLISH")
                     .arg(format!("{}{}", bus.prefix, event.channel()))
                     .arg(event.encode())
@@ -75,6 +111,8 @@ impl Bus {
     }
 
     /// Connects to Redis and starts the single subscriber task feeding `hub`.
+    ///
+    /// `max_backoff` caps the subscriber's and the publishers' reconnect back-off.
     pub async fn redis(
         url: &str,
         prefix: &str,
@@ -83,14 +121,12 @@ impl Bus {
         max_backoff: Duration,
     ) -> anyhow::Result<Self> {
         let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(REDIS_TIMEOUT))
-            .set_connection_timeout(Some(REDIS_TIMEOUT))
-            .set_max_delay(max_backoff);
-        let publisher = client.get_connection_manager_with_config(config).await?;
+        let publisher = client
+            .get_connection_manager_with_config(publisher_config(max_backoff))
+            .await?;
         let connected = Arc::new(AtomicBool::new(false));
         let subscriber = Subscriber {
-            client,
+            client: client.clone(),
             hub: hub.clone(),
             connected: connected.clone(),
             max_backoff,
@@ -99,10 +135,55 @@ impl Bus {
         tokio::spawn(subscriber.run(changes));
         Ok(Bus::Redis(Arc::new(RedisBus {
             publisher,
+            own_publisher: None,
+            client,
+            max_backoff,
             prefix: prefix.to_owned(),
             hub,
             connected,
         })))
+    }
+}
+
+fn publisher_config(max_backoff: Duration) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_response_timeout(Some(REDIS_TIMEOUT))
+        .set_connection_timeout(Some(REDIS_TIMEOUT))
+        .set_max_delay(max_backoff)
+}
+
+impl RedisBus {
+    /// The connection to publish on from this thread: the worker's own once it is up, else the
+    /// process-wide one (and, on a worker, the first call starts opening its own).
+    fn publisher_here(bus: &Arc<RedisBus>) -> ConnectionManager {
+        let Some(own) = &bus.own_publisher else {
+            return bus.publisher.clone();
+        };
+        if let Some(connection) = own.connection.get() {
+            return connection.clone();
+        }
+        if !own.connecting.swap(true, Ordering::AcqRel) {
+            let bus = bus.clone();
+            // Spawned here, on the worker's runtime, so the connection's driver task runs here.
+            tokio::spawn(async move {
+                let opened = bus
+                    .client
+                    .get_connection_manager_with_config(publisher_config(bus.max_backoff))
+                    .await;
+                if let Some(own) = &bus.own_publisher {
+                    match opened {
+                        Ok(connection) => {
+                            let _ = own.connection.set(connection);
+                        }
+                        Err(error) => {
+                            tracing::debug!(%error, "worker publisher not connected; using the shared one");
+                            own.connecting.store(false, Ordering::Release);
+                        }
+                    }
+                }
+            });
+        }
+        bus.publisher.clone()
     }
 }
 

@@ -74,6 +74,62 @@ async fn every_socket_of_the_recipient_gets_each_notification_once() {
     assert_eq!(own["actor"]["id"], bob.id);
 }
 
+/// Many writers notifying one recipient at once: each notification's `seq` is allocated and its
+/// row inserted in one pipelined round trip, and the socket trusts `seq` to spot gaps and
+/// duplicates. So every notification must arrive exactly once, in id order, with no replayed
+/// extra before the sentinel.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_likes_reach_the_authors_socket_once_each_in_id_order() {
+    let app = TestApp::spawn().await;
+    let author = app.register("author").await;
+    let post = app.create_post(&author, "p").await["id"].as_i64().unwrap();
+    let fans = join_all((0..40).map(|i| {
+        let app = &app;
+        async move { app.register(&format!("fan{i}")).await }
+    }))
+    .await;
+    let mut socket = app.socket(&author, "").await;
+    // Each fan also likes twice at once: the repeat must not notify again.
+    join_all(
+        fans.iter()
+            .flat_map(|fan| [app.like(fan, post), app.like(fan, post)]),
+    )
+    .await
+    .iter()
+    .for_each(|reply| {
+        reply.assert_status(StatusCode::OK);
+    });
+    let mut received = Vec::new();
+    for _ in &fans {
+        let frame = socket.notification().await;
+        assert_eq!(frame["kind"], "like");
+        received.push((
+            frame["id"].as_i64().unwrap(),
+            frame["actor"]["id"].as_i64().unwrap(),
+        ));
+    }
+    assert!(
+        received.windows(2).all(|w| w[0].0 < w[1].0),
+        "strictly increasing ids: {received:?}"
+    );
+    let mut actors: Vec<i64> = received.iter().map(|(_, actor)| *actor).collect();
+    actors.sort_unstable();
+    actors.dedup();
+    assert_eq!(actors.len(), fans.len(), "one notification per fan");
+    let pushed: Vec<i64> = received.iter().map(|(id, _)| *id).collect();
+    assert_eq!(
+        app.notification_ids(&author).await,
+        pushed,
+        "pushed = stored"
+    );
+    sentinel(&app, &fans[0], &author).await;
+    assert_eq!(
+        socket.notification().await["kind"],
+        "follow",
+        "nothing repeated before the sentinel"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn since_replays_missed_notifications_oldest_first_then_live() {
     let app = TestApp::spawn().await;

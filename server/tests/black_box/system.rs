@@ -2,7 +2,7 @@
 
 use reqwest::StatusCode;
 
-use crate::support::TestApp;
+use crate::support::{backend, Backend, TestApp};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn health_and_readiness() {
@@ -48,6 +48,45 @@ async fn metrics_are_prometheus_text_and_count_what_happens() {
         .and_then(|l| l.split_whitespace().last())
         .and_then(|v| v.parse::<f64>().ok());
     assert_eq!(created, Some(1.0));
+}
+
+/// One `pulse_db_connections` gauge.
+fn db_connections(metrics: &str, state: &str) -> Option<u64> {
+    let prefix = format!("pulse_db_connections{{state=\"{state}\"}} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|value| value.parse().ok())
+}
+
+/// On PostgreSQL each worker has a pool of its own (`Db::for_worker`): `PULSE_DB_POOL_SIZE` is
+/// split between them, the background jobs keep what is left (at least one), and the gauges
+/// add every pool up. SQLite keeps its shared readers plus the one writer.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_pool_size_is_split_among_workers_and_reported_whole() {
+    let app = TestApp::spawn_with(|s| {
+        s.workers = 2;
+        s.limits.db_pool_size = 7;
+    })
+    .await;
+    let users = futures_util::future::join_all((0..8).map(|i| {
+        let app = &app;
+        async move { app.register(&format!("pool{i}")).await }
+    }))
+    .await;
+    futures_util::future::join_all(users.iter().map(|u| app.get("/me", &u.token))).await;
+    let text = app.metrics_text().await;
+    let (max, open) = (db_connections(&text, "max"), db_connections(&text, "open"));
+    match backend() {
+        // 3 per worker, and 7 - 6 = 1 for the background jobs.
+        Backend::Postgres => {
+            assert_eq!(max, Some(7), "{text}");
+            // The migration's connection stays in the shared pool; requests opened others in
+            // the workers' pools.
+            assert!(open.is_some_and(|n| n >= 2), "{text}");
+        }
+        Backend::Sqlite => assert_eq!(max, Some(8), "7 readers and the writer: {text}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
