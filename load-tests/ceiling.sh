@@ -91,6 +91,9 @@ for c in $PGB_CLIENTS; do
   read -r nlikes nnotes < <("${PSQL_PGB[@]}" -Atc "SELECT (SELECT count(*) FROM likes), (SELECT count(*) FROM notifications)" | tr '|' ' ')
   log "pgbench: $c clients: $tps tps, average latency $lat ms, failed ${failed:-?}, likes $nlikes, notifications $nnotes"
   [[ "$nlikes" == "$nnotes" ]] || die "pgbench: $nlikes likes but $nnotes notifications: pairs repeated"
+  # The pipelined seq subselect must see its own transaction's bump: no recipient's seq twice.
+  dup_seqs=$("${PSQL_PGB[@]}" -Atc "SELECT count(*) FROM (SELECT 1 FROM notifications GROUP BY recipient_id, seq HAVING count(*) > 1) d")
+  [[ "$dup_seqs" == 0 ]] || die "pgbench: $dup_seqs (recipient, seq) pairs used twice"
   if awk -v a="$tps" -v b="$BEST_TPS" 'BEGIN { exit !(a > b) }'; then BEST_TPS=$tps BEST_CLIENTS=$c; fi
 done
 log "pgbench ceiling: $BEST_TPS tps ($BEST_CLIENTS clients)"

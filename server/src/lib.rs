@@ -7,7 +7,8 @@
 //! Map of the crate:
 //! - [`config`]: settings from the environment; every limit named with a default.
 //! - [`startup`]: builds the [`startup::Application`] and runs it until a signal, then drains.
-//! - [`state`]: the one `AppState` handlers receive.
+//! - [`state`]: the one `AppState` handlers receive; each HTTP worker has its own copy, with its
+//!   own database pool and Redis publisher.
 //! - [`error`]: `ApiError`, rendered as problem+json.
 //! - [`auth`]: biscuit tokens and socket tickets, password hashing, the `AuthUser` extractor.
 //! - [`domain`]: validated input (usernames, captions, page cursors, path ids).

@@ -1,5 +1,5 @@
 //! `AppState`: the one cloneable bundle every handler and socket task gets (database, bus,
-//! hub, keys, media store, settings, metrics).
+//! hub, keys, media store, settings, metrics), and its per-worker copy ([`AppState::for_worker`]).
 
 use std::sync::Arc;
 
