@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # sockets100k.sh: INSTANCES x SOCKETS_PER_INSTANCE idle authenticated sockets (default 5 x 19,500),
-# one PostgreSQL, one Redis, sockets from PROCS Node load processes (harness/hold.mjs), each from
-# its own 16 source addresses 127.0.(2+i).1-16; held HOLD seconds with heartbeats; in the last
-# 60 s a separate probe process likes posts of random connected probe users (request -> frame).
+# one PostgreSQL, one Redis, sockets from PROCS load processes, each from its own 16 source
+# addresses 127.0.(2+i).1-16; held HOLD seconds with heartbeats; in the last 60 s a separate
+# Node probe process likes posts of random connected probe users (request -> frame).
 #
 #   load-tests/sockets100k.sh [--instances 5] [--per-instance 19500] [--procs 6] [--ramp 10]
-#                             [--hold 300] [--probe-rate 10] [--keep]
+#                             [--hold 300] [--probe-rate 10] [--driver rust|node] [--keep]
+#
+# --driver rust (default): the load processes are `pulse-hold` (load-tests/holder, built with
+# cargo build --release -p pulse-hold unless PULSE_HOLD_BIN names one); a socket counts as
+# opened at its `hello` frame. --driver node: harness/hold.mjs (npm `ws`), opened at the 101
+# answer; it costs about 0.8 ms of CPU per socket opened, four times the server's cost.
 #
 # Targets: all sockets held for HOLD (300 s), establishment >= 10,000 sockets/s, like -> frame
 # p99 <= 50 ms. Establishment rate = sockets opened / (time the last one opened - START_AT);
@@ -17,7 +22,7 @@ ROOT=$(cd "$HERE/.." && pwd)
 # shellcheck source=lib/topology.sh
 source "$HERE/lib/topology.sh"
 
-INSTANCES=5 PER_INSTANCE=19500 PROCS=6 RAMP=10 HOLD=300 PROBE_RATE=10
+INSTANCES=5 PER_INSTANCE=19500 PROCS=6 RAMP=10 HOLD=300 PROBE_RATE=10 DRIVER=rust
 PROBE_SECONDS=${PROBE_SECONDS:-60} USERS=${USERS:-1000}
 COMMAND_LINE="load-tests/sockets100k.sh $*"
 while [[ $# -gt 0 ]]; do
@@ -28,6 +33,7 @@ while [[ $# -gt 0 ]]; do
     --ramp) RAMP=$2; shift 2 ;;
     --hold) HOLD=$2; shift 2 ;;
     --probe-rate) PROBE_RATE=$2; shift 2 ;;
+    --driver) DRIVER=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
@@ -39,9 +45,23 @@ PER_PROC=$(((TOTAL + PROCS - 1) / PROCS))
 results_path sockets100k
 OUT="$OUT.json"
 
+[[ $DRIVER == rust || $DRIVER == node ]] || { echo "--driver is rust or node" >&2; exit 2; }
+
 topo_init
 ensure_harness
 ensure_bin
+if [[ $DRIVER == rust ]]; then
+  if [[ -n "${PULSE_HOLD_BIN:-}" ]]; then
+    HOLD_BIN=$PULSE_HOLD_BIN
+  else
+    log "building the load generator: cargo build --release -p pulse-hold"
+    (cd "$ROOT" && cargo build --release -p pulse-hold) >&2 || die "cargo build -p pulse-hold failed"
+    HOLD_BIN=$ROOT/target/release/pulse-hold
+  fi
+  HOLD_CMD=("$HOLD_BIN")
+else
+  HOLD_CMD=(node --max-old-space-size=4096 "$HERE/harness/hold.mjs")
+fi
 prepare_backend
 start_instances "$INSTANCES"
 cpu_sampler "$WORK/cpu.txt"
@@ -51,12 +71,12 @@ log "registering $USERS users (+ probes, likers)"
 PREP="$WORK/prep.json" BASE_URLS="$BASE_URLS" USERS=$USERS node "$HERE/harness/hold.mjs" prepare
 
 START_AT=$(( $(date +%s%3N) + 5000 ))
-log "$PROCS load processes x $PER_PROC sockets = $TOTAL over $INSTANCES instances, ramp ${RAMP}s, hold ${HOLD}s"
+log "$PROCS load processes ($DRIVER) x $PER_PROC sockets = $TOTAL over $INSTANCES instances, ramp ${RAMP}s, hold ${HOLD}s"
 HOLD_PIDS=()
 for i in $(seq 0 $((PROCS - 1))); do
   PREP="$WORK/prep.json" BASE_URLS="$BASE_URLS" SOCKETS=$PER_PROC PROC=$i PROCS=$PROCS START_AT=$START_AT \
     RAMP=$RAMP HOLD=$HOLD PROBE_RATE=0 PROBE_SECONDS=$PROBE_SECONDS LOCAL_ADDRESS="$(seq -s, -f "127.0.$((2 + i)).%g" 1 16)" \
-    RESULT="$WORK/hold-$i.json" node --max-old-space-size=4096 "$HERE/harness/hold.mjs" >"$WORK/hold-$i.log" 2>&1 &
+    RESULT="$WORK/hold-$i.json" "${HOLD_CMD[@]}" >"$WORK/hold-$i.log" 2>&1 &
   HOLD_PIDS+=("$!")
   BG_PIDS+=("$!")
 done
@@ -114,12 +134,16 @@ console.log(JSON.stringify({
 }));
 EOF
 SUMMARY=$(cat "$WORK/summary.json")
+# CPU per component while the sockets opened (START_AT to the last open), per socket opened.
+LAST_OPEN_MS=$(jq -r '(.establishment.seconds_to_last_open // 0) * 1000 | floor' <<<"$SUMMARY")
+RAMP_CPU=$(cpu_phase "$START_AT" "$((START_AT + LAST_OPEN_MS + 1000))" "$WORK/cpu.txt" "$(jq -r .opened <<<"$SUMMARY")")
+cp "$WORK/cpu.txt" "${OUT%.json}.cpu.txt"
 RSS_MAX=$(awk '{ if ($2 > m) m = $2 } END { print m + 0 }' "$WORK/rss.txt")
-jq -n --arg command "$COMMAND_LINE" --arg date "$STAMP" --arg load "$LOAD_BEFORE" --arg bin "$BIN" \
+jq -n --arg command "$COMMAND_LINE" --arg date "$STAMP" --arg load "$LOAD_BEFORE" --arg bin "$BIN" --arg driver "$DRIVER" \
   --argjson instances "$INSTANCES" --argjson procs "$PROCS" --argjson alive "$alive" --argjson s "$SUMMARY" \
-  --argjson rss_max_kib "$RSS_MAX" \
-  '{command: $command, date: $date, load_before: $load, bin: $bin, instances: $instances, instances_alive_at_end: $alive,
-    load_processes: $procs, servers_rss_sum_max_kib: $rss_max_kib} + $s' >"$OUT"
+  --argjson rss_max_kib "$RSS_MAX" --argjson ramp_cpu "${RAMP_CPU:-null}" \
+  '{command: $command, date: $date, load_before: $load, bin: $bin, driver: $driver, instances: $instances, instances_alive_at_end: $alive,
+    load_processes: $procs, servers_rss_sum_max_kib: $rss_max_kib, ramp_cpu: $ramp_cpu} + $s' >"$OUT"
 jq . "$OUT"
 log "results: $OUT"
 
