@@ -238,22 +238,6 @@ pub async fn replay_after_id(
     Ok((rows, truncated))
 }
 
-/// The (seq, id) of the recipient's newest notification, read in one statement so the pair is
-/// consistent; `(0, 0)` when there is none. The socket's baseline for detecting a jump in `seq`.
-pub async fn latest(db: &Db, recipient: UserId) -> DbResult<(i64, NotificationId)> {
-    let row: Option<(i64, NotificationId)> = crate::run!(db.read(), conn => {
-        notifications::table
-            .filter(notifications::recipient_id.eq(recipient))
-            .select((notifications::seq, notifications::id))
-            .order(notifications::id.desc())
-            .first(conn)
-            .await
-            .optional()
-            .map_err(crate::DbError::from)
-    })?;
-    Ok(row.unwrap_or((0, NotificationId(0))))
-}
-
 /// Every notification id of a recipient, ascending (tests and audits).
 pub async fn all_ids(db: &Db, recipient: UserId) -> DbResult<Vec<NotificationId>> {
     crate::run!(db.read(), conn => {

@@ -9,8 +9,8 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::db::{Db, DbResult};
-use crate::ids::UserId;
-use crate::schema::{revoked_tokens, used_tickets, users};
+use crate::ids::{NotificationId, UserId};
+use crate::schema::{notifications, revoked_tokens, used_tickets, users};
 use crate::users::UserSummaryRow;
 
 /// Records revocation ids as revoked (idempotent).
@@ -48,6 +48,42 @@ pub async fn active_user(
             .optional()
             .map_err(Into::into)
     })
+}
+
+/// What a socket needs to open, in one statement: [`active_user`], and where the user's
+/// notification stream stands now, the newest notification's (`seq`, `id`), `(0, 0)` for none.
+/// A socket open used to read the two in separate statements; at thousands of opens a second
+/// the second round trip was a third of the database's work.
+pub async fn active_user_and_latest(
+    db: &Db,
+    user: UserId,
+    revocation_ids: &[String],
+) -> DbResult<Option<(UserSummaryRow, (i64, NotificationId))>> {
+    let newest = || {
+        notifications::table
+            .filter(notifications::recipient_id.eq(users::id))
+            .order(notifications::id.desc())
+            .limit(1)
+    };
+    let row: Option<(UserSummaryRow, Option<i64>, Option<NotificationId>)> = crate::run!(db.read(), conn => {
+        users::table
+            .find(user)
+            .filter(diesel::dsl::not(diesel::dsl::exists(
+                revoked_tokens::table.filter(revoked_tokens::revocation_id.eq_any(revocation_ids)),
+            )))
+            .select((
+                UserSummaryRow::as_select(),
+                newest().select(notifications::seq).single_value(),
+                newest().select(notifications::id).single_value(),
+            ))
+            .first(conn)
+            .await
+            .optional()
+            .map_err(crate::DbError::from)
+    })?;
+    Ok(row.map(|(user, seq, id)| {
+        (user, (seq.unwrap_or(0), id.unwrap_or(NotificationId(0))))
+    }))
 }
 
 /// Marks a ticket used; `true` the first time, `false` if it was already used.

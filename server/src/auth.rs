@@ -21,7 +21,7 @@ use biscuit_auth::macros::{authorizer, biscuit, block};
 use biscuit_auth::{Algorithm, AuthorizerLimits, Biscuit, KeyPair, PrivateKey, PublicKey};
 use chrono::NaiveDateTime;
 use pulse_schema::users::UserSummaryRow;
-use pulse_schema::{tokens, UserId};
+use pulse_schema::{tokens, NotificationId, UserId};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -307,6 +307,30 @@ pub async fn authenticate(
             "The token is missing, invalid, expired or revoked.",
         ))?;
     Ok(Authenticated { claims, user })
+}
+
+/// A socket's revocation check and the newest notification's (`seq`, `id`), in one statement
+/// (`tokens::active_user_and_latest`), in its own task for the reason given in
+/// [`authenticate`]. Call it after the socket is registered with the hub (see `routes::live`).
+pub async fn admit_socket(
+    state: &AppState,
+    claims: &Claims,
+) -> Result<(i64, NotificationId), ApiError> {
+    let (db, user_id, ids) = (
+        state.db.clone(),
+        claims.user_id,
+        claims.revocation_ids.clone(),
+    );
+    let (_user, latest) =
+        tokio::spawn(async move { tokens::active_user_and_latest(&db, user_id, &ids).await })
+            .await
+            .map_err(|error| {
+                ApiError::Internal(anyhow::anyhow!("revocation check task failed: {error}"))
+            })??
+            .ok_or(ApiError::Unauthorized(
+                "The token is missing, invalid, expired or revoked.",
+            ))?;
+    Ok(latest)
 }
 
 /// The bearer token of a request, if any.

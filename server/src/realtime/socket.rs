@@ -33,6 +33,9 @@ use crate::views::Notification;
 /// How long a `subscribe` waits for the bus to confirm before answering with an error frame.
 const SUBSCRIBE_ACK_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Close code for a client that accepted nothing for the stall timeout.
+const SLOW_CLIENT: u16 = 4008;
+
 /// Where this socket is in its user's notification stream.
 #[derive(Debug, Clone, Copy)]
 struct Cursor {
@@ -48,6 +51,9 @@ pub struct SocketTask {
     pub queue: Arc<SocketQueue>,
     pub claims: Claims,
     pub since: Option<NotificationId>,
+    /// The newest notification's (`seq`, `id`) when the socket was admitted, read after it was
+    /// registered with the hub (see `routes::live`).
+    pub latest: (i64, NotificationId),
     pub connection_id: String,
     pub session: Session,
 }
@@ -84,15 +90,20 @@ impl SocketTask {
         let code = close.map(|c| c.0).unwrap_or(1000);
         self.state.metrics.record_close(code);
         if let Some((code, reason)) = close {
+            // A socket closed for slowness has a full queue ahead of its close frame: give the
+            // client another stall timeout to read its way to the 4008 (it still gets nothing
+            // more); any other close goes out at once or not at all.
+            let wait = match code {
+                SLOW_CLIENT => {
+                    Duration::from_secs(self.state.settings.limits.ws_stall_timeout_secs.max(1))
+                }
+                _ => Duration::from_secs(1),
+            };
             let reason = CloseReason {
                 code: CloseCode::from(code),
                 description: Some(reason.to_owned()),
             };
-            let _ = tokio::time::timeout(
-                Duration::from_secs(1),
-                self.session.clone().close(Some(reason)),
-            )
-            .await;
+            let _ = tokio::time::timeout(wait, self.session.clone().close(Some(reason))).await;
         }
     }
 
@@ -261,24 +272,23 @@ impl SocketTask {
         // The database is read before `hello` goes out, so a client that has its `hello` has a
         // socket that is fully set up (a database outage refuses it before, with 1011).
         let Some(since) = self.since else {
-            let (seq, id) = self.latest().await?;
+            let (seq, id) = self.latest;
             self.send(hello).await?;
             return Ok(Cursor { id, seq });
         };
         self.state.metrics.replays.fetch_add(1, Ordering::Relaxed);
         let missed = self.read_after(since).await?;
-        // Nothing missed: the cursor's `seq` comes from the newest notification instead.
-        let latest = if missed.0.is_empty() {
-            Some(self.latest().await?)
-        } else {
-            None
-        };
+        // Nothing missed: the cursor's `seq` comes from the newest notification, as read at
+        // admission (before this read, after registration) instead.
+        let latest = missed.0.is_empty().then_some(self.latest);
         self.send(hello).await?;
         let mut cursor = Cursor { id: since, seq: 0 };
         self.send_rows(missed, &mut cursor).await?;
         if let Some((seq, id)) = latest {
-            // A newer one committed between the two reads leaves `seq` 0: the first queued
-            // notification then looks like a gap and is settled from the database.
+            // The admission read came first, so with nothing after `since` its newest is at or
+            // below `since`; if not (a deleted post took notifications with it), `seq` stays 0:
+            // the first queued notification then looks like a gap and is settled from the
+            // database.
             if id <= since {
                 cursor = Cursor {
                     id: since.max(id),
@@ -287,12 +297,6 @@ impl SocketTask {
             }
         }
         Ok(cursor)
-    }
-
-    async fn latest(&self) -> Result<(i64, NotificationId), Close> {
-        notifications::latest(&self.state.db, self.claims.user_id)
-            .await
-            .map_err(|e| db_failed(&e))
     }
 
     /// The committed notifications after `after` (the newest `replay_limit`), and whether
@@ -399,7 +403,7 @@ impl SocketTask {
                     .metrics
                     .slow_disconnects
                     .fetch_add(1, Ordering::Relaxed);
-                Err(Some((4008, "client too slow")))
+                Err(Some((SLOW_CLIENT, "client too slow")))
             }
         }
     }

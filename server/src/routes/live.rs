@@ -1,6 +1,8 @@
-//! `GET /api/v1/ws`: authenticates (before the upgrade), registers the socket with the hub,
-//! waits until the bus is subscribed for the user, and starts the socket's task.
+//! `GET /api/v1/ws`: verifies the token, registers the socket with the hub, waits until the bus
+//! is subscribed for the user, checks revocation while reading where the user's notifications
+//! stand (one statement), and only then answers 101 and starts the socket's task.
 
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -8,7 +10,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use pulse_schema::{tokens, NotificationId};
 use serde::Deserialize;
 
-use crate::auth::{authenticate, bearer, Operation};
+use crate::auth::{admit_socket, bearer, Operation};
 use crate::domain::MAX_ID;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::ratelimit::Bucket;
@@ -65,11 +67,11 @@ pub async fn open_socket(
     if !origin_allowed(&req, &state) {
         return Err(ApiError::Forbidden("This origin may not open sockets."));
     }
+    // Signature and expiry only: the revocation check comes after the socket is registered
+    // (below), together with the read of where the user's notifications stand.
     let claims = match (&query.ticket, bearer(&req)) {
         (Some(ticket), _) => {
-            let claims = authenticate(&state, ticket, Operation::Socket)
-                .await?
-                .claims;
+            let claims = state.keys.verify(ticket, Operation::Socket)?;
             if !claims.is_ticket {
                 return Err(ApiError::Unauthorized(
                     "Use a ticket from POST /auth/ws-ticket, not a token, in ?ticket=.",
@@ -81,7 +83,7 @@ pub async fn open_socket(
             }
             claims
         }
-        (None, Some(token)) => authenticate(&state, token, Operation::Socket).await?.claims,
+        (None, Some(token)) => state.keys.verify(token, Operation::Socket)?,
         (None, None) => {
             return Err(ApiError::Unauthorized(
                 "Send Authorization: Bearer <token> or ?ticket=.",
@@ -110,8 +112,6 @@ pub async fn open_socket(
             },
             RegisterError::BusBusy => ApiError::Unavailable("bus command queue full".into()),
         })?;
-    state.metrics.sockets_opened.fetch_add(1, Ordering::Relaxed);
-    state.metrics.sockets_open.fetch_add(1, Ordering::Relaxed);
     // Subscribed (or Redis is away, in which case a catch-up follows its return). A timeout is
     // logged and tolerated for the same reason.
     if tokio::time::timeout(SUBSCRIBE_TIMEOUT, subscribed)
@@ -123,12 +123,24 @@ pub async fn open_socket(
             "bus subscription not confirmed in time"
         );
     }
+    // Registered first, read second: a notification committed after this read reaches the
+    // queue, and a logout committed after it reaches the registered socket (4401).
+    let latest = match admit_socket(&state, &claims).await {
+        Ok(latest) => latest,
+        Err(refused) => {
+            state.hub.unregister(&queue, &HashSet::new());
+            return Err(refused);
+        }
+    };
+    state.metrics.sockets_opened.fetch_add(1, Ordering::Relaxed);
+    state.metrics.sockets_open.fetch_add(1, Ordering::Relaxed);
     let connection_id = format!("{:x}-{}", std::process::id(), queue.conn_id);
     let task = SocketTask {
         state: state.get_ref().clone(),
         queue,
         claims,
         since,
+        latest,
         connection_id,
         session,
     };

@@ -240,6 +240,45 @@ async fn missing_garbage_and_revoked_tokens_are_401() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_token_opens_no_socket_and_leaves_nothing_registered() {
+    let app = TestApp::spawn().await;
+    let user = app.register("revoked").await;
+    let live = crate::support::Socket::open(&app.ws_url(""), Some(&user.token), None)
+        .await
+        .unwrap();
+    assert_eq!(live.hello["user_id"], user.id);
+    app.call(Method::POST, "/auth/logout", Some(&user.token), None)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    // The socket is registered before its revocation check: a refused one must not stay in
+    // the hub (it would count against the user's socket limit and receive notifications).
+    for _ in 0..3 {
+        let refused = crate::support::Socket::open(&app.ws_url(""), Some(&user.token), None).await;
+        let (status, body) = refused.err().expect("a revoked token opens no socket");
+        assert_eq!(status, 401);
+        assert!(body.contains("/problems/unauthorized"), "{body}");
+    }
+    let mut live = live;
+    assert_eq!(live.closed().await, Some(4401));
+    let deadline = std::time::Instant::now() + crate::support::DEADLINE;
+    while app.state.hub.socket_count() != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} sockets still registered",
+            app.state.hub.socket_count()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        app.state
+            .metrics
+            .sockets_open
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_token_from_another_root_key_is_rejected() {
     let one = TestApp::spawn().await;
     let two = TestApp::spawn().await;
