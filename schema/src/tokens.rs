@@ -81,9 +81,7 @@ pub async fn active_user_and_latest(
             .optional()
             .map_err(crate::DbError::from)
     })?;
-    Ok(row.map(|(user, seq, id)| {
-        (user, (seq.unwrap_or(0), id.unwrap_or(NotificationId(0))))
-    }))
+    Ok(row.map(|(user, seq, id)| (user, (seq.unwrap_or(0), id.unwrap_or(NotificationId(0))))))
 }
 
 /// Marks a ticket used; `true` the first time, `false` if it was already used.

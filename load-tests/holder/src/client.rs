@@ -98,7 +98,10 @@ async fn open(target: &Target) -> Result<Opened, String> {
     if status != "101" {
         return Err(format!("http_{status}"));
     }
-    if !head.contains(&format!("sec-websocket-accept: {}", ACCEPT.to_ascii_lowercase())) {
+    if !head.contains(&format!(
+        "sec-websocket-accept: {}",
+        ACCEPT.to_ascii_lowercase()
+    )) {
         return Err("bad_accept".into());
     }
     let upgraded = Instant::now();
@@ -206,7 +209,10 @@ mod tests {
     fn frames_are_parsed_whole_or_not_at_all() {
         assert_eq!(parse_frame(&[0x81]), Ok(None));
         assert_eq!(parse_frame(&[0x81, 3, b'a', b'b']), Ok(None));
-        assert_eq!(parse_frame(&[0x81, 3, b'a', b'b', b'c']), Ok(Some((1, 2, 5))));
+        assert_eq!(
+            parse_frame(&[0x81, 3, b'a', b'b', b'c']),
+            Ok(Some((1, 2, 5)))
+        );
         assert_eq!(parse_frame(&[0x89, 0]), Ok(Some((9, 2, 2))));
         let mut long = vec![0x81, 126, 0x01, 0x00];
         long.extend(std::iter::repeat_n(b'x', 256));

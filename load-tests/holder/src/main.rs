@@ -100,7 +100,7 @@ fn run() -> Result<(), String> {
         stats.opened,
         plan.sockets,
         held,
-        serde_json::Value::from(serde_json::to_value(&stats.failures).unwrap_or_default()),
+        serde_json::to_value(&stats.failures).unwrap_or_default(),
     );
     // Exiting closes every socket at once; the servers see the connections end.
     Ok(())
