@@ -102,7 +102,6 @@ fn run() -> Result<(), String> {
         held,
         serde_json::to_value(&stats.failures).unwrap_or_default(),
     );
-    // Exiting closes every socket at once; the servers see the connections end.
     Ok(())
 }
 
