@@ -25,6 +25,19 @@ pub struct MediaStore {
     max_side: u32,
 }
 
+/// A lossless WebP's dimensions, read from its header: image-webp 0.2.4 masks `width - 1 + 1`
+/// to 14 bits, so it reports a 16,384-pixel side as 0 (the image was still refused, but the
+/// message named the wrong size). `None` for anything but a simple lossless WebP.
+fn lossless_webp_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
+    // RIFF header (12), "VP8L" and its size (8), the 0x2f signature, then 14 bits each of
+    // width - 1 and height - 1, little-endian.
+    if bytes.get(0..4)? != b"RIFF" || bytes.get(8..16)? != b"WEBPVP8L" || *bytes.get(20)? != 0x2f {
+        return None;
+    }
+    let bits = u32::from_le_bytes(bytes.get(21..25)?.try_into().ok()?);
+    Some(((bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1))
+}
+
 impl MediaStore {
     pub fn open(data_dir: &Path, max_side: u32) -> std::io::Result<Self> {
         let dir = data_dir.join("media");
@@ -45,9 +58,12 @@ impl MediaStore {
         };
 
         // Dimensions come from the header: a tiny file claiming 60000×60000 stops here.
-        let (width, height) = ImageReader::with_format(Cursor::new(bytes), format)
-            .into_dimensions()
-            .map_err(invalid)?;
+        let (width, height) = match lossless_webp_dimensions(bytes) {
+            Some(dimensions) => dimensions,
+            None => ImageReader::with_format(Cursor::new(bytes), format)
+                .into_dimensions()
+                .map_err(invalid)?,
+        };
         if width == 0 || height == 0 || width > self.max_side || height > self.max_side {
             return Err(ApiError::validation(
                 "image",

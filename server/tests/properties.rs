@@ -347,6 +347,26 @@ fn claim_dimensions(ext: &str, w: u32, h: u32) -> Vec<u8> {
 }
 
 #[test]
+fn the_largest_sides_a_format_can_claim_are_named_in_the_refusal() {
+    // A lossless WebP's sides are 14 bits: 16,384 is the largest (image-webp 0.2.4 reads it as
+    // 0; proptest found it once in about 1,000 runs).
+    let scratch = Scratch::new();
+    for (ext, w, h) in [
+        ("webp", 16_384, 1),
+        ("webp", 1, 16_384),
+        ("webp", 16_384, 16_384),
+        ("png", 16_384, 1),
+        ("jpg", 1, 16_384),
+    ] {
+        let outcome = scratch.store.ingest(&claim_dimensions(ext, w, h));
+        assert!(
+            refused_by_header_check(&outcome, w, h),
+            "{ext} {w}×{h}: {outcome:?}"
+        );
+    }
+}
+
+#[test]
 fn every_corpus_image_gets_the_outcome_its_name_promises() {
     let scratch = Scratch::new();
     for (name, bytes) in corpus("images") {
