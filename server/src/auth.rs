@@ -21,7 +21,7 @@ use biscuit_auth::macros::{authorizer, biscuit, block};
 use biscuit_auth::{Algorithm, AuthorizerLimits, Biscuit, KeyPair, PrivateKey, PublicKey};
 use chrono::NaiveDateTime;
 use pulse_schema::users::UserSummaryRow;
-use pulse_schema::{tokens, NotificationId, UserId};
+use pulse_schema::{tokens, Db, DbResult, NotificationId, UserId};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -290,47 +290,54 @@ pub async fn authenticate(
     operation: Operation,
 ) -> Result<Authenticated, ApiError> {
     let claims = state.keys.verify(token, operation)?;
-    // The revocation lookup runs in its own task. Extractors run together, and actix drops
-    // this one mid-query when another fails first (say the JSON body); a SQLite query dropped
-    // mid-flight on an actix worker's single-threaded runtime panics inside diesel-async.
-    let (db, user_id, ids) = (
+    let user = unrevoked(state, &claims, |db, user, ids| async move {
+        tokens::active_user(&db, user, &ids).await
+    })
+    .await?;
+    Ok(Authenticated { claims, user })
+}
+
+/// A socket's revocation check and the newest notification's (`seq`, `id`), in one statement
+/// (`tokens::active_user_and_latest`). Call it after the socket is registered with the hub
+/// (see `routes::live`).
+pub async fn admit_socket(
+    state: &AppState,
+    claims: &Claims,
+) -> Result<(i64, NotificationId), ApiError> {
+    let (_user, latest) = unrevoked(state, claims, |db, user, ids| async move {
+        tokens::active_user_and_latest(&db, user, &ids).await
+    })
+    .await?;
+    Ok(latest)
+}
+
+/// Runs `read` (a statement that yields nothing for a revoked token or a missing user) and
+/// turns nothing into 401. The read runs in its own task: extractors run together, and actix
+/// drops one mid-query when another fails first (say the JSON body); a SQLite query dropped
+/// mid-flight on an actix worker's single-threaded runtime panics inside diesel-async.
+async fn unrevoked<T, Read, Reading>(
+    state: &AppState,
+    claims: &Claims,
+    read: Read,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    Read: FnOnce(Db, UserId, Vec<String>) -> Reading,
+    Reading: std::future::Future<Output = DbResult<Option<T>>> + Send + 'static,
+{
+    let reading = read(
         state.db.clone(),
         claims.user_id,
         claims.revocation_ids.clone(),
     );
-    let user = tokio::spawn(async move { tokens::active_user(&db, user_id, &ids).await })
+    tokio::spawn(reading)
         .await
         .map_err(|error| {
             ApiError::Internal(anyhow::anyhow!("revocation check task failed: {error}"))
         })??
         .ok_or(ApiError::Unauthorized(
             "The token is missing, invalid, expired or revoked.",
-        ))?;
-    Ok(Authenticated { claims, user })
-}
-
-/// A socket's revocation check and the newest notification's (`seq`, `id`), in one statement
-/// (`tokens::active_user_and_latest`), in its own task for the reason given in
-/// [`authenticate`]. Call it after the socket is registered with the hub (see `routes::live`).
-pub async fn admit_socket(
-    state: &AppState,
-    claims: &Claims,
-) -> Result<(i64, NotificationId), ApiError> {
-    let (db, user_id, ids) = (
-        state.db.clone(),
-        claims.user_id,
-        claims.revocation_ids.clone(),
-    );
-    let (_user, latest) =
-        tokio::spawn(async move { tokens::active_user_and_latest(&db, user_id, &ids).await })
-            .await
-            .map_err(|error| {
-                ApiError::Internal(anyhow::anyhow!("revocation check task failed: {error}"))
-            })??
-            .ok_or(ApiError::Unauthorized(
-                "The token is missing, invalid, expired or revoked.",
-            ))?;
-    Ok(latest)
+        ))
 }
 
 /// The bearer token of a request, if any.
