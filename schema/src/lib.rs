@@ -12,12 +12,17 @@
 //! - one module per table group with its row type, insert form and queries: [`users`],
 //!   [`posts`], [`likes`], [`comments`], [`follows`], [`notifications`], [`tokens`].
 //!
+//! - [`like_statement`]: a like as one PostgreSQL statement (the hottest write; SQLite runs the
+//!   same writes one by one).
+//!
 //! Every query is written once, inside `run!`/`transaction!`, and runs on both backends; the
-//! test suite runs against both.
+//! one exception is [`like_statement`], whose SQLite twin is the step-by-step body in
+//! [`likes`]. The test suite runs against both.
 
 pub mod counters;
 pub mod db;
 pub mod ids;
+pub mod like_statement;
 pub mod pipeline;
 pub mod schema;
 

@@ -3,10 +3,13 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
+use diesel_async::AsyncPgConnection;
+
 use crate::counters::BumpLikeCount;
-use crate::db::{Db, DbResult};
+use crate::db::{Db, DbError, DbResult, Pool};
 use crate::ids::{PostId, UserId};
-use crate::notifications::{Kind, NewNotification, NotificationView};
+use crate::like_statement::{LikeRow, LikeStatement};
+use crate::notifications::{Kind, NewNotification, NotificationRow, NotificationView};
 use crate::pipeline::Pipeline;
 use crate::schema::{like_notices, likes, posts};
 use crate::users::UserSummaryRow;
@@ -26,9 +29,82 @@ pub struct LikeOutcome {
 }
 
 /// Likes a post. Idempotent; the author is notified the first time this user ever likes it,
-/// never for a self-like. Everything happens in one transaction. `actor` is the liker as
-/// authentication read it (its name goes into the notification).
+/// never for a self-like. Everything happens atomically: one statement on PostgreSQL
+/// ([`LikeStatement`]), one transaction on SQLite. `actor` is the liker as authentication read
+/// it (its name goes into the notification).
 pub async fn like(db: &Db, actor: &UserSummaryRow, post_id: PostId) -> DbResult<LikeOutcome> {
+    match db.write() {
+        Pool::Postgres(pool) => {
+            let mut conn = pool.get().await.map_err(DbError::from)?;
+            like_in_one_statement(&mut conn, actor, post_id).await
+        }
+        Pool::Sqlite(_) => like_in_steps(db, actor, post_id).await,
+    }
+}
+
+/// [`like`] on PostgreSQL: one round trip.
+async fn like_in_one_statement(
+    conn: &mut AsyncPgConnection,
+    actor: &UserSummaryRow,
+    post_id: PostId,
+) -> DbResult<LikeOutcome> {
+    let statement = LikeStatement {
+        post: post_id,
+        liker: actor.id,
+        at: crate::now_millis(),
+        text: NewNotification::render(Kind::Like, actor, None),
+    };
+    let (at, text) = (statement.at, statement.text.clone());
+    let Some((like_count, like_seq, author, notification_id, seq)) =
+        statement.get_result::<LikeRow>(conn).await.optional()?
+    else {
+        // Already liked. A statement of its own, so that it sees a concurrent like of the same
+        // pair that the insert waited for (see `LikeStatement`).
+        let (like_count, like_seq) = posts::table
+            .find(post_id)
+            .select((posts::like_count, posts::like_seq))
+            .first(conn)
+            .await?;
+        return Ok(LikeOutcome {
+            post_id,
+            liked: true,
+            like_count,
+            like_seq,
+            changed: false,
+            notification: None,
+        });
+    };
+    let notification = match (notification_id, seq) {
+        (Some(id), Some(seq)) => Some((
+            NotificationRow {
+                id,
+                recipient_id: author,
+                seq,
+                actor_id: actor.id,
+                kind: Kind::Like.as_str().to_owned(),
+                post_id: Some(post_id),
+                comment_id: None,
+                text,
+                created_at: at,
+                read: false,
+            },
+            actor.clone(),
+        )),
+        _ => None,
+    };
+    Ok(LikeOutcome {
+        post_id,
+        liked: true,
+        like_count,
+        like_seq,
+        changed: true,
+        notification,
+    })
+}
+
+/// [`like`] on SQLite: the same writes as [`LikeStatement`], one statement at a time in one
+/// transaction (SQLite has no data-modifying `WITH`, and no round trips to save).
+async fn like_in_steps(db: &Db, actor: &UserSummaryRow, post_id: PostId) -> DbResult<LikeOutcome> {
     let liker = actor.id;
     crate::transaction!(db.write(), conn => {
         // No read of the post first: a missing post fails the insert's foreign key (NotFound),

@@ -274,8 +274,20 @@ async fn likes_are_idempotent_and_notify_at_most_once_ever() {
     );
     assert_eq!(inbox[0]["read"], false);
 
-    // Self-likes count but notify nobody.
-    app.like(&alice, post).await.assert_status(StatusCode::OK);
+    // Self-likes count but notify nobody, the first time or after an unlike.
+    for (count, path_method) in [(2, "like"), (1, "unlike"), (2, "like")] {
+        let reply = if path_method == "like" {
+            app.like(&alice, post).await
+        } else {
+            app.delete(&format!("/posts/{post}/like"), &alice.token)
+                .await
+        };
+        reply.assert_status(StatusCode::OK);
+        assert_eq!(
+            reply.body["like_count"], count,
+            "after the author's {path_method}"
+        );
+    }
     assert_eq!(app.all_notifications(&alice).await.len(), 1);
     app.like(&bob, 999_999_999)
         .await
