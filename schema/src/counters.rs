@@ -151,6 +151,9 @@ macro_rules! fixed_statement {
             type QueryId = $name;
             const HAS_STATIC_QUERY_ID: bool = true;
         }
+
+        // Plain (blocking) diesel too: `like_sqlite` runs a like on the connection itself.
+        impl<Conn> diesel::query_dsl::RunQueryDsl<Conn> for $name {}
     };
     ($name:ident, $returns:ty) => {
         fixed_statement!($name);

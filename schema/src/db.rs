@@ -355,7 +355,7 @@ where
 
 /// Runs `$body` with `$conn: &mut <connection>` taken from `$pool`, once per backend.
 ///
-/// ```ignore
+/// ```text
 /// run!(db.read(), conn => users::table.find(id).first::<UserRow>(conn).await.map_err(Into::into))
 /// ```
 #[macro_export]

@@ -12,16 +12,16 @@
 //! - one module per table group with its row type, insert form and queries: [`users`],
 //!   [`posts`], [`likes`], [`comments`], [`follows`], [`notifications`], [`tokens`].
 //!
-//! - [`like_statement`]: a like as one PostgreSQL statement (the hottest write; SQLite runs the
-//!   same writes one by one).
+//! - [`like_statement`]: a like as one PostgreSQL statement (the hottest write); [`like_sqlite`]:
+//!   the same writes one by one in one blocking job on SQLite.
 //!
 //! Every query is written once, inside `run!`/`transaction!`, and runs on both backends; the
-//! one exception is [`like_statement`], whose SQLite twin is the step-by-step body in
-//! [`likes`]. The test suite runs against both.
+//! one exception is the like: [`like_statement`] on PostgreSQL, [`like_sqlite`] on SQLite. The test suite runs against both.
 
 pub mod counters;
 pub mod db;
 pub mod ids;
+pub mod like_sqlite;
 pub mod like_statement;
 pub mod pipeline;
 pub mod schema;

@@ -10,8 +10,7 @@ use crate::db::{Db, DbError, DbResult, Pool};
 use crate::ids::{PostId, UserId};
 use crate::like_statement::{LikeRow, LikeStatement};
 use crate::notifications::{Kind, NewNotification, NotificationRow, NotificationView};
-use crate::pipeline::Pipeline;
-use crate::schema::{like_notices, likes, posts};
+use crate::schema::{likes, posts};
 use crate::users::UserSummaryRow;
 
 /// What a like or unlike did.
@@ -30,7 +29,8 @@ pub struct LikeOutcome {
 
 /// Likes a post. Idempotent; the author is notified the first time this user ever likes it,
 /// never for a self-like. Everything happens atomically: one statement on PostgreSQL
-/// ([`LikeStatement`]), one transaction on SQLite. `actor` is the liker as authentication read
+/// ([`LikeStatement`]), one transaction in one blocking job on SQLite
+/// ([`crate::like_sqlite`]). `actor` is the liker as authentication read
 /// it (its name goes into the notification).
 pub async fn like(db: &Db, actor: &UserSummaryRow, post_id: PostId) -> DbResult<LikeOutcome> {
     match db.write() {
@@ -38,7 +38,13 @@ pub async fn like(db: &Db, actor: &UserSummaryRow, post_id: PostId) -> DbResult<
             let mut conn = pool.get().await.map_err(DbError::from)?;
             like_in_one_statement(&mut conn, actor, post_id).await
         }
-        Pool::Sqlite(_) => like_in_steps(db, actor, post_id).await,
+        Pool::Sqlite(pool) => {
+            let mut conn = pool.get().await.map_err(DbError::from)?;
+            let actor = actor.clone();
+            conn.spawn_blocking(move |conn| Ok(crate::like_sqlite::like(conn, &actor, post_id)))
+                .await
+                .map_err(DbError::from)?
+        }
     }
 }
 
@@ -99,57 +105,6 @@ async fn like_in_one_statement(
         like_seq,
         changed: true,
         notification,
-    })
-}
-
-/// [`like`] on SQLite: the same writes as [`LikeStatement`], one statement at a time in one
-/// transaction (SQLite has no data-modifying `WITH`, and no round trips to save).
-async fn like_in_steps(db: &Db, actor: &UserSummaryRow, post_id: PostId) -> DbResult<LikeOutcome> {
-    let liker = actor.id;
-    crate::transaction!(db.write(), conn => {
-        // No read of the post first: a missing post fails the insert's foreign key (NotFound),
-        // and the author comes back from the count update. One round trip fewer per like.
-        let inserted = diesel::insert_into(likes::table)
-            .values((
-                likes::post_id.eq(post_id),
-                likes::user_id.eq(liker),
-                likes::created_at.eq(crate::now_millis()),
-            ))
-            .on_conflict_do_nothing()
-            .returning(likes::post_id)
-            .get_result::<PostId>(conn)
-            .await
-            .optional()?;
-        if inserted.is_none() {
-            let (like_count, like_seq) = posts::table
-                .find(post_id)
-                .select((posts::like_count, posts::like_seq))
-                .first(conn)
-                .await?;
-            return Ok(LikeOutcome { post_id, liked: true, like_count, like_seq, changed: false, notification: None });
-        }
-        // The count and the "notify once ever" marker in one round trip. The marker is written
-        // for a self-like too (the author is known only from the count's answer); it is never
-        // read for one, since nobody is notified of their own like.
-        let notice = diesel::insert_into(like_notices::table)
-            .values((like_notices::post_id.eq(post_id), like_notices::user_id.eq(liker)))
-            .on_conflict_do_nothing()
-            .returning(like_notices::post_id);
-        let ((like_count, like_seq, author), first_ever): ((i64, i64, UserId), diesel::QueryResult<PostId>) =
-            conn.pipeline(BumpLikeCount { post: post_id, delta: 1 }, notice).await?;
-        let mut notification = None;
-        if author != liker && first_ever.optional()?.is_some() {
-            let text = NewNotification::render(Kind::Like, actor, None);
-            notification = Some(crate::insert_notification!(conn, NewNotification {
-                recipient_id: author,
-                actor: actor.clone(),
-                kind: Kind::Like,
-                post_id: Some(post_id),
-                comment_id: None,
-                text,
-            })?);
-        }
-        Ok(LikeOutcome { post_id, liked: true, like_count, like_seq, changed: true, notification })
     })
 }
 

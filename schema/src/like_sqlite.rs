@@ -1,0 +1,99 @@
+//! A like on SQLite: the same writes as [`crate::like_statement`], one statement at a time in
+//! one transaction, run as a single job on the connection's blocking thread.
+//!
+//! diesel-async reaches SQLite through `SyncConnectionWrapper`, which sends every statement to a
+//! blocking thread and back. SQLite has one write connection (see [`crate::db`]), so a like
+//! written statement by statement held it for seven such hops (BEGIN, five statements,
+//! COMMIT) and every other write waited behind them. Run here as plain diesel on the
+//! connection itself, a like takes one hop. The rules are those of
+//! [`crate::likes::like`]; the black-box suite runs against both backends.
+
+use diesel::prelude::*;
+use diesel::sqlite::SqliteConnection;
+
+use crate::counters::{BumpLikeCount, BumpNotificationSeq};
+use crate::db::DbError;
+use crate::ids::PostId;
+use crate::likes::LikeOutcome;
+use crate::notifications::{Kind, NewNotification, NotificationRow};
+use crate::schema::{like_notices, likes, notifications, posts};
+use crate::users::UserSummaryRow;
+
+/// Likes `post_id` as `actor` in one transaction on `conn` (blocking).
+pub(crate) fn like(
+    conn: &mut SqliteConnection,
+    actor: &UserSummaryRow,
+    post_id: PostId,
+) -> Result<LikeOutcome, DbError> {
+    let liker = actor.id;
+    conn.transaction::<_, DbError, _>(|conn| {
+        let at = crate::now_millis();
+        // A missing post fails the insert's foreign key (NotFound).
+        let inserted = diesel::insert_into(likes::table)
+            .values((
+                likes::post_id.eq(post_id),
+                likes::user_id.eq(liker),
+                likes::created_at.eq(at),
+            ))
+            .on_conflict_do_nothing()
+            .returning(likes::post_id)
+            .get_result::<PostId>(conn)
+            .optional()?;
+        if inserted.is_none() {
+            let (like_count, like_seq) = posts::table
+                .find(post_id)
+                .select((posts::like_count, posts::like_seq))
+                .first(conn)?;
+            return Ok(LikeOutcome {
+                post_id,
+                liked: true,
+                like_count,
+                like_seq,
+                changed: false,
+                notification: None,
+            });
+        }
+        let (like_count, like_seq, author) = BumpLikeCount {
+            post: post_id,
+            delta: 1,
+        }
+        .get_result::<(i64, i64, crate::UserId)>(conn)?;
+        // Written for a self-like too, as on PostgreSQL; nothing reads it for one.
+        let first_ever = diesel::insert_into(like_notices::table)
+            .values((
+                like_notices::post_id.eq(post_id),
+                like_notices::user_id.eq(liker),
+            ))
+            .on_conflict_do_nothing()
+            .returning(like_notices::post_id)
+            .get_result::<PostId>(conn)
+            .optional()?;
+        let mut notification = None;
+        if author != liker && first_ever.is_some() {
+            // The recipient's seq first, then the row (the ordering invariant of
+            // `notifications`; SQLite's single writer serialises them anyway).
+            let seq = BumpNotificationSeq { user: author }.get_result::<i64>(conn)?;
+            let row = diesel::insert_into(notifications::table)
+                .values((
+                    notifications::recipient_id.eq(author),
+                    notifications::seq.eq(seq),
+                    notifications::actor_id.eq(liker),
+                    notifications::kind.eq(Kind::Like.as_str()),
+                    notifications::post_id.eq(Some(post_id)),
+                    notifications::text.eq(NewNotification::render(Kind::Like, actor, None)),
+                    notifications::created_at.eq(at),
+                ))
+                .returning(NotificationRow::as_returning())
+                .get_result(conn)?;
+            notification = Some((row, actor.clone()));
+        }
+        Ok(LikeOutcome {
+            post_id,
+            liked: true,
+            like_count,
+            like_seq,
+            changed: true,
+            notification,
+        })
+    })
+}
