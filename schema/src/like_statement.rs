@@ -3,12 +3,12 @@
 //! a single `WITH` statement in one round trip.
 //!
 //! The like is the hottest write Pulse has. Run as separate statements (BEGIN, the like row, two
-//! pipelined pairs, COMMIT) it costs PostgreSQL four round trips and five executor starts; as
+//! pipelined pairs, COMMIT) it cost PostgreSQL five round trips and five executor starts; as
 //! one statement, one of each. pgbench on a 2-core machine, same data, 8 clients: 1,089-1,354
 //! transactions/s for the statements one by one, 1,681-2,127 for this statement (see
 //! load-tests/RESULTS.md, fix 18). SQLite has no data-modifying `WITH`; there
-//! [`crate::likes::like`] runs the same writes one by one in a transaction (in-process, so
-//! nothing to save), and the black-box suite checks both give the same answers.
+//! [`crate::like_sqlite`] runs the same writes one by one in a transaction (in-process, so
+//! no round trips to save), and the black-box suite checks both give the same answers.
 //!
 //! The statement keeps every rule of the step-by-step version:
 //! - an existing like changes nothing (`liked` is empty, so is everything that reads it);
