@@ -40,18 +40,11 @@ pub(crate) fn like(
             .get_result::<PostId>(conn)
             .optional()?;
         if inserted.is_none() {
-            let (like_count, like_seq) = posts::table
+            let counts = posts::table
                 .find(post_id)
                 .select((posts::like_count, posts::like_seq))
                 .first(conn)?;
-            return Ok(LikeOutcome {
-                post_id,
-                liked: true,
-                like_count,
-                like_seq,
-                changed: false,
-                notification: None,
-            });
+            return Ok(LikeOutcome::already_liked(post_id, counts));
         }
         let (like_count, like_seq, author) = BumpLikeCount {
             post: post_id,

@@ -27,6 +27,20 @@ pub struct LikeOutcome {
     pub notification: Option<NotificationView>,
 }
 
+impl LikeOutcome {
+    /// A like that was already there: nothing changed, nobody is notified.
+    pub(crate) fn already_liked(post_id: PostId, (like_count, like_seq): (i64, i64)) -> Self {
+        LikeOutcome {
+            post_id,
+            liked: true,
+            like_count,
+            like_seq,
+            changed: false,
+            notification: None,
+        }
+    }
+}
+
 /// Likes a post. Idempotent; the author is notified the first time this user ever likes it,
 /// never for a self-like. Everything happens atomically: one statement on PostgreSQL
 /// ([`LikeStatement`]), one transaction in one blocking job on SQLite
@@ -66,19 +80,12 @@ async fn like_in_one_statement(
     else {
         // Already liked. A statement of its own, so that it sees a concurrent like of the same
         // pair that the insert waited for (see `LikeStatement`).
-        let (like_count, like_seq) = posts::table
+        let counts = posts::table
             .find(post_id)
             .select((posts::like_count, posts::like_seq))
             .first(conn)
             .await?;
-        return Ok(LikeOutcome {
-            post_id,
-            liked: true,
-            like_count,
-            like_seq,
-            changed: false,
-            notification: None,
-        });
+        return Ok(LikeOutcome::already_liked(post_id, counts));
     };
     let notification = match (notification_id, seq) {
         (Some(id), Some(seq)) => Some((
