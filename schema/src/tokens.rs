@@ -84,6 +84,58 @@ pub async fn active_user_and_latest(
     Ok(row.map(|(user, seq, id)| (user, (seq.unwrap_or(0), id.unwrap_or(NotificationId(0))))))
 }
 
+/// What [`admission_reads`] found for a batch of opening sockets: each existing user's newest
+/// notification (`seq`, `id`), `(0, 0)` for none, and which of the asked revocation ids are
+/// revoked.
+#[derive(Debug, Default)]
+pub struct AdmissionReads {
+    pub latest: Vec<(UserId, (i64, NotificationId))>,
+    pub revoked: Vec<String>,
+}
+
+/// [`active_user_and_latest`] for many sockets at once, in two statements whatever their number:
+/// the users with their newest notification, then the revoked ones among `revocation_ids`.
+/// The caller matches each socket's token against both. Both statements read after every
+/// socket of the batch was registered, which is all the socket-open ordering needs (see
+/// `routes::live`); they need not share a snapshot.
+pub async fn admission_reads(
+    db: &Db,
+    users: &[UserId],
+    revocation_ids: &[String],
+) -> DbResult<AdmissionReads> {
+    let newest = || {
+        notifications::table
+            .filter(notifications::recipient_id.eq(users::id))
+            .order(notifications::id.desc())
+            .limit(1)
+    };
+    crate::run!(db.read(), conn => {
+        let rows: Vec<(UserId, Option<i64>, Option<NotificationId>)> = users::table
+            .filter(users::id.eq_any(users))
+            .select((
+                users::id,
+                newest().select(notifications::seq).single_value(),
+                newest().select(notifications::id).single_value(),
+            ))
+            .load(conn)
+            .await?;
+        let revoked = if revocation_ids.is_empty() {
+            Vec::new()
+        } else {
+            revoked_tokens::table
+                .filter(revoked_tokens::revocation_id.eq_any(revocation_ids))
+                .select(revoked_tokens::revocation_id)
+                .load(conn)
+                .await?
+        };
+        let latest = rows
+            .into_iter()
+            .map(|(user, seq, id)| (user, (seq.unwrap_or(0), id.unwrap_or(NotificationId(0)))))
+            .collect();
+        Ok(AdmissionReads { latest, revoked })
+    })
+}
+
 /// Marks a ticket used; `true` the first time, `false` if it was already used.
 pub async fn use_ticket(db: &Db, revocation_id: &str, expires_at: NaiveDateTime) -> DbResult<bool> {
     crate::run!(db.write(), conn => {

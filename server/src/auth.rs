@@ -297,18 +297,14 @@ pub async fn authenticate(
     Ok(Authenticated { claims, user })
 }
 
-/// A socket's revocation check and the newest notification's (`seq`, `id`), in one statement
-/// (`tokens::active_user_and_latest`). Call it after the socket is registered with the hub
-/// (see `routes::live`).
+/// A socket's revocation check and the newest notification's (`seq`, `id`), batched with the
+/// other sockets opening on this worker (see [`crate::admission`]). Call it after the socket is
+/// registered with the hub (see `routes::live`).
 pub async fn admit_socket(
     state: &AppState,
     claims: &Claims,
 ) -> Result<(i64, NotificationId), ApiError> {
-    let (_user, latest) = unrevoked(state, claims, |db, user, ids| async move {
-        tokens::active_user_and_latest(&db, user, &ids).await
-    })
-    .await?;
-    Ok(latest)
+    state.admissions.admit(claims).await
 }
 
 /// Runs `read` (a statement that yields nothing for a revoked token or a missing user) and

@@ -55,6 +55,12 @@ limits! {
     db_acquire_timeout_ms: u64 = 3000 => "PULSE_DB_ACQUIRE_TIMEOUT_MS";
     /// Largest client socket frame, in bytes (larger frames close the socket with 1009).
     ws_max_frame_bytes: usize = 16 * 1024 => "PULSE_WS_MAX_FRAME_BYTES";
+    /// Socket admission checks (revocation and newest notification) queued per worker before an open gets 503.
+    admission_queue_len: usize = 8192 => "PULSE_ADMISSION_QUEUE_LEN";
+    /// Most opening sockets one admission batch checks (two statements per batch).
+    admission_batch_size: usize = 256 => "PULSE_ADMISSION_BATCH_SIZE";
+    /// Admission batches in flight per worker, each on one database connection.
+    admission_concurrent_batches: usize = 2 => "PULSE_ADMISSION_CONCURRENT_BATCHES";
     /// Notifications queued per socket before overflow (then replayed from the database).
     ws_queue_len: usize = 256 => "PULSE_WS_QUEUE_LEN";
     /// Open sockets per user on one instance (the next is refused with 429).

@@ -22,6 +22,7 @@
 //!
 //! Storage lives in the `pulse-schema` crate (one query path over PostgreSQL and SQLite).
 
+pub mod admission;
 pub mod auth;
 pub mod config;
 pub mod domain;

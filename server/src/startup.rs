@@ -14,6 +14,7 @@ use pulse_schema::{tokens, Db};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use crate::admission::{AdmissionLimits, Admissions};
 use crate::auth::{Keys, Passwords};
 use crate::config::Settings;
 use crate::media::MediaStore;
@@ -149,7 +150,17 @@ impl Application {
 
         let listener = TcpListener::bind(settings.addr)?;
         let port = listener.local_addr()?.port();
+        let admissions = Admissions::new(
+            db.clone(),
+            AdmissionLimits {
+                queue_len: settings.limits.admission_queue_len,
+                batch_size: settings.limits.admission_batch_size,
+                concurrent_batches: settings.limits.admission_concurrent_batches,
+            },
+            metrics.clone(),
+        );
         let state = AppState {
+            admissions,
             db,
             bus,
             hub,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use pulse_schema::Db;
 
+use crate::admission::Admissions;
 use crate::auth::{Keys, Passwords};
 use crate::config::Settings;
 use crate::media::MediaStore;
@@ -16,6 +17,8 @@ use crate::telemetry::Metrics;
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
+    /// Socket opens' revocation checks, batched over this state's pool.
+    pub admissions: Admissions,
     pub bus: Bus,
     pub hub: Arc<Hub>,
     pub keys: Keys,
@@ -37,6 +40,7 @@ impl AppState {
             self.db.clone()
         });
         AppState {
+            admissions: self.admissions.with_db(db.clone()),
             db,
             bus: self.bus.for_worker(),
             ..self.clone()

@@ -70,6 +70,9 @@ pub struct Metrics {
     pub sockets_open: AtomicU64,
     pub sockets_opened: AtomicU64,
     pub sockets_closed: DashMap<u16, AtomicU64>,
+    /// Socket admission checks made, and the batches they were made in (`crate::admission`).
+    pub admission_checks: AtomicU64,
+    pub admission_batches: AtomicU64,
     pub notifications_created: AtomicU64,
     pub frames_delivered: AtomicU64,
     pub queue_overflows: AtomicU64,
@@ -136,6 +139,18 @@ impl Metrics {
             "pulse_sockets_opened_total",
             "Sockets opened.",
             self.sockets_opened.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "pulse_socket_admission_checks_total",
+            "Socket opens checked for revocation after registration.",
+            self.admission_checks.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "pulse_socket_admission_batches_total",
+            "Database batches those checks were made in (checks / batches = mean batch size).",
+            self.admission_batches.load(Ordering::Relaxed),
         );
         let _ = writeln!(out, "# HELP pulse_sockets_closed_total Sockets closed, by close code.\n# TYPE pulse_sockets_closed_total counter");
         for entry in self.sockets_closed.iter() {

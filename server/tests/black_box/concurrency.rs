@@ -1,9 +1,10 @@
-//! Concurrent writes: counts and notifications stay exact.
+//! Concurrent writes and socket opens: counts, notifications and admission checks stay exact.
 
 use futures_util::future::join_all;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
 
-use crate::support::TestApp;
+use crate::support::{Socket, TestApp, PASSWORD};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fifty_users_liking_at_once_give_fifty_likes_and_fifty_notifications() {
@@ -114,4 +115,99 @@ async fn concurrent_writes_to_one_recipient_commit_ids_in_order() {
         ids.windows(2).all(|w| w[0] > w[1]),
         "newest first, strictly: {ids:?}"
     );
+}
+
+/// Sockets opening together are checked in batches (`server/src/admission.rs`): each must still
+/// get the verdict of its own token and the replay of its own user's notifications.
+#[tokio::test(flavor = "multi_thread")]
+async fn sockets_opening_at_once_each_get_their_own_token_checked_and_their_own_replay() {
+    let app = TestApp::spawn().await;
+    let liker = app.register("opener").await;
+    let users = join_all((0..16).map(|i| {
+        let app = &app;
+        async move { app.register(&format!("open{i}")).await }
+    }))
+    .await;
+    // User i has i % 3 notifications: likes of their posts.
+    for (i, user) in users.iter().enumerate() {
+        for n in 0..i % 3 {
+            let post = app.create_post(user, &format!("p{n}")).await["id"]
+                .as_i64()
+                .unwrap();
+            app.like(&liker, post).await.assert_status(StatusCode::OK);
+        }
+    }
+    let mut expected = Vec::new();
+    for user in &users {
+        expected.push(app.notification_ids(user).await);
+    }
+    // Users 0, 4, 8 and 12 log out (their tokens are revoked); users 2, 6, 10 and 14 log in
+    // again and then log out of the first session, so their new token is good but the first
+    // is not; the odd users keep their only token.
+    let mut tokens = Vec::new();
+    for (i, user) in users.iter().enumerate() {
+        let mut token = user.token.clone();
+        if i % 2 == 0 {
+            if i % 4 == 2 {
+                let login = app
+                    .call(
+                        Method::POST,
+                        "/auth/login",
+                        None,
+                        Some(json!({"username": user.username, "password": PASSWORD})),
+                    )
+                    .await;
+                login.assert_status(StatusCode::OK);
+                token = login.body["token"].as_str().unwrap().to_owned();
+            }
+            app.call(Method::POST, "/auth/logout", Some(&user.token), None)
+                .await
+                .assert_status(StatusCode::NO_CONTENT);
+        }
+        tokens.push(token);
+    }
+    let both = |i: usize| (i % 4 == 2).then(|| users[i].token.clone());
+    let mut opening: Vec<(usize, String)> = tokens.iter().cloned().enumerate().collect();
+    opening.extend((0..users.len()).filter_map(|i| both(i).map(|old| (i, old))));
+    let url = app.ws_url("?since=0");
+    let opened = join_all(
+        opening
+            .iter()
+            .map(|(_, token)| Socket::open(&url, Some(token), None)),
+    )
+    .await;
+    let mut admitted = 0;
+    for ((i, token), result) in opening.iter().zip(opened) {
+        let revoked = *token == users[*i].token && i % 2 == 0;
+        match result {
+            Err((status, body)) => {
+                assert!(revoked, "user {i}: refused ({status}) {body}");
+                assert_eq!(status, 401, "user {i}: {body}");
+            }
+            Ok(mut socket) => {
+                assert!(!revoked, "user {i}: a revoked token opened a socket");
+                assert_eq!(socket.hello["user_id"], users[*i].id);
+                let mut replayed = Vec::new();
+                for _ in 0..i % 3 {
+                    let notification = socket.notification().await;
+                    replayed.push(notification["id"].as_i64().unwrap());
+                }
+                assert_eq!(replayed, expected[*i], "user {i}");
+                admitted += 1;
+            }
+        }
+    }
+    // 8 odd users, and the 4 second sessions.
+    assert_eq!(admitted, 12);
+    let metrics = app.metrics_text().await;
+    assert!(
+        metrics.contains("\npulse_socket_admission_checks_total 20\n"),
+        "{metrics}"
+    );
+    // How many batches the 20 checks took depends on timing; printed, not asserted.
+    let batches = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("pulse_socket_admission_batches_total "))
+        .unwrap_or("?");
+    eprintln!("20 socket admission checks in {batches} batches");
 }
