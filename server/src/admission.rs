@@ -109,16 +109,30 @@ impl Admissions {
     fn queue(&self) -> &mpsc::Sender<Pending> {
         self.inner.queue.get_or_init(|| {
             let (sender, receiver) = mpsc::channel(self.inner.limits.queue_len.max(1));
-            tokio::spawn(serve(self.inner.clone(), receiver));
+            // The task holds the pool and counters, not `Inner`: the queue's sender lives there,
+            // and the task ends when the last sender is dropped.
+            let inner = &self.inner;
+            let job = serve(
+                inner.db.clone(),
+                inner.limits,
+                inner.metrics.clone(),
+                receiver,
+            );
+            tokio::spawn(job);
             sender
         })
     }
 }
 
 /// The worker's admission task: takes what is queued, in batches, while a slot is free.
-async fn serve(inner: Arc<Inner>, mut queue: mpsc::Receiver<Pending>) {
-    let slots = Arc::new(Semaphore::new(inner.limits.concurrent_batches.max(1)));
-    let batch_size = inner.limits.batch_size.max(1);
+async fn serve(
+    db: Db,
+    limits: AdmissionLimits,
+    metrics: Arc<Metrics>,
+    mut queue: mpsc::Receiver<Pending>,
+) {
+    let slots = Arc::new(Semaphore::new(limits.concurrent_batches.max(1)));
+    let batch_size = limits.batch_size.max(1);
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
@@ -133,12 +147,11 @@ async fn serve(inner: Arc<Inner>, mut queue: mpsc::Receiver<Pending>) {
                 Err(_) => break,
             }
         }
-        let metrics = &inner.metrics;
         metrics.admission_batches.fetch_add(1, Ordering::Relaxed);
         metrics
             .admission_checks
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        let db = inner.db.clone();
+        let db = db.clone();
         tokio::spawn(async move {
             answer(&db, batch).await;
             drop(slot);

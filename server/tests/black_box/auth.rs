@@ -218,14 +218,7 @@ async fn missing_garbage_and_revoked_tokens_are_401() {
     assert_eq!(raw.status(), StatusCode::UNAUTHORIZED);
 
     let user = app.register("carol").await;
-    let other_session = app
-        .call(
-            Method::POST,
-            "/auth/login",
-            None,
-            Some(json!({"username": user.username, "password": PASSWORD})),
-        )
-        .await;
+    let other_session = app.login(&user).await;
     let other_token = other_session.body["token"].as_str().unwrap().to_owned();
     app.call(Method::POST, "/auth/logout", Some(&user.token), None)
         .await

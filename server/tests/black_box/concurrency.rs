@@ -2,9 +2,8 @@
 
 use futures_util::future::join_all;
 use reqwest::{Method, StatusCode};
-use serde_json::json;
 
-use crate::support::{Socket, TestApp, PASSWORD};
+use crate::support::{Socket, TestApp};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fifty_users_liking_at_once_give_fifty_likes_and_fifty_notifications() {
@@ -149,14 +148,7 @@ async fn sockets_opening_at_once_each_get_their_own_token_checked_and_their_own_
         let mut token = user.token.clone();
         if i % 2 == 0 {
             if i % 4 == 2 {
-                let login = app
-                    .call(
-                        Method::POST,
-                        "/auth/login",
-                        None,
-                        Some(json!({"username": user.username, "password": PASSWORD})),
-                    )
-                    .await;
+                let login = app.login(user).await;
                 login.assert_status(StatusCode::OK);
                 token = login.body["token"].as_str().unwrap().to_owned();
             }

@@ -251,14 +251,7 @@ async fn marking_read_is_pushed_to_every_socket_of_the_user() {
 async fn logout_closes_that_tokens_sockets_with_4401_only() {
     let app = TestApp::spawn().await;
     let alice = app.register("alice").await;
-    let second = app
-        .call(
-            Method::POST,
-            "/auth/login",
-            None,
-            Some(json!({"username": alice.username, "password": crate::support::PASSWORD})),
-        )
-        .await;
+    let second = app.login(&alice).await;
     let other_token = second.body["token"].as_str().unwrap().to_owned();
     let mut doomed = app.socket(&alice, "").await;
     let ticket = app.ticket(&alice).await;

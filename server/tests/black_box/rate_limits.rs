@@ -112,15 +112,7 @@ async fn writes_are_limited_per_ip_and_reads_are_not() {
         app.like(&alice, post).await.assert_status(StatusCode::OK); // 3, 4, 5
     }
     assert_rate_limited(&app.like(&alice, post).await);
-    let login = app
-        .call(
-            Method::POST,
-            "/auth/login",
-            None,
-            Some(json!({"username": alice.username, "password": PASSWORD})),
-        )
-        .await;
-    assert_rate_limited(&login);
+    assert_rate_limited(&app.login(&alice).await);
     for _ in 0..10 {
         app.get("/feed", &alice.token)
             .await

@@ -296,6 +296,17 @@ impl TestApp {
         Reply::from(request.send().await.expect("request reaches the server")).await
     }
 
+    /// Logs `user` in again (a second session): the answer, which carries a new token on 200.
+    pub async fn login(&self, user: &User) -> Reply {
+        self.call(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(json!({"username": user.username, "password": PASSWORD})),
+        )
+        .await
+    }
+
     /// Registers a fresh user named `<prefix>_<random>`.
     pub async fn register(&self, prefix: &str) -> User {
         let username = format!("{prefix}_{}", &random_suffix()[..8]);
