@@ -27,6 +27,10 @@ use crate::auth::Claims;
 use crate::error::ApiError;
 use crate::telemetry::Metrics;
 
+/// The largest batch, whatever `admission_batch_size` says: a batch binds its users and up to
+/// three revocation ids per token, and SQLite takes at most 32,766 bound values per statement.
+pub const MAX_BATCH_SIZE: usize = 4096;
+
 /// Where an admitted user's notifications stand: the newest notification's (`seq`, `id`).
 pub type Latest = (i64, NotificationId);
 
@@ -132,7 +136,7 @@ async fn serve(
     mut queue: mpsc::Receiver<Pending>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.concurrent_batches.max(1)));
-    let batch_size = limits.batch_size.max(1);
+    let batch_size = limits.batch_size.clamp(1, MAX_BATCH_SIZE);
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;

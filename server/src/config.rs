@@ -57,7 +57,7 @@ limits! {
     ws_max_frame_bytes: usize = 16 * 1024 => "PULSE_WS_MAX_FRAME_BYTES";
     /// Socket admission checks (revocation and newest notification) queued per worker before an open gets 503.
     admission_queue_len: usize = 8192 => "PULSE_ADMISSION_QUEUE_LEN";
-    /// Most opening sockets one admission batch checks (two statements per batch).
+    /// Most opening sockets one admission batch checks (two statements per batch; at most 4096).
     admission_batch_size: usize = 256 => "PULSE_ADMISSION_BATCH_SIZE";
     /// Admission batches in flight per worker, each on one database connection.
     admission_concurrent_batches: usize = 2 => "PULSE_ADMISSION_CONCURRENT_BATCHES";
