@@ -11,6 +11,7 @@
 //!   own database pool and Redis publisher.
 //! - [`error`]: `ApiError`, rendered as problem+json.
 //! - [`auth`]: biscuit tokens and socket tickets, password hashing, the `AuthUser` extractor.
+//! - [`admission`]: the revocation check of opening sockets, batched per worker.
 //! - [`domain`]: validated input (usernames, captions, page cursors, path ids).
 //! - [`views`]: the JSON the API answers with.
 //! - [`routes`]: one file per resource.
