@@ -234,7 +234,8 @@ cores() { nproc 2>/dev/null || echo "?"; }
 
 # cpu_sampler OUT: every second, one line "epoch_ms key=ticks ...": CPU time (utime + stime, in
 # clock ticks of 1/100 s) of each instance (pulse1..), of all postgres, redis-server, k6, node
-# (the Node harness; also anything else named node) and pulse-hold processes together, and the machine's busy and total ticks (from /proc/stat, all cores).
+# (the Node harness; also anything else named node) and pulse-hold processes (also frozen copies
+# named pulse-hold-*) together, and the machine's busy and total ticks (from /proc/stat, all cores).
 # cpu_phase turns two samples into CPU seconds per component over a phase of the run.
 cpu_sampler() {
   local out=$1
@@ -248,7 +249,7 @@ cpu_sampler() {
       done
       line+=" $(cat /proc/[0-9]*/stat 2>/dev/null | awk '{ c = $2; t = $14 + $15
           if (c == "(postgres)") pg += t; else if (c == "(redis-server)") r += t; else if (c == "(k6)") k += t
-          else if (c == "(node)") n += t; else if (c == "(pulse-hold)") h += t }
+          else if (c == "(node)") n += t; else if (c ~ /^\(pulse-hold/) h += t }
           END { printf "postgres=%d redis=%d k6=%d node=%d hold=%d", pg, r, k, n, h }')"
       line+=" $(awk '/^cpu / { b = $2 + $3 + $4 + $7 + $8 + $9; printf "machine_busy=%d machine_total=%d", b, b + $5 + $6 }' /proc/stat)"
       echo "$line"
