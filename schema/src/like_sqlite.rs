@@ -80,13 +80,10 @@ pub(crate) fn like(
                 .get_result(conn)?;
             notification = Some((row, actor.clone()));
         }
-        Ok(LikeOutcome {
+        Ok(LikeOutcome::added(
             post_id,
-            liked: true,
-            like_count,
-            like_seq,
-            changed: true,
+            (like_count, like_seq),
             notification,
-        })
+        ))
     })
 }

@@ -28,6 +28,22 @@ pub struct LikeOutcome {
 }
 
 impl LikeOutcome {
+    /// A new like: the post's count and seq after it, and the notification it committed, if any.
+    pub(crate) fn added(
+        post_id: PostId,
+        (like_count, like_seq): (i64, i64),
+        notification: Option<NotificationView>,
+    ) -> Self {
+        LikeOutcome {
+            post_id,
+            liked: true,
+            like_count,
+            like_seq,
+            changed: true,
+            notification,
+        }
+    }
+
     /// A like that was already there: nothing changed, nobody is notified.
     pub(crate) fn already_liked(post_id: PostId, (like_count, like_seq): (i64, i64)) -> Self {
         LikeOutcome {
@@ -105,14 +121,11 @@ async fn like_in_one_statement(
         )),
         _ => None,
     };
-    Ok(LikeOutcome {
+    Ok(LikeOutcome::added(
         post_id,
-        liked: true,
-        like_count,
-        like_seq,
-        changed: true,
+        (like_count, like_seq),
         notification,
-    })
+    ))
 }
 
 /// Removes a like. Idempotent; notifies nobody.
