@@ -57,7 +57,8 @@ fn origin_allowed(req: &HttpRequest, state: &AppState) -> bool {
 /// Opens the live socket (see the protocol in API.md).
 #[utoipa::path(get, path = "/api/v1/ws", tag = "live", params(SocketQuery),
     responses((status = 101, description = "Switching to the WebSocket protocol"), (status = 400, body = Problem),
-              (status = 401, body = Problem), (status = 403, body = Problem), (status = 429, body = Problem)))]
+              (status = 401, body = Problem), (status = 403, body = Problem), (status = 429, body = Problem),
+              (status = 503, body = Problem, description = "The server cannot check the socket's token in time (the admission queue is full or the database is unreachable)")))]
 pub async fn open_socket(
     req: HttpRequest,
     body: web::Payload,
