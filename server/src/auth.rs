@@ -24,6 +24,7 @@ use pulse_schema::users::UserSummaryRow;
 use pulse_schema::{tokens, Db, DbResult, NotificationId, UserId};
 
 use crate::error::ApiError;
+use crate::hash_gate::HashGate;
 use crate::state::AppState;
 
 const ROOT_KEY_FILE: &str = "root-key.hex";
@@ -387,30 +388,39 @@ pub struct Passwords {
     /// A hash of a random password: unknown usernames are verified against it so a login for
     /// a user that does not exist costs the same time as a wrong password.
     dummy_hash: Arc<str>,
+    /// Bounds the hashes running at once and the requests waiting for one.
+    gate: HashGate,
 }
 
 impl Passwords {
-    pub fn new() -> anyhow::Result<Self> {
+    pub fn new(gate: HashGate) -> anyhow::Result<Self> {
         let random: String = (0..32)
             .map(|_| char::from(b'a' + rand::random::<u8>() % 26))
             .collect();
         Ok(Passwords {
             dummy_hash: hash_blocking(&random)?.into(),
+            gate,
         })
     }
 
     pub async fn hash(&self, password: String) -> Result<String, ApiError> {
-        tokio::task::spawn_blocking(move || hash_blocking(&password))
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?
-            .map_err(ApiError::Internal)
+        let slot = self.gate.enter().await?;
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            hash_blocking(&password)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .map_err(ApiError::Internal)
     }
 
     /// Verifies `password` against `stored`, or against the dummy hash when there is no user.
     pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, ApiError> {
         let exists = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.dummy_hash.to_string());
+        let slot = self.gate.enter().await?;
         let matches = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             PasswordHash::new(&hash)
                 .map(|parsed| {
                     Argon2::default()

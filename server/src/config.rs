@@ -47,6 +47,10 @@ limits! {
     token_ttl_secs: u64 = 30 * 24 * 3600 => "PULSE_TOKEN_TTL_SECS";
     /// Verified login tokens remembered per instance (0: verify signature and Datalog every time).
     token_cache_size: usize = 100_000 => "PULSE_TOKEN_CACHE_SIZE";
+    /// Password hashes (argon2id, 19 MiB each) running at once; further logins and registrations wait.
+    password_hash_concurrency: usize = 4 => "PULSE_PASSWORD_HASH_CONCURRENCY";
+    /// Logins and registrations waiting for a password hash before the next gets 503.
+    password_hash_queue_len: usize = 256 => "PULSE_PASSWORD_HASH_QUEUE_LEN";
     /// Lifetime of a socket ticket, in seconds.
     ticket_ttl_secs: u64 = 60 => "PULSE_TICKET_TTL_SECS";
     /// Database connections per instance (PostgreSQL: split among the workers, the rest, at least one, for background jobs; SQLite: readers, plus one writer).

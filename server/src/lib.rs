@@ -12,6 +12,7 @@
 //! - [`error`]: `ApiError`, rendered as problem+json.
 //! - [`auth`]: biscuit tokens and socket tickets, password hashing, the `AuthUser` extractor.
 //! - [`admission`]: the revocation check of opening sockets, batched per worker.
+//! - [`hash_gate`]: how many password hashes run at once and how many may wait.
 //! - [`domain`]: validated input (usernames, captions, page cursors, path ids).
 //! - [`views`]: the JSON the API answers with.
 //! - [`routes`]: one file per resource.
@@ -28,6 +29,7 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod hash_gate;
 pub mod media;
 pub mod ratelimit;
 pub mod realtime;

@@ -17,6 +17,7 @@ use tracing::Instrument;
 use crate::admission::{AdmissionLimits, Admissions};
 use crate::auth::{Keys, Passwords};
 use crate::config::Settings;
+use crate::hash_gate::HashGate;
 use crate::media::MediaStore;
 use crate::ratelimit::RateLimiter;
 use crate::realtime::bus::Bus;
@@ -92,7 +93,10 @@ impl Application {
         let db = open_database(&settings).await?;
         let keys = Keys::load_or_create(settings.root_key.as_deref(), &settings.data_dir)?
             .with_verified_cache(settings.limits.token_cache_size);
-        let passwords = Passwords::new()?;
+        let passwords = Passwords::new(HashGate::new(
+            settings.limits.password_hash_concurrency,
+            settings.limits.password_hash_queue_len,
+        ))?;
         let media = MediaStore::open(&settings.data_dir, settings.limits.max_image_side)?;
         let metrics = Arc::new(Metrics::default());
         let limits = &settings.limits;
