@@ -49,7 +49,8 @@ pub struct LoginRequest {
 /// Creates an account and signs it in.
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
     responses((status = 201, body = AuthResponse), (status = 400, body = Problem), (status = 409, body = Problem),
-              (status = 413, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
+              (status = 413, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem),
+              (status = 503, body = Problem, description = "Too many password checks are queued (PULSE_PASSWORD_HASH_QUEUE_LEN), or the database is unreachable")))]
 pub async fn register(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -96,7 +97,8 @@ pub async fn register(
 
 /// Signs in. Unknown user and wrong password get the same 401, in the same time.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = AuthResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 429, body = Problem)))]
+    responses((status = 200, body = AuthResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 429, body = Problem),
+              (status = 503, body = Problem, description = "Too many password checks are queued (PULSE_PASSWORD_HASH_QUEUE_LEN), or the database is unreachable")))]
 pub async fn login(
     state: web::Data<AppState>,
     body: web::Json<LoginRequest>,
