@@ -59,12 +59,6 @@ pub async fn active_user_and_latest(
     user: UserId,
     revocation_ids: &[String],
 ) -> DbResult<Option<(UserSummaryRow, (i64, NotificationId))>> {
-    let newest = || {
-        notifications::table
-            .filter(notifications::recipient_id.eq(users::id))
-            .order(notifications::id.desc())
-            .limit(1)
-    };
     let row: Option<(UserSummaryRow, Option<i64>, Option<NotificationId>)> = crate::run!(db.read(), conn => {
         users::table
             .find(user)
@@ -73,21 +67,21 @@ pub async fn active_user_and_latest(
             )))
             .select((
                 UserSummaryRow::as_select(),
-                newest().select(notifications::seq).single_value(),
-                newest().select(notifications::id).single_value(),
+                newest_notification().select(notifications::seq).single_value(),
+                newest_notification().select(notifications::id).single_value(),
             ))
             .first(conn)
             .await
             .optional()
             .map_err(crate::DbError::from)
     })?;
-    Ok(row.map(|(user, seq, id)| (user, (seq.unwrap_or(0), id.unwrap_or(NotificationId(0))))))
+    Ok(row.map(|(user, seq, id)| (user, latest_or_none(seq, id))))
 }
 
 /// What [`admission_reads`] found for a batch of opening sockets: each existing user's newest
 /// notification (`seq`, `id`), `(0, 0)` for none, and which of the asked revocation ids are
 /// revoked.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AdmissionReads {
     pub latest: Vec<(UserId, (i64, NotificationId))>,
     pub revoked: Vec<String>,
@@ -103,19 +97,13 @@ pub async fn admission_reads(
     users: &[UserId],
     revocation_ids: &[String],
 ) -> DbResult<AdmissionReads> {
-    let newest = || {
-        notifications::table
-            .filter(notifications::recipient_id.eq(users::id))
-            .order(notifications::id.desc())
-            .limit(1)
-    };
     crate::run!(db.read(), conn => {
         let rows: Vec<(UserId, Option<i64>, Option<NotificationId>)> = users::table
             .filter(users::id.eq_any(users))
             .select((
                 users::id,
-                newest().select(notifications::seq).single_value(),
-                newest().select(notifications::id).single_value(),
+                newest_notification().select(notifications::seq).single_value(),
+                newest_notification().select(notifications::id).single_value(),
             ))
             .load(conn)
             .await?;
@@ -130,10 +118,26 @@ pub async fn admission_reads(
         };
         let latest = rows
             .into_iter()
-            .map(|(user, seq, id)| (user, (seq.unwrap_or(0), id.unwrap_or(NotificationId(0)))))
+            .map(|(user, seq, id)| (user, latest_or_none(seq, id)))
             .collect();
         Ok(AdmissionReads { latest, revoked })
     })
+}
+
+/// The newest notification of the `users` row the query is on (a correlated subquery: select
+/// its `seq` or `id` with `.single_value()`).
+#[diesel::dsl::auto_type]
+fn newest_notification() -> _ {
+    notifications::table
+        .filter(notifications::recipient_id.eq(users::id))
+        .order(notifications::id.desc())
+        .limit(1_i64)
+}
+
+/// A user's newest notification (`seq`, `id`) from [`newest_notification`]'s two columns:
+/// `(0, 0)` when the user has none.
+fn latest_or_none(seq: Option<i64>, id: Option<NotificationId>) -> (i64, NotificationId) {
+    (seq.unwrap_or(0), id.unwrap_or(NotificationId(0)))
 }
 
 /// Marks a ticket used; `true` the first time, `false` if it was already used.

@@ -29,7 +29,7 @@ use crate::telemetry::Metrics;
 
 /// The largest batch, whatever `admission_batch_size` says: a batch binds its users and up to
 /// three revocation ids per token, and SQLite takes at most 32,766 bound values per statement.
-pub const MAX_BATCH_SIZE: usize = 4096;
+const MAX_BATCH_SIZE: usize = 4096;
 
 /// Where an admitted user's notifications stand: the newest notification's (`seq`, `id`).
 pub type Latest = (i64, NotificationId);

@@ -21,7 +21,7 @@ use biscuit_auth::macros::{authorizer, biscuit, block};
 use biscuit_auth::{Algorithm, AuthorizerLimits, Biscuit, KeyPair, PrivateKey, PublicKey};
 use chrono::NaiveDateTime;
 use pulse_schema::users::UserSummaryRow;
-use pulse_schema::{tokens, Db, DbResult, NotificationId, UserId};
+use pulse_schema::{tokens, NotificationId, UserId};
 
 use crate::error::ApiError;
 use crate::hash_gate::HashGate;
@@ -285,16 +285,29 @@ pub struct Authenticated {
 }
 
 /// Verifies a token, checks it was not revoked and reads its user, in one database statement.
+///
+/// The read runs in its own task: extractors run together, and actix drops one mid-query when
+/// another fails first (say the JSON body); a SQLite query dropped mid-flight on an actix
+/// worker's single-threaded runtime panics inside diesel-async.
 pub async fn authenticate(
     state: &AppState,
     token: &str,
     operation: Operation,
 ) -> Result<Authenticated, ApiError> {
     let claims = state.keys.verify(token, operation)?;
-    let user = unrevoked(state, &claims, |db, user, ids| async move {
-        tokens::active_user(&db, user, &ids).await
-    })
-    .await?;
+    let (db, user, ids) = (
+        state.db.clone(),
+        claims.user_id,
+        claims.revocation_ids.clone(),
+    );
+    let user = tokio::spawn(async move { tokens::active_user(&db, user, &ids).await })
+        .await
+        .map_err(|error| {
+            ApiError::Internal(anyhow::anyhow!("revocation check task failed: {error}"))
+        })??
+        .ok_or(ApiError::Unauthorized(
+            "The token is missing, invalid, expired or revoked.",
+        ))?;
     Ok(Authenticated { claims, user })
 }
 
@@ -306,35 +319,6 @@ pub async fn admit_socket(
     claims: &Claims,
 ) -> Result<(i64, NotificationId), ApiError> {
     state.admissions.admit(claims).await
-}
-
-/// Runs `read` (a statement that yields nothing for a revoked token or a missing user) and
-/// turns nothing into 401. The read runs in its own task: extractors run together, and actix
-/// drops one mid-query when another fails first (say the JSON body); a SQLite query dropped
-/// mid-flight on an actix worker's single-threaded runtime panics inside diesel-async.
-async fn unrevoked<T, Read, Reading>(
-    state: &AppState,
-    claims: &Claims,
-    read: Read,
-) -> Result<T, ApiError>
-where
-    T: Send + 'static,
-    Read: FnOnce(Db, UserId, Vec<String>) -> Reading,
-    Reading: std::future::Future<Output = DbResult<Option<T>>> + Send + 'static,
-{
-    let reading = read(
-        state.db.clone(),
-        claims.user_id,
-        claims.revocation_ids.clone(),
-    );
-    tokio::spawn(reading)
-        .await
-        .map_err(|error| {
-            ApiError::Internal(anyhow::anyhow!("revocation check task failed: {error}"))
-        })??
-        .ok_or(ApiError::Unauthorized(
-            "The token is missing, invalid, expired or revoked.",
-        ))
 }
 
 /// The bearer token of a request, if any.
@@ -404,33 +388,28 @@ impl Passwords {
     }
 
     pub async fn hash(&self, password: String) -> Result<String, ApiError> {
-        let slot = self.gate.enter().await?;
-        tokio::task::spawn_blocking(move || {
-            let _slot = slot;
-            hash_blocking(&password)
-        })
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?
-        .map_err(ApiError::Internal)
+        self.gate
+            .run(move || hash_blocking(&password))
+            .await?
+            .map_err(ApiError::Internal)
     }
 
     /// Verifies `password` against `stored`, or against the dummy hash when there is no user.
     pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, ApiError> {
         let exists = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.dummy_hash.to_string());
-        let slot = self.gate.enter().await?;
-        let matches = tokio::task::spawn_blocking(move || {
-            let _slot = slot;
-            PasswordHash::new(&hash)
-                .map(|parsed| {
-                    Argon2::default()
-                        .verify_password(password.as_bytes(), &parsed)
-                        .is_ok()
-                })
-                .unwrap_or(false)
-        })
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        let matches = self
+            .gate
+            .run(move || {
+                PasswordHash::new(&hash)
+                    .map(|parsed| {
+                        Argon2::default()
+                            .verify_password(password.as_bytes(), &parsed)
+                            .is_ok()
+                    })
+                    .unwrap_or(false)
+            })
+            .await?;
         Ok(exists && matches)
     }
 }

@@ -16,7 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::error::ApiError;
 
 /// A place to run one hash; dropping it frees the place.
-pub type HashSlot = OwnedSemaphorePermit;
+type HashSlot = OwnedSemaphorePermit;
 
 #[derive(Clone)]
 pub struct HashGate {
@@ -35,8 +35,23 @@ impl HashGate {
         }
     }
 
+    /// Runs `hash` on a blocking thread once a slot is free, holding the slot until it returns;
+    /// `Unavailable` (503) when the queue is full.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        hash: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let slot = self.enter().await?;
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            hash()
+        })
+        .await
+        .map_err(|error| ApiError::Internal(error.into()))
+    }
+
     /// A slot now, or after a wait in the queue; `Unavailable` (503) when the queue is full.
-    pub async fn enter(&self) -> Result<HashSlot, ApiError> {
+    async fn enter(&self) -> Result<HashSlot, ApiError> {
         if let Ok(slot) = self.slots.clone().try_acquire_owned() {
             return Ok(slot);
         }
@@ -73,41 +88,50 @@ impl Drop for InQueue<'_> {
 
 #[cfg(test)]
 mod tests {
+    use std::future::Future;
+    use std::pin::Pin;
     use std::task::Poll;
 
     use futures_util::poll;
 
     use super::*;
 
-    #[tokio::test]
-    async fn beyond_the_running_and_the_queued_a_request_is_refused_at_once() {
-        let gate = HashGate::new(1, 1);
+    type Entering<'a> = Pin<Box<dyn Future<Output = Result<HashSlot, ApiError>> + 'a>>;
+
+    /// A gate of one slot and one place in the queue, its slot taken and a request queued.
+    async fn one_running_one_queued(gate: &HashGate) -> (HashSlot, Entering<'_>) {
         let Ok(running) = gate.enter().await else {
             panic!("the first request gets the free slot");
         };
-        let mut queued = Box::pin(gate.enter());
+        let mut queued: Entering<'_> = Box::pin(gate.enter());
         assert!(matches!(poll!(&mut queued), Poll::Pending));
+        (running, queued)
+    }
+
+    #[tokio::test]
+    async fn beyond_the_running_and_the_queued_a_request_is_refused_at_once() {
+        let gate = HashGate::new(1, 1);
+        let (running, queued) = one_running_one_queued(&gate).await;
         assert!(matches!(gate.enter().await, Err(ApiError::Unavailable(_))));
         drop(running);
         assert!(queued.await.is_ok());
         // The queue emptied: the next one waits again instead of being refused.
-        let Ok(_running) = gate.enter().await else {
-            panic!("the slot is free again");
-        };
-        let mut next = Box::pin(gate.enter());
-        assert!(matches!(poll!(&mut next), Poll::Pending));
+        let (_running, _queued) = one_running_one_queued(&gate).await;
     }
 
     #[tokio::test]
     async fn a_request_dropped_while_queued_leaves_its_place() {
         let gate = HashGate::new(1, 1);
-        let Ok(_running) = gate.enter().await else {
-            panic!("the first request gets the free slot");
-        };
-        let mut queued = Box::pin(gate.enter());
-        assert!(matches!(poll!(&mut queued), Poll::Pending));
+        let (_running, queued) = one_running_one_queued(&gate).await;
         drop(queued);
         let mut again = Box::pin(gate.enter());
         assert!(matches!(poll!(&mut again), Poll::Pending));
+    }
+
+    #[tokio::test]
+    async fn a_hash_runs_and_frees_its_slot() {
+        let gate = HashGate::new(1, 0);
+        assert_eq!(gate.run(|| 6 * 7).await.ok(), Some(42));
+        assert_eq!(gate.run(|| 1).await.ok(), Some(1));
     }
 }

@@ -70,8 +70,9 @@ pub struct Metrics {
     pub sockets_open: AtomicU64,
     pub sockets_opened: AtomicU64,
     pub sockets_closed: DashMap<u16, AtomicU64>,
-    /// Socket admission checks made, and the batches they were made in (`crate::admission`).
+    /// Socket admission checks made (`crate::admission`).
     pub admission_checks: AtomicU64,
+    /// The database batches those checks were made in.
     pub admission_batches: AtomicU64,
     pub notifications_created: AtomicU64,
     pub frames_delivered: AtomicU64,
