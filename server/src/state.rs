@@ -8,6 +8,7 @@ use pulse_schema::Db;
 use crate::admission::Admissions;
 use crate::auth::{Keys, Passwords};
 use crate::config::Settings;
+use crate::like_queue::LikeQueue;
 use crate::media::MediaStore;
 use crate::ratelimit::RateLimiter;
 use crate::realtime::bus::Bus;
@@ -19,6 +20,8 @@ pub struct AppState {
     pub db: Db,
     /// Socket opens' revocation checks, batched over this state's pool.
     pub admissions: Admissions,
+    /// Likes, batched over this state's pool.
+    pub likes: LikeQueue,
     pub bus: Bus,
     pub hub: Arc<Hub>,
     pub keys: Keys,
@@ -41,6 +44,7 @@ impl AppState {
         });
         AppState {
             admissions: self.admissions.with_db(db.clone()),
+            likes: self.likes.with_db(db.clone()),
             db,
             bus: self.bus.for_worker(),
             ..self.clone()

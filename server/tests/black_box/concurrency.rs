@@ -203,3 +203,135 @@ async fn sockets_opening_at_once_each_get_their_own_token_checked_and_their_own_
         .unwrap_or("?");
     eprintln!("20 socket admission checks in {batches} batches");
 }
+
+/// The like path's group commit (`schema/src/like_batch.rs`, `server/src/like_queue.rs`): one
+/// batch holding a like that was already there, new likes of the same post, likes of two
+/// authors, a self-like, a missing post and the same pair twice. Each like must get what it
+/// would have got alone, and the inbox must stay gap-free and in order. The batch is handed
+/// straight to `likes::like_many`, so it is one batch whatever the timing; the API then reads
+/// the result back.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_like_batch_gives_every_like_its_own_count_notification_and_error() {
+    use pulse_schema::{likes, tokens, PostId, UserId};
+
+    let app = TestApp::spawn().await;
+    let (ann, ben) = (app.register("ann").await, app.register("ben").await);
+    let fans = join_all((0..5).map(|i| {
+        let app = &app;
+        async move { app.register(&format!("batchfan{i}")).await }
+    }))
+    .await;
+    let post_id = |body: serde_json::Value| body["id"].as_i64().unwrap();
+    let p1 = post_id(app.create_post(&ann, "one").await);
+    let p2 = post_id(app.create_post(&ann, "two").await);
+    let p3 = post_id(app.create_post(&ben, "three").await);
+    app.like(&fans[0], p1).await.assert_status(StatusCode::OK);
+
+    let db = &app.state.db;
+    let summary = |user: &crate::support::User| {
+        let user = UserId(user.id);
+        async move {
+            tokens::active_user(db, user, &[])
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let missing = PostId(p3 + 1000);
+    let batch = vec![
+        (summary(&fans[0]).await, PostId(p1)), // 0: already liked
+        (summary(&fans[1]).await, PostId(p1)), // 1: count 2
+        (summary(&fans[2]).await, PostId(p1)), // 2: count 3
+        (summary(&fans[1]).await, PostId(p2)), // 3: p2 count 1
+        (summary(&fans[3]).await, PostId(p3)), // 4: ben's post
+        (summary(&fans[1]).await, missing),    // 5: no such post
+        (summary(&ann).await, PostId(p1)),     // 6: self-like, count 4, nobody notified
+        (summary(&fans[2]).await, PostId(p1)), // 7: the pair of 2 again: already liked
+        (summary(&fans[4]).await, PostId(p2)), // 8: p2 count 2
+    ];
+    let outcomes = likes::like_many(db, &batch).await;
+    assert_eq!(outcomes.len(), batch.len());
+    let got: Vec<Option<(i64, bool, bool)>> = outcomes
+        .iter()
+        .map(|outcome| {
+            outcome
+                .as_ref()
+                .ok()
+                .map(|o| (o.like_count, o.changed, o.notification.is_some()))
+        })
+        .collect();
+    // A like that was already there reports the post's count as read after it: in batch order on
+    // SQLite (1), after the batch's one statement on PostgreSQL (4; 1 would mean the batch
+    // statement failed and every like ran alone).
+    let count_seen_by_the_old_like = match db.backend() {
+        pulse_schema::Backend::Postgres => 4,
+        pulse_schema::Backend::Sqlite => 1,
+    };
+    assert_eq!(got[0], Some((count_seen_by_the_old_like, false, false)));
+    assert_eq!(
+        got[1..],
+        vec![
+            Some((2, true, true)),
+            Some((3, true, true)),
+            Some((1, true, true)),
+            Some((1, true, true)),
+            None,
+            Some((4, true, false)),
+            Some((4, false, false)),
+            Some((2, true, true)),
+        ]
+    );
+    assert!(matches!(outcomes[5], Err(pulse_schema::DbError::NotFound)));
+    for (outcome, (liker, post)) in outcomes.iter().zip(&batch) {
+        if let Ok(outcome) = outcome {
+            assert_eq!(outcome.post_id, *post);
+            assert_eq!(outcome.like_seq, outcome.like_count, "no unlikes here");
+            if let Some((row, actor)) = &outcome.notification {
+                assert_eq!((row.actor_id, actor.id), (liker.id, liker.id));
+                assert_eq!(row.post_id, Some(*post));
+                assert_eq!(row.text, format!("{} liked your photo.", liker.username));
+            }
+        }
+    }
+
+    // Read back through the API: counts, and each author's inbox gap-free with ids in seq order.
+    for (post, count) in [(p1, 4), (p2, 2), (p3, 1)] {
+        let body = app.get(&format!("/posts/{post}"), &ann.token).await.body;
+        assert_eq!(body["like_count"], count, "post {post}");
+    }
+    let inbox = |user| {
+        let app = &app;
+        async move {
+            let mut rows: Vec<(i64, i64)> = app
+                .all_notifications(user)
+                .await
+                .iter()
+                .map(|n| (n["id"].as_i64().unwrap(), n["actor"]["id"].as_i64().unwrap()))
+                .collect();
+            rows.sort();
+            rows
+        }
+    };
+    let ann_inbox = inbox(&ann).await;
+    let actors: Vec<i64> = ann_inbox.iter().map(|(_, actor)| *actor).collect();
+    assert_eq!(
+        actors,
+        vec![fans[0].id, fans[1].id, fans[2].id, fans[1].id, fans[4].id],
+        "ids in batch order"
+    );
+    // The batch's notifications to ann took seqs 2..=5 (the like before it took 1), in id order.
+    let ann_rows: Vec<(i64, i64)> = outcomes
+        .iter()
+        .filter_map(|outcome| outcome.as_ref().ok()?.notification.as_ref())
+        .filter(|(row, _)| row.recipient_id == UserId(ann.id))
+        .map(|(row, _)| (row.id.0, row.seq))
+        .collect();
+    let ann_ids: Vec<i64> = ann_inbox[1..].iter().map(|(id, _)| *id).collect();
+    assert_eq!(
+        ann_rows,
+        ann_ids.iter().copied().zip(2..=5).collect::<Vec<_>>()
+    );
+    let ben_inbox = inbox(&ben).await;
+    assert_eq!(ben_inbox.len(), 1);
+    assert_eq!(ben_inbox[0].1, fans[3].id);
+}
