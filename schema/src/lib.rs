@@ -12,9 +12,8 @@
 //! - one module per table group with its row type, insert form and queries: [`users`],
 //!   [`posts`], [`likes`], [`comments`], [`follows`], [`notifications`], [`tokens`].
 //!
-//! - [`like_statement`]: a like as one PostgreSQL statement (the hottest write); [`like_batch`]:
-//!   many likes as one statement (the like path's group commit); [`like_sqlite`]: the same
-//!   writes one by one in one blocking job on SQLite.
+//! - [`like_statement`]: a like as one PostgreSQL statement (the hottest write); [`like_sqlite`]:
+//!   the same writes one by one in one blocking job on SQLite.
 //!
 //! Every query is written once, inside `run!`/`transaction!`, and runs on both backends; the
 //! one exception is the like: [`like_statement`] on PostgreSQL, [`like_sqlite`] on SQLite. The test suite runs against both.
@@ -22,7 +21,6 @@
 pub mod counters;
 pub mod db;
 pub mod ids;
-pub mod like_batch;
 pub mod like_sqlite;
 pub mod like_statement;
 pub mod pipeline;

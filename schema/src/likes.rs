@@ -1,15 +1,13 @@
 //! The `likes` and `like_notices` tables: idempotent likes, and "notify the author once ever".
 
-use std::collections::{HashMap, HashSet};
-
-use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
+
+use diesel_async::AsyncPgConnection;
 
 use crate::counters::BumpLikeCount;
 use crate::db::{Db, DbError, DbResult, Pool};
-use crate::ids::{NotificationId, PostId, UserId};
-use crate::like_batch::{LikeBatchRow, LikeBatchStatement};
+use crate::ids::{PostId, UserId};
 use crate::like_statement::{LikeRow, LikeStatement};
 use crate::notifications::{Kind, NewNotification, NotificationRow, NotificationView};
 use crate::schema::{likes, posts};
@@ -105,187 +103,29 @@ async fn like_in_one_statement(
             .await?;
         return Ok(LikeOutcome::already_liked(post_id, counts));
     };
-    let notified = notification_id.zip(seq);
-    let notification = notified.map(|notified| notice(actor, post_id, author, at, text, notified));
+    let notification = match (notification_id, seq) {
+        (Some(id), Some(seq)) => Some((
+            NotificationRow {
+                id,
+                recipient_id: author,
+                seq,
+                actor_id: actor.id,
+                kind: Kind::Like.as_str().to_owned(),
+                post_id: Some(post_id),
+                comment_id: None,
+                text,
+                created_at: at,
+                read: false,
+            },
+            actor.clone(),
+        )),
+        _ => None,
+    };
     Ok(LikeOutcome::added(
         post_id,
         (like_count, like_seq),
         notification,
     ))
-}
-
-/// The notification a new like committed, as the statements return it: its author got
-/// `notified` = (id, seq).
-fn notice(
-    actor: &UserSummaryRow,
-    post_id: PostId,
-    author: UserId,
-    at: NaiveDateTime,
-    text: String,
-    (id, seq): (NotificationId, i64),
-) -> NotificationView {
-    let row = NotificationRow {
-        id,
-        recipient_id: author,
-        seq,
-        actor_id: actor.id,
-        kind: Kind::Like.as_str().to_owned(),
-        post_id: Some(post_id),
-        comment_id: None,
-        text,
-        created_at: at,
-        read: false,
-    };
-    (row, actor.clone())
-}
-
-/// Likes many posts at once, each `(actor, post)` exactly as [`like`] would alone: one result
-/// per entry, in order. This is the like path's group commit (see [`crate::like_batch`]).
-///
-/// - PostgreSQL: one [`LikeBatchStatement`] for the batch, then one read of the counts for the
-///   likes that were already there (or whose post is missing: `NotFound`). Should the batch
-///   statement fail (a deadlock with a concurrent batch, a post deleted meanwhile), every like
-///   runs alone, so one bad like never fails the others.
-/// - SQLite: the likes one after another in one blocking job, each its own transaction.
-/// - A pair given twice runs alone after the batch (it finds its like already there).
-pub async fn like_many(db: &Db, batch: &[(UserSummaryRow, PostId)]) -> Vec<DbResult<LikeOutcome>> {
-    match db.write() {
-        Pool::Postgres(pool) => match pool.get().await {
-            Ok(mut conn) => like_many_on_postgres(&mut conn, batch).await,
-            Err(error) => unavailable(batch.len(), &error.to_string()),
-        },
-        Pool::Sqlite(pool) => {
-            let mut conn = match pool.get().await {
-                Ok(conn) => conn,
-                Err(error) => return unavailable(batch.len(), &error.to_string()),
-            };
-            let owned = batch.to_vec();
-            let job = conn.spawn_blocking(move |conn| {
-                Ok(owned
-                    .iter()
-                    .map(|(actor, post)| crate::like_sqlite::like(conn, actor, *post))
-                    .collect::<Vec<_>>())
-            });
-            match job.await {
-                Ok(results) => results,
-                Err(error) => unavailable(batch.len(), &error.to_string()),
-            }
-        }
-    }
-}
-
-fn unavailable(count: usize, why: &str) -> Vec<DbResult<LikeOutcome>> {
-    (0..count)
-        .map(|_| Err(DbError::Unavailable(why.to_owned())))
-        .collect()
-}
-
-/// [`like_many`] on PostgreSQL.
-async fn like_many_on_postgres(
-    conn: &mut AsyncPgConnection,
-    batch: &[(UserSummaryRow, PostId)],
-) -> Vec<DbResult<LikeOutcome>> {
-    let mut seen = HashSet::with_capacity(batch.len());
-    let (firsts, repeats): (Vec<usize>, Vec<usize>) =
-        (0..batch.len()).partition(|&i| seen.insert((batch[i].1, batch[i].0.id)));
-    let mut results: Vec<Option<DbResult<LikeOutcome>>> = (0..batch.len()).map(|_| None).collect();
-    let firsts_batch: Vec<&(UserSummaryRow, PostId)> = firsts.iter().map(|&i| &batch[i]).collect();
-    let batched = match firsts_batch.len() {
-        0 | 1 => None,
-        n => match batch_statement(conn, &firsts_batch).await {
-            Ok(outcomes) => Some(outcomes),
-            Err(error) => {
-                tracing::warn!(%error, likes = n, "like batch failed; each like runs alone");
-                None
-            }
-        },
-    };
-    match batched {
-        Some(outcomes) => {
-            for (&i, outcome) in firsts.iter().zip(outcomes) {
-                results[i] = Some(outcome);
-            }
-        }
-        None => {
-            for &i in &firsts {
-                let (actor, post) = &batch[i];
-                results[i] = Some(like_in_one_statement(conn, actor, *post).await);
-            }
-        }
-    }
-    for &i in &repeats {
-        let (actor, post) = &batch[i];
-        results[i] = Some(like_in_one_statement(conn, actor, *post).await);
-    }
-    results
-        .into_iter()
-        .map(|result| result.unwrap_or(Err(DbError::NotFound)))
-        .collect()
-}
-
-/// Runs one [`LikeBatchStatement`] for `batch` (no pair twice), then reads the counts of the
-/// likes it found already there. `Err` only if the statement itself failed.
-async fn batch_statement(
-    conn: &mut AsyncPgConnection,
-    batch: &[&(UserSummaryRow, PostId)],
-) -> DbResult<Vec<DbResult<LikeOutcome>>> {
-    let at = crate::now_millis();
-    let statement = LikeBatchStatement {
-        posts: batch.iter().map(|(_, post)| post.0).collect(),
-        likers: batch.iter().map(|(actor, _)| actor.id.0).collect(),
-        ats: vec![at; batch.len()],
-        texts: batch
-            .iter()
-            .map(|(actor, _)| NewNotification::render(Kind::Like, actor, None))
-            .collect(),
-    };
-    let rows: Vec<LikeBatchRow> = statement.clone().get_results(conn).await?;
-    if rows.len() != batch.len() {
-        return Err(DbError::Unavailable(format!(
-            "the like batch returned {} rows for {} likes",
-            rows.len(),
-            batch.len()
-        )));
-    }
-    // Likes that were already there (or whose post is missing): their counts in one read.
-    let unchanged: Vec<PostId> = rows
-        .iter()
-        .zip(batch)
-        .filter(|(row, _)| row.1.is_none())
-        .map(|(_, (_, post))| *post)
-        .collect();
-    let counts: HashMap<PostId, (i64, i64)> = if unchanged.is_empty() {
-        HashMap::new()
-    } else {
-        posts::table
-            .filter(posts::id.eq_any(&unchanged))
-            .select((posts::id, (posts::like_count, posts::like_seq)))
-            .load::<(PostId, (i64, i64))>(conn)
-            .await?
-            .into_iter()
-            .collect()
-    };
-    let outcomes = rows
-        .into_iter()
-        .zip(batch)
-        .zip(statement.texts)
-        .map(|((row, (actor, post)), text)| {
-            let (_, count, seq, author, notification_id, notification_seq) = row;
-            match (count, seq, author) {
-                (Some(count), Some(seq), Some(author)) => {
-                    let notified = notification_id.zip(notification_seq);
-                    let notification =
-                        notified.map(|notified| notice(actor, *post, author, at, text, notified));
-                    Ok(LikeOutcome::added(*post, (count, seq), notification))
-                }
-                _ => counts
-                    .get(post)
-                    .map(|&counts| LikeOutcome::already_liked(*post, counts))
-                    .ok_or(DbError::NotFound),
-            }
-        })
-        .collect();
-    Ok(outcomes)
 }
 
 /// Removes a like. Idempotent; notifies nobody.

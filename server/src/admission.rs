@@ -5,22 +5,25 @@
 //! One statement per open made the database the limit of a reconnect storm: at thousands of
 //! opens a second the statements' fixed cost (a round trip, an executor start-up, a snapshot)
 //! was most of PostgreSQL's work, and opens queued for pool connections until they got 503.
-//! Here an open queues its check to its worker's [`BatchQueue`] (at most
-//! `admission_concurrent_batches` batches in flight, up to `admission_batch_size` opens each),
-//! and a batch is answered with two statements ([`tokens::admission_reads`]). A lone open still
-//! costs one statement ([`tokens::active_user_and_latest`]), so a quiet server answers as fast
-//! as before.
+//! Here an open queues its check to one task per worker. That task keeps at most
+//! `admission_concurrent_batches` batches in flight; while they run the queue fills, and the
+//! next batch takes everything queued (up to `admission_batch_size`) and answers it with two
+//! statements ([`tokens::admission_reads`]). A lone open still costs one statement
+//! ([`tokens::active_user_and_latest`]), so a quiet server answers as fast as before.
+//!
+//! The batch runs in a task of its own: a socket whose client went away meanwhile is answered
+//! into a closed channel, and no query is ever dropped half-way (SQLite's wrapper panics then).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use pulse_schema::db::{Db, DbError};
 use pulse_schema::ids::{NotificationId, UserId};
 use pulse_schema::tokens::{self, AdmissionReads};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::auth::Claims;
-use crate::batch_queue::{BatchLimits, BatchQueue, Refused, RunBatch};
 use crate::error::ApiError;
 use crate::telemetry::Metrics;
 
@@ -31,85 +34,146 @@ const MAX_BATCH_SIZE: usize = 4096;
 /// Where an admitted user's notifications stand: the newest notification's (`seq`, `id`).
 pub type Latest = (i64, NotificationId);
 
-/// A socket's verdict: where its user stands, `None` if refused (revoked token, no such user).
-type Verdict = Result<Option<Latest>, ApiError>;
+/// How many checks may wait and how they are batched (from `Limits`).
+#[derive(Debug, Clone, Copy)]
+pub struct AdmissionLimits {
+    /// Checks queued per worker before an open is refused with 503.
+    pub queue_len: usize,
+    /// Most sockets one batch answers.
+    pub batch_size: usize,
+    /// Batches in flight per worker (each holds one database connection).
+    pub concurrent_batches: usize,
+}
 
 /// The admission queue of one worker (or of the process, for the state outside the workers).
 /// Cheap to clone; its task starts on first use, on the runtime of the first caller.
 #[derive(Clone)]
 pub struct Admissions {
-    queue: BatchQueue<Pending, Verdict>,
-    limits: BatchLimits,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    limits: AdmissionLimits,
     metrics: Arc<Metrics>,
+    queue: OnceLock<mpsc::Sender<Pending>>,
 }
 
 /// One opening socket waiting for its check.
 struct Pending {
     user: UserId,
     revocation_ids: Vec<String>,
+    answer: oneshot::Sender<Result<Option<Latest>, ApiError>>,
 }
 
 impl Admissions {
-    /// Checks over `db`, batched within `limits` (`PULSE_ADMISSION_*`).
-    pub fn new(db: Db, limits: BatchLimits, metrics: Arc<Metrics>) -> Self {
-        let limits = BatchLimits {
-            batch_size: limits.batch_size.clamp(1, MAX_BATCH_SIZE),
-            ..limits
-        };
-        let counters = metrics.clone();
-        let run: RunBatch<Pending, Verdict> = Arc::new(move |batch: Vec<Pending>| {
-            counters.admission_batches.fetch_add(1, Ordering::Relaxed);
-            counters
-                .admission_checks
-                .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            let db = db.clone();
-            Box::pin(async move { answer(&db, batch).await })
-        });
+    pub fn new(db: Db, limits: AdmissionLimits, metrics: Arc<Metrics>) -> Self {
         Admissions {
-            queue: BatchQueue::new(limits, run),
-            limits,
-            metrics,
+            inner: Arc::new(Inner {
+                db,
+                limits,
+                metrics,
+                queue: OnceLock::new(),
+            }),
         }
     }
 
     /// The same limits over another database pool (a worker's own).
     pub fn with_db(&self, db: Db) -> Self {
-        Admissions::new(db, self.limits, self.metrics.clone())
+        Admissions::new(db, self.inner.limits, self.inner.metrics.clone())
     }
 
     /// Checks that `claims`' token is not revoked and its user exists, and reads the user's
     /// newest notification: `Unauthorized` if not, `Unavailable` if the queue is full.
     pub async fn admit(&self, claims: &Claims) -> Result<Latest, ApiError> {
+        let (answer, answered) = oneshot::channel();
         let pending = Pending {
             user: claims.user_id,
             revocation_ids: claims.revocation_ids.clone(),
+            answer,
         };
-        self.queue
-            .submit(pending)
-            .await
-            .map_err(|refused| match refused {
-                Refused::Full => ApiError::Unavailable("the socket admission queue is full".into()),
-                Refused::Stopped => {
+        self.queue()
+            .try_send(pending)
+            .map_err(|error| match error {
+                mpsc::error::TrySendError::Full(_) => {
+                    ApiError::Unavailable("the socket admission queue is full".into())
+                }
+                mpsc::error::TrySendError::Closed(_) => {
                     ApiError::Unavailable("the socket admission task stopped".into())
                 }
-            })??
+            })?;
+        answered
+            .await
+            .map_err(|_| ApiError::Unavailable("the socket admission task stopped".into()))??
             .ok_or(ApiError::Unauthorized(
                 "The token is missing, invalid, expired or revoked.",
             ))
     }
+
+    fn queue(&self) -> &mpsc::Sender<Pending> {
+        self.inner.queue.get_or_init(|| {
+            let (sender, receiver) = mpsc::channel(self.inner.limits.queue_len.max(1));
+            // The task holds the pool and counters, not `Inner`: the queue's sender lives there,
+            // and the task ends when the last sender is dropped.
+            let inner = &self.inner;
+            let job = serve(
+                inner.db.clone(),
+                inner.limits,
+                inner.metrics.clone(),
+                receiver,
+            );
+            tokio::spawn(job);
+            sender
+        })
+    }
 }
 
-/// Answers one batch, each socket in order: one statement for a lone socket, two for any number.
-async fn answer(db: &Db, mut batch: Vec<Pending>) -> Vec<Verdict> {
+/// The worker's admission task: takes what is queued, in batches, while a slot is free.
+async fn serve(
+    db: Db,
+    limits: AdmissionLimits,
+    metrics: Arc<Metrics>,
+    mut queue: mpsc::Receiver<Pending>,
+) {
+    let slots = Arc::new(Semaphore::new(limits.concurrent_batches.max(1)));
+    let batch_size = limits.batch_size.clamp(1, MAX_BATCH_SIZE);
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = queue.recv().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < batch_size {
+            match queue.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        metrics.admission_batches.fetch_add(1, Ordering::Relaxed);
+        metrics
+            .admission_checks
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let db = db.clone();
+        tokio::spawn(async move {
+            answer(&db, batch).await;
+            drop(slot);
+        });
+    }
+}
+
+/// Answers one batch: one statement for a lone socket, two for any number.
+async fn answer(db: &Db, mut batch: Vec<Pending>) {
     if batch.len() == 1 {
         if let Some(only) = batch.pop() {
             let read = tokens::active_user_and_latest(db, only.user, &only.revocation_ids).await;
-            let verdict = read
+            let reply = read
                 .map(|found| found.map(|(_user, latest)| latest))
                 .map_err(ApiError::from);
-            return vec![verdict];
+            let _gone_is_fine = only.answer.send(reply);
         }
-        return Vec::new();
+        return;
     }
     let users: Vec<UserId> = batch
         .iter()
@@ -126,12 +190,16 @@ async fn answer(db: &Db, mut batch: Vec<Pending>) -> Vec<Verdict> {
     match tokens::admission_reads(db, &users, &revocation_ids).await {
         Ok(reads) => {
             let verdicts = Verdicts::from(reads);
-            batch
-                .iter()
-                .map(|pending| Ok(verdicts.of(pending.user, &pending.revocation_ids)))
-                .collect()
+            for pending in batch {
+                let verdict = verdicts.of(pending.user, &pending.revocation_ids);
+                let _gone_is_fine = pending.answer.send(Ok(verdict));
+            }
         }
-        Err(error) => batch.iter().map(|_| Err(shared_error(&error))).collect(),
+        Err(error) => {
+            for pending in batch {
+                let _gone_is_fine = pending.answer.send(Err(shared_error(&error)));
+            }
+        }
     }
 }
 

@@ -65,12 +65,6 @@ limits! {
     admission_batch_size: usize = 256 => "PULSE_ADMISSION_BATCH_SIZE";
     /// Admission batches in flight per worker, each on one database connection.
     admission_concurrent_batches: usize = 2 => "PULSE_ADMISSION_CONCURRENT_BATCHES";
-    /// Likes queued per worker before the next gets 503.
-    like_queue_len: usize = 8192 => "PULSE_LIKE_QUEUE_LEN";
-    /// Most likes one batch writes (one statement and one commit per batch on PostgreSQL).
-    like_batch_size: usize = 64 => "PULSE_LIKE_BATCH_SIZE";
-    /// Like batches in flight per worker, each on one database connection.
-    like_concurrent_batches: usize = 2 => "PULSE_LIKE_CONCURRENT_BATCHES";
     /// Notifications queued per socket before overflow (then replayed from the database).
     ws_queue_len: usize = 256 => "PULSE_WS_QUEUE_LEN";
     /// Open sockets per user on one instance (the next is refused with 429).

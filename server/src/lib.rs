@@ -11,9 +11,7 @@
 //!   own database pool and Redis publisher.
 //! - [`error`]: `ApiError`, rendered as problem+json.
 //! - [`auth`]: biscuit tokens and socket tickets, password hashing, the `AuthUser` extractor.
-//! - [`batch_queue`]: a queue that answers requests in batches (group commit), used by:
-//! - [`admission`]: the revocation check of opening sockets, batched per worker;
-//! - [`like_queue`]: likes, batched per worker.
+//! - [`admission`]: the revocation check of opening sockets, batched per worker.
 //! - [`hash_gate`]: how many password hashes run at once and how many may wait.
 //! - [`domain`]: validated input (usernames, captions, page cursors, path ids).
 //! - [`views`]: the JSON the API answers with.
@@ -28,12 +26,10 @@
 
 pub mod admission;
 pub mod auth;
-pub mod batch_queue;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod hash_gate;
-pub mod like_queue;
 pub mod media;
 pub mod ratelimit;
 pub mod realtime;

@@ -14,9 +14,7 @@ use pulse_schema::{tokens, Db};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use crate::admission::Admissions;
-use crate::batch_queue::BatchLimits;
-use crate::like_queue::LikeQueue;
+use crate::admission::{AdmissionLimits, Admissions};
 use crate::auth::{Keys, Passwords};
 use crate::config::Settings;
 use crate::hash_gate::HashGate;
@@ -158,25 +156,15 @@ impl Application {
         let port = listener.local_addr()?.port();
         let admissions = Admissions::new(
             db.clone(),
-            BatchLimits {
+            AdmissionLimits {
                 queue_len: settings.limits.admission_queue_len,
                 batch_size: settings.limits.admission_batch_size,
                 concurrent_batches: settings.limits.admission_concurrent_batches,
             },
             metrics.clone(),
         );
-        let likes = LikeQueue::new(
-            db.clone(),
-            BatchLimits {
-                queue_len: settings.limits.like_queue_len,
-                batch_size: settings.limits.like_batch_size,
-                concurrent_batches: settings.limits.like_concurrent_batches,
-            },
-            metrics.clone(),
-        );
         let state = AppState {
             admissions,
-            likes,
             db,
             bus,
             hub,

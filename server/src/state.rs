@@ -8,7 +8,6 @@ use pulse_schema::Db;
 use crate::admission::Admissions;
 use crate::auth::{Keys, Passwords};
 use crate::config::Settings;
-use crate::like_queue::LikeQueue;
 use crate::media::MediaStore;
 use crate::ratelimit::RateLimiter;
 use crate::realtime::bus::Bus;
@@ -20,8 +19,6 @@ pub struct AppState {
     pub db: Db,
     /// Socket opens' revocation checks, batched over this state's pool.
     pub admissions: Admissions,
-    /// Likes, batched over this state's pool.
-    pub likes: LikeQueue,
     pub bus: Bus,
     pub hub: Arc<Hub>,
     pub keys: Keys,
@@ -44,7 +41,6 @@ impl AppState {
         });
         AppState {
             admissions: self.admissions.with_db(db.clone()),
-            likes: self.likes.with_db(db.clone()),
             db,
             bus: self.bus.for_worker(),
             ..self.clone()

@@ -74,10 +74,6 @@ pub struct Metrics {
     pub admission_checks: AtomicU64,
     /// The database batches those checks were made in.
     pub admission_batches: AtomicU64,
-    /// Likes written through the like queue (`crate::like_queue`).
-    pub likes_batched: AtomicU64,
-    /// The database batches those likes were written in.
-    pub like_batches: AtomicU64,
     pub notifications_created: AtomicU64,
     pub frames_delivered: AtomicU64,
     pub queue_overflows: AtomicU64,
@@ -156,18 +152,6 @@ impl Metrics {
             "pulse_socket_admission_batches_total",
             "Database batches those checks were made in (checks / batches = mean batch size).",
             self.admission_batches.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "pulse_likes_batched_total",
-            "Likes written through the like queue.",
-            self.likes_batched.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "pulse_like_batches_total",
-            "Database batches those likes were written in (likes / batches = mean batch size).",
-            self.like_batches.load(Ordering::Relaxed),
         );
         let _ = writeln!(out, "# HELP pulse_sockets_closed_total Sockets closed, by close code.\n# TYPE pulse_sockets_closed_total counter");
         for entry in self.sockets_closed.iter() {
