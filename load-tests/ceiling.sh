@@ -142,7 +142,8 @@ echo "ratio: $RATIO (target >= 0.7)"
 jq -n --arg command "$COMMAND_LINE" --arg date "$STAMP" --arg cores "$(cores)" --argjson instances "$INSTANCES" --arg driver "$DRIVER" \
   --argjson sustained "$SUSTAINED" --argjson sustained_step "$SUSTAINED_RATE" --argjson pgbench_tps "$BEST_TPS" \
   --argjson pgbench_clients "$BEST_CLIENTS" --argjson ratio "$RATIO" --argjson steps "$STEPS" \
-  '{command: $command, date: $date, cores: $cores, instances: $instances, driver: $driver, sustained_likes_per_s: $sustained,
+  --arg bin "$BIN" --arg env "$(run_env)" \
+  '{command: $command, date: $date, cores: $cores, instances: $instances, driver: $driver, bin: $bin, env: $env, sustained_likes_per_s: $sustained,
     sustained_step: $sustained_step, pgbench_tps: $pgbench_tps, pgbench_clients: $pgbench_clients,
     ratio: $ratio, target_ratio: 0.7, steps: $steps}' >"$OUT.json"
 log "results: $OUT.json"

@@ -188,7 +188,7 @@ if [[ -s "$RESULT" ]]; then
     --arg cores "$(cores)" --arg cpu_model "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')" \
     --arg load "$LOAD_BEFORE" --arg backend "$BACKEND" --argjson instances "$INSTANCES" --arg base_urls "$BASE_URLS" \
     --arg bin "$BIN" --argjson k6_exit "$K6_RC" --argjson rss "$RSS_JSON" --argjson cpu "$CPU_JSON" \
-    --arg env "$(env | grep -E '^(RATE|DURATION|AUTHORS|LIKERS|POSTS_PER_AUTHOR|SOCKETS|SOCKETS_PER_VU|LIKE_RATE|P50_MS|P99_MS|WARMUP|DRAIN|RAMP|PULSE_[A-Z_]+)=' | grep -v '^PULSE_BIN=' | tr '\n' ' ')" \
+    --arg env "$(run_env)" \
     '{scenario: $scenario, command: $command, date: $date, cores: $cores, cpu_model: $cpu_model, backend: $backend,
       instances: $instances, base_urls: $base_urls, bin: $bin, k6_exit: $k6_exit, rss: $rss, cpu: $cpu, env: $env,
       load_before: $load}')

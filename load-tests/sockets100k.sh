@@ -142,8 +142,8 @@ cp "$WORK/cpu.txt" "${OUT%.json}.cpu.txt"
 RSS_MAX=$(awk '{ if ($2 > m) m = $2 } END { print m + 0 }' "$WORK/rss.txt")
 jq -n --arg command "$COMMAND_LINE" --arg date "$STAMP" --arg load "$LOAD_BEFORE" --arg bin "$BIN" --arg driver "$DRIVER" \
   --argjson instances "$INSTANCES" --argjson procs "$PROCS" --argjson alive "$alive" --argjson s "$SUMMARY" \
-  --argjson rss_max_kib "$RSS_MAX" --argjson ramp_cpu "${RAMP_CPU:-null}" \
-  '{command: $command, date: $date, load_before: $load, bin: $bin, driver: $driver, instances: $instances, instances_alive_at_end: $alive,
+  --argjson rss_max_kib "$RSS_MAX" --argjson ramp_cpu "${RAMP_CPU:-null}" --arg env "$(run_env)" \
+  '{command: $command, date: $date, load_before: $load, bin: $bin, env: $env, driver: $driver, instances: $instances, instances_alive_at_end: $alive,
     load_processes: $procs, servers_rss_sum_max_kib: $rss_max_kib, ramp_cpu: $ramp_cpu} + $s' >"$OUT"
 jq . "$OUT"
 log "results: $OUT"

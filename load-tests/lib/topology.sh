@@ -232,6 +232,13 @@ rss_sampler() {
 
 cores() { nproc 2>/dev/null || echo "?"; }
 
+# run_env: the environment that shapes a run, on one line, for the result file: scenario
+# variables, PULSE_* limits (they reach every instance) and MIMALLOC_* allocator options.
+run_env() {
+  { env | grep -E '^(RATE|DURATION|AUTHORS|LIKERS|POSTS_PER_AUTHOR|SOCKETS|SOCKETS_PER_VU|LIKE_RATE|P50_MS|P99_MS|WARMUP|DRAIN|RAMP|PULSE_[A-Z_]+|MIMALLOC_[A-Z_]+)=' \
+    | grep -v '^PULSE_BIN=' | sort | tr '\n' ' '; } || true
+}
+
 # cpu_sampler OUT: every second, one line "epoch_ms key=ticks ...": CPU time (utime + stime, in
 # clock ticks of 1/100 s) of each instance (pulse1..), of all postgres, redis-server, k6, node
 # (the Node harness; also anything else named node) and pulse-hold processes (also frozen copies
