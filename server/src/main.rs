@@ -11,8 +11,8 @@ use pulse_server::telemetry::init_logging;
 /// many small allocations, and glibc's per-thread arenas keep far more resident memory for
 /// that pattern (measured in load-tests/RESULTS.md, "idle sockets"). Built with `no_thp`
 /// (server/Cargo.toml): mimalloc otherwise asks for transparent huge pages, and 2 MiB pages
-/// faulted and zeroed whole doubled the instances' memory under 100k sockets and cost a third
-/// more CPU per socket opened (RESULTS.md, fix 23). On a host whose THP setting is `always`
+/// faulted and zeroed whole doubled the instances' memory under 100k sockets and cost them
+/// 37-52% more CPU per socket opened (RESULTS.md, fix 23). On a host whose THP setting is `always`
 /// rather than `madvise`, also set `MIMALLOC_ALLOW_THP=0`.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
