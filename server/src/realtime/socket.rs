@@ -202,6 +202,8 @@ impl SocketTask {
                     () = &mut timer => Wake::Timer,
                 }
             } else {
+                // One turn only, whichever branch wins it.
+                deliveries_in_a_row = 0;
                 tokio::select! {
                     biased;
                     message = stream.next() => Wake::Client(message),
