@@ -512,3 +512,40 @@ fn db_failed(error: &pulse_schema::DbError) -> Close {
     tracing::warn!(%error, "socket could not read the database; client will resume with ?since=");
     Some((1011, "database unavailable"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEARTBEAT: Duration = Duration::from_secs(20);
+
+    #[test]
+    fn the_timer_fires_for_the_heartbeat_when_the_token_outlives_it() {
+        let deadlines = Deadlines::start(HEARTBEAT, SystemTime::now() + HEARTBEAT * 10);
+        assert_eq!(deadlines.next(), deadlines.heartbeat);
+        assert!(deadlines.expires > deadlines.heartbeat);
+    }
+
+    #[test]
+    fn the_timer_fires_for_the_expiry_when_the_token_expires_before_the_heartbeat() {
+        let deadlines = Deadlines::start(HEARTBEAT, SystemTime::now() + HEARTBEAT / 4);
+        assert_eq!(deadlines.next(), deadlines.expires);
+        assert!(deadlines.expires < deadlines.heartbeat);
+    }
+
+    #[test]
+    fn an_expired_token_is_due_at_once() {
+        let before = tokio::time::Instant::now();
+        let deadlines = Deadlines::start(HEARTBEAT, SystemTime::now() - HEARTBEAT);
+        assert!(deadlines.next() <= tokio::time::Instant::now());
+        assert!(deadlines.next() >= before);
+    }
+
+    #[test]
+    fn a_token_valid_for_decades_is_checked_again_after_far_future() {
+        let now = tokio::time::Instant::now();
+        let decades = Duration::from_secs(86_400 * 365 * 30);
+        let expires = Deadlines::expiry(now, SystemTime::now() + decades);
+        assert_eq!(expires, now + FAR_FUTURE);
+    }
+}
