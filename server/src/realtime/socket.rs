@@ -36,9 +36,6 @@ const SUBSCRIBE_ACK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Close code for a client that accepted nothing for the stall timeout.
 const SLOW_CLIENT: u16 = 4008;
 
-/// After this many queue deliveries in a row, the loop polls the client and the timer first.
-const CLIENT_TURN_EVERY: u32 = 16;
-
 /// Longest wait the timer is set for: a token still valid then is checked again.
 const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365);
 
@@ -80,6 +77,35 @@ impl Deadlines {
     fn next(&self) -> tokio::time::Instant {
         self.heartbeat.min(self.expires)
     }
+
+    /// What is due now that the timer fired. An expiry capped at `FAR_FUTURE` is set again
+    /// from the token.
+    fn due(&mut self, token_expires_at: SystemTime) -> Due {
+        let now = tokio::time::Instant::now();
+        if now >= self.expires {
+            if token_expires_at <= SystemTime::now() {
+                return Due::Expiry;
+            }
+            self.expires = Self::expiry(now, token_expires_at);
+        }
+        match now >= self.heartbeat {
+            true => Due::Heartbeat,
+            false => Due::Nothing,
+        }
+    }
+
+    /// The heartbeat went out: the next one is a period from now.
+    fn heartbeat_sent(&mut self) {
+        self.heartbeat = tokio::time::Instant::now() + self.period;
+    }
+}
+
+/// What a firing of the socket's timer found due.
+#[derive(Debug, PartialEq, Eq)]
+enum Due {
+    Expiry,
+    Heartbeat,
+    Nothing,
 }
 
 /// Where this socket is in its user's notification stream.
@@ -188,39 +214,25 @@ impl SocketTask {
         let client_timeout = Duration::from_secs(client_timeout_secs);
         let mut last_heard = Instant::now();
         let mut bad_frames = 0u32;
-        let mut deliveries_in_a_row = 0u32;
 
         loop {
-            // The queue is polled first: a fan-out wake-up then costs one branch's poll instead
-            // of up to four. Every `CLIENT_TURN_EVERY`th turn in a busy stream lets the client
-            // and the timer go first, so a queue that is never empty cannot starve them.
-            let wake = if deliveries_in_a_row < CLIENT_TURN_EVERY {
-                tokio::select! {
-                    biased;
-                    () = self.queue.ready() => Wake::Queue,
-                    message = stream.next() => Wake::Client(message),
-                    () = &mut timer => Wake::Timer,
-                }
-            } else {
-                // One turn only, whichever branch wins it.
-                deliveries_in_a_row = 0;
-                tokio::select! {
-                    biased;
-                    message = stream.next() => Wake::Client(message),
-                    () = &mut timer => Wake::Timer,
-                    () = self.queue.ready() => Wake::Queue,
-                }
+            // A fixed order (tokio's default picks a random first branch on every poll): the
+            // client and the timer first, so a busy queue never delays a client frame or a
+            // heartbeat; only the socket's own client can hold up its own queue.
+            let wake = tokio::select! {
+                biased;
+                message = stream.next() => Wake::Client(message),
+                () = &mut timer => Wake::Timer,
+                () = self.queue.ready() => Wake::Queue,
             };
             match wake {
                 Wake::Queue => {
-                    deliveries_in_a_row += 1;
                     let pending = self.queue.take();
                     if let Err(close) = Box::pin(self.deliver(pending, &mut cursor)).await {
                         return close;
                     }
                 }
                 Wake::Client(message) => {
-                    deliveries_in_a_row = 0;
                     last_heard = Instant::now();
                     let reply = match message {
                         None => return None,
@@ -268,22 +280,18 @@ impl SocketTask {
                     }
                 }
                 Wake::Timer => {
-                    deliveries_in_a_row = 0;
-                    let now = tokio::time::Instant::now();
-                    if now >= deadlines.expires {
-                        if self.claims.expires_at <= SystemTime::now() {
-                            return Some((4401, "token expired"));
+                    match deadlines.due(self.claims.expires_at) {
+                        Due::Expiry => return Some((4401, "token expired")),
+                        Due::Heartbeat => {
+                            if last_heard.elapsed() > client_timeout {
+                                return Some((1001, "heartbeat timeout"));
+                            }
+                            if Box::pin(self.session.ping(b"")).await.is_err() {
+                                return None;
+                            }
+                            deadlines.heartbeat_sent();
                         }
-                        deadlines.expires = Deadlines::expiry(now, self.claims.expires_at);
-                    }
-                    if now >= deadlines.heartbeat {
-                        if last_heard.elapsed() > client_timeout {
-                            return Some((1001, "heartbeat timeout"));
-                        }
-                        if Box::pin(self.session.ping(b"")).await.is_err() {
-                            return None;
-                        }
-                        deadlines.heartbeat = tokio::time::Instant::now() + deadlines.period;
+                        Due::Nothing => {}
                     }
                     timer.as_mut().reset(deadlines.next());
                 }
@@ -547,5 +555,33 @@ mod tests {
         let decades = Duration::from_secs(86_400 * 365 * 30);
         let expires = Deadlines::expiry(now, SystemTime::now() + decades);
         assert_eq!(expires, now + FAR_FUTURE);
+    }
+
+    #[test]
+    fn a_firing_reports_the_expiry_of_an_expired_token_before_anything_else() {
+        let mut deadlines = Deadlines::start(Duration::ZERO, SystemTime::now() - HEARTBEAT);
+        assert_eq!(deadlines.due(SystemTime::now() - HEARTBEAT), Due::Expiry);
+    }
+
+    #[test]
+    fn a_firing_reports_a_due_heartbeat_until_it_is_sent() {
+        let valid = SystemTime::now() + HEARTBEAT * 10;
+        let mut deadlines = Deadlines::start(Duration::ZERO, valid);
+        assert_eq!(deadlines.due(valid), Due::Heartbeat);
+        deadlines.period = HEARTBEAT;
+        deadlines.heartbeat_sent();
+        assert_eq!(deadlines.due(valid), Due::Nothing);
+        assert_eq!(deadlines.next(), deadlines.heartbeat);
+    }
+
+    #[test]
+    fn a_capped_expiry_that_is_reached_is_set_again_from_the_token() {
+        let valid = SystemTime::now() + HEARTBEAT * 10;
+        let mut deadlines = Deadlines::start(HEARTBEAT, valid);
+        // As if the cap had been reached: the token is still valid, so nothing is due and the
+        // expiry moves back to the token's.
+        deadlines.expires = tokio::time::Instant::now();
+        assert_eq!(deadlines.due(valid), Due::Nothing);
+        assert!(deadlines.expires > tokio::time::Instant::now() + HEARTBEAT * 9);
     }
 }
