@@ -9,6 +9,7 @@
 //! - [`coalesce`]: like-count coalescing, with an interval that backs off when sockets fall behind.
 //! - [`bus`]: how events reach every instance's hub: in-process, or Redis pub/sub.
 //! - [`socket`]: the per-socket task (replay, catch-up, heartbeats, client frames).
+//! - [`outbox`]: a socket's encoded outgoing frames, shared by its task and its connection.
 //!
 //! Flow of a like: the route commits the like and the notification in one transaction, then
 //! [`bus::Bus::publish`]es the event, serialised once. Each instance's single subscriber hands
@@ -21,6 +22,7 @@ pub mod bus;
 pub mod coalesce;
 pub mod event;
 pub mod hub;
+pub mod outbox;
 pub mod protocol;
 pub mod queue;
 pub mod relay;

@@ -18,12 +18,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
 use bytestring::ByteString;
 use futures_util::StreamExt;
 use pulse_schema::notifications::NotificationView;
 use pulse_schema::{notifications, NotificationId, PostId};
 
+use super::outbox::Outbox;
 use super::protocol::{parse_client_frame, ClientFrame, ServerFrame};
 use super::queue::{Pending, SocketQueue};
 use crate::auth::Claims;
@@ -127,7 +128,7 @@ pub struct SocketTask {
     /// registered with the hub (see `routes::live`).
     pub latest: (i64, NotificationId),
     pub connection_id: String,
-    pub session: Session,
+    pub outbox: Outbox,
 }
 
 /// Removes the socket from the hub however the task ends.
@@ -175,7 +176,7 @@ impl SocketTask {
                 code: CloseCode::from(code),
                 description: Some(reason.to_owned()),
             };
-            let _ = tokio::time::timeout(wait, self.session.clone().close(Some(reason))).await;
+            let _ = tokio::time::timeout(wait, self.outbox.close(reason)).await;
         }
     }
 
@@ -242,7 +243,7 @@ impl SocketTask {
                         }
                         Some(Ok(AggregatedMessage::Close(_))) => return Some((1000, "bye")),
                         Some(Ok(AggregatedMessage::Ping(bytes))) => {
-                            let _ = Box::pin(self.session.pong(&bytes)).await;
+                            let _ = Box::pin(self.outbox.pong(&bytes)).await;
                             None
                         }
                         Some(Ok(AggregatedMessage::Pong(_))) => None,
@@ -286,7 +287,7 @@ impl SocketTask {
                             if last_heard.elapsed() > client_timeout {
                                 return Some((1001, "heartbeat timeout"));
                             }
-                            if Box::pin(self.session.ping(b"")).await.is_err() {
+                            if Box::pin(self.outbox.ping(b"")).await.is_err() {
                                 return None;
                             }
                             deadlines.heartbeat_sent();
@@ -493,7 +494,7 @@ impl SocketTask {
     /// Writes one frame; a socket that accepts nothing for the stall timeout is closed (4008).
     async fn send(&mut self, frame: impl Into<ByteString>) -> Result<(), Close> {
         let stall = Duration::from_secs(self.state.settings.limits.ws_stall_timeout_secs);
-        match tokio::time::timeout(stall, self.session.text(frame)).await {
+        match tokio::time::timeout(stall, self.outbox.text(frame)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_closed)) => Err(None),
             Err(_elapsed) => {

@@ -15,6 +15,7 @@ use crate::domain::MAX_ID;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::ratelimit::Bucket;
 use crate::realtime::hub::RegisterError;
+use crate::realtime::outbox::Outbox;
 use crate::realtime::socket::SocketTask;
 use crate::routes::protect::throttle_user;
 use crate::state::AppState;
@@ -102,8 +103,13 @@ pub async fn open_socket(
     };
 
     throttle_user(&state, Bucket::SocketConnects, claims.user_id).await?;
-    let (response, session, stream) = actix_ws::handle(&req, body)
+    let (response, _session, stream) = actix_ws::handle(&req, body)
         .map_err(|e| ApiError::BadRequest(format!("Not a WebSocket upgrade: {e}")))?;
+    // The socket writes through an `Outbox` instead of actix-ws's session (a channel). actix-ws's
+    // own body is kept, never polled, inside the outbox's: its drop is how actix-ws's inbound
+    // stream learns that the connection is gone.
+    let (response, ws_body) = response.into_parts();
+    let (outbox, body) = Outbox::new(state.settings.limits.ws_outbox_bytes, Box::new(ws_body));
     let (queue, subscribed) = state
         .hub
         .register(claims.user_id, claims.token_id())
@@ -143,8 +149,8 @@ pub async fn open_socket(
         since,
         latest,
         connection_id,
-        session,
+        outbox,
     };
     actix_web::rt::spawn(task.run(stream));
-    Ok(response)
+    Ok(response.set_body(body).map_into_boxed_body())
 }

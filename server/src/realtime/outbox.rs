@@ -1,0 +1,302 @@
+//! A socket's outgoing frames, between its task and its connection.
+//!
+//! The socket task encodes each frame straight into the [`Outbox`]'s byte buffer; the
+//! connection's response body ([`OutboxBody`]) hands the whole buffer to actix-http's writer
+//! the next time the connection is polled. Both run on the worker thread that accepted the
+//! connection, so they share the buffer through an `Rc<RefCell>`: no channel, no atomics, and
+//! frames queued while the connection was busy go out in one write.
+//!
+//! Back-pressure: a send waits while `limit` bytes are buffered, and the body only takes bytes
+//! when the connection's own write buffer has room, so a client that stops reading stalls the
+//! sender (which closes it with 4008 after the stall timeout, see `socket`).
+
+use std::cell::RefCell;
+use std::convert::Infallible;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use actix_codec::Encoder;
+use actix_http::ws::{CloseReason, Codec, Message};
+use actix_web::body::{BodySize, MessageBody};
+use actix_web::web::{Bytes, BytesMut};
+use bytestring::ByteString;
+
+/// RFC 6455: a control frame's payload is at most 125 bytes.
+const MAX_CONTROL_PAYLOAD_BYTES: usize = 125;
+
+/// The connection is gone, or the close frame has been written.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Closed;
+
+#[derive(Debug)]
+struct Shared {
+    /// Encoded frames the body has not taken yet.
+    buf: BytesMut,
+    /// Sends wait while this many bytes are buffered.
+    limit: usize,
+    codec: Codec,
+    /// A close frame was written (nothing may follow it) or the connection was dropped.
+    closed: bool,
+    /// The sender is gone: the body ends once the buffer is taken.
+    sender_gone: bool,
+    /// The connection, waiting for frames.
+    body_waker: Option<Waker>,
+    /// The socket task, waiting for room.
+    sender_waker: Option<Waker>,
+}
+
+/// Writing end, owned by the socket task.
+#[derive(Debug)]
+pub struct Outbox {
+    shared: Rc<RefCell<Shared>>,
+}
+
+/// Reading end: the WebSocket response's body.
+pub struct OutboxBody {
+    shared: Rc<RefCell<Shared>>,
+    /// Dropped with the body, i.e. when the connection ends (actix-ws's inbound stream ends on
+    /// its drop; see `routes::live`).
+    _keep_alive: Box<dyn std::any::Any>,
+}
+
+impl Outbox {
+    /// An outbox that waits while `limit` bytes are buffered, and the body that drains it.
+    /// `keep_alive` is dropped with the body.
+    pub fn new(limit: usize, keep_alive: Box<dyn std::any::Any>) -> (Outbox, OutboxBody) {
+        let shared = Rc::new(RefCell::new(Shared {
+            buf: BytesMut::new(),
+            limit: limit.max(1),
+            codec: Codec::new(),
+            closed: false,
+            sender_gone: false,
+            body_waker: None,
+            sender_waker: None,
+        }));
+        (
+            Outbox {
+                shared: shared.clone(),
+            },
+            OutboxBody {
+                shared,
+                _keep_alive: keep_alive,
+            },
+        )
+    }
+}
+
+fn set_waker(slot: &mut Option<Waker>, cx: &Context<'_>) {
+    match slot {
+        Some(waker) if waker.will_wake(cx.waker()) => {}
+        _ => *slot = Some(cx.waker().clone()),
+    }
+}
+
+fn control_payload(bytes: &[u8]) -> Bytes {
+    Bytes::copy_from_slice(&bytes[..bytes.len().min(MAX_CONTROL_PAYLOAD_BYTES)])
+}
+
+impl Outbox {
+    /// Queues a text frame, waiting while the buffer is full.
+    pub async fn text(&self, text: impl Into<ByteString>) -> Result<(), Closed> {
+        self.write(Message::Text(text.into())).await
+    }
+
+    pub async fn ping(&self, bytes: &[u8]) -> Result<(), Closed> {
+        self.write(Message::Ping(control_payload(bytes))).await
+    }
+
+    pub async fn pong(&self, bytes: &[u8]) -> Result<(), Closed> {
+        self.write(Message::Pong(control_payload(bytes))).await
+    }
+
+    /// Queues the close frame (its reason cut to fit a control frame); nothing can follow it.
+    pub async fn close(&self, mut reason: CloseReason) -> Result<(), Closed> {
+        if let Some(description) = reason.description.as_mut() {
+            let mut end = description.len().min(MAX_CONTROL_PAYLOAD_BYTES - 2);
+            while !description.is_char_boundary(end) {
+                end -= 1;
+            }
+            description.truncate(end);
+        }
+        self.write(Message::Close(Some(reason))).await
+    }
+
+    async fn write(&self, message: Message) -> Result<(), Closed> {
+        let mut message = Some(message);
+        poll_fn(|cx| self.poll_write(cx, &mut message)).await
+    }
+
+    fn poll_write(
+        &self,
+        cx: &mut Context<'_>,
+        message: &mut Option<Message>,
+    ) -> Poll<Result<(), Closed>> {
+        let mut shared = self.shared.borrow_mut();
+        if shared.closed {
+            return Poll::Ready(Err(Closed));
+        }
+        if shared.buf.len() >= shared.limit {
+            set_waker(&mut shared.sender_waker, cx);
+            return Poll::Pending;
+        }
+        let Some(message) = message.take() else {
+            return Poll::Ready(Ok(()));
+        };
+        let is_close = matches!(message, Message::Close(_));
+        let Shared { codec, buf, .. } = &mut *shared;
+        if codec.encode(message, buf).is_err() {
+            // Server frames are never masked or oversized; treat the impossible as a dead socket.
+            shared.closed = true;
+            return Poll::Ready(Err(Closed));
+        }
+        shared.closed = is_close;
+        if let Some(waker) = shared.body_waker.take() {
+            waker.wake();
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        let mut shared = self.shared.borrow_mut();
+        shared.sender_gone = true;
+        if let Some(waker) = shared.body_waker.take() {
+            waker.wake();
+        }
+    }
+}
+
+impl MessageBody for OutboxBody {
+    type Error = Infallible;
+
+    fn size(&self) -> BodySize {
+        BodySize::Stream
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let mut shared = self.shared.borrow_mut();
+        if !shared.buf.is_empty() {
+            if let Some(waker) = shared.sender_waker.take() {
+                waker.wake();
+            }
+            // Taken whole (not split), so no buffer stays allocated after a burst.
+            return Poll::Ready(Some(Ok(std::mem::take(&mut shared.buf).freeze())));
+        }
+        if shared.closed || shared.sender_gone {
+            return Poll::Ready(None);
+        }
+        set_waker(&mut shared.body_waker, cx);
+        Poll::Pending
+    }
+}
+
+impl Drop for OutboxBody {
+    fn drop(&mut self) {
+        let mut shared = self.shared.borrow_mut();
+        shared.closed = true;
+        shared.buf = BytesMut::new();
+        if let Some(waker) = shared.sender_waker.take() {
+            waker.wake();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_codec::Decoder;
+    use actix_http::ws::CloseCode;
+    use futures_util::task::noop_waker_ref;
+    use std::future::Future;
+
+    fn next(body: &mut OutboxBody) -> Poll<Option<Bytes>> {
+        let mut cx = Context::from_waker(noop_waker_ref());
+        Pin::new(body)
+            .poll_next(&mut cx)
+            .map(|item| item.map(|bytes| bytes.unwrap_or_else(|never| match never {})))
+    }
+
+    /// Decodes the frames a client would read from `bytes`.
+    fn frames(bytes: Bytes) -> Vec<actix_http::ws::Frame> {
+        let mut codec = Codec::new().client_mode();
+        let mut buf = BytesMut::from(&bytes[..]);
+        let mut frames = Vec::new();
+        while let Ok(Some(frame)) = codec.decode(&mut buf) {
+            frames.push(frame);
+        }
+        frames
+    }
+
+    #[tokio::test]
+    async fn frames_sent_while_the_connection_was_busy_go_out_in_one_chunk() {
+        let (outbox, mut body) = Outbox::new(1024, Box::new(()));
+        assert_eq!(next(&mut body), Poll::Pending);
+        outbox.text("one").await.unwrap();
+        outbox.text("two").await.unwrap();
+        let Poll::Ready(Some(chunk)) = next(&mut body) else {
+            panic!("the body had frames to give");
+        };
+        let texts: Vec<_> = frames(chunk)
+            .into_iter()
+            .map(|frame| match frame {
+                actix_http::ws::Frame::Text(text) => text,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(texts, vec![Bytes::from("one"), Bytes::from("two")]);
+        assert_eq!(next(&mut body), Poll::Pending);
+    }
+
+    #[tokio::test]
+    async fn a_send_waits_while_the_limit_is_buffered_and_resumes_once_taken() {
+        let (outbox, mut body) = Outbox::new(8, Box::new(()));
+        outbox.text("0123456789").await.unwrap();
+        let mut cx = Context::from_waker(noop_waker_ref());
+        let mut second = Box::pin(outbox.text("more"));
+        assert!(second.as_mut().poll(&mut cx).is_pending());
+        assert!(matches!(next(&mut body), Poll::Ready(Some(_))));
+        assert_eq!(second.as_mut().poll(&mut cx), Poll::Ready(Ok(())));
+    }
+
+    #[tokio::test]
+    async fn nothing_follows_a_close_frame_and_the_body_ends_after_it() {
+        let (outbox, mut body) = Outbox::new(1024, Box::new(()));
+        let reason = CloseReason {
+            code: CloseCode::from(4008),
+            description: Some("é".repeat(200)),
+        };
+        outbox.close(reason).await.unwrap();
+        assert_eq!(outbox.text("late").await, Err(Closed));
+        let Poll::Ready(Some(chunk)) = next(&mut body) else {
+            panic!("the close frame goes out");
+        };
+        match frames(chunk).as_slice() {
+            [actix_http::ws::Frame::Close(Some(reason))] => {
+                assert_eq!(reason.code, CloseCode::from(4008));
+                let description = reason.description.as_deref().unwrap_or_default();
+                assert!(description.len() <= MAX_CONTROL_PAYLOAD_BYTES - 2);
+            }
+            other => panic!("expected one close frame, got {other:?}"),
+        }
+        assert_eq!(next(&mut body), Poll::Ready(None));
+    }
+
+    #[tokio::test]
+    async fn the_body_ends_when_the_sender_is_dropped_and_sends_fail_when_the_body_is() {
+        let (outbox, mut body) = Outbox::new(1024, Box::new(()));
+        outbox.text("last").await.unwrap();
+        drop(outbox);
+        assert!(matches!(next(&mut body), Poll::Ready(Some(_))));
+        assert_eq!(next(&mut body), Poll::Ready(None));
+
+        let (outbox, body) = Outbox::new(1024, Box::new(()));
+        drop(body);
+        assert_eq!(outbox.ping(b"").await, Err(Closed));
+    }
+}
