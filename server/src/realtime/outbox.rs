@@ -237,8 +237,8 @@ mod tests {
     async fn frames_sent_while_the_connection_was_busy_go_out_in_one_chunk() {
         let (outbox, mut body) = Outbox::new(1024, Box::new(()));
         assert_eq!(next(&mut body), Poll::Pending);
-        outbox.text("one").await.unwrap();
-        outbox.text("two").await.unwrap();
+        assert_eq!(outbox.text("one").await, Ok(()));
+        assert_eq!(outbox.text("two").await, Ok(()));
         let Poll::Ready(Some(chunk)) = next(&mut body) else {
             panic!("the body had frames to give");
         };
@@ -256,7 +256,7 @@ mod tests {
     #[tokio::test]
     async fn a_send_waits_while_the_limit_is_buffered_and_resumes_once_taken() {
         let (outbox, mut body) = Outbox::new(8, Box::new(()));
-        outbox.text("0123456789").await.unwrap();
+        assert_eq!(outbox.text("0123456789").await, Ok(()));
         let mut cx = Context::from_waker(noop_waker_ref());
         let mut second = Box::pin(outbox.text("more"));
         assert!(second.as_mut().poll(&mut cx).is_pending());
@@ -271,7 +271,7 @@ mod tests {
             code: CloseCode::from(4008),
             description: Some("é".repeat(200)),
         };
-        outbox.close(reason).await.unwrap();
+        assert_eq!(outbox.close(reason).await, Ok(()));
         assert_eq!(outbox.text("late").await, Err(Closed));
         let Poll::Ready(Some(chunk)) = next(&mut body) else {
             panic!("the close frame goes out");
@@ -290,7 +290,7 @@ mod tests {
     #[tokio::test]
     async fn the_body_ends_when_the_sender_is_dropped_and_sends_fail_when_the_body_is() {
         let (outbox, mut body) = Outbox::new(1024, Box::new(()));
-        outbox.text("last").await.unwrap();
+        assert_eq!(outbox.text("last").await, Ok(()));
         drop(outbox);
         assert!(matches!(next(&mut body), Poll::Ready(Some(_))));
         assert_eq!(next(&mut body), Poll::Ready(None));
