@@ -20,6 +20,9 @@
 #   --sockets N          fanout, idle
 #   --driver k6|node     likes, embedded: k6 (default) or the Node harness harness/likes.mjs, the
 #                        same scenario with a generator that costs a fraction of k6's CPU per like
+#   --receiver node|rust fanout: the sockets' receivers are Node workers (default) or
+#                        `pulse-hold fanout` processes (PULSE_HOLD_BIN, else built), which cost
+#                        a fraction of Node's CPU per frame
 #   --keep               keep the database and the work folder (logs are always kept)
 # Environment:
 #   PULSE_BIN            use this binary instead of building release (cargo build --release -p pulse-server)
@@ -45,7 +48,7 @@ case $SCENARIO in
   sockets100k) exec "$HERE/sockets100k.sh" "$@" ;;
 esac
 COMMAND_LINE="load-tests/run.sh $SCENARIO $*"
-INSTANCES="" BACKEND="" RATE_OPT="" DURATION_OPT="" SOCKETS_OPT="" DRIVER=k6 DRIVER_OPT=""
+INSTANCES="" BACKEND="" RATE_OPT="" DURATION_OPT="" SOCKETS_OPT="" DRIVER=k6 DRIVER_OPT="" RECEIVER_OPT=""
 K6_EXTRA=()
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -55,6 +58,7 @@ while [[ $# -gt 0 ]]; do
     --duration) DURATION_OPT=$2; shift 2 ;;
     --sockets) SOCKETS_OPT=$2; shift 2 ;;
     --driver) DRIVER_OPT=$2; shift 2 ;;
+    --receiver) RECEIVER_OPT=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
     --) shift; K6_EXTRA=("$@"); break ;;
     -h|--help) usage ;;
@@ -75,6 +79,20 @@ if [[ -n "$DRIVER_OPT" && "$DRIVER_OPT" != "$DRIVER" ]]; then
   [[ "$DRIVER_OPT" == node && ($SCENARIO == likes || $SCENARIO == embedded) ]] \
     || die "--driver $DRIVER_OPT is not available for $SCENARIO"
   SCRIPT=likes.mjs DRIVER=node
+fi
+if [[ -n "$RECEIVER_OPT" ]]; then
+  [[ $SCENARIO == fanout ]] || die "--receiver is for the fanout scenario"
+  case $RECEIVER_OPT in
+    node) ;;
+    rust)
+      if [[ -z "${PULSE_HOLD_BIN:-}" ]]; then
+        log "building the receiver: cargo build --release -p pulse-hold"
+        (cd "$ROOT" && cargo build --release -p pulse-hold) >&2 || die "cargo build -p pulse-hold failed"
+        PULSE_HOLD_BIN=$ROOT/target/release/pulse-hold
+      fi
+      export RECEIVER=rust PULSE_HOLD_BIN ;;
+    *) die "--receiver is node or rust" ;;
+  esac
 fi
 [[ "$BACKEND" == pg || "$BACKEND" == embedded ]] || die "--backend is pg or embedded"
 [[ "$BACKEND" == pg || "$INSTANCES" == 1 ]] || die "embedded mode has one instance (SQLite file, in-process fan-out)"

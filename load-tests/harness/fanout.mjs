@@ -8,7 +8,9 @@
 //
 // Environment: SOCKETS (10000), LIKE_RATE (20), DURATION (60 s), RAMP (s to open all sockets,
 // default SOCKETS/1000), SETTLE (3), DRAIN (3), WORKERS (receiver processes, 2),
-// LATENCY_EVERY (time every n-th socket's frames, 1 = all), P99_MS (50), RESULT (JSON path).
+// LATENCY_EVERY (time every n-th socket's frames, 1 = all), P99_MS (50), RESULT (JSON path),
+// RECEIVER (node, or rust: each worker is a `$PULSE_HOLD_BIN fanout` process, load-tests/holder,
+// about a fifth of the Node receiver's CPU per frame).
 // Figures (RESULT, k6 summary-export layout, so lib/figures.sh reads it):
 //   fanout_latency      frame arrival - scheduled send time of the newest like it reports
 //                       (like v-1 for like_count = v): what a watcher sees, coalescing included
@@ -18,8 +20,10 @@
 // Prints "PHASE cpu from=<ms> to=<ms>" (the like phase) for run.sh's CPU accounting.
 // With two or more BASE_URLS, sockets open on the first instance and likes go to the others.
 // Exit code 99 when a threshold is missed (like k6).
-import { fork } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { fork, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { envNum, baseUrls, wsUrl, runId, registerMany, createPost, trend, counter, sleep } from './lib.mjs';
@@ -46,7 +50,9 @@ async function main() {
     workers: envNum('WORKERS', 2),
     latencyEvery: envNum('LATENCY_EVERY', 1),
     p99: envNum('P99_MS', 50),
+    receiver: process.env.RECEIVER === 'rust' ? 'rust' : 'node',
   };
+  if (cfg.receiver === 'rust' && !process.env.PULSE_HOLD_BIN) throw new Error('RECEIVER=rust needs PULSE_HOLD_BIN (a pulse-hold binary)');
   cfg.ramp = envNum('RAMP', Math.max(5, Math.ceil(cfg.sockets / 1000)));
   cfg.likes = Math.ceil(cfg.likeRate * cfg.duration);
   // At most 32 sockets per user and instance; the watchers double as likers (distinct users).
@@ -71,9 +77,10 @@ async function main() {
   const job = { bases: socketBases, postId, likes: cfg.likes, openStartAt, likeStartAt, intervalMs, closeAt, ramp: cfg.ramp, sockets: cfg.sockets, latencyEvery: cfg.latencyEvery };
   const results = Promise.all(
     Array.from({ length: cfg.workers }, (_, w) => {
-      const child = fork(fileURLToPath(import.meta.url), ['worker'], { stdio: 'inherit' });
       const mine = [];
       for (let g = w; g < cfg.sockets; g += cfg.workers) mine.push({ g, token: watchers[g % watchers.length].token });
+      if (cfg.receiver === 'rust') return rustReceiver({ ...job, mine }, w);
+      const child = fork(fileURLToPath(import.meta.url), ['worker'], { stdio: 'inherit' });
       return new Promise((resolve, reject) => {
         child.on('message', (m) => {
           resolve(m);
@@ -154,6 +161,24 @@ async function main() {
   console.log(failed.length ? `thresholds crossed: ${failed.join('; ')}` : 'thresholds: all passed');
   if (process.env.RESULT) writeFileSync(process.env.RESULT, JSON.stringify({ metrics, harness: 'harness/fanout.mjs', cfg }, null, 1));
   process.exit(failed.length ? 99 : 0);
+}
+
+// A `pulse-hold fanout` process in place of a Node worker: the same job in, the same figures out.
+function rustReceiver(job, w) {
+  const dir = mkdtempSync(join(tmpdir(), 'pulse-fanout-'));
+  const jobPath = join(dir, `job-${w}.json`);
+  const resultPath = join(dir, `result-${w}.json`);
+  writeFileSync(jobPath, JSON.stringify(job));
+  const child = spawn(process.env.PULSE_HOLD_BIN, ['fanout'], { stdio: 'inherit', env: { ...process.env, JOB: jobPath, RESULT: resultPath } });
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`rust receiver ${w} exited ${code}`));
+      const result = JSON.parse(readFileSync(resultPath, 'utf8'));
+      rmSync(dir, { recursive: true, force: true });
+      resolve(result);
+    });
+  });
 }
 
 function runWorker(job) {

@@ -21,9 +21,9 @@ const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// Read buffer kept while the socket idles.
 const IDLE_BUFFER_BYTES: usize = 256;
 
-const OP_TEXT: u8 = 0x1;
-const OP_CLOSE: u8 = 0x8;
-const OP_PING: u8 = 0x9;
+pub const OP_TEXT: u8 = 0x1;
+pub const OP_CLOSE: u8 = 0x8;
+pub const OP_PING: u8 = 0x9;
 
 /// What happened to a socket, as it happens.
 pub enum Report {
@@ -68,9 +68,9 @@ pub async fn hold_socket(target: Target, mut report: impl FnMut(Report)) {
     report(Report::Closed(why));
 }
 
-type Opened = (TcpStream, Vec<u8>, Instant, Instant);
+pub type Opened = (TcpStream, Vec<u8>, Instant, Instant);
 
-async fn open(target: &Target) -> Result<Opened, String> {
+pub async fn open(target: &Target) -> Result<Opened, String> {
     let mut stream = connect(target)
         .await
         .map_err(|e| format!("connect_{:?}", e.kind()))?;
@@ -142,7 +142,10 @@ async fn read_more(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Result<(), S
 }
 
 /// The next whole frame from the server: (opcode, payload), taken out of `buffer`.
-async fn next_frame(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Result<(u8, Vec<u8>), String> {
+pub async fn next_frame(
+    stream: &mut TcpStream,
+    buffer: &mut Vec<u8>,
+) -> Result<(u8, Vec<u8>), String> {
     loop {
         match parse_frame(buffer)? {
             Some((opcode, start, end)) => {
@@ -187,7 +190,7 @@ fn parse_frame(buffer: &[u8]) -> Result<Option<(u8, usize, usize)>, String> {
 
 /// A masked pong echoing `payload` (pings carry at most 125 bytes). The all-zero mask leaves
 /// the payload as it is; any mask is valid on the wire.
-fn pong(payload: &[u8]) -> Vec<u8> {
+pub fn pong(payload: &[u8]) -> Vec<u8> {
     let payload = &payload[..payload.len().min(125)];
     let mut frame = Vec::with_capacity(6 + payload.len());
     frame.push(0x80 | 0xA);
@@ -197,7 +200,27 @@ fn pong(payload: &[u8]) -> Vec<u8> {
     frame
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+/// A masked text frame (client frames must be masked; the all-zero mask keeps the payload).
+pub fn masked_text(payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(14 + payload.len());
+    frame.push(0x80 | OP_TEXT);
+    match payload.len() {
+        short @ 0..=125 => frame.push(0x80 | short as u8),
+        medium @ 126..=0xffff => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(medium as u16).to_be_bytes());
+        }
+        long => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(long as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&[0, 0, 0, 0]);
+    frame.extend_from_slice(payload);
+    frame
+}
+
+pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
@@ -218,6 +241,14 @@ mod tests {
         long.extend(std::iter::repeat_n(b'x', 256));
         assert_eq!(parse_frame(&long), Ok(Some((1, 4, 260))));
         assert!(parse_frame(&[0x81, 0x83, 0, 0, 0, 0]).is_err());
+    }
+
+    #[test]
+    fn a_text_frame_is_masked_with_its_length() {
+        assert_eq!(masked_text(b"ab"), vec![0x81, 0x82, 0, 0, 0, 0, b'a', b'b']);
+        let long = masked_text(&[b'x'; 300]);
+        assert_eq!(&long[..4], &[0x81, 0x80 | 126, 0x01, 0x2c]);
+        assert_eq!(long.len(), 4 + 4 + 300);
     }
 
     #[test]

@@ -15,10 +15,13 @@
 //! - `CONNECT_TIMEOUT_MS` (30000): connect plus upgrade plus `hello` must finish within it.
 //! - `RESULT`: where the JSON result goes (the layout `sockets100k.sh` reads).
 //!
+//! `pulse-hold fanout` is the fan-out scenario's receiver instead (see `fanout`).
+//!
 //! A socket counts as opened when its `hello` frame arrives (the server sends it once the
 //! socket is fully set up), not at the 101 answer; `upgradeMs` keeps the 101 times too.
 
 mod client;
+mod fanout;
 mod plan;
 
 use std::collections::BTreeMap;
@@ -57,7 +60,11 @@ impl Stats {
 }
 
 fn main() {
-    if let Err(error) = run() {
+    let outcome = match std::env::args().nth(1).as_deref() {
+        Some("fanout") => fanout::run(),
+        _ => run(),
+    };
+    if let Err(error) = outcome {
         eprintln!("pulse-hold: {error}");
         std::process::exit(2);
     }

@@ -14,7 +14,8 @@
 //! Flow of a like: the route commits the like and the notification in one transaction, then
 //! [`bus::Bus::publish`]es the event, serialised once. Each instance's single subscriber hands
 //! it to its hub, which puts it on the queue of every local socket of the recipient without
-//! waiting on any of them; each socket's own task writes its queue to the wire.
+//! waiting on any of them; each socket's own task encodes its queue into its [`outbox`], which
+//! the connection writes to the wire.
 
 use std::sync::{Mutex, MutexGuard};
 

@@ -4,7 +4,10 @@
 //! connection's response body ([`OutboxBody`]) hands the whole buffer to actix-http's writer
 //! the next time the connection is polled. Both run on the worker thread that accepted the
 //! connection, so they share the buffer through an `Rc<RefCell>`: no channel, no atomics, and
-//! frames queued while the connection was busy go out in one write.
+//! frames queued while the connection was busy go out in one write. actix-ws still does the
+//! handshake and decodes the client's frames (`routes::live`); only its `Session`, a channel of
+//! messages that the body encodes, is replaced (about 12% of a fan-out frame's CPU;
+//! load-tests/RESULTS.md, fix 26).
 //!
 //! Back-pressure: a send waits while `limit` bytes are buffered, and the body only takes bytes
 //! when the connection's own write buffer has room, so a client that stops reading stalls the

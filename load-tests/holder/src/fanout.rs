@@ -1,0 +1,251 @@
+//! `pulse-hold fanout`: the receiving side of the fan-out scenario (`harness/fanout.mjs`
+//! starts it in place of its Node workers when `RECEIVER=rust`). The Node `ws` receiver costs
+//! about as much CPU per frame as the server that sends it, so on 2 cores it takes half the
+//! machine away from the server it measures; this one reads frames with a few syscalls and a
+//! substring search.
+//!
+//! Environment: `JOB`, the JSON job `fanout.mjs` writes (the same object it sends a Node
+//! worker: `bases`, `postId`, `likes`, `openStartAt`, `likeStartAt`, `intervalMs`, `closeAt`,
+//! `ramp`, `sockets`, `latencyEvery`, `mine: [{g, token}]`), and `RESULT`, where the figures go
+//! (the layout a Node worker reports: `frames`, `inPhase`, `stale`, `opened`, `failures`,
+//! `errorFrames`, `latencies`).
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
+
+use crate::client::{self, OP_CLOSE, OP_PING, OP_TEXT};
+use crate::plan::Target;
+
+const LIKE_COUNT_FIELD: &[u8] = b"\"like_count\":";
+const LIKE_COUNT_TYPE: &[u8] = b"\"type\":\"like_count\"";
+const ERROR_TYPE: &[u8] = b"\"type\":\"error\"";
+/// Connect, upgrade and `hello` must finish within this.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Job {
+    bases: Vec<String>,
+    post_id: i64,
+    likes: i64,
+    open_start_at: f64,
+    like_start_at: f64,
+    interval_ms: f64,
+    close_at: f64,
+    ramp: f64,
+    sockets: u64,
+    latency_every: u64,
+    mine: Vec<Mine>,
+}
+
+#[derive(Deserialize)]
+struct Mine {
+    g: u64,
+    token: String,
+}
+
+#[derive(Default)]
+struct Figures {
+    frames: u64,
+    in_phase: u64,
+    opened: u64,
+    failures: u64,
+    error_frames: u64,
+    latencies: Vec<f64>,
+}
+
+/// Wall-clock milliseconds since the epoch (what the Node side schedules likes by).
+fn now_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .unwrap_or(0.0)
+}
+
+fn sleep_until_ms(at: f64) -> tokio::time::Sleep {
+    tokio::time::sleep(Duration::from_secs_f64((at - now_ms()).max(0.0) / 1000.0))
+}
+
+/// The value after `"like_count":` in a `like_count` frame, if it is one.
+fn like_count(frame: &[u8]) -> Option<i64> {
+    client::find(frame, LIKE_COUNT_TYPE)?;
+    let at = client::find(frame, LIKE_COUNT_FIELD)? + LIKE_COUNT_FIELD.len();
+    let digits: &[u8] = &frame[at..];
+    let end = digits
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(digits.len());
+    std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
+}
+
+pub fn run() -> Result<(), String> {
+    let job_path = std::env::var("JOB").map_err(|_| "JOB is not set".to_owned())?;
+    let result_path = std::env::var("RESULT").map_err(|_| "RESULT is not set".to_owned())?;
+    let job: Job = serde_json::from_str(
+        &std::fs::read_to_string(&job_path).map_err(|e| format!("{job_path}: {e}"))?,
+    )
+    .map_err(|e| format!("{job_path}: {e}"))?;
+    let servers = job
+        .bases
+        .iter()
+        .map(|url| {
+            url.trim_start_matches("http://")
+                .trim_end_matches('/')
+                .parse::<SocketAddr>()
+                .map_err(|_| format!("{url} is not http://<ip>:<port>"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if servers.is_empty() {
+        return Err("the job names no instance".into());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    let figures = Rc::new(RefCell::new(Figures::default()));
+    let last = Rc::new(RefCell::new(vec![-1i64; job.mine.len()]));
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, receive_all(&job, &servers, &figures, &last));
+    let figures = figures.borrow();
+    let stale = last.borrow().iter().filter(|v| **v != job.likes).count();
+    let result = serde_json::json!({
+        "frames": figures.frames,
+        "inPhase": figures.in_phase,
+        "stale": stale,
+        "opened": figures.opened,
+        "failures": figures.failures,
+        "errorFrames": figures.error_frames,
+        "latencies": figures.latencies,
+    });
+    std::fs::write(&result_path, result.to_string())
+        .map_err(|e| format!("writing {result_path}: {e}"))
+}
+
+/// Opens this process's sockets on the shared schedule and reads them until `closeAt`.
+async fn receive_all(
+    job: &Job,
+    servers: &[SocketAddr],
+    figures: &Rc<RefCell<Figures>>,
+    last: &Rc<RefCell<Vec<i64>>>,
+) {
+    let phase_end = job.like_start_at + job.likes as f64 * job.interval_ms;
+    let mut tasks = Vec::with_capacity(job.mine.len());
+    for (index, mine) in job.mine.iter().enumerate() {
+        let at = job.open_start_at + mine.g as f64 * job.ramp * 1000.0 / job.sockets.max(1) as f64;
+        sleep_until_ms(at).await;
+        let server = servers[(mine.g % servers.len() as u64) as usize];
+        let target = Target {
+            server,
+            host: server.to_string(),
+            local: None,
+            token: mine.token.clone(),
+            timeout: OPEN_TIMEOUT,
+        };
+        let socket = Socket {
+            index,
+            timed: mine.g % job.latency_every.max(1) == 0,
+            post_id: job.post_id,
+            likes: job.likes,
+            like_start_at: job.like_start_at,
+            interval_ms: job.interval_ms,
+            phase_end,
+            figures: figures.clone(),
+            last: last.clone(),
+        };
+        tasks.push(tokio::task::spawn_local(socket.receive(target)));
+    }
+    sleep_until_ms(job.close_at).await;
+    for task in tasks {
+        task.abort();
+    }
+}
+
+struct Socket {
+    index: usize,
+    timed: bool,
+    post_id: i64,
+    likes: i64,
+    like_start_at: f64,
+    interval_ms: f64,
+    phase_end: f64,
+    figures: Rc<RefCell<Figures>>,
+    last: Rc<RefCell<Vec<i64>>>,
+}
+
+impl Socket {
+    /// Opens, subscribes, then counts `like_count` frames until aborted (a close or error
+    /// before that is a failure).
+    async fn receive(self, target: Target) {
+        let opened = tokio::time::timeout(target.timeout, client::open(&target)).await;
+        let Ok(Ok((mut stream, mut buffer, _upgraded, _hello))) = opened else {
+            self.figures.borrow_mut().failures += 1;
+            return;
+        };
+        self.figures.borrow_mut().opened += 1;
+        let subscribe = format!(r#"{{"type":"subscribe","post_ids":[{}]}}"#, self.post_id);
+        if stream
+            .write_all(&client::masked_text(subscribe.as_bytes()))
+            .await
+            .is_err()
+        {
+            self.figures.borrow_mut().failures += 1;
+            return;
+        }
+        loop {
+            match client::next_frame(&mut stream, &mut buffer).await {
+                Ok((OP_TEXT, payload)) => self.frame(&payload),
+                Ok((OP_PING, payload)) => {
+                    if stream.write_all(&client::pong(&payload)).await.is_err() {
+                        break;
+                    }
+                }
+                Ok((OP_CLOSE, _)) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        self.figures.borrow_mut().failures += 1;
+    }
+
+    fn frame(&self, payload: &[u8]) {
+        let at = now_ms();
+        let Some(value) = like_count(payload) else {
+            if client::find(payload, ERROR_TYPE).is_some() {
+                self.figures.borrow_mut().error_frames += 1;
+            }
+            return;
+        };
+        self.last.borrow_mut()[self.index] = value;
+        let mut figures = self.figures.borrow_mut();
+        figures.frames += 1;
+        if at >= self.like_start_at && at < self.phase_end {
+            figures.in_phase += 1;
+        }
+        if self.timed && (1..=self.likes).contains(&value) {
+            let scheduled = self.like_start_at + (value - 1) as f64 * self.interval_ms;
+            figures.latencies.push(at - scheduled);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_count_frames_are_recognised_and_others_are_not() {
+        assert_eq!(
+            like_count(br#"{"type":"like_count","post_id":1,"like_count":1234}"#),
+            Some(1234)
+        );
+        assert_eq!(
+            like_count(br#"{"type":"notification","like_count":3}"#),
+            None
+        );
+        assert_eq!(like_count(br#"{"type":"like_count","post_id":1}"#), None);
+    }
+}
