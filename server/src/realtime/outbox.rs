@@ -64,6 +64,17 @@ pub struct OutboxBody {
     _keep_alive: Box<dyn std::any::Any>,
 }
 
+fn set_waker(slot: &mut Option<Waker>, cx: &Context<'_>) {
+    match slot {
+        Some(waker) if waker.will_wake(cx.waker()) => {}
+        _ => *slot = Some(cx.waker().clone()),
+    }
+}
+
+fn control_payload(bytes: &[u8]) -> Bytes {
+    Bytes::copy_from_slice(&bytes[..bytes.len().min(MAX_CONTROL_PAYLOAD_BYTES)])
+}
+
 impl Outbox {
     /// An outbox that waits while `limit` bytes are buffered, and the body that drains it.
     /// `keep_alive` is dropped with the body.
@@ -87,20 +98,7 @@ impl Outbox {
             },
         )
     }
-}
 
-fn set_waker(slot: &mut Option<Waker>, cx: &Context<'_>) {
-    match slot {
-        Some(waker) if waker.will_wake(cx.waker()) => {}
-        _ => *slot = Some(cx.waker().clone()),
-    }
-}
-
-fn control_payload(bytes: &[u8]) -> Bytes {
-    Bytes::copy_from_slice(&bytes[..bytes.len().min(MAX_CONTROL_PAYLOAD_BYTES)])
-}
-
-impl Outbox {
     /// Queues a text frame, waiting while the buffer is full.
     pub async fn text(&self, text: impl Into<ByteString>) -> Result<(), Closed> {
         self.write(Message::Text(text.into())).await
