@@ -57,6 +57,16 @@ struct Figures {
     failures: u64,
     error_frames: u64,
     latencies: Vec<f64>,
+    /// The last count each socket of this process received (-1: none).
+    last: Vec<i64>,
+}
+
+/// What every socket of this process reads (the job) and adds to (the figures).
+struct Run {
+    job: Job,
+    /// When the last like is due: frames before it count as "in phase".
+    phase_end: f64,
+    figures: RefCell<Figures>,
 }
 
 /// Wall-clock milliseconds since the epoch (what the Node side schedules likes by).
@@ -107,12 +117,18 @@ pub fn run() -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("runtime: {e}"))?;
-    let figures = Rc::new(RefCell::new(Figures::default()));
-    let last = Rc::new(RefCell::new(vec![-1i64; job.mine.len()]));
+    let run = Rc::new(Run {
+        phase_end: job.like_start_at + job.likes as f64 * job.interval_ms,
+        figures: RefCell::new(Figures {
+            last: vec![-1; job.mine.len()],
+            ..Figures::default()
+        }),
+        job,
+    });
     let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, receive_all(&job, &servers, &figures, &last));
-    let figures = figures.borrow();
-    let stale = last.borrow().iter().filter(|v| **v != job.likes).count();
+    local.block_on(&runtime, receive_all(&run, &servers));
+    let figures = run.figures.borrow();
+    let stale = figures.last.iter().filter(|v| **v != run.job.likes).count();
     let result = serde_json::json!({
         "frames": figures.frames,
         "inPhase": figures.in_phase,
@@ -127,13 +143,8 @@ pub fn run() -> Result<(), String> {
 }
 
 /// Opens this process's sockets on the shared schedule and reads them until `closeAt`.
-async fn receive_all(
-    job: &Job,
-    servers: &[SocketAddr],
-    figures: &Rc<RefCell<Figures>>,
-    last: &Rc<RefCell<Vec<i64>>>,
-) {
-    let phase_end = job.like_start_at + job.likes as f64 * job.interval_ms;
+async fn receive_all(run: &Rc<Run>, servers: &[SocketAddr]) {
+    let job = &run.job;
     let mut tasks = Vec::with_capacity(job.mine.len());
     for (index, mine) in job.mine.iter().enumerate() {
         let at = job.open_start_at + mine.g as f64 * job.ramp * 1000.0 / job.sockets.max(1) as f64;
@@ -149,13 +160,7 @@ async fn receive_all(
         let socket = Socket {
             index,
             timed: mine.g % job.latency_every.max(1) == 0,
-            post_id: job.post_id,
-            likes: job.likes,
-            like_start_at: job.like_start_at,
-            interval_ms: job.interval_ms,
-            phase_end,
-            figures: figures.clone(),
-            last: last.clone(),
+            run: run.clone(),
         };
         tasks.push(tokio::task::spawn_local(socket.receive(target)));
     }
@@ -168,13 +173,7 @@ async fn receive_all(
 struct Socket {
     index: usize,
     timed: bool,
-    post_id: i64,
-    likes: i64,
-    like_start_at: f64,
-    interval_ms: f64,
-    phase_end: f64,
-    figures: Rc<RefCell<Figures>>,
-    last: Rc<RefCell<Vec<i64>>>,
+    run: Rc<Run>,
 }
 
 impl Socket {
@@ -183,17 +182,20 @@ impl Socket {
     async fn receive(self, target: Target) {
         let opened = tokio::time::timeout(target.timeout, client::open(&target)).await;
         let Ok(Ok((mut stream, mut buffer, _upgraded, _hello))) = opened else {
-            self.figures.borrow_mut().failures += 1;
+            self.run.figures.borrow_mut().failures += 1;
             return;
         };
-        self.figures.borrow_mut().opened += 1;
-        let subscribe = format!(r#"{{"type":"subscribe","post_ids":[{}]}}"#, self.post_id);
+        self.run.figures.borrow_mut().opened += 1;
+        let subscribe = format!(
+            r#"{{"type":"subscribe","post_ids":[{}]}}"#,
+            self.run.job.post_id
+        );
         if stream
             .write_all(&client::masked_text(subscribe.as_bytes()))
             .await
             .is_err()
         {
-            self.figures.borrow_mut().failures += 1;
+            self.run.figures.borrow_mut().failures += 1;
             return;
         }
         loop {
@@ -208,25 +210,25 @@ impl Socket {
                 Ok(_) => {}
             }
         }
-        self.figures.borrow_mut().failures += 1;
+        self.run.figures.borrow_mut().failures += 1;
     }
 
     fn frame(&self, payload: &[u8]) {
         let at = now_ms();
         let Some(value) = like_count(payload) else {
             if client::find(payload, ERROR_TYPE).is_some() {
-                self.figures.borrow_mut().error_frames += 1;
+                self.run.figures.borrow_mut().error_frames += 1;
             }
             return;
         };
-        self.last.borrow_mut()[self.index] = value;
-        let mut figures = self.figures.borrow_mut();
+        let (job, mut figures) = (&self.run.job, self.run.figures.borrow_mut());
+        figures.last[self.index] = value;
         figures.frames += 1;
-        if at >= self.like_start_at && at < self.phase_end {
+        if at >= job.like_start_at && at < self.run.phase_end {
             figures.in_phase += 1;
         }
-        if self.timed && (1..=self.likes).contains(&value) {
-            let scheduled = self.like_start_at + (value - 1) as f64 * self.interval_ms;
+        if self.timed && (1..=job.likes).contains(&value) {
+            let scheduled = job.like_start_at + (value - 1) as f64 * job.interval_ms;
             figures.latencies.push(at - scheduled);
         }
     }

@@ -20,11 +20,9 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use actix_codec::Encoder;
-use actix_http::ws::{CloseReason, Codec, Message};
+use actix_http::ws::{CloseReason, OpCode, Parser};
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::web::{Bytes, BytesMut};
-use bytestring::ByteString;
 
 /// RFC 6455: a control frame's payload is at most 125 bytes.
 const MAX_CONTROL_PAYLOAD_BYTES: usize = 125;
@@ -39,7 +37,6 @@ struct Shared {
     buf: BytesMut,
     /// Sends wait while this many bytes are buffered.
     limit: usize,
-    codec: Codec,
     /// A close frame was written (nothing may follow it) or the connection was dropped.
     closed: bool,
     /// The sender is gone: the body ends once the buffer is taken.
@@ -71,8 +68,13 @@ fn set_waker(slot: &mut Option<Waker>, cx: &Context<'_>) {
     }
 }
 
-fn control_payload(bytes: &[u8]) -> Bytes {
-    Bytes::copy_from_slice(&bytes[..bytes.len().min(MAX_CONTROL_PAYLOAD_BYTES)])
+fn control_payload(bytes: &[u8]) -> &[u8] {
+    &bytes[..bytes.len().min(MAX_CONTROL_PAYLOAD_BYTES)]
+}
+
+/// Writes one unmasked (server) frame, final and unfragmented.
+fn frame(buf: &mut BytesMut, payload: &[u8], opcode: OpCode) {
+    Parser::write_message(buf, payload, opcode, true, false);
 }
 
 impl Outbox {
@@ -82,7 +84,6 @@ impl Outbox {
         let shared = Rc::new(RefCell::new(Shared {
             buf: BytesMut::new(),
             limit: limit.max(1),
-            codec: Codec::new(),
             closed: false,
             sender_gone: false,
             body_waker: None,
@@ -100,16 +101,25 @@ impl Outbox {
     }
 
     /// Queues a text frame, waiting while the buffer is full.
-    pub async fn text(&self, text: impl Into<ByteString>) -> Result<(), Closed> {
-        self.write(Message::Text(text.into())).await
+    pub async fn text(&self, text: &str) -> Result<(), Closed> {
+        self.write(|buf| frame(buf, text.as_bytes(), OpCode::Text), false)
+            .await
     }
 
     pub async fn ping(&self, bytes: &[u8]) -> Result<(), Closed> {
-        self.write(Message::Ping(control_payload(bytes))).await
+        self.write(
+            |buf| frame(buf, control_payload(bytes), OpCode::Ping),
+            false,
+        )
+        .await
     }
 
     pub async fn pong(&self, bytes: &[u8]) -> Result<(), Closed> {
-        self.write(Message::Pong(control_payload(bytes))).await
+        self.write(
+            |buf| frame(buf, control_payload(bytes), OpCode::Pong),
+            false,
+        )
+        .await
     }
 
     /// Queues the close frame (its reason cut to fit a control frame); nothing can follow it.
@@ -121,18 +131,21 @@ impl Outbox {
             }
             description.truncate(end);
         }
-        self.write(Message::Close(Some(reason))).await
+        self.write(|buf| Parser::write_close(buf, Some(reason), false), true)
+            .await
     }
 
-    async fn write(&self, message: Message) -> Result<(), Closed> {
-        let mut message = Some(message);
-        poll_fn(|cx| self.poll_write(cx, &mut message)).await
+    /// Waits for room, then lets `encode` append one frame; `closes`: it is the close frame.
+    async fn write(&self, encode: impl FnOnce(&mut BytesMut), closes: bool) -> Result<(), Closed> {
+        let mut encode = Some(encode);
+        poll_fn(|cx| self.poll_write(cx, &mut encode, closes)).await
     }
 
     fn poll_write(
         &self,
         cx: &mut Context<'_>,
-        message: &mut Option<Message>,
+        encode: &mut Option<impl FnOnce(&mut BytesMut)>,
+        closes: bool,
     ) -> Poll<Result<(), Closed>> {
         let mut shared = self.shared.borrow_mut();
         if shared.closed {
@@ -142,17 +155,11 @@ impl Outbox {
             set_waker(&mut shared.sender_waker, cx);
             return Poll::Pending;
         }
-        let Some(message) = message.take() else {
+        let Some(encode) = encode.take() else {
             return Poll::Ready(Ok(()));
         };
-        let is_close = matches!(message, Message::Close(_));
-        let Shared { codec, buf, .. } = &mut *shared;
-        if codec.encode(message, buf).is_err() {
-            // Server frames are never masked or oversized; treat the impossible as a dead socket.
-            shared.closed = true;
-            return Poll::Ready(Err(Closed));
-        }
-        shared.closed = is_close;
+        encode(&mut shared.buf);
+        shared.closed = closes;
         if let Some(waker) = shared.body_waker.take() {
             waker.wake();
         }
@@ -211,7 +218,6 @@ impl Drop for OutboxBody {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_codec::Decoder;
     use actix_http::ws::CloseCode;
     use futures_util::task::noop_waker_ref;
     use std::future::Future;
@@ -223,14 +229,15 @@ mod tests {
             .map(|item| item.map(|bytes| bytes.unwrap_or_else(|never| match never {})))
     }
 
-    /// Decodes the frames a client would read from `bytes`.
-    fn frames(bytes: Bytes) -> Vec<actix_http::ws::Frame> {
-        let mut codec = Codec::new().client_mode();
+    /// Decodes the frames a client would read from `bytes`: (opcode, payload), each final.
+    fn frames(bytes: Bytes) -> Vec<(OpCode, Bytes)> {
         let mut buf = BytesMut::from(&bytes[..]);
         let mut frames = Vec::new();
-        while let Ok(Some(frame)) = codec.decode(&mut buf) {
-            frames.push(frame);
+        while let Ok(Some((finished, opcode, payload))) = Parser::parse(&mut buf, false, 1 << 20) {
+            assert!(finished, "every frame is final");
+            frames.push((opcode, payload.unwrap_or_default().freeze()));
         }
+        assert!(buf.is_empty(), "the chunk holds whole frames only");
         frames
     }
 
@@ -246,7 +253,7 @@ mod tests {
         let texts: Vec<_> = frames(chunk)
             .into_iter()
             .map(|frame| match frame {
-                actix_http::ws::Frame::Text(text) => text,
+                (OpCode::Text, text) => text,
                 other => panic!("unexpected {other:?}"),
             })
             .collect();
@@ -278,7 +285,10 @@ mod tests {
             panic!("the close frame goes out");
         };
         match frames(chunk).as_slice() {
-            [actix_http::ws::Frame::Close(Some(reason))] => {
+            [(OpCode::Close, payload)] => {
+                let Ok(Some(reason)) = Parser::try_parse_close_payload(payload) else {
+                    panic!("a close frame with a code, got {payload:?}");
+                };
                 assert_eq!(reason.code, CloseCode::from(4008));
                 let description = reason.description.as_deref().unwrap_or_default();
                 assert!(description.len() <= MAX_CONTROL_PAYLOAD_BYTES - 2);

@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
-use bytestring::ByteString;
 use futures_util::StreamExt;
 use pulse_schema::notifications::NotificationView;
 use pulse_schema::{notifications, NotificationId, PostId};
@@ -492,9 +491,9 @@ impl SocketTask {
     }
 
     /// Writes one frame; a socket that accepts nothing for the stall timeout is closed (4008).
-    async fn send(&mut self, frame: impl Into<ByteString>) -> Result<(), Close> {
+    async fn send(&mut self, frame: impl AsRef<str>) -> Result<(), Close> {
         let stall = Duration::from_secs(self.state.settings.limits.ws_stall_timeout_secs);
-        match tokio::time::timeout(stall, self.outbox.text(frame)).await {
+        match tokio::time::timeout(stall, self.outbox.text(frame.as_ref())).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_closed)) => Err(None),
             Err(_elapsed) => {
