@@ -2,7 +2,7 @@
 # ceiling.sh: how close do likes through the whole server come to what the database alone allows?
 #
 #   load-tests/ceiling.sh [--instances N] [--start R] [--step R] [--max R] [--step-duration D]
-#                         [--pgbench-clients "4 8 16"] [--pgbench-duration S] [--driver node|k6]
+#                         [--pgbench-clients "4 8 16"] [--pgbench-duration S] [--driver node|rust|k6]
 #                         [--keep]
 #
 # 1. Prepares the topology as run.sh does (PostgreSQL + Redis, release build or PULSE_BIN).
@@ -15,9 +15,10 @@
 #    notification frame (notify_latency) above P99_LIMIT (50 ms), or any failed like, missing
 #    notification, or a generator that could not keep the rate (like_send_lag p99 > 50 ms).
 #    The sustained rate is the last step that passed, as likes/s actually completed.
-#    --driver: node (default) runs harness/likes.mjs, k6 runs likes.js. Same scenario and checks;
-#    k6 costs about 0.7 ms of CPU per like on 2 cores, the Node harness a small fraction of that,
-#    so with k6 the steps measure k6 as much as the server (RESULTS.md).
+#    --driver: node (default) runs harness/likes.mjs, rust the same with its like phase in
+#    `pulse-hold likes` (PULSE_HOLD_BIN, else built), k6 runs likes.js. Same scenario and checks;
+#    k6 costs about 0.7 ms of CPU per like on 2 cores, the Node harness a small fraction of that
+#    and the Rust one less again, so with k6 the steps measure k6 as much as the server (RESULTS.md).
 # 4. Prints both figures and their ratio (target: sustained >= 0.7 x ceiling) and writes
 #    results/ceiling-<date>.json; every step's summary is results/ceiling-<date>-step-<rate>.json.
 # Note: pgbench gets both cores to itself (with its own client), while the steps share them
@@ -49,9 +50,10 @@ done
 BACKEND=pg
 results_path ceiling
 
-[[ $DRIVER == node || $DRIVER == k6 ]] || die "--driver is node or k6"
+[[ $DRIVER == node || $DRIVER == rust || $DRIVER == k6 ]] || die "--driver is node, rust or k6"
 topo_init
 if [[ $DRIVER == k6 ]]; then ensure_k6; else ensure_harness; fi
+if [[ $DRIVER == rust ]]; then ensure_hold_bin; export LIKE_DRIVER=rust; fi
 ensure_bin
 prepare_backend
 

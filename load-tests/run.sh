@@ -18,8 +18,10 @@
 #   --rate R             likes/s (likes, embedded, smoke) or LIKE_RATE (fanout)
 #   --duration D         60s, 2m, ...
 #   --sockets N          fanout, idle
-#   --driver k6|node     likes, embedded: k6 (default) or the Node harness harness/likes.mjs, the
-#                        same scenario with a generator that costs a fraction of k6's CPU per like
+#   --driver k6|node|rust  likes, embedded: k6 (default) or the Node harness harness/likes.mjs, the
+#                        same scenario with a generator that costs a fraction of k6's CPU per like;
+#                        rust: harness/likes.mjs with its like phase in `pulse-hold likes`
+#                        (PULSE_HOLD_BIN, else built), a fraction of Node's CPU per like
 #   --receiver node|rust fanout: the sockets' receivers are Node workers (default) or
 #                        `pulse-hold fanout` processes (PULSE_HOLD_BIN, else built), which cost
 #                        a fraction of Node's CPU per frame
@@ -76,21 +78,16 @@ case $SCENARIO in
   *) echo "unknown scenario $SCENARIO" >&2; usage ;;
 esac
 if [[ -n "$DRIVER_OPT" && "$DRIVER_OPT" != "$DRIVER" ]]; then
-  [[ "$DRIVER_OPT" == node && ($SCENARIO == likes || $SCENARIO == embedded) ]] \
+  [[ ("$DRIVER_OPT" == node || "$DRIVER_OPT" == rust) && ($SCENARIO == likes || $SCENARIO == embedded) ]] \
     || die "--driver $DRIVER_OPT is not available for $SCENARIO"
   SCRIPT=likes.mjs DRIVER=node
+  if [[ "$DRIVER_OPT" == rust ]]; then ensure_hold_bin; export LIKE_DRIVER=rust; fi
 fi
 if [[ -n "$RECEIVER_OPT" ]]; then
   [[ $SCENARIO == fanout ]] || die "--receiver is for the fanout scenario"
   case $RECEIVER_OPT in
     node) ;;
-    rust)
-      if [[ -z "${PULSE_HOLD_BIN:-}" ]]; then
-        log "building the receiver: cargo build --release -p pulse-hold"
-        (cd "$ROOT" && cargo build --release -p pulse-hold) >&2 || die "cargo build -p pulse-hold failed"
-        PULSE_HOLD_BIN=$ROOT/target/release/pulse-hold
-      fi
-      export RECEIVER=rust PULSE_HOLD_BIN ;;
+    rust) ensure_hold_bin; export RECEIVER=rust ;;
     *) die "--receiver is node or rust" ;;
   esac
 fi

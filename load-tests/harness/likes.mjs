@@ -22,13 +22,18 @@
 // Environment: RATE (1000), DURATION (60 s), WARMUP (3), DRAIN (5), POSTS_PER_AUTHOR (10),
 // AUTHORS, LIKERS, P50_MS (2), P99_MS (10), MAX_SEND_LAG_P99_MS (20), CONNECTIONS (most
 // keep-alive connections per instance, 256), RESULT (JSON path, k6 summary-export layout, so
-// lib/figures.sh and ceiling.sh read it as they read k6's).
+// lib/figures.sh and ceiling.sh read it as they read k6's), LIKE_DRIVER (node, or rust: the like
+// phase runs in a `$PULSE_HOLD_BIN likes` process, load-tests/holder/src/likes.rs, same schedule
+// and checks at about a fifth of the CPU per like; setup and the inbox checks stay here).
 // Prints "PHASE cpu from=<ms> to=<ms>" (the like phase) for run.sh's CPU accounting.
 // Exit code 99 when a threshold is crossed (like k6), 1 on a setup error.
 import net from 'node:net';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import WebSocket from 'ws';
-import { envNum, baseUrls, wsUrl, runId, registerMany, createPost, trend, counter, sleep } from './lib.mjs';
+import { envNum, baseUrls, wsUrl, runId, registerMany, createPost, trend, counter, sleep, readJson } from './lib.mjs';
 
 const now = () => performance.timeOrigin + performance.now();
 
@@ -156,7 +161,7 @@ function config() {
   const postsPerAuthor = envNum('POSTS_PER_AUTHOR', 10);
   const authors = envNum('AUTHORS', Math.min(200, Math.max(2 * bases.length, Math.ceil(rate / 20))));
   const perAuthor = Math.ceil((rate * duration) / authors);
-  return {
+  const cfg = {
     bases,
     rate,
     duration,
@@ -169,7 +174,10 @@ function config() {
     p99: envNum('P99_MS', 10),
     maxLagP99: envNum('MAX_SEND_LAG_P99_MS', 20),
     connections: envNum('CONNECTIONS', 256),
+    driver: process.env.LIKE_DRIVER === 'rust' ? 'rust' : 'node',
   };
+  if (cfg.driver === 'rust' && !process.env.PULSE_HOLD_BIN) throw new Error('LIKE_DRIVER=rust needs PULSE_HOLD_BIN (a pulse-hold binary)');
+  return cfg;
 }
 
 async function setup(cfg) {
@@ -301,25 +309,16 @@ async function readInbox(base, token) {
   return { ids, error: 'too many pages' };
 }
 
-async function main() {
-  const cfg = config();
-  const { authors, likers } = await setup(cfg);
+/** The like phase in this process: author sockets, keep-alive pools, the open-loop schedule.
+ * Adds to `m`; returns each author's seen notification ids. */
+async function nodeLikePhase(cfg, authors, likers, m, t0, total) {
   const nb = cfg.bases.length;
   const A = authors.length;
   const L = likers.length;
-  const m = {
-    notify: [], notifySame: [], notifyCross: [], commitToFrame: [], likeDuration: [], sendLag: [],
-    sent: 0, ok: 0, failed: 0, unchanged: 0, retried: 0, received: 0, missing: 0, unexpected: 0,
-    duplicated: 0, outOfOrder: 0, notCreated: 0, inboxNotOnSocket: 0, inboxNotifications: 0,
-    wsFailures: 0, wsReconnects: 0, wsErrorFrames: 0, wsGapFrames: 0,
-  };
   const pools = cfg.bases.map((b) => new Pool(b, cfg.connections));
   const sockets = authors.map((a, i) => new AuthorSocket(cfg, a, i % nb, m));
 
-  const t0 = Date.now() + cfg.warmup * 1000;
-  const total = Math.min(Math.floor(cfg.rate * cfg.duration), A * cfg.postsPerAuthor * L);
   const intervalMs = 1000 / cfg.rate;
-  console.log(`PHASE cpu from=${Math.round(t0)} to=${Math.round(t0 + cfg.duration * 1000)}`);
   let failuresLogged = 0;
   const answered = [];
 
@@ -392,22 +391,70 @@ async function main() {
     s.close();
   }
   for (const p of pools) p.closeAll();
+  return sockets.map((s) => s.seen);
+
+}
+
+/** The like phase in a `pulse-hold likes` process (load-tests/holder/src/likes.rs): the same
+ * schedule and checks for a fraction of the CPU. Adds its figures to `m`; returns each
+ * author's seen notification ids. */
+async function rustLikePhase(cfg, authors, likers, m, t0, total) {
+  const dir = mkdtempSync(join(tmpdir(), 'pulse-likes-'));
+  const jobPath = join(dir, 'job.json');
+  const resultPath = join(dir, 'result.json');
+  const job = {
+    bases: cfg.bases, rate: cfg.rate, total, t0, end: t0 + (cfg.duration + cfg.drain) * 1000,
+    connections: cfg.connections, postsPerAuthor: cfg.postsPerAuthor,
+    authors: authors.map((a, i) => ({ id: a.id, token: a.token, home: i % cfg.bases.length, posts: a.posts })),
+    likers: likers.map((l) => ({ id: l.id, token: l.token })),
+  };
+  writeFileSync(jobPath, JSON.stringify(job));
+  const code = await new Promise((resolve, reject) => {
+    const child = spawn(process.env.PULSE_HOLD_BIN, ['likes'], { stdio: 'inherit', env: { ...process.env, JOB: jobPath, RESULT: resultPath } });
+    child.on('error', reject);
+    child.on('exit', resolve);
+  });
+  if (code !== 0) throw new Error(`pulse-hold likes exited ${code}`);
+  const result = readJson(resultPath);
+  rmSync(dir, { recursive: true, force: true });
+  for (const [name, values] of Object.entries(result.samples)) for (const v of values) m[name].push(v);
+  for (const [name, count] of Object.entries(result.counts)) m[name] += count;
+  return result.seen.map((ids) => new Set(ids));
+}
+
+async function main() {
+  const cfg = config();
+  const { authors, likers } = await setup(cfg);
+  const nb = cfg.bases.length;
+  const A = authors.length;
+  const L = likers.length;
+  const m = {
+    notify: [], notifySame: [], notifyCross: [], commitToFrame: [], likeDuration: [], sendLag: [],
+    sent: 0, ok: 0, failed: 0, unchanged: 0, retried: 0, received: 0, missing: 0, unexpected: 0,
+    duplicated: 0, outOfOrder: 0, notCreated: 0, inboxNotOnSocket: 0, inboxNotifications: 0,
+    wsFailures: 0, wsReconnects: 0, wsErrorFrames: 0, wsGapFrames: 0,
+  };
+  const t0 = Date.now() + cfg.warmup * 1000;
+  const total = Math.min(Math.floor(cfg.rate * cfg.duration), A * cfg.postsPerAuthor * L);
+  console.log(`PHASE cpu from=${Math.round(t0)} to=${Math.round(t0 + cfg.duration * 1000)}`);
+  const likePhase = cfg.driver === 'rust' ? rustLikePhase : nodeLikePhase;
+  const seen = await likePhase(cfg, authors, likers, m, t0, total);
 
   // Every inbox entry came over the socket; every stored like made a notification.
-  for (const s of sockets) {
-    const inbox = await readInbox(cfg.bases[s.home], s.author.token);
+  for (const [i, author] of authors.entries()) {
+    const inbox = await readInbox(cfg.bases[i % nb], author.token);
     if (inbox.error) {
-      console.error(`inbox of author ${s.author.id}: ${inbox.error}`);
+      console.error(`inbox of author ${author.id}: ${inbox.error}`);
       m.wsFailures++;
       continue;
     }
     m.inboxNotifications += inbox.ids.length;
-    const notOnSocket = inbox.ids.filter((id) => !s.seen.has(id)).length;
+    const notOnSocket = inbox.ids.filter((id) => !seen[i].has(id)).length;
     m.inboxNotOnSocket += notOnSocket;
-    if (notOnSocket > 0) console.error(`author ${s.author.id}: ${notOnSocket} inbox notifications never arrived on the socket`);
+    if (notOnSocket > 0) console.error(`author ${author.id}: ${notOnSocket} inbox notifications never arrived on the socket`);
     let stored = 0;
-    for (const id of s.author.posts) {
-      const r = await get(cfg.bases[0], `/api/v1/posts/${id}`, s.author.token);
+    for (const id of author.posts) {
+      const r = await get(cfg.bases[0], `/api/v1/posts/${id}`, author.token);
       if (r.status === 200) stored += JSON.parse(r.body).like_count;
     }
     if (inbox.unreadCount < stored) m.notCreated += stored - inbox.unreadCount;

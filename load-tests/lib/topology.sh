@@ -72,6 +72,17 @@ ensure_harness() {
   (cd "$HERE/harness" && npm ci --no-audit --no-fund >&2) || die "npm ci failed"
 }
 
+# ensure_hold_bin: PULSE_HOLD_BIN (exported) is a pulse-hold binary, built release if unset.
+ensure_hold_bin() {
+  if [[ -z "${PULSE_HOLD_BIN:-}" ]]; then
+    log "building the Rust load process: cargo build --release -p pulse-hold"
+    (cd "$ROOT" && cargo build --release -p pulse-hold) >&2 || die "cargo build -p pulse-hold failed"
+    PULSE_HOLD_BIN=$ROOT/target/release/pulse-hold
+  fi
+  [[ -x "$PULSE_HOLD_BIN" ]] || die "no pulse-hold binary at $PULSE_HOLD_BIN"
+  export PULSE_HOLD_BIN
+}
+
 ensure_bin() {
   if [[ -n "${PULSE_BIN:-}" ]]; then
     BIN=$PULSE_BIN

@@ -71,11 +71,16 @@ pub async fn hold_socket(target: Target, mut report: impl FnMut(Report)) {
 pub type Opened = (TcpStream, Vec<u8>, Instant, Instant);
 
 pub async fn open(target: &Target) -> Result<Opened, String> {
+    open_with_query(target, "").await
+}
+
+/// [`open`] with a query string (`?since=42`) on the socket's path.
+pub async fn open_with_query(target: &Target, query: &str) -> Result<Opened, String> {
     let mut stream = connect(target)
         .await
         .map_err(|e| format!("connect_{:?}", e.kind()))?;
     let request = format!(
-        "GET /api/v1/ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        "GET /api/v1/ws{query} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {KEY}\r\nAuthorization: Bearer {}\r\n\r\n",
         target.host, target.token
     );

@@ -15,13 +15,16 @@
 //! - `CONNECT_TIMEOUT_MS` (30000): connect plus upgrade plus `hello` must finish within it.
 //! - `RESULT`: where the JSON result goes (the layout `sockets100k.sh` reads).
 //!
-//! `pulse-hold fanout` is the fan-out scenario's receiver instead (see `fanout`).
+//! `pulse-hold fanout` is the fan-out scenario's receiver instead (see `fanout`), and
+//! `pulse-hold likes` the likes scenario's like phase (see `likes`).
 //!
 //! A socket counts as opened when its `hello` frame arrives (the server sends it once the
 //! socket is fully set up), not at the 101 answer; `upgradeMs` keeps the 101 times too.
 
 mod client;
 mod fanout;
+mod http;
+mod likes;
 mod plan;
 
 use std::collections::BTreeMap;
@@ -62,6 +65,7 @@ impl Stats {
 fn main() {
     let outcome = match std::env::args().nth(1).as_deref() {
         Some("fanout") => fanout::run(),
+        Some("likes") => likes::run(),
         _ => run(),
     };
     if let Err(error) = outcome {
