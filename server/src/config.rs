@@ -53,8 +53,8 @@ limits! {
     password_hash_queue_len: usize = 256 => "PULSE_PASSWORD_HASH_QUEUE_LEN";
     /// Lifetime of a socket ticket, in seconds.
     ticket_ttl_secs: u64 = 60 => "PULSE_TICKET_TTL_SECS";
-    /// Database connections per instance (PostgreSQL: split among the workers, the rest, at least one, for background jobs; SQLite: readers, plus one writer).
-    db_pool_size: usize = 16 => "PULSE_DB_POOL_SIZE";
+    /// Database connections per instance (PostgreSQL: split among the workers, the rest, at least one, for background jobs; SQLite: readers, plus one writer). 8, not 16: on the 2-core load-test machine 16 per instance cost PostgreSQL 16% more CPU per like and 40% on the likes p99 (load-tests/RESULTS.md, fix 27).
+    db_pool_size: usize = 8 => "PULSE_DB_POOL_SIZE";
     /// How long a request waits for a database connection before 503, in ms.
     db_acquire_timeout_ms: u64 = 3000 => "PULSE_DB_ACQUIRE_TIMEOUT_MS";
     /// Largest client socket frame, in bytes (larger frames close the socket with 1009).
