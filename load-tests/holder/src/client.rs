@@ -49,13 +49,7 @@ pub async fn hold_socket(target: Target, mut report: impl FnMut(Report)) {
     let why = loop {
         match next_frame(&mut stream, &mut buffer).await {
             Err(why) => break why,
-            Ok((OP_CLOSE, payload)) => {
-                let code = match payload.as_slice() {
-                    [high, low, ..] => u16::from_be_bytes([*high, *low]),
-                    _ => 1005,
-                };
-                break format!("closed_{code}");
-            }
+            Ok((OP_CLOSE, payload)) => break close_reason(&payload),
             Ok((OP_PING, payload)) => {
                 if let Err(e) = stream.write_all(&pong(&payload)).await {
                     break format!("write_{:?}", e.kind());
@@ -144,6 +138,37 @@ async fn read_more(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Result<(), S
         Ok(_) => Ok(()),
         Err(e) => Err(format!("read_{:?}", e.kind())),
     }
+}
+
+/// Reads frames until the socket closes or fails, answering pings and handing each text
+/// frame's payload to `on_text`; returns why it ended (`closed_1001`, `eof`, `write_<kind>`).
+pub async fn read_text_frames(
+    stream: &mut TcpStream,
+    buffer: &mut Vec<u8>,
+    mut on_text: impl FnMut(&[u8]),
+) -> String {
+    loop {
+        match next_frame(stream, buffer).await {
+            Ok((OP_TEXT, payload)) => on_text(&payload),
+            Ok((OP_PING, payload)) => {
+                if let Err(e) = stream.write_all(&pong(&payload)).await {
+                    return format!("write_{:?}", e.kind());
+                }
+            }
+            Ok((OP_CLOSE, payload)) => return close_reason(&payload),
+            Ok(_) => {}
+            Err(why) => return why,
+        }
+    }
+}
+
+/// `closed_<code>` for a close frame's payload (1005: no code given).
+fn close_reason(payload: &[u8]) -> String {
+    let code = match payload {
+        [high, low, ..] => u16::from_be_bytes([*high, *low]),
+        _ => 1005,
+    };
+    format!("closed_{code}")
 }
 
 /// The next whole frame from the server: (opcode, payload), taken out of `buffer`.
@@ -254,6 +279,12 @@ mod tests {
         let long = masked_text(&[b'x'; 300]);
         assert_eq!(&long[..4], &[0x81, 0x80 | 126, 0x01, 0x2c]);
         assert_eq!(long.len(), 4 + 4 + 300);
+    }
+
+    #[test]
+    fn a_close_reason_carries_the_code_or_1005() {
+        assert_eq!(close_reason(&[0x03, 0xE9, b'b', b'y', b'e']), "closed_1001");
+        assert_eq!(close_reason(&[]), "closed_1005");
     }
 
     #[test]

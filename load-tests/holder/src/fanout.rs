@@ -13,13 +13,14 @@
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
-use crate::client::{self, OP_CLOSE, OP_PING, OP_TEXT};
+use crate::client;
 use crate::plan::Target;
+use crate::setup;
 
 const LIKE_COUNT_FIELD: &[u8] = b"\"like_count\":";
 const LIKE_COUNT_TYPE: &[u8] = b"\"type\":\"like_count\"";
@@ -69,18 +70,6 @@ struct Run {
     figures: RefCell<Figures>,
 }
 
-/// Wall-clock milliseconds since the epoch (what the Node side schedules likes by).
-fn now_ms() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64() * 1000.0)
-        .unwrap_or(0.0)
-}
-
-fn sleep_until_ms(at: f64) -> tokio::time::Sleep {
-    tokio::time::sleep(Duration::from_secs_f64((at - now_ms()).max(0.0) / 1000.0))
-}
-
 /// The value after `"like_count":` in a `like_count` frame, if it is one.
 fn like_count(frame: &[u8]) -> Option<i64> {
     client::find(frame, LIKE_COUNT_TYPE)?;
@@ -94,29 +83,9 @@ fn like_count(frame: &[u8]) -> Option<i64> {
 }
 
 pub fn run() -> Result<(), String> {
-    let job_path = std::env::var("JOB").map_err(|_| "JOB is not set".to_owned())?;
-    let result_path = std::env::var("RESULT").map_err(|_| "RESULT is not set".to_owned())?;
-    let job: Job = serde_json::from_str(
-        &std::fs::read_to_string(&job_path).map_err(|e| format!("{job_path}: {e}"))?,
-    )
-    .map_err(|e| format!("{job_path}: {e}"))?;
-    let servers = job
-        .bases
-        .iter()
-        .map(|url| {
-            url.trim_start_matches("http://")
-                .trim_end_matches('/')
-                .parse::<SocketAddr>()
-                .map_err(|_| format!("{url} is not http://<ip>:<port>"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    if servers.is_empty() {
-        return Err("the job names no instance".into());
-    }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("runtime: {e}"))?;
+    let (job, result_path) = setup::read_job::<Job>()?;
+    let servers = setup::instances("the job's bases", job.bases.iter().map(String::as_str))?;
+    let runtime = setup::runtime()?;
     let run = Rc::new(Run {
         phase_end: job.like_start_at + job.likes as f64 * job.interval_ms,
         figures: RefCell::new(Figures {
@@ -138,8 +107,7 @@ pub fn run() -> Result<(), String> {
         "errorFrames": figures.error_frames,
         "latencies": figures.latencies,
     });
-    std::fs::write(&result_path, result.to_string())
-        .map_err(|e| format!("writing {result_path}: {e}"))
+    setup::write_result(&result_path, &result)
 }
 
 /// Opens this process's sockets on the shared schedule and reads them until `closeAt`.
@@ -148,7 +116,7 @@ async fn receive_all(run: &Rc<Run>, servers: &[SocketAddr]) {
     let mut tasks = Vec::with_capacity(job.mine.len());
     for (index, mine) in job.mine.iter().enumerate() {
         let at = job.open_start_at + mine.g as f64 * job.ramp * 1000.0 / job.sockets.max(1) as f64;
-        sleep_until_ms(at).await;
+        setup::sleep_until_ms(at).await;
         let server = servers[(mine.g % servers.len() as u64) as usize];
         let target = Target {
             server,
@@ -164,7 +132,7 @@ async fn receive_all(run: &Rc<Run>, servers: &[SocketAddr]) {
         };
         tasks.push(tokio::task::spawn_local(socket.receive(target)));
     }
-    sleep_until_ms(job.close_at).await;
+    setup::sleep_until_ms(job.close_at).await;
     for task in tasks {
         task.abort();
     }
@@ -198,23 +166,12 @@ impl Socket {
             self.run.figures.borrow_mut().failures += 1;
             return;
         }
-        loop {
-            match client::next_frame(&mut stream, &mut buffer).await {
-                Ok((OP_TEXT, payload)) => self.frame(&payload),
-                Ok((OP_PING, payload)) => {
-                    if stream.write_all(&client::pong(&payload)).await.is_err() {
-                        break;
-                    }
-                }
-                Ok((OP_CLOSE, _)) | Err(_) => break,
-                Ok(_) => {}
-            }
-        }
+        client::read_text_frames(&mut stream, &mut buffer, |payload| self.frame(payload)).await;
         self.run.figures.borrow_mut().failures += 1;
     }
 
     fn frame(&self, payload: &[u8]) {
-        let at = now_ms();
+        let at = setup::now_ms();
         let Some(value) = like_count(payload) else {
             if client::find(payload, ERROR_TYPE).is_some() {
                 self.run.figures.borrow_mut().error_frames += 1;

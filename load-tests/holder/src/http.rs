@@ -94,9 +94,7 @@ impl Pool {
             Err(why) => Answer::transport(why),
         }
     }
-}
 
-impl Pool {
     /// The most recently used idle connection that the server has not closed meanwhile (it
     /// closes keep-alive connections idle for a few seconds; a closed one reads as end of file,
     /// a live one has nothing to read).

@@ -18,14 +18,14 @@ use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::Deserialize;
-use tokio::io::AsyncWriteExt;
 
-use crate::client::{self, OP_CLOSE, OP_PING, OP_TEXT};
+use crate::client;
 use crate::http::Pool;
 use crate::plan::Target;
+use crate::setup;
 
 /// Connect, upgrade and `hello` must finish within this.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -123,50 +123,17 @@ struct Inbox {
     open: bool,
 }
 
-/// Wall-clock milliseconds with a monotonic sub-millisecond clock underneath.
-struct Clock {
-    start: Instant,
-    start_ms: f64,
-}
-
-impl Clock {
-    fn new() -> Clock {
-        let start_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs_f64() * 1000.0)
-            .unwrap_or(0.0);
-        Clock {
-            start: Instant::now(),
-            start_ms,
-        }
-    }
-
-    fn now(&self) -> f64 {
-        self.start_ms + self.start.elapsed().as_secs_f64() * 1000.0
-    }
-
-    fn sleep_until(&self, at: f64) -> tokio::time::Sleep {
-        tokio::time::sleep(Duration::from_secs_f64((at - self.now()).max(0.0) / 1000.0))
-    }
-}
-
 struct Run {
     job: Job,
     servers: Vec<SocketAddr>,
     pools: Vec<Pool>,
-    clock: Clock,
     inboxes: Vec<RefCell<Inbox>>,
     samples: RefCell<Samples>,
     counts: RefCell<Counts>,
 }
 
 pub fn run() -> Result<(), String> {
-    let job_path = std::env::var("JOB").map_err(|_| "JOB is not set".to_owned())?;
-    let result_path = std::env::var("RESULT").map_err(|_| "RESULT is not set".to_owned())?;
-    let job: Job = serde_json::from_str(
-        &std::fs::read_to_string(&job_path).map_err(|e| format!("{job_path}: {e}"))?,
-    )
-    .map_err(|e| format!("{job_path}: {e}"))?;
+    let (job, result_path) = setup::read_job::<Job>()?;
     if job.authors.is_empty() || job.likers.is_empty() || job.posts_per_author == 0 {
         return Err("the job needs authors, likers and posts".into());
     }
@@ -177,23 +144,8 @@ pub fn run() -> Result<(), String> {
     {
         return Err("an author has fewer posts than postsPerAuthor".into());
     }
-    let servers = job
-        .bases
-        .iter()
-        .map(|url| {
-            url.trim_start_matches("http://")
-                .trim_end_matches('/')
-                .parse::<SocketAddr>()
-                .map_err(|_| format!("{url} is not http://<ip>:<port>"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    if servers.is_empty() {
-        return Err("the job names no instance".into());
-    }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("runtime: {e}"))?;
+    let servers = setup::instances("the job's bases", job.bases.iter().map(String::as_str))?;
+    let runtime = setup::runtime()?;
     let run = Rc::new(Run {
         pools: servers
             .iter()
@@ -202,7 +154,6 @@ pub fn run() -> Result<(), String> {
         inboxes: job.authors.iter().map(|_| RefCell::default()).collect(),
         servers,
         job,
-        clock: Clock::new(),
         samples: RefCell::default(),
         counts: RefCell::default(),
     });
@@ -218,8 +169,7 @@ pub fn run() -> Result<(), String> {
         "counts": &*run.counts.borrow(),
         "seen": seen,
     });
-    std::fs::write(&result_path, result.to_string())
-        .map_err(|e| format!("writing {result_path}: {e}"))
+    setup::write_result(&result_path, &result)
 }
 
 /// Opens the author sockets, sends every like on schedule, waits for the answers and the
@@ -229,7 +179,7 @@ async fn like_phase(run: &Rc<Run>) {
     let sockets: Vec<_> = (0..job.authors.len())
         .map(|i| tokio::task::spawn_local(author_socket(run.clone(), i)))
         .collect();
-    run.clock.sleep_until(job.t0).await;
+    setup::sleep_until_ms(job.t0).await;
     let not_open = run.inboxes.iter().filter(|i| !i.borrow().open).count();
     if not_open > 0 {
         run.counts.borrow_mut().ws_failures += not_open as u64;
@@ -240,15 +190,15 @@ async fn like_phase(run: &Rc<Run>) {
     let mut likes = Vec::with_capacity(job.total as usize);
     for g in 0..job.total {
         let due = job.t0 + g as f64 * interval;
-        if run.clock.now() < due {
-            run.clock.sleep_until(due).await;
+        if setup::now_ms() < due {
+            setup::sleep_until_ms(due).await;
         }
         likes.push(tokio::task::spawn_local(like(run.clone(), g, due)));
     }
     for like in likes {
         let _ = like.await;
     }
-    run.clock.sleep_until(job.end).await;
+    setup::sleep_until_ms(job.end).await;
     for socket in sockets {
         socket.abort();
     }
@@ -275,7 +225,7 @@ async fn like(run: Rc<Run>, g: u64, due: f64) {
     let liker =
         &job.likers[((k / job.posts_per_author as u64 + i) % job.likers.len() as u64) as usize];
     let through = ((k + i) % instances) as usize;
-    let start = run.clock.now();
+    let start = setup::now_ms();
     run.samples
         .borrow_mut()
         .send_lag
@@ -297,7 +247,7 @@ async fn like(run: Rc<Run>, g: u64, due: f64) {
     run.samples
         .borrow_mut()
         .like_duration
-        .push(run.clock.now() - start);
+        .push(setup::now_ms() - start);
     let mut counts = run.counts.borrow_mut();
     if answer.status == 200 {
         counts.ok += 1;
@@ -343,19 +293,10 @@ async fn author_socket(run: Rc<Run>, i: usize) {
             Ok(Err(why)) => why,
             Ok(Ok((mut stream, mut buffer, _upgraded, _hello))) => {
                 run.inboxes[i].borrow_mut().open = true;
-                let why = loop {
-                    match client::next_frame(&mut stream, &mut buffer).await {
-                        Ok((OP_TEXT, payload)) => frame(&run, i, &payload),
-                        Ok((OP_PING, payload)) => {
-                            if let Err(e) = stream.write_all(&client::pong(&payload)).await {
-                                break format!("write: {e}");
-                            }
-                        }
-                        Ok((OP_CLOSE, payload)) => break format!("closed {payload:?}"),
-                        Ok(_) => {}
-                        Err(why) => break why,
-                    }
-                };
+                let why = client::read_text_frames(&mut stream, &mut buffer, |payload| {
+                    frame(&run, i, payload)
+                })
+                .await;
                 run.inboxes[i].borrow_mut().open = false;
                 why
             }
@@ -376,7 +317,7 @@ async fn author_socket(run: Rc<Run>, i: usize) {
 
 /// One text frame on author `i`'s socket, at the time it was read.
 fn frame(run: &Run, i: usize, payload: &[u8]) {
-    let at = run.clock.now();
+    let at = setup::now_ms();
     let mut counts = run.counts.borrow_mut();
     let Ok(frame) = serde_json::from_slice::<Frame>(payload) else {
         counts.ws_error_frames += 1;

@@ -26,6 +26,7 @@ mod fanout;
 mod http;
 mod likes;
 mod plan;
+mod setup;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -76,10 +77,7 @@ fn main() {
 
 fn run() -> Result<(), String> {
     let plan = Plan::from_env()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("runtime: {e}"))?;
+    let runtime = setup::runtime()?;
     let stats = Arc::new(Mutex::new(Stats::default()));
     runtime.block_on(open_and_hold(&plan, &stats));
     let stats = stats.lock().unwrap_or_else(PoisonError::into_inner);

@@ -63,19 +63,7 @@ impl Plan {
         if tokens.is_empty() {
             return Err(format!("{prep_path} has no users"));
         }
-        let servers = var("BASE_URLS")?
-            .split(',')
-            .filter(|u| !u.is_empty())
-            .map(|url| {
-                let authority = url.trim_start_matches("http://").trim_end_matches('/');
-                authority
-                    .parse::<SocketAddr>()
-                    .map_err(|_| format!("BASE_URLS: {url} is not http://<ip>:<port>"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if servers.is_empty() {
-            return Err("BASE_URLS names no instance".into());
-        }
+        let servers = crate::setup::instances("BASE_URLS", var("BASE_URLS")?.split(','))?;
         let local_addresses = std::env::var("LOCAL_ADDRESS")
             .unwrap_or_default()
             .split(',')
