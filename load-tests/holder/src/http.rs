@@ -204,6 +204,51 @@ mod tests {
         assert!(parse_answer(chunked).is_err());
     }
 
+    /// A server that answers each of `connections` connections once with `ok`, then closes it.
+    async fn answer_once_per_connection(listener: tokio::net::TcpListener, connections: usize) {
+        for _ in 0..connections {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let mut head = Vec::new();
+            while crate::client::find(&head, b"\r\n\r\n").is_none() {
+                if matches!(stream.read_buf(&mut head).await, Ok(0) | Err(_)) {
+                    return;
+                }
+            }
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .await;
+        }
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_the_server_closed_is_not_reused() {
+        let Ok(listener) = tokio::net::TcpListener::bind("127.0.0.1:0").await else {
+            panic!("no loopback listener");
+        };
+        let Ok(server) = listener.local_addr() else {
+            panic!("no listener address");
+        };
+        let serving = tokio::spawn(answer_once_per_connection(listener, 2));
+        let pool = Pool::new(server, 4);
+        let ok = Answer {
+            status: 200,
+            body: "ok".into(),
+        };
+        assert_eq!(pool.request("PUT", "/a", "t", false).await, ok);
+        // The server has closed that connection; wait until the pool's copy has seen it.
+        let idle = pool.idle.borrow_mut().pop();
+        let Some(idle) = idle else {
+            panic!("the answered connection was not kept for reuse");
+        };
+        assert!(idle.stream.readable().await.is_ok());
+        pool.idle.borrow_mut().push(idle);
+        // The server answers a connection once, so this answer came on a new one.
+        assert_eq!(pool.request("PUT", "/b", "t", false).await, ok);
+        serving.abort();
+    }
+
     #[test]
     fn an_answer_without_a_length_has_an_empty_body() {
         let bytes = b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1";
