@@ -48,7 +48,7 @@ timeout -s INT -k 20 "$SMOKE_TIMEOUT" k6 run --no-usage-report -q \
   --summary-trend-stats 'avg,min,med,max,p(90),p(99),count' \
   -e "BASE_URLS=$BASE" "$HERE/smoke.js"
 K6_RC=$?
-NODE_RC=0
+DRIVERS_RC=0
 if [[ $K6_RC -eq 0 ]]; then
   if [[ ! -d "$HERE/harness/node_modules/ws" ]]; then
     log "installing the harness's npm packages (npm ci in load-tests/harness)"
@@ -60,12 +60,12 @@ if [[ $K6_RC -eq 0 ]]; then
       BASE_URLS=$BASE RATE=${RATE:-20} DURATION=${DURATION:-10} POSTS_PER_AUTHOR=5 WARMUP=2 DRAIN=5 \
       P50_MS=${P50_MS:-250} P99_MS=${P99_MS:-2000} MAX_SEND_LAG_P99_MS=${MAX_SEND_LAG_P99_MS:-500} \
       timeout -s INT -k 20 "$SMOKE_TIMEOUT" node "$HERE/harness/likes.mjs"
-    NODE_RC=$?
-    [[ $NODE_RC -eq 0 ]] || break
+    DRIVERS_RC=$?
+    [[ $DRIVERS_RC -eq 0 ]] || break
   done
 fi
 set -e
-[[ $K6_RC -ne 0 ]] || K6_RC=$NODE_RC
+[[ $K6_RC -ne 0 ]] || K6_RC=$DRIVERS_RC
 
 if ! kill -0 "$SERVER_PID" 2>/dev/null; then
   log "the server died during the run"

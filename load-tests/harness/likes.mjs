@@ -392,7 +392,6 @@ async function nodeLikePhase(cfg, authors, likers, m, t0, total) {
   }
   for (const p of pools) p.closeAll();
   return sockets.map((s) => s.seen);
-
 }
 
 /** The like phase in a `pulse-hold likes` process (load-tests/holder/src/likes.rs): the same
@@ -408,15 +407,20 @@ async function rustLikePhase(cfg, authors, likers, m, t0, total) {
     authors: authors.map((a, i) => ({ id: a.id, token: a.token, home: i % cfg.bases.length, posts: a.posts })),
     likers: likers.map((l) => ({ id: l.id, token: l.token })),
   };
-  writeFileSync(jobPath, JSON.stringify(job));
-  const code = await new Promise((resolve, reject) => {
-    const child = spawn(process.env.PULSE_HOLD_BIN, ['likes'], { stdio: 'inherit', env: { ...process.env, JOB: jobPath, RESULT: resultPath } });
-    child.on('error', reject);
-    child.on('exit', resolve);
-  });
-  if (code !== 0) throw new Error(`pulse-hold likes exited ${code}`);
-  const result = readJson(resultPath);
-  rmSync(dir, { recursive: true, force: true });
+  let result;
+  try {
+    // The job holds every user's token: the folder goes whatever happens.
+    writeFileSync(jobPath, JSON.stringify(job));
+    const code = await new Promise((resolve, reject) => {
+      const child = spawn(process.env.PULSE_HOLD_BIN, ['likes'], { stdio: 'inherit', env: { ...process.env, JOB: jobPath, RESULT: resultPath } });
+      child.on('error', reject);
+      child.on('exit', resolve);
+    });
+    if (code !== 0) throw new Error(`pulse-hold likes exited ${code}`);
+    result = readJson(resultPath);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
   for (const [name, values] of Object.entries(result.samples)) for (const v of values) m[name].push(v);
   for (const [name, count] of Object.entries(result.counts)) m[name] += count;
   return result.seen.map((ids) => new Set(ids));
