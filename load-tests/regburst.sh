@@ -2,8 +2,8 @@
 # regburst.sh BIN PORT: 400 registrations from 32 concurrent clients (curl) against a fresh
 # embedded (SQLite) server on 127.0.0.1:PORT; prints the answers' status codes, the burst's
 # duration and the server's RSS before, at its peak (VmHWM), right after and 15 s after.
-# Measures what password hashing costs in memory (RESULTS.md, fix 21). Loopback only; it stops
-# the server it started.
+# Measures what password hashing costs in memory (RESULTS.md, registration burst). Loopback
+# only; it stops the server it started.
 set -u
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lib/topology.sh

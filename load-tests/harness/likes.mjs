@@ -1,5 +1,5 @@
 // likes (Node harness): the likes scenario of ../lib/likes-core.js with a load generator cheap
-// enough not to be the bottleneck. k6 needs about 0.7 ms of CPU per like on this machine (an
+// enough not to be the bottleneck. k6 needs about 0.5-0.8 ms of CPU per like on 2 cores (an
 // HTTP request and a WebSocket frame in JavaScript VMs), a third of a like's whole cost; this
 // needs well under a tenth of that: likes go out on raw keep-alive HTTP/1.1 connections
 // (one request in flight per connection, a pool per instance) and frames arrive on `ws` sockets.

@@ -1,5 +1,5 @@
 // fanfloor: the fan-out scenario with nothing but the kernel, to find the floor of its CPU cost
-// and latency on this machine (twelfth session; load-tests/RESULTS.md, fan-out, "the floor").
+// and latency on the machine it runs on (load-tests/RESULTS.md, fan-out, "The floor").
 //
 // SOCKETS loopback TCP connections; every INTERVAL ms, SENDERS threads write one SIZE-byte
 // message to each of them (the scheduled time in its first 8 bytes), one write() per message,
