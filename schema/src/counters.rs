@@ -152,7 +152,7 @@ macro_rules! fixed_statement {
             const HAS_STATIC_QUERY_ID: bool = true;
         }
 
-        // Plain (blocking) diesel too: `like_sqlite` runs a like on the connection itself.
+        // Plain (blocking) diesel too: `likes::sqlite` runs a like on the connection itself.
         impl<Conn> diesel::query_dsl::RunQueryDsl<Conn> for $name {}
     };
     ($name:ident, $returns:ty) => {

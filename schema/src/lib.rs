@@ -12,17 +12,14 @@
 //! - one module per table group with its row type, insert form and queries: [`users`],
 //!   [`posts`], [`likes`], [`comments`], [`follows`], [`notifications`], [`tokens`].
 //!
-//! - [`like_statement`]: a like as one PostgreSQL statement (the hottest write); [`like_sqlite`]:
-//!   the same writes one by one in one blocking job on SQLite.
-//!
-//! Every query is written once, inside `run!`/`transaction!`, and runs on both backends; the
-//! one exception is the like: [`like_statement`] on PostgreSQL, [`like_sqlite`] on SQLite. The test suite runs against both.
+//! Every query is written once, inside `run!`/`transaction!`, and runs on both backends. The one
+//! exception is the like, the hottest write: [`likes`] holds a path per backend (one PostgreSQL
+//! statement, `likes/like.sql`; the same writes in one blocking job on SQLite) behind one
+//! contract. The test suite runs against both.
 
 pub mod counters;
 pub mod db;
 pub mod ids;
-pub mod like_sqlite;
-pub mod like_statement;
 pub mod pipeline;
 pub mod schema;
 

@@ -8,7 +8,7 @@
 //! (SQLite has a single writer) until the surrounding transaction ends, and only then inserts
 //! the row, whose id is drawn from the sequence while the lock is held (the two statements are
 //! pipelined, see [`crate::pipeline`], but the server still runs them in that order). A like on
-//! PostgreSQL does the same inside one statement ([`crate::like_statement`]): its notification
+//! PostgreSQL does the same inside one statement ([`crate::likes`]): its notification
 //! row is built from the `RETURNING` of the recipient's `UPDATE`. Two transactions
 //! notifying the same recipient therefore allocate and commit one after the other. The live
 //! socket relies on this: the id is a correct replay cursor (`?since=`) and a jump in `seq`

@@ -10,12 +10,13 @@
 //! - [`state`]: the one `AppState` handlers receive; each HTTP worker has its own copy, with its
 //!   own database pool and Redis publisher.
 //! - [`error`]: `ApiError`, rendered as problem+json.
-//! - [`auth`]: biscuit tokens and socket tickets, password hashing, the `AuthUser` extractor.
+//! - [`auth`]: biscuit tokens and socket tickets, password hashing.
 //! - [`admission`]: the revocation check of opening sockets, batched per worker.
 //! - [`hash_gate`]: how many password hashes run at once and how many may wait.
 //! - [`domain`]: validated input (usernames, captions, page cursors, path ids).
 //! - [`views`]: the JSON the API answers with.
-//! - [`routes`]: one file per resource.
+//! - [`middleware`]: request ids, request spans and HTTP metrics around every request.
+//! - [`routes`]: one file per resource, and the `AuthUser` extractor (`routes::extract`).
 //! - [`realtime`]: the socket protocol, hub, like-count coalescing, bus, wake-up relay and
 //!   per-socket task.
 //! - [`media`]: image intake and content-addressed storage.
@@ -31,6 +32,7 @@ pub mod domain;
 pub mod error;
 pub mod hash_gate;
 pub mod media;
+pub(crate) mod middleware;
 pub mod ratelimit;
 pub mod realtime;
 pub mod routes;

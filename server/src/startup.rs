@@ -4,15 +4,12 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use actix_web::dev::{Server, ServerHandle, Service};
-use actix_web::{web, App, HttpMessage, HttpServer};
-use futures_util::FutureExt;
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{web, App, HttpServer};
 use pulse_schema::db::{Backend, DbConfig};
 use pulse_schema::{tokens, Db};
-use tokio::sync::mpsc;
-use tracing::Instrument;
 
 use crate::admission::{AdmissionLimits, Admissions};
 use crate::auth::{Keys, Passwords};
@@ -20,12 +17,10 @@ use crate::config::Settings;
 use crate::hash_gate::HashGate;
 use crate::media::MediaStore;
 use crate::ratelimit::RateLimiter;
-use crate::realtime::bus::Bus;
-use crate::realtime::coalesce::Coalescing;
 use crate::realtime::hub::Hub;
-use crate::routes;
-use crate::state::AppState;
+use crate::state::{socket_context, AppState};
 use crate::telemetry::Metrics;
+use crate::{middleware, realtime, routes};
 
 /// How often expired revocation rows are purged.
 const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
@@ -99,44 +94,7 @@ impl Application {
         ))?;
         let media = MediaStore::open(&settings.data_dir, settings.limits.max_image_side)?;
         let metrics = Arc::new(Metrics::default());
-        let limits = &settings.limits;
-        let interval = Duration::from_millis(limits.like_count_interval_ms.max(1));
-        let coalescing = Coalescing::new(
-            interval,
-            Duration::from_millis(limits.like_count_max_interval_ms),
-        );
-        let (hub, bus) = match &settings.redis_url {
-            Some(url) => {
-                let (changes_tx, changes_rx) = mpsc::channel(limits.bus_command_queue_len.max(1));
-                let hub = Arc::new(Hub::new(
-                    limits.ws_queue_len,
-                    limits.ws_max_sockets_per_user,
-                    coalescing,
-                    Some(changes_tx),
-                    metrics.clone(),
-                ));
-                let max_backoff = Duration::from_millis(limits.redis_max_backoff_ms);
-                let bus = Bus::redis(
-                    url,
-                    &settings.redis_prefix,
-                    hub.clone(),
-                    changes_rx,
-                    max_backoff,
-                )
-                .await?;
-                (hub, bus)
-            }
-            None => {
-                let hub = Arc::new(Hub::new(
-                    limits.ws_queue_len,
-                    limits.ws_max_sockets_per_user,
-                    coalescing,
-                    None,
-                    metrics.clone(),
-                ));
-                (hub.clone(), Bus::InProcess(hub))
-            }
-        };
+        let (hub, bus) = realtime::start(&settings, &metrics).await?;
         let limiter_redis = match &settings.redis_url {
             Some(url) => {
                 let config = redis::aio::ConnectionManagerConfig::new()
@@ -150,7 +108,7 @@ impl Application {
             None => None,
         };
         let limiter = Arc::new(RateLimiter::new(settings.limits.clone(), limiter_redis));
-        spawn_background(&hub, &db, &limiter, interval);
+        spawn_background(&hub, &db, &limiter, like_count_interval(&settings));
 
         let listener = TcpListener::bind(settings.addr)?;
         let port = listener.local_addr()?.port();
@@ -164,6 +122,7 @@ impl Application {
             metrics.clone(),
         );
         let state = AppState {
+            sockets: socket_context(&db, &hub, &metrics, &settings),
             admissions,
             db,
             bus,
@@ -189,30 +148,13 @@ impl Application {
         let max_json = settings.limits.max_json_bytes;
         let server = HttpServer::new(move || {
             let worker_state = app_state.for_worker(per_worker);
-            let metrics = app_state.metrics.clone();
             App::new()
                 .app_data(web::Data::new(worker_state))
-                .wrap(actix_web::middleware::from_fn(routes::throttle_writes_by_ip))
+                .wrap(actix_web::middleware::from_fn(
+                    routes::throttle_writes_by_ip,
+                ))
                 .wrap(routes::cors(&app_state.settings.allowed_origins))
-                .wrap_fn(move |req, service| {
-                    // Request id, a tracing span for every log line of the request, and metrics.
-                    let started = Instant::now();
-                    let request_id = format!("{:016x}", rand::random::<u64>());
-                    req.extensions_mut().insert(request_id.clone());
-                    let method = req.method().to_string();
-                    let span = tracing::info_span!("request", id = %request_id, %method, path = %req.path());
-                    let metrics = metrics.clone();
-                    service.call(req).instrument(span).map(move |result| {
-                        result.map(|mut response| {
-                            let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".into());
-                            metrics.observe_http(&method, &route, response.status().as_u16(), started.elapsed());
-                            if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&request_id) {
-                                response.headers_mut().insert(actix_web::http::header::HeaderName::from_static("x-request-id"), value);
-                            }
-                            response
-                        })
-                    })
-                })
+                .wrap(actix_web::middleware::from_fn(middleware::observe))
                 .configure(|cfg| routes::configure(cfg, max_json))
                 .default_service(web::to(routes::not_found))
         })
@@ -258,6 +200,11 @@ impl Application {
         shutdown.shutdown().await;
         server.await.map_err(std::io::Error::other)?
     }
+}
+
+/// The like-count coalescing window (see `realtime::coalesce`).
+fn like_count_interval(settings: &Settings) -> Duration {
+    Duration::from_millis(settings.limits.like_count_interval_ms.max(1))
 }
 
 /// The like-count flusher, the rate-limit counter purge and the revocation purge.

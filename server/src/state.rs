@@ -1,5 +1,5 @@
-//! `AppState`: the one cloneable bundle every handler and socket task gets (database, bus,
-//! hub, keys, media store, settings, metrics), and its per-worker copy ([`AppState::for_worker`]).
+//! `AppState`: the one cloneable bundle every handler gets (database, bus, hub, keys, media
+//! store, settings, metrics), and its per-worker copy ([`AppState::for_worker`]).
 
 use std::sync::Arc;
 
@@ -12,6 +12,8 @@ use crate::media::MediaStore;
 use crate::ratelimit::RateLimiter;
 use crate::realtime::bus::Bus;
 use crate::realtime::hub::Hub;
+use crate::realtime::publish::Publisher;
+use crate::realtime::socket::SocketContext;
 use crate::telemetry::Metrics;
 
 #[derive(Clone)]
@@ -27,6 +29,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub metrics: Arc<Metrics>,
     pub limiter: Arc<RateLimiter>,
+    /// What this state's socket tasks share (its pool, the hub, metrics, limits).
+    pub(crate) sockets: Arc<SocketContext>,
 }
 
 impl AppState {
@@ -41,9 +45,33 @@ impl AppState {
         });
         AppState {
             admissions: self.admissions.with_db(db.clone()),
+            sockets: socket_context(&db, &self.hub, &self.metrics, &self.settings),
             db,
             bus: self.bus.for_worker(),
             ..self.clone()
         }
     }
+
+    /// Where routes hand committed changes to live delivery.
+    pub(crate) fn publisher(&self) -> Publisher<'_> {
+        Publisher {
+            bus: &self.bus,
+            metrics: &self.metrics,
+        }
+    }
+}
+
+/// The context the socket tasks of a state with this pool share.
+pub(crate) fn socket_context(
+    db: &Db,
+    hub: &Arc<Hub>,
+    metrics: &Arc<Metrics>,
+    settings: &Settings,
+) -> Arc<SocketContext> {
+    Arc::new(SocketContext {
+        db: db.clone(),
+        hub: hub.clone(),
+        metrics: metrics.clone(),
+        limits: settings.limits.clone(),
+    })
 }

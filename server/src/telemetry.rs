@@ -70,7 +70,7 @@ pub struct Metrics {
     pub sockets_open: AtomicU64,
     pub sockets_opened: AtomicU64,
     pub sockets_closed: DashMap<u16, AtomicU64>,
-    /// Socket admission checks made (`crate::admission`).
+    /// Socket admission checks made (see the `admission` module).
     pub admission_checks: AtomicU64,
     /// The database batches those checks were made in.
     pub admission_batches: AtomicU64,

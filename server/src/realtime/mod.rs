@@ -9,15 +9,25 @@
 //! - [`coalesce`]: like-count coalescing, with an interval that backs off when sockets fall behind.
 //! - [`bus`]: how events reach every instance's hub: in-process, or Redis pub/sub.
 //! - [`socket`]: the per-socket task (replay, catch-up, heartbeats, client frames).
+//! - [`publish`]: how routes hand committed changes to the bus, the one entry point they use.
 //! - [`outbox`]: a socket's encoded outgoing frames, shared by its task and its connection.
 //!
 //! Flow of a like: the route commits the like and the notification in one transaction, then
-//! [`bus::Bus::publish`]es the event, serialised once. Each instance's single subscriber hands
+//! hands it to [`publish::Publisher`], which serialises the event once and publishes it. Each instance's single subscriber hands
 //! it to its hub, which puts it on the queue of every local socket of the recipient without
 //! waiting on any of them; each socket's own task encodes its queue into its [`outbox`], which
 //! the connection writes to the wire.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::config::Settings;
+use crate::telemetry::Metrics;
+use bus::Bus;
+use coalesce::Coalescing;
+use hub::Hub;
 
 pub mod bus;
 pub mod coalesce;
@@ -25,9 +35,10 @@ pub mod event;
 pub mod hub;
 pub mod outbox;
 pub mod protocol;
+pub(crate) mod publish;
 pub mod queue;
 pub mod relay;
-pub mod socket;
+pub(crate) mod socket;
 
 /// Locks a mutex whose data every holder leaves consistent (a push or a swap), so a panic
 /// elsewhere while it was held (poisoning) is no reason to stop delivering.
@@ -35,4 +46,45 @@ fn lock_unpoisoned<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Builds this instance's hub and the bus that feeds it: Redis pub/sub when `REDIS_URL` is
+/// set (the hub tells the bus which channels to subscribe), else the hub itself.
+pub(crate) async fn start(
+    settings: &Settings,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<(Arc<Hub>, Bus)> {
+    let limits = &settings.limits;
+    let coalescing = Coalescing::new(
+        Duration::from_millis(limits.like_count_interval_ms.max(1)),
+        Duration::from_millis(limits.like_count_max_interval_ms),
+    );
+    let Some(url) = &settings.redis_url else {
+        let hub = Arc::new(Hub::new(
+            limits.ws_queue_len,
+            limits.ws_max_sockets_per_user,
+            coalescing,
+            None,
+            metrics.clone(),
+        ));
+        return Ok((hub.clone(), Bus::InProcess(hub)));
+    };
+    let (changes_tx, changes_rx) = mpsc::channel(limits.bus_command_queue_len.max(1));
+    let hub = Arc::new(Hub::new(
+        limits.ws_queue_len,
+        limits.ws_max_sockets_per_user,
+        coalescing,
+        Some(changes_tx),
+        metrics.clone(),
+    ));
+    let max_backoff = Duration::from_millis(limits.redis_max_backoff_ms);
+    let bus = Bus::redis(
+        url,
+        &settings.redis_prefix,
+        hub.clone(),
+        changes_rx,
+        max_backoff,
+    )
+    .await?;
+    Ok((hub, bus))
 }

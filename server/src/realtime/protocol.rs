@@ -1,6 +1,8 @@
-//! The socket's frames (all JSON text frames with a `"type"`), as fixed by `API.md`.
+//! The socket's frames (all JSON text frames with a `"type"`), as documented in `docs/API.md`.
 
 use serde::{Deserialize, Serialize};
+
+use pulse_schema::notifications::NotificationView;
 
 use crate::views::Notification;
 
@@ -71,6 +73,15 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
         ));
     }
     serde_json::from_value(value).map_err(|e| ("invalid_frame", e.to_string()))
+}
+
+/// The `notification` frame for a row.
+pub(crate) fn notification_frame(view: NotificationView) -> String {
+    let notification = Notification::from(view);
+    ServerFrame::Notification {
+        notification: &notification,
+    }
+    .to_json()
 }
 
 #[cfg(test)]

@@ -6,11 +6,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use pulse_schema::{now_millis, tokens, users};
 use serde::Deserialize;
 
-use crate::auth::AuthUser;
 use crate::domain::{DisplayName, Password, Username, Validator};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::ratelimit::Bucket;
-use crate::realtime::event::Event;
+use crate::routes::extract::AuthUser;
 use crate::routes::protect::ip_of;
 use crate::state::AppState;
 use crate::views::{timestamp, AuthResponse, TicketResponse, User};
@@ -154,13 +153,7 @@ pub async fn logout(state: web::Data<AppState>, user: AuthUser) -> ApiResult<Htt
     )
     .await?;
     let token_id = user.claims.token_id().to_owned();
-    state
-        .bus
-        .publish(Event::Revoke {
-            user: user.id,
-            token_id,
-        })
-        .await;
+    state.publisher().revoke(user.id, token_id).await;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -4,10 +4,10 @@ use actix_web::{web, HttpResponse};
 use pulse_schema::{comments, CommentId, PostId};
 use serde::Deserialize;
 
-use crate::auth::AuthUser;
 use crate::domain::{next_cursor, path_id, PageQuery, Text, Validator};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::ratelimit::Bucket;
+use crate::routes::extract::AuthUser;
 use crate::routes::protect::throttle_user;
 use crate::state::AppState;
 use crate::views::{Comment, Page};
@@ -67,7 +67,7 @@ pub async fn add_comment(
     let (comment, notification) =
         comments::create(&state.db, &user.summary, post, text.as_str()).await?;
     if let Some(view) = notification {
-        super::announce(&state, view).await;
+        state.publisher().notification(view).await;
     }
     Ok(HttpResponse::Created().json(Comment::from(comment)))
 }

@@ -4,11 +4,10 @@ use actix_web::{web, HttpResponse};
 use pulse_schema::likes::{self, LikeOutcome};
 use pulse_schema::PostId;
 
-use crate::auth::AuthUser;
 use crate::domain::path_id;
 use crate::error::{ApiResult, Problem};
 use crate::ratelimit::Bucket;
-use crate::realtime::event::Event;
+use crate::routes::extract::AuthUser;
 use crate::routes::protect::throttle_user;
 use crate::state::AppState;
 use crate::views::LikeResponse;
@@ -25,24 +24,7 @@ async fn publish(state: &AppState, outcome: LikeOutcome) -> HttpResponse {
         liked: outcome.liked,
         like_count: outcome.like_count,
     };
-    // Both at once: on Redis the two PUBLISHes share one round trip (the connection pipelines
-    // them); they go to different channels, so their order does not matter.
-    let notify = async {
-        if let Some(view) = outcome.notification {
-            super::announce(state, view).await;
-        }
-    };
-    let count = async {
-        if outcome.changed {
-            let event = Event::LikeCount {
-                post: outcome.post_id,
-                seq: outcome.like_seq,
-                count: outcome.like_count,
-            };
-            state.bus.publish(event).await;
-        }
-    };
-    futures_util::join!(notify, count);
+    state.publisher().like(outcome).await;
     HttpResponse::Ok().json(response)
 }
 

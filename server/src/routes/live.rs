@@ -10,13 +10,14 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use pulse_schema::{tokens, NotificationId};
 use serde::Deserialize;
 
-use crate::auth::{admit_socket, bearer, Operation};
+use crate::auth::Operation;
 use crate::domain::MAX_ID;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::ratelimit::Bucket;
 use crate::realtime::hub::RegisterError;
 use crate::realtime::outbox::Outbox;
 use crate::realtime::socket::SocketTask;
+use crate::routes::extract::bearer;
 use crate::routes::protect::throttle_user;
 use crate::state::AppState;
 
@@ -132,7 +133,7 @@ pub async fn open_socket(
     }
     // Registered first, read second: a notification committed after this read reaches the
     // queue, and a logout committed after it reaches the registered socket (4401).
-    let latest = match admit_socket(&state, &claims).await {
+    let latest = match state.admissions.admit(&claims).await {
         Ok(latest) => latest,
         Err(refused) => {
             state.hub.unregister(&queue, &HashSet::new());
@@ -143,7 +144,7 @@ pub async fn open_socket(
     state.metrics.sockets_open.fetch_add(1, Ordering::Relaxed);
     let connection_id = format!("{:x}-{}", std::process::id(), queue.conn_id);
     let task = SocketTask {
-        state: state.get_ref().clone(),
+        context: state.sockets.clone(),
         queue,
         claims,
         since,

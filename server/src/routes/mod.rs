@@ -1,10 +1,11 @@
-//! HTTP routes, one file per resource, mounted by [`configure`]. Also the extractor settings
-//! that turn malformed bodies, queries and paths into problem responses, and the helpers that
-//! publish committed events.
+//! HTTP routes, one file per resource, mounted by [`configure`], and the extractor settings
+//! that turn malformed bodies, queries and paths into problem responses. Routes hand
+//! committed changes to live delivery through `AppState::publisher`.
 
 pub mod auth;
 pub mod comments;
 pub mod demo;
+pub mod extract;
 pub mod likes;
 pub mod live;
 pub mod media;
@@ -15,16 +16,10 @@ pub mod protect;
 pub mod system;
 pub mod users;
 
-use std::sync::atomic::Ordering;
-
 use actix_web::error::{JsonPayloadError, QueryPayloadError};
 use actix_web::{web, HttpRequest};
-use pulse_schema::notifications::NotificationView;
 
 use crate::error::ApiError;
-use crate::realtime::event::Event;
-use crate::realtime::socket::notification_frame;
-use crate::state::AppState;
 
 pub use protect::{cors, throttle_writes_by_ip};
 
@@ -79,25 +74,4 @@ fn query_error(error: QueryPayloadError) -> ApiError {
 /// The answer for any path nothing else matched.
 pub async fn not_found(_req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
     Err(ApiError::NotFound("No such endpoint."))
-}
-
-/// Publishes a committed notification (serialised once here, shared by every socket).
-pub async fn announce(state: &AppState, view: NotificationView) {
-    state
-        .metrics
-        .notifications_created
-        .fetch_add(1, Ordering::Relaxed);
-    let (user, seq, id) = (view.0.recipient_id, view.0.seq, view.0.id);
-    let committed_ms = view.0.created_at.and_utc().timestamp_millis();
-    let frame = notification_frame(view).into();
-    state
-        .bus
-        .publish(Event::Notification {
-            user,
-            seq,
-            id,
-            committed_ms,
-            frame,
-        })
-        .await;
 }

@@ -10,10 +10,9 @@ use utoipa::openapi::schema::{
 };
 use utoipa::openapi::RefOr;
 
-use crate::auth::AuthUser;
 use crate::domain::{next_cursor, PageQuery, MAX_ID};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::realtime::event::Event;
+use crate::routes::extract::AuthUser;
 use crate::state::AppState;
 use crate::views::{Notification, NotificationPage, UnreadCountResponse};
 
@@ -128,13 +127,7 @@ pub async fn mark_read(
         }
     };
     let unread = notifications::mark_read(&state.db, user.id, &which).await?;
-    state
-        .bus
-        .publish(Event::Read {
-            user: user.id,
-            unread,
-        })
-        .await;
+    state.publisher().read(user.id, unread).await;
     Ok(HttpResponse::Ok().json(UnreadCountResponse {
         unread_count: unread,
     }))

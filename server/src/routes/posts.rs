@@ -6,10 +6,10 @@ use futures_util::StreamExt;
 use pulse_schema::posts::{self, NewPost, PostView};
 use pulse_schema::{now_millis, PostId, UserId};
 
-use crate::auth::AuthUser;
 use crate::domain::{next_cursor, path_id, PageQuery, Text, Validator};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::ratelimit::Bucket;
+use crate::routes::extract::AuthUser;
 use crate::routes::protect::throttle_user;
 use crate::state::AppState;
 use crate::views::{Page, Post};

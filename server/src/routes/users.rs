@@ -4,10 +4,10 @@ use actix_web::{web, HttpResponse};
 use pulse_schema::{follows, posts, users, PostId, UserId};
 
 use super::posts::render_posts;
-use crate::auth::AuthUser;
 use crate::domain::{next_cursor, path_id, PageQuery};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::ratelimit::Bucket;
+use crate::routes::extract::AuthUser;
 use crate::routes::protect::throttle_user;
 use crate::state::AppState;
 use crate::views::{Page, Post, User};
@@ -63,7 +63,7 @@ pub async fn follow_user(
         return Err(ApiError::validation("id", "you cannot follow yourself"));
     }
     if let Some(view) = follows::follow(&state.db, &user.summary, target).await? {
-        super::announce(&state, view).await;
+        state.publisher().notification(view).await;
     }
     Ok(HttpResponse::Ok().json(render_user(&state, user.id, target).await?))
 }

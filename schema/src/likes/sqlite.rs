@@ -1,4 +1,4 @@
-//! A like on SQLite: the same writes as [`crate::like_statement`], one statement at a time in
+//! A like on SQLite: the same writes as [`super::postgres`], one statement at a time in
 //! one transaction, run as a single job on the connection's blocking thread.
 //!
 //! diesel-async reaches SQLite through `SyncConnectionWrapper`, which sends every statement to a
@@ -6,15 +6,15 @@
 //! written statement by statement held it for seven such hops (BEGIN, five statements,
 //! COMMIT) and every other write waited behind them. Run here as plain diesel on the
 //! connection itself, a like takes one hop. The rules are those of
-//! [`crate::likes::like`]; the black-box suite runs against both backends.
+//! [`super::like`]; the black-box suite runs against both backends.
 
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 
+use super::outcome::LikeOutcome;
 use crate::counters::{BumpLikeCount, BumpNotificationSeq};
 use crate::db::DbError;
 use crate::ids::PostId;
-use crate::likes::LikeOutcome;
 use crate::notifications::{Kind, NewNotification, NotificationRow};
 use crate::schema::{like_notices, likes, notifications, posts};
 use crate::users::UserSummaryRow;

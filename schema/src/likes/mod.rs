@@ -1,0 +1,61 @@
+//! The `likes` and `like_notices` tables: idempotent likes, and "notify the author once ever".
+//!
+//! The like is the one write with a path per backend: [`postgres`] runs it as one statement
+//! (`like.sql`), [`sqlite`] as the same writes one by one on the connection's thread. Both
+//! answer with [`LikeOutcome`]; the black-box suite runs against both.
+
+mod outcome;
+mod postgres;
+mod sqlite;
+
+pub use outcome::LikeOutcome;
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use crate::counters::BumpLikeCount;
+use crate::db::{Db, DbError, DbResult, Pool};
+use crate::ids::{PostId, UserId};
+use crate::schema::{likes, posts};
+use crate::users::UserSummaryRow;
+
+/// Likes a post. Idempotent; the author is notified the first time this user ever likes it,
+/// never for a self-like. Everything happens atomically: one statement on PostgreSQL
+/// ([`postgres`]), one transaction in one blocking job on SQLite
+/// ([`sqlite`]). `actor` is the liker as authentication read
+/// it (its name goes into the notification).
+pub async fn like(db: &Db, actor: &UserSummaryRow, post_id: PostId) -> DbResult<LikeOutcome> {
+    match db.write() {
+        Pool::Postgres(pool) => {
+            let mut conn = pool.get().await.map_err(DbError::from)?;
+            postgres::like(&mut conn, actor, post_id).await
+        }
+        Pool::Sqlite(pool) => {
+            let mut conn = pool.get().await.map_err(DbError::from)?;
+            let actor = actor.clone();
+            conn.spawn_blocking(move |conn| Ok(sqlite::like(conn, &actor, post_id)))
+                .await
+                .map_err(DbError::from)?
+        }
+    }
+}
+
+/// Removes a like. Idempotent; notifies nobody.
+pub async fn unlike(db: &Db, liker: UserId, post_id: PostId) -> DbResult<LikeOutcome> {
+    crate::transaction!(db.write(), conn => {
+        posts::table.find(post_id).select(posts::id).first::<PostId>(conn).await?;
+        let removed = diesel::delete(
+            likes::table.filter(likes::post_id.eq(post_id)).filter(likes::user_id.eq(liker)),
+        )
+        .execute(conn)
+        .await?;
+        let (like_count, like_seq) = if removed > 0 {
+            let (count, seq, _author): (i64, i64, UserId) =
+                BumpLikeCount { post: post_id, delta: -1 }.get_result(conn).await?;
+            (count, seq)
+        } else {
+            posts::table.find(post_id).select((posts::like_count, posts::like_seq)).first(conn).await?
+        };
+        Ok(LikeOutcome { post_id, liked: false, like_count, like_seq, changed: removed > 0, notification: None })
+    })
+}

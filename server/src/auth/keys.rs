@@ -1,0 +1,188 @@
+//! The deployment's root key: loading or creating it, minting tokens and socket tickets, and
+//! verifying them (signature, expiry, operation) with a cache of verified login tokens.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use biscuit_auth::macros::{authorizer, biscuit, block};
+use biscuit_auth::{Algorithm, AuthorizerLimits, Biscuit, KeyPair, PrivateKey, PublicKey};
+use pulse_schema::UserId;
+
+use super::cache::VerifiedTokens;
+use super::claims::{Claims, Operation};
+use crate::error::ApiError;
+
+const ROOT_KEY_FILE: &str = "root-key.hex";
+
+/// Wall-clock budget for evaluating a token's Datalog. biscuit's default is 1 ms, measured in
+/// wall time, so a worker thread preempted mid-check (two busy cores are enough) turned valid
+/// tokens into spurious 401s under load. The signature is verified before any Datalog runs and
+/// the fact and iteration limits stay at biscuit's defaults, so this only tolerates scheduling.
+const AUTHORIZER_MAX_TIME: Duration = Duration::from_millis(200);
+
+/// The deployment's root key pair, and the tokens it has already verified.
+#[derive(Clone)]
+pub struct Keys {
+    keypair: Arc<KeyPair>,
+    public: PublicKey,
+    verified: Arc<VerifiedTokens>,
+}
+
+impl Keys {
+    /// From `PULSE_ROOT_KEY` (hex, or biscuit's `ed25519-private/<hex>`), else from the data
+    /// directory, else a new key saved there with owner-only permissions.
+    pub fn load_or_create(root_key: Option<&str>, data_dir: &Path) -> anyhow::Result<Self> {
+        let private = match root_key {
+            Some(hex) => parse_private_key(hex)?,
+            None => {
+                let path = data_dir.join(ROOT_KEY_FILE);
+                match std::fs::read_to_string(&path) {
+                    Ok(hex) => parse_private_key(&hex)?,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        let private = KeyPair::new().private();
+                        write_secret(&path, &private.to_bytes_hex())?;
+                        tracing::info!(path = %path.display(), "generated a new root key");
+                        private
+                    }
+                    Err(e) => {
+                        return Err(
+                            anyhow::Error::new(e).context(format!("reading {}", path.display()))
+                        )
+                    }
+                }
+            }
+        };
+        let keypair = KeyPair::from(&private);
+        let public = keypair.public();
+        Ok(Keys {
+            keypair: Arc::new(keypair),
+            public,
+            verified: Arc::default(),
+        })
+    }
+
+    /// Remembers up to `capacity` verified login tokens (0: verify every time).
+    pub fn with_verified_cache(mut self, capacity: usize) -> Self {
+        self.verified = Arc::new(VerifiedTokens::new(capacity));
+        self
+    }
+
+    /// A new random root key, hex, for `pulse keygen`.
+    pub fn generate_hex() -> String {
+        KeyPair::new().private().to_bytes_hex()
+    }
+}
+
+fn parse_private_key(text: &str) -> anyhow::Result<PrivateKey> {
+    let text = text.trim();
+    let key = if text.contains('/') {
+        text.parse::<PrivateKey>()
+    } else {
+        PrivateKey::from_bytes_hex(text, Algorithm::Ed25519)
+    };
+    key.map_err(|e| anyhow::anyhow!("PULSE_ROOT_KEY is not a valid private key: {e}"))
+}
+
+fn write_secret(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    Ok(())
+}
+
+impl Keys {
+    /// Mints a login token for `user` valid for `ttl`.
+    pub fn mint(&self, user: UserId, ttl: Duration) -> Result<(String, SystemTime), ApiError> {
+        let expires = SystemTime::now() + ttl;
+        let expires_unix = expires
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let token = biscuit!(
+            r#"user({id}); expires({exp}); check if time($t), $t < {expires};"#,
+            id = user.0,
+            exp = expires_unix,
+            expires = expires,
+        )
+        .build(&self.keypair)
+        .and_then(|t| t.to_base64())
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("minting token: {e}")))?;
+        Ok((token, expires))
+    }
+
+    /// Attenuates a login token into a socket-only ticket valid for `ttl`.
+    pub fn mint_ticket(
+        &self,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<(String, SystemTime), ApiError> {
+        let expires = SystemTime::now() + ttl;
+        let parsed = Biscuit::from_base64(token, self.public)
+            .map_err(|_| ApiError::Unauthorized("The token is not valid."))?;
+        let ticket = parsed
+            .append(block!(
+                r#"check if operation("ws"); check if time($t), $t < {expires};"#,
+                expires = expires
+            ))
+            .and_then(|t| t.to_base64())
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("minting ticket: {e}")))?;
+        Ok((ticket, expires))
+    }
+
+    /// Checks signature, expiry and the operation; does not consult revocation (see
+    /// `routes::extract`).
+    pub fn verify(&self, token: &str, operation: Operation) -> Result<Claims, ApiError> {
+        let token = token.trim();
+        if let Some(claims) = self.verified.get(token) {
+            return Ok(claims);
+        }
+        let claims = self.verify_uncached(token, operation)?;
+        self.verified.remember(token, &claims);
+        Ok(claims)
+    }
+
+    fn verify_uncached(&self, token: &str, operation: Operation) -> Result<Claims, ApiError> {
+        let invalid =
+            || ApiError::Unauthorized("The token is missing, invalid, expired or revoked.");
+        let parsed = Biscuit::from_base64(token, self.public).map_err(|_| invalid())?;
+        let op = match operation {
+            Operation::Rest => "rest",
+            Operation::Socket => "ws",
+        };
+        let mut authorizer = authorizer!(
+            r#"time({now}); operation({op}); allow if user($u);"#,
+            now = SystemTime::now(),
+            op = op,
+        )
+        .set_limits(AuthorizerLimits {
+            max_time: AUTHORIZER_MAX_TIME,
+            ..AuthorizerLimits::default()
+        })
+        .build(&parsed)
+        .map_err(|_| invalid())?;
+        authorizer.authorize().map_err(|_| invalid())?;
+        let (user_id,): (i64,) = authorizer
+            .query_exactly_one("data($id) <- user($id)")
+            .map_err(|_| invalid())?;
+        let (expires_unix,): (i64,) = authorizer
+            .query_exactly_one("data($e) <- expires($e)")
+            .map_err(|_| invalid())?;
+        Ok(Claims {
+            user_id: UserId(user_id),
+            expires_at: UNIX_EPOCH + Duration::from_secs(expires_unix.max(0) as u64),
+            revocation_ids: parsed
+                .revocation_identifiers()
+                .iter()
+                .map(hex::encode)
+                .collect(),
+            is_ticket: parsed.block_count() > 1,
+        })
+    }
+}

@@ -1,0 +1,70 @@
+//! What wraps every request: a request id (also sent back as `x-request-id`), a tracing span
+//! that every log line of the request carries, and the HTTP metrics.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::Method;
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage};
+use tracing::Instrument;
+
+use crate::state::AppState;
+
+/// Gives the request an id and a span, and records its route, status and duration.
+pub(crate) async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let request_id = format!("{:016x}", rand::random::<u64>());
+    req.extensions_mut().insert(request_id.clone());
+    let method = method_label(req.method());
+    let span = tracing::info_span!("request", id = %request_id, method, path = %req.path());
+    let metrics = req
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.metrics.clone());
+    let mut response = next.call(req).instrument(span).await?;
+    if let Some(metrics) = metrics {
+        let route = response
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".into());
+        let status = response.status().as_u16();
+        metrics.observe_http(method, &route, status, started.elapsed());
+    }
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        let name = HeaderName::from_static("x-request-id");
+        response.headers_mut().insert(name, value);
+    }
+    Ok(response)
+}
+
+/// The method as a metric label: the standard methods by name, anything a client invents as
+/// `other`, so clients cannot grow the label set.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_invented_method_is_labelled_other() {
+        let invented = Method::from_bytes(b"BREW").unwrap_or(Method::TRACE);
+        assert_eq!(method_label(&invented), "other");
+        assert_eq!(method_label(&Method::PUT), "PUT");
+    }
+}

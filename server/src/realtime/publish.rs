@@ -1,0 +1,72 @@
+//! The one way routes hand committed changes to live delivery: each function serialises its
+//! event once and publishes it on the bus (Redis, or this process's hub). Call them only after
+//! the change is committed, so a socket that hears of it can always read it back.
+
+use std::sync::atomic::Ordering;
+
+use pulse_schema::likes::LikeOutcome;
+use pulse_schema::notifications::NotificationView;
+use pulse_schema::UserId;
+
+use super::bus::Bus;
+use super::event::Event;
+use super::protocol::notification_frame;
+use crate::telemetry::Metrics;
+
+/// Publishes through `bus`, counting what it publishes in `metrics`.
+pub(crate) struct Publisher<'a> {
+    pub(crate) bus: &'a Bus,
+    pub(crate) metrics: &'a Metrics,
+}
+
+impl Publisher<'_> {
+    /// A committed notification, to every socket of its recipient.
+    pub(crate) async fn notification(&self, view: NotificationView) {
+        self.metrics
+            .notifications_created
+            .fetch_add(1, Ordering::Relaxed);
+        let (user, seq, id) = (view.0.recipient_id, view.0.seq, view.0.id);
+        let committed_ms = view.0.created_at.and_utc().timestamp_millis();
+        let frame = notification_frame(view).into();
+        let event = Event::Notification {
+            user,
+            seq,
+            id,
+            committed_ms,
+            frame,
+        };
+        self.bus.publish(event).await;
+    }
+
+    /// A like or unlike: its notification (if any) to the author, the new count to watchers.
+    /// Both at once: on Redis the two PUBLISHes share one round trip (the connection pipelines
+    /// them); they go to different channels, so their order does not matter.
+    pub(crate) async fn like(&self, outcome: LikeOutcome) {
+        let notify = async {
+            if let Some(view) = outcome.notification {
+                self.notification(view).await;
+            }
+        };
+        let count = async {
+            if outcome.changed {
+                let event = Event::LikeCount {
+                    post: outcome.post_id,
+                    seq: outcome.like_seq,
+                    count: outcome.like_count,
+                };
+                self.bus.publish(event).await;
+            }
+        };
+        futures_util::join!(notify, count);
+    }
+
+    /// `user`'s unread count changed (marked read on some device).
+    pub(crate) async fn read(&self, user: UserId, unread: i64) {
+        self.bus.publish(Event::Read { user, unread }).await;
+    }
+
+    /// A token of `user` was revoked: its sockets close with 4401 on every instance.
+    pub(crate) async fn revoke(&self, user: UserId, token_id: String) {
+        self.bus.publish(Event::Revoke { user, token_id }).await;
+    }
+}

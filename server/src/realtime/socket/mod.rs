@@ -1,0 +1,218 @@
+//! One socket's task: hello, replay, then a single `select!` loop over its queue, client frames,
+//! heartbeats and token expiry. Only this task writes to the socket, so a slow reader only ever
+//! delays itself.
+//!
+//! - `timer`: the heartbeat and token-expiry deadlines behind the loop's one timer.
+//! - `client`: what the client may send (ping, subscribe, unsubscribe) and the answers.
+//! - `delivery`: replay on connect, queued notifications in order, catch-up from the database.
+//!
+//! # No gap, no duplicate
+//! The hub registered the socket (and the bus subscribed) before this task reads the database,
+//! so every notification is either in the replay read or arrives on the queue afterwards, or
+//! both. The task remembers the id and recipient `seq` of the last notification it sent:
+//! - `seq` not above the last: already sent, dropped;
+//! - `seq` exactly one above: sent;
+//! - `seq` further ahead: something in between was missed (a message from another instance
+//!   overtook it, or the queue overflowed); it is committed (per-recipient commit order, see
+//!   `pulse_schema::notifications`), so the task reads everything after its last id from the
+//!   database and continues from there.
+
+mod client;
+mod delivery;
+mod timer;
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
+use futures_util::StreamExt;
+use pulse_schema::{Db, NotificationId, PostId};
+
+use super::hub::Hub;
+use super::outbox::Outbox;
+use super::protocol::ServerFrame;
+use super::queue::SocketQueue;
+use crate::auth::Claims;
+use crate::config::Limits;
+use crate::telemetry::Metrics;
+use timer::{Deadlines, Due};
+
+/// Close code for a client that accepted nothing for the stall timeout.
+const SLOW_CLIENT: u16 = 4008;
+
+/// What every socket task of one worker shares, behind one pointer per socket.
+pub(crate) struct SocketContext {
+    /// The worker's database pool (replay and catch-up reads).
+    pub(crate) db: Db,
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) limits: Limits,
+}
+
+/// What woke the socket's loop.
+enum Wake {
+    Queue,
+    Client(Option<Result<AggregatedMessage, actix_ws::ProtocolError>>),
+    Timer,
+}
+
+/// Why the loop ended: the close frame to send, if any.
+type Close = Option<(u16, &'static str)>;
+
+/// A registered, admitted socket, ready to run (see `routes::live`).
+pub(crate) struct SocketTask {
+    pub(crate) context: Arc<SocketContext>,
+    pub(crate) queue: Arc<SocketQueue>,
+    pub(crate) claims: Claims,
+    pub(crate) since: Option<NotificationId>,
+    /// The newest notification's (`seq`, `id`) when the socket was admitted, read after it was
+    /// registered with the hub (see `routes::live`).
+    pub(crate) latest: (i64, NotificationId),
+    pub(crate) connection_id: String,
+    pub(crate) outbox: Outbox,
+}
+
+/// Removes the socket from the hub however the task ends.
+struct Registration {
+    context: Arc<SocketContext>,
+    queue: Arc<SocketQueue>,
+    watched: HashSet<PostId>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.context.hub.unregister(&self.queue, &self.watched);
+        self.context
+            .metrics
+            .sockets_open
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The loop's state besides the task: the client's liveness and its run of bad frames.
+struct Liveness {
+    last_heard: Instant,
+    bad_frames: u32,
+}
+
+impl SocketTask {
+    /// Serves the socket until it closes, then sends the close frame the loop chose.
+    pub(crate) async fn run(mut self, stream: actix_ws::MessageStream) {
+        self.queue.attach_to_this_worker();
+        let mut registration = Registration {
+            context: self.context.clone(),
+            queue: self.queue.clone(),
+            watched: HashSet::new(),
+        };
+        let stream = stream
+            .max_frame_size(self.context.limits.ws_max_frame_bytes)
+            .aggregate_continuations();
+        let close = self.serve(stream, &mut registration.watched).await;
+        self.context
+            .metrics
+            .record_close(close.map(|c| c.0).unwrap_or(1000));
+        if let Some(close) = close {
+            self.send_close(close).await;
+        }
+    }
+
+    /// Sends the close frame. A socket closed for slowness has a full queue ahead of it: the
+    /// client gets another stall timeout to read its way to the 4008 (and nothing more); any
+    /// other close goes out at once or not at all.
+    async fn send_close(&mut self, (code, reason): (u16, &'static str)) {
+        let wait = match code {
+            SLOW_CLIENT => Duration::from_secs(self.context.limits.ws_stall_timeout_secs.max(1)),
+            _ => Duration::from_secs(1),
+        };
+        let reason = CloseReason {
+            code: CloseCode::from(code),
+            description: Some(reason.to_owned()),
+        };
+        let _ = tokio::time::timeout(wait, self.outbox.close(reason)).await;
+    }
+
+    /// Hello and replay, then the loop; returns the close reason.
+    ///
+    /// Every branch but the wait itself is boxed: awaited inline, a database read or a frame
+    /// write would size this task's state machine, which every idle socket keeps for its life.
+    async fn serve(
+        &mut self,
+        mut stream: actix_ws::AggregatedMessageStream,
+        watched: &mut HashSet<PostId>,
+    ) -> Close {
+        let heartbeat = Duration::from_secs(self.context.limits.ws_heartbeat_secs.max(1));
+        let mut cursor = match Box::pin(self.replay()).await {
+            Ok(cursor) => cursor,
+            Err(close) => return close,
+        };
+        let mut deadlines = Deadlines::start(heartbeat, self.claims.expires_at);
+        let timer = tokio::time::sleep_until(deadlines.next());
+        tokio::pin!(timer);
+        let mut liveness = Liveness {
+            last_heard: Instant::now(),
+            bad_frames: 0,
+        };
+        loop {
+            // A fixed order (tokio's default picks a random first branch on every poll): the
+            // client and the timer first, so a busy queue never delays a client frame or a
+            // heartbeat; only the socket's own client can hold up its own queue.
+            let wake = tokio::select! {
+                biased;
+                message = stream.next() => Wake::Client(message),
+                () = &mut timer => Wake::Timer,
+                () = self.queue.ready() => Wake::Queue,
+            };
+            let turn = match wake {
+                Wake::Queue => {
+                    let pending = self.queue.take();
+                    Box::pin(self.deliver(pending, &mut cursor)).await
+                }
+                Wake::Client(message) => {
+                    Box::pin(self.on_client(message, &mut liveness, watched)).await
+                }
+                Wake::Timer => {
+                    let turn = Box::pin(self.on_timer(&mut deadlines, &liveness)).await;
+                    timer.as_mut().reset(deadlines.next());
+                    turn
+                }
+            };
+            if let Err(close) = turn {
+                return close;
+            }
+        }
+    }
+
+    /// The timer fired: close an expired token's socket (4401), or send the heartbeat ping,
+    /// closing a client heard from too long ago (1001).
+    async fn on_timer(
+        &mut self,
+        deadlines: &mut Deadlines,
+        liveness: &Liveness,
+    ) -> Result<(), Close> {
+        match deadlines.due(self.claims.expires_at) {
+            Due::Expiry => Err(Some((4401, "token expired"))),
+            Due::Heartbeat => {
+                let timeout = Duration::from_secs(self.context.limits.ws_client_timeout_secs);
+                if liveness.last_heard.elapsed() > timeout {
+                    return Err(Some((1001, "heartbeat timeout")));
+                }
+                self.outbox.ping(b"").await.map_err(|_| None)?;
+                deadlines.heartbeat_sent();
+                Ok(())
+            }
+            Due::Nothing => Ok(()),
+        }
+    }
+
+    /// Sends the `hello` frame (the socket's identity and heartbeat period).
+    fn hello(&self) -> String {
+        ServerFrame::Hello {
+            user_id: self.claims.user_id.0,
+            connection_id: &self.connection_id,
+            heartbeat_s: self.context.limits.ws_heartbeat_secs,
+        }
+        .to_json()
+    }
+}
