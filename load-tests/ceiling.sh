@@ -52,8 +52,7 @@ BACKEND=pg
 results_path ceiling
 # The instances share this machine's cores, so each gets its share of workers unless
 # PULSE_WORKERS is set: 2 instances on 2 cores with 1 worker each cost 9-12% less server CPU per
-# like than with one worker per core each, and sustained 250 likes/s more (RESULTS.md, ceiling,
-# twelfth session).
+# like than with one worker per core each, and sustained 250 likes/s more (RESULTS.md, ceiling).
 PER_INSTANCE=$(( $(nproc 2>/dev/null || echo 1) / INSTANCES ))
 export PULSE_WORKERS=${PULSE_WORKERS:-$(( PER_INSTANCE > 0 ? PER_INSTANCE : 1 ))}
 
