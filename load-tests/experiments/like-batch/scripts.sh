@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # scripts.sh DIR: writes the pgbench scripts of the like-batch experiment into DIR:
-#   single.sql   the one-like statement of ../../pgbench-like.sql without its token check;
+#   single.sql   the one-like pgbench script of ../../lib/pgbench-like.sh without its token
+#                check;
 #   batchN.sql   statement.sql (the batch statement of commit 97e23f8) with N fresh likes per
 #                transaction, for N = 1, 2, 4, 8 (pairs numbered like pgbench-like.sql's).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 OUT=${1:?usage: scripts.sh DIR}
 mkdir -p "$OUT"
-grep -v '^--' "$HERE/../../pgbench-like.sql" | grep -v '^SELECT id, username\|AND NOT EXISTS' \
+"$HERE/../../lib/pgbench-like.sh" | grep -v '^--' | grep -v '^SELECT id, username\|AND NOT EXISTS' \
   | sed "s/:actor_name/'x'/" >"$OUT/single.sql"
 for n in 1 2 4 8; do
   posts=() likers=()
