@@ -86,7 +86,8 @@ for c in $PGB_CLIENTS; do
   "${PSQL_PGB[@]}" -c "TRUNCATE likes, like_notices, notifications" \
     -c "UPDATE posts SET like_count = 0, like_seq = 0" -c "UPDATE users SET notification_seq = 0" -c "VACUUM ANALYZE" >&2
   log "pgbench: $c clients, ${PGB_DURATION}s"
-  out=$(pgbench -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -n -M prepared -f "$HERE/pgbench-like.sql" \
+  "$HERE/lib/pgbench-like.sh" >"$WORK/pgbench-like.sql"
+  out=$(pgbench -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -n -M prepared -f "$WORK/pgbench-like.sql" \
     -D authors=$AUTHORS -D likers=$LIKERS -D posts=$POSTS -D clients="$c" -D n=0 \
     -c "$c" -j "$(cores)" -T "$PGB_DURATION" "$PGB_DB" 2>&1) \
     || { echo "$out" >&2; die "pgbench failed"; }
