@@ -10,7 +10,7 @@ use std::str::FromStr;
 macro_rules! limits {
     ($( #[doc = $doc:literal] $field:ident : $ty:ty = $default:expr => $env:literal; )*) => {
         /// Every tunable limit, each with a named default and an environment override.
-        #[derive(Debug, Clone)]
+        #[derive(Debug, Clone, PartialEq)]
         pub struct Limits { $( #[doc = $doc] pub $field: $ty, )* }
 
         impl Default for Limits {
@@ -18,9 +18,22 @@ macro_rules! limits {
         }
 
         impl Limits {
-            /// (environment variable, default, meaning) for every limit.
-            pub const HELP: &'static [(&'static str, &'static str, &'static str)] =
-                &[ $( ($env, stringify!($default), $doc) ),* ];
+            /// (environment variable, default value, meaning) for every limit.
+            pub fn help() -> Vec<(&'static str, String, &'static str)> {
+                let defaults = Self::default();
+                vec![ $( ($env, defaults.$field.to_string(), $doc) ),* ]
+            }
+
+            /// (environment variable, value) of every limit set to something else than its
+            /// default.
+            pub fn changed(&self) -> Vec<(&'static str, String)> {
+                let defaults = Self::default();
+                let mut changed = Vec::new();
+                $( if self.$field != defaults.$field {
+                    changed.push(($env, self.$field.to_string()));
+                } )*
+                changed
+            }
 
             fn from_env() -> Result<Self, String> {
                 let defaults = Self::default();
@@ -53,7 +66,7 @@ limits! {
     password_hash_queue_len: usize = 256 => "PULSE_PASSWORD_HASH_QUEUE_LEN";
     /// Lifetime of a socket ticket, in seconds.
     ticket_ttl_secs: u64 = 60 => "PULSE_TICKET_TTL_SECS";
-    /// Database connections per instance (PostgreSQL: split among the workers, the rest, at least one, for background jobs; SQLite: readers, plus one writer). 8, not 16: on the 2-core load-test machine 16 per instance cost PostgreSQL 16% more CPU per like and 40% on the likes p99 (load-tests/RESULTS.md, fix 27).
+    /// Database connections per instance (PostgreSQL: split among the workers, the rest, at least one, for background jobs; SQLite: readers, plus one writer). More connections than cores cost PostgreSQL CPU per like.
     db_pool_size: usize = 8 => "PULSE_DB_POOL_SIZE";
     /// How long a request waits for a database connection before 503, in ms.
     db_acquire_timeout_ms: u64 = 3000 => "PULSE_DB_ACQUIRE_TIMEOUT_MS";
@@ -274,20 +287,105 @@ impl Settings {
         })
     }
 
+    /// One readable line for the start-up log: where data lives, how events fan out, the
+    /// workers, and every limit that is not at its default. Secrets never appear.
+    pub fn summary(&self) -> String {
+        let database = match &self.database_url {
+            Some(url) => format!("PostgreSQL {}", redact_url(url)),
+            None => format!("SQLite in {}", self.data_dir.display()),
+        };
+        let fan_out = match &self.redis_url {
+            Some(url) => format!("Redis {} (prefix {:?})", redact_url(url), self.redis_prefix),
+            None => "in-process".to_owned(),
+        };
+        let mut line = format!(
+            "database: {database}; fan-out: {fan_out}; workers: {}",
+            self.workers
+        );
+        let changed = self.limits.changed();
+        if !changed.is_empty() {
+            let changed: Vec<String> = changed.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            line.push_str(&format!(
+                "; limits not at their defaults: {}",
+                changed.join(" ")
+            ));
+        }
+        line
+    }
+
     /// The text `pulse --help` prints.
     pub fn help_text() -> String {
         let mut out = String::from(
             "pulse: real-time notification backend\n\n\
-             USAGE:\n  pulse            run the server\n  pulse migrate    apply database migrations and exit\n  \
+             USAGE:\n  pulse [serve]    run the server\n  pulse migrate    apply database migrations and exit\n  \
              pulse keygen     print a new biscuit root private key (hex) for PULSE_ROOT_KEY\n  \
+             pulse --version  the version\n  \
              pulse --help     this text\n\nSETTINGS (environment):\n",
         );
-        for (name, default, meaning) in SETTINGS_HELP.iter().chain(Limits::HELP) {
+        let settings = SETTINGS_HELP
+            .iter()
+            .map(|(name, default, meaning)| (*name, (*default).to_owned(), *meaning));
+        for (name, default, meaning) in settings.chain(Limits::help()) {
             out.push_str(&format!(
                 "  {name:<32} default {default:<22} {}\n",
                 meaning.trim()
             ));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `PULSE_*` name in a text, once each.
+    fn pulse_variables(text: &str) -> std::collections::BTreeSet<String> {
+        let mut names = std::collections::BTreeSet::new();
+        for (start, _) in text.match_indices("PULSE_") {
+            let name: String = text[start..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            names.insert(name.trim_end_matches('_').to_owned());
+        }
+        names
+    }
+
+    #[test]
+    fn the_readme_lists_exactly_the_settings_that_help_prints() {
+        let readme_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
+        let readme = std::fs::read_to_string(readme_path).unwrap_or_default();
+        let help = Settings::help_text();
+        let (in_help, in_readme) = (pulse_variables(&help), pulse_variables(&readme));
+        let missing: Vec<_> = in_help.difference(&in_readme).collect();
+        let unknown: Vec<_> = in_readme.difference(&in_help).collect();
+        assert!(missing.is_empty(), "README.md lacks {missing:?}");
+        assert!(
+            unknown.is_empty(),
+            "README.md names settings pulse lacks: {unknown:?}"
+        );
+        for name in ["DATABASE_URL", "REDIS_URL", "RUST_LOG"] {
+            assert!(help.contains(name) && readme.contains(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn help_shows_defaults_as_values() {
+        let help = Settings::help_text();
+        assert!(help.contains("PULSE_MAX_JSON_BYTES"));
+        assert!(help.contains("65536"), "{help}");
+        assert!(!help.contains("64 * 1024"), "{help}");
+    }
+
+    #[test]
+    fn the_start_up_summary_is_one_short_line_without_secrets() {
+        let mut settings = Settings::defaults();
+        settings.database_url = Some("postgres://pulse:hunter2@db/pulse".into());
+        settings.limits.ws_queue_len = 512;
+        let summary = settings.summary();
+        assert!(!summary.contains("hunter2"), "{summary}");
+        assert!(summary.contains("PULSE_WS_QUEUE_LEN=512"), "{summary}");
+        assert!(!summary.contains('\n') && summary.len() < 300, "{summary}");
     }
 }

@@ -4,7 +4,7 @@
 //! A hash takes 19 MiB and a core for tens of milliseconds. Unbounded, a burst of 400
 //! registrations from 32 clients ran about 32 at once on two cores: no faster, and the
 //! instance's RSS went from 39 MB to 677-681 MB, and stayed there until the blocking threads
-//! exited (`load-tests/regburst.sh`; load-tests/RESULTS.md, fix 21). Behind this gate at most
+//! exited (`load-tests/regburst.sh`). Behind this gate at most
 //! `PULSE_PASSWORD_HASH_CONCURRENCY` run; up to `PULSE_PASSWORD_HASH_QUEUE_LEN` more wait
 //! (asynchronously, holding no thread), and the rest get 503 at once.
 

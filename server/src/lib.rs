@@ -5,6 +5,7 @@
 //! recipient has open, on any instance.
 //!
 //! Map of the crate:
+//! - [`cli`]: the command line (`serve`, `migrate`, `keygen`, `--help`, `--version`).
 //! - [`config`]: settings from the environment; every limit named with a default.
 //! - [`startup`]: builds the [`startup::Application`] and runs it until a signal, then drains.
 //! - [`state`]: the one `AppState` handlers receive; each HTTP worker has its own copy, with its
@@ -27,6 +28,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -1,5 +1,5 @@
 //! Wire types: the JSON the API answers with, built from database rows. Field names and shapes
-//! follow `API.md`; timestamps are RFC 3339 UTC with milliseconds.
+//! follow `docs/API.md`; timestamps are RFC 3339 UTC with milliseconds.
 
 use chrono::{NaiveDateTime, SecondsFormat};
 use pulse_schema::comments::CommentView;

@@ -7,7 +7,7 @@
 //! frames queued while the connection was busy go out in one write. actix-ws still does the
 //! handshake and decodes the client's frames (`routes::live`); only its `Session`, a channel of
 //! messages that the body encodes, is replaced (about 12% of a fan-out frame's CPU;
-//! load-tests/RESULTS.md, fix 26).
+//! see CHANGELOG.md).
 //!
 //! Back-pressure: a send waits while `limit` bytes are buffered, and the body only takes bytes
 //! when the connection's own write buffer has room, so a client that stops reading stalls the

@@ -56,7 +56,7 @@ fn origin_allowed(req: &HttpRequest, state: &AppState) -> bool {
             .any(|allowed| allowed == origin)
 }
 
-/// Opens the live socket (see the protocol in API.md).
+/// Opens the live socket (the protocol is in docs/API.md).
 #[utoipa::path(get, path = "/api/v1/ws", tag = "live", params(SocketQuery),
     responses((status = 101, description = "Switching to the WebSocket protocol"), (status = 400, body = Problem),
               (status = 401, body = Problem), (status = 403, body = Problem), (status = 429, body = Problem),

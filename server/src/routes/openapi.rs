@@ -13,7 +13,7 @@ use crate::error::PROBLEM_TYPES;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Pulse", description = "Real-time notification backend for social apps. See API.md for the socket protocol."),
+    info(title = "Pulse", description = "Real-time notification backend for social apps. The socket protocol (GET /api/v1/ws) is described in docs/API.md of the Pulse repository."),
     paths(
         super::auth::register, super::auth::login, super::auth::logout, super::auth::ws_ticket,
         super::users::me, super::users::get_user, super::users::follow_user, super::users::unfollow_user,

@@ -141,7 +141,7 @@ async fn sockets_opening_at_once_each_get_their_own_token_checked_and_their_own_
         expected.push(app.notification_ids(user).await);
     }
     // Users 0, 4, 8 and 12 log out (their tokens are revoked); users 2, 6, 10 and 14 log in
-    // again and then log out of the first session, so their new token is good but the first
+    // again and then log out of the first login, so their new token is good but the first
     // is not; the odd users keep their only token.
     let mut tokens = Vec::new();
     for (i, user) in users.iter().enumerate() {
@@ -189,7 +189,7 @@ async fn sockets_opening_at_once_each_get_their_own_token_checked_and_their_own_
             }
         }
     }
-    // 8 odd users, and the 4 second sessions.
+    // 8 odd users, and the 4 second logins.
     assert_eq!(admitted, 12);
     let metrics = app.metrics_text().await;
     assert!(

@@ -1,4 +1,4 @@
-//! The live socket on one instance: every guarantee of API.md's socket section.
+//! The live socket on one instance: every guarantee of the socket section of docs/API.md.
 
 use std::time::{Duration, Instant};
 

@@ -14,6 +14,7 @@
 pub mod socket;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
@@ -69,6 +70,18 @@ pub struct Store {
     pub redis_prefix: String,
     pub data_dir: PathBuf,
     pub root_key: String,
+    /// Removes `data_dir` once no store or instance uses it any more.
+    dir: Arc<DataDir>,
+}
+
+/// A test's data directory, removed when the last store or instance holding it is dropped.
+#[derive(Debug)]
+struct DataDir(PathBuf);
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 impl Store {
@@ -86,6 +99,7 @@ impl Store {
         let suffix = random_suffix();
         let data_dir = std::env::temp_dir().join(format!("pulse-test-{suffix}"));
         std::fs::create_dir_all(&data_dir).unwrap();
+        let dir = Arc::new(DataDir(data_dir.clone()));
         let root_key = pulse_server::auth::Keys::generate_hex();
         match backend {
             Backend::Sqlite => Store {
@@ -95,6 +109,7 @@ impl Store {
                 redis_prefix: String::new(),
                 data_dir,
                 root_key,
+                dir,
             },
             Backend::Postgres => {
                 let name = format!("pulse_test_{suffix}");
@@ -119,6 +134,7 @@ impl Store {
                     redis_prefix: format!("test-{suffix}:"),
                     data_dir,
                     root_key,
+                    dir,
                 }
             }
         }
@@ -159,6 +175,7 @@ pub struct TestApp {
     pub http: reqwest::Client,
     shutdown: Shutdown,
     server: JoinHandle<std::io::Result<()>>,
+    _dir: Arc<DataDir>,
 }
 
 impl TestApp {
@@ -196,6 +213,7 @@ impl TestApp {
                 .unwrap(),
             shutdown,
             server,
+            _dir: store.dir.clone(),
         }
     }
 
@@ -296,7 +314,7 @@ impl TestApp {
         Reply::from(request.send().await.expect("request reaches the server")).await
     }
 
-    /// Logs `user` in again (a second session): the answer, which carries a new token on 200.
+    /// Logs `user` in again (a second login): the answer, which carries a new token on 200.
     pub async fn login(&self, user: &User) -> Reply {
         self.call(
             Method::POST,
