@@ -3,7 +3,8 @@
 #
 #   .ci/schemathesis.sh
 #
-# - installs schemathesis $SCHEMATHESIS_VERSION with pip when that version is not on the PATH;
+# - installs schemathesis $SCHEMATHESIS_VERSION from PyPI into the project's virtual environment
+#   (target/ci-venv, .ci/lib/tools.sh) when that version is not on the PATH;
 # - starts ONE server from ${PULSE_BIN:-<repo>/target/debug/pulse} (never builds it) on a free
 #   127.0.0.1 port with a temporary PULSE_DATA_DIR (SQLite) and the rate limits off, so the
 #   handlers, not the throttle, answer;
@@ -34,16 +35,11 @@ log() { echo "[schemathesis $(date -u +%H:%M:%S)] $*" >&2; }
 
 [[ -x "$BIN" ]] || { log "no server binary at $BIN (build it first, or set PULSE_BIN)"; exit 1; }
 
-installed_version() { schemathesis --version 2>/dev/null | sed -n 's/.*version \([0-9.]*\).*/\1/p'; }
-if [[ "$(installed_version || true)" != "$SCHEMATHESIS_VERSION" ]]; then
-  log "installing schemathesis $SCHEMATHESIS_VERSION (pip)"
-  python3 -m pip install -q "schemathesis==$SCHEMATHESIS_VERSION" >&2
-  hash -r
-  [[ "$(installed_version || true)" == "$SCHEMATHESIS_VERSION" ]] ||
-    { log "schemathesis $SCHEMATHESIS_VERSION is still not on the PATH after pip install"; exit 1; }
-fi
+# shellcheck source-path=SCRIPTDIR source=lib/tools.sh
+source "$HERE/lib/tools.sh"
+tools_ensure_schemathesis "$SCHEMATHESIS_VERSION"
 
-# shellcheck source=lib/throwaway-server.sh
+# shellcheck source-path=SCRIPTDIR source=lib/throwaway-server.sh
 source "$HERE/lib/throwaway-server.sh"
 throwaway_server_start pulse-schemathesis
 

