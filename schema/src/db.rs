@@ -30,8 +30,11 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncMigrationHarness, AsyncPgConnection, SimpleAsyncConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-/// SQLite through diesel-async's blocking-thread wrapper.
-pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+use crate::blocking::BlockingThreads;
+
+/// SQLite through diesel-async's blocking-thread wrapper, on threads that are safe to drop a
+/// statement on (see [`crate::blocking`]).
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection, BlockingThreads>;
 
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");

@@ -5,6 +5,7 @@
 //! - [`db`]: [`Db`], one handle over either backend (PostgreSQL pool or SQLite through
 //!   diesel-async's sync wrapper), the [`run!`] macro that compiles one query body for both, and
 //!   embedded migrations.
+//! - [`blocking`]: the threads SQLite's statements run on, safe to cancel on any runtime.
 //! - [`pipeline`]: two statements of a transaction in one round trip (PostgreSQL) or in turn
 //!   (SQLite).
 //! - [`counters`]: the hot path's counter bumps as fixed statements the prepared-statement
@@ -17,6 +18,7 @@
 //! statement, `likes/like.sql`; the same writes in one blocking job on SQLite) behind one
 //! contract. The test suite runs against both.
 
+pub mod blocking;
 pub mod counters;
 pub mod db;
 pub mod ids;

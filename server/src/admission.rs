@@ -12,7 +12,7 @@
 //! ([`tokens::active_user_and_latest`]), so a quiet server answers as fast as before.
 //!
 //! The batch runs in a task of its own: a socket whose client went away meanwhile is answered
-//! into a closed channel, and no query is ever dropped half-way (SQLite's wrapper panics then).
+//! into a closed channel, and one socket going away never cancels the others' check.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;

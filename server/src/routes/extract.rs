@@ -21,26 +21,14 @@ pub struct Authenticated {
 }
 
 /// Verifies a token, checks it was not revoked and reads its user, in one database statement.
-///
-/// The read runs in its own task: extractors run together, and actix drops one mid-query when
-/// another fails first (say the JSON body); a SQLite query dropped mid-flight on an actix
-/// worker's single-threaded runtime panics inside diesel-async.
 pub async fn authenticate(
     state: &AppState,
     token: &str,
     operation: Operation,
 ) -> Result<Authenticated, ApiError> {
     let claims = state.keys.verify(token, operation)?;
-    let (db, user, ids) = (
-        state.db.clone(),
-        claims.user_id,
-        claims.revocation_ids.clone(),
-    );
-    let user = tokio::spawn(async move { tokens::active_user(&db, user, &ids).await })
-        .await
-        .map_err(|error| {
-            ApiError::Internal(anyhow::anyhow!("revocation check task failed: {error}"))
-        })??
+    let user = tokens::active_user(&state.db, claims.user_id, &claims.revocation_ids)
+        .await?
         .ok_or(ApiError::Unauthorized(
             "The token is missing, invalid, expired or revoked.",
         ))?;

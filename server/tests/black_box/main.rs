@@ -14,5 +14,6 @@ mod malformed;
 mod notifications;
 mod posts;
 mod rate_limits;
+mod resets;
 mod system;
 mod users;
