@@ -692,7 +692,7 @@ async function main() {
           { timeout: 5000, polling: 20 },
         );
       // bob already likes the sunset: unlike, then like again. The count moves live on the left;
-      // the re-like notifies nobody (API.md), so alice's unread count stays 2.
+      // the re-like notifies nobody (docs/API.md), so alice's unread count stays 2.
       const oldLike = b.getByTestId(`post-${postId}`).getByTestId('like-button');
       await oldLike.click();
       await countIs(a, postId, '1');
