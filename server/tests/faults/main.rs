@@ -14,8 +14,9 @@ use futures_util::future::join_all;
 use reqwest::StatusCode;
 use serde_json::json;
 
+use process::Instance;
 use support::socket::Ended;
-use support::{Store, TestApp};
+use support::{Store, TestApp, DEADLINE};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn database_outage_answers_503_serves_what_it_can_and_recovers_without_restart() {
@@ -181,6 +182,54 @@ async fn instances_killed_or_stopped_mid_load_lose_nothing() {
     assert_eq!(read_until(&mut socket, &mut seen, 40).await, None);
     assert_eq!(seen.len(), 40);
     assert!(two.wait_exit().await.success(), "SIGTERM exits cleanly");
+}
+
+/// Malformed requests are the client's problem: each gets a 4xx and none is logged as an
+/// ERROR (an operator alerts on those).
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_requests_are_answered_4xx_and_never_logged_as_errors() {
+    let store = Store::fresh_postgres().await;
+    let log_path = store.data_dir.join("pulse.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut instance = Instance::start_logging(&store, log).await;
+    let requests: [&[u8]; 6] = [
+        b"GARBAGE\r\n\r\n",
+        b"GET /api/v1/me HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        b"GET /api/v1/me HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+        b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\n{bad}",
+        b"BREW /api/v1/me HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /api/v1/posts/%zz HTTP/1.1\r\nHost: x\r\n\r\n",
+    ];
+    for request in requests {
+        let status = raw_status(instance.port, request).await;
+        assert!((400..500).contains(&status), "{status} for {request:?}");
+    }
+    instance.terminate();
+    instance.wait_exit().await;
+    let logged = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        !logged.contains("ERROR"),
+        "malformed requests logged as errors:\n{logged}"
+    );
+}
+
+/// Sends `request` on a new connection and returns the status code of the answer.
+async fn raw_status(port: u16, request: &[u8]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = vec![0u8; 64];
+    let read = tokio::time::timeout(DEADLINE, stream.read(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let head = String::from_utf8_lossy(&answer[..read]).into_owned();
+    head.split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"))
 }
 
 /// Reads notifications into `seen` (asserting strictly increasing ids) until it holds `count`

@@ -14,6 +14,11 @@ pub struct Instance {
 
 impl Instance {
     pub async fn start(store: &Store) -> Instance {
+        Instance::start_logging(store, Stdio::inherit()).await
+    }
+
+    /// Starts an instance whose log (stderr, `RUST_LOG=warn`) goes to `log`.
+    pub async fn start_logging(store: &Store, log: impl Into<Stdio>) -> Instance {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -31,7 +36,8 @@ impl Instance {
             .env("PULSE_WORKERS", "2")
             .env("PULSE_DRAIN_MS", "300")
             .env("RUST_LOG", "warn")
-            .stdout(Stdio::null());
+            .stdout(Stdio::null())
+            .stderr(log);
         for limit in [
             "PULSE_RATE_LIKES_PER_MIN",
             "PULSE_RATE_IP_WRITES_PER_MIN",

@@ -19,7 +19,7 @@ use tokio::{
     time::sleep_until,
 };
 use tokio_util::codec::{Decoder as _, Encoder as _};
-use tracing::{error, trace};
+use tracing::{debug, error, trace};
 
 use super::{
     codec::Codec,
@@ -1465,7 +1465,12 @@ where
                     // keep-alive and stream errors
                     if state_is_none && inner_p.write_buf.is_empty() {
                         if let Some(err) = inner_p.error.take() {
-                            error!("stream error: {}", &err);
+                            // A client's malformed request or broken connection: the client's
+                            // problem, answered with 400 or a close, so not an ERROR line.
+                            match err {
+                                DispatchError::InternalError => error!("stream error: {}", &err),
+                                _ => debug!("stream error: {}", &err),
+                            }
                             return Poll::Ready(Err(err));
                         }
 
