@@ -50,6 +50,16 @@ limits! {
     max_image_bytes: usize = 10 * 1024 * 1024 => "PULSE_MAX_IMAGE_BYTES";
     /// Largest image side, in pixels, checked from the header before decoding (422 beyond).
     max_image_side: u32 = 8192 => "PULSE_MAX_IMAGE_SIDE";
+    /// Most pixels (width × height) in an uploaded image, checked from the header before decoding (422 beyond); one decode may allocate 4 bytes per pixel of this, plus 128 MiB.
+    max_image_pixels: u64 = 8192 * 8192 => "PULSE_MAX_IMAGE_PIXELS";
+    /// Longest side, in pixels, of the display image `image_url` serves (uploads are shrunk to it, never enlarged).
+    display_max_side: u32 = 2048 => "PULSE_DISPLAY_MAX_SIDE";
+    /// Longest side, in pixels, of the thumbnail `thumbnail_url` serves.
+    thumbnail_max_side: u32 = 640 => "PULSE_THUMBNAIL_MAX_SIDE";
+    /// Image decodes running at once (each up to the memory PULSE_MAX_IMAGE_PIXELS allows; a large progressive JPEG takes two places); further uploads wait.
+    image_decode_concurrency: usize = 2 => "PULSE_IMAGE_DECODE_CONCURRENCY";
+    /// Uploads waiting for an image decode before the next gets 503 with Retry-After.
+    image_decode_queue_len: usize = 8 => "PULSE_IMAGE_DECODE_QUEUE_LEN";
     /// Page size when `?limit=` is absent.
     default_page_size: i64 = 20 => "PULSE_DEFAULT_PAGE_SIZE";
     /// Largest `?limit=` accepted (the contract fixes 100).
@@ -121,7 +131,7 @@ limits! {
     /// Writes and socket connects per client IP per minute (0: no limit).
     rate_ip_writes_per_min: u64 = 1200 => "PULSE_RATE_IP_WRITES_PER_MIN";
     /// Registrations per client IP per hour (0: no limit).
-    rate_registrations_per_hour: u64 = 30 => "PULSE_RATE_REGISTRATIONS_PER_HOUR";
+    rate_registrations_per_hour: u64 = 200 => "PULSE_RATE_REGISTRATIONS_PER_HOUR";
     /// Failed logins per username per login window before logins are refused with 429 (0: no limit).
     rate_login_failures: u64 = 10 => "PULSE_RATE_LOGIN_FAILURES";
     /// The failed-login window, in seconds (15 minutes).

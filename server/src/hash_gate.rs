@@ -1,12 +1,13 @@
-//! The gate in front of password hashing: how many argon2id hashes run at once, and how many
-//! requests may wait for one.
+//! Gates in front of blocking work heavy in memory and CPU (password hashes, image decodes): how
+//! much of it runs at once, how many requests may wait for a place, and 503 for the rest.
 //!
 //! A hash takes 19 MiB and a core for tens of milliseconds. Unbounded, a burst of 400
 //! registrations from 32 clients ran about 32 at once on two cores: no faster, and the
 //! instance's RSS went from 39 MB to 677-681 MB, and stayed there until the blocking threads
-//! exited (`load-tests/regburst.sh`). Behind this gate at most
+//! exited (`load-tests/regburst.sh`). Behind a [`HashGate`] at most
 //! `PULSE_PASSWORD_HASH_CONCURRENCY` run; up to `PULSE_PASSWORD_HASH_QUEUE_LEN` more wait
-//! (asynchronously, holding no thread), and the rest get 503 at once.
+//! (asynchronously, holding no thread), and the rest get 503 at once. Image decodes go through
+//! a [`Gate`] of their own (`media::intake`), where one job may take more than one place.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -15,66 +16,105 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
 
-/// A place to run one hash; dropping it frees the place.
-type HashSlot = OwnedSemaphorePermit;
+/// The places one job holds; dropping them frees them.
+type Slots = OwnedSemaphorePermit;
 
+/// Runs blocking jobs on tokio's blocking pool, at most `places` worth at once, with a bounded
+/// queue in front.
 #[derive(Clone)]
-pub struct HashGate {
-    slots: Arc<Semaphore>,
+pub struct Gate {
+    places: Arc<Semaphore>,
+    capacity: u32,
     waiting: Arc<AtomicUsize>,
     max_waiting: usize,
+    /// What waits here, for the 503's log line ("password checks", "image decodes").
+    what: &'static str,
 }
 
-impl HashGate {
-    /// `concurrency` hashes at once (at least one), `max_waiting` requests queued behind them.
-    pub fn new(concurrency: usize, max_waiting: usize) -> Self {
-        HashGate {
-            slots: Arc::new(Semaphore::new(concurrency.max(1))),
+impl Gate {
+    /// `places` at once (at least one), `max_waiting` requests queued behind them.
+    pub fn new(what: &'static str, places: usize, max_waiting: usize) -> Self {
+        let capacity = u32::try_from(places.clamp(1, Semaphore::MAX_PERMITS)).unwrap_or(u32::MAX);
+        Gate {
+            places: Arc::new(Semaphore::new(capacity as usize)),
+            capacity,
             waiting: Arc::new(AtomicUsize::new(0)),
             max_waiting,
+            what,
         }
     }
 
-    /// Runs `hash` on a blocking thread once a slot is free, holding the slot until it returns;
-    /// `Unavailable` (503) when the queue is full.
+    /// How many places the gate has.
+    pub fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    /// Runs `job` on a blocking thread once `weight` places are free (at least one, at most all
+    /// of them), holding them until it returns; `Unavailable` (503) when the queue is full.
     pub async fn run<T: Send + 'static>(
         &self,
-        hash: impl FnOnce() -> T + Send + 'static,
+        weight: u32,
+        job: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ApiError> {
-        let slot = self.enter().await?;
+        let slots = self.enter(weight).await?;
         tokio::task::spawn_blocking(move || {
-            let _slot = slot;
-            hash()
+            let _slots = slots;
+            job()
         })
         .await
         .map_err(|error| ApiError::Internal(error.into()))
     }
 
-    /// A slot now, or after a wait in the queue; `Unavailable` (503) when the queue is full.
-    async fn enter(&self) -> Result<HashSlot, ApiError> {
-        if let Ok(slot) = self.slots.clone().try_acquire_owned() {
-            return Ok(slot);
+    /// The places now, or after a wait in the queue; `Unavailable` (503) when the queue is full.
+    async fn enter(&self, weight: u32) -> Result<Slots, ApiError> {
+        let weight = weight.clamp(1, self.capacity);
+        if let Ok(slots) = self.places.clone().try_acquire_many_owned(weight) {
+            return Ok(slots);
         }
-        let _in_queue = InQueue::join(&self.waiting, self.max_waiting)?;
-        self.slots
+        let _in_queue = InQueue::join(&self.waiting, self.max_waiting, self.what)?;
+        self.places
             .clone()
-            .acquire_owned()
+            .acquire_many_owned(weight)
             .await
-            .map_err(|_| ApiError::Unavailable("password hashing stopped".into()))
+            .map_err(|_| ApiError::Unavailable(format!("the gate for {} closed", self.what)))
     }
 }
 
-/// One request waiting at the gate, counted for as long as it waits (also if it is dropped).
+/// The gate in front of password hashing: one place per hash.
+#[derive(Clone)]
+pub struct HashGate(Gate);
+
+impl HashGate {
+    /// `concurrency` hashes at once (at least one), `max_waiting` requests queued behind them.
+    pub fn new(concurrency: usize, max_waiting: usize) -> Self {
+        HashGate(Gate::new("password checks", concurrency, max_waiting))
+    }
+
+    /// Runs `hash` on a blocking thread once a place is free; `Unavailable` (503) when the
+    /// queue is full.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        hash: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        self.0.run(1, hash).await
+    }
+}
+
+/// One request waiting at a gate, counted for as long as it waits (also if it is dropped).
 struct InQueue<'a>(&'a AtomicUsize);
 
 impl<'a> InQueue<'a> {
-    fn join(waiting: &'a AtomicUsize, max_waiting: usize) -> Result<Self, ApiError> {
+    fn join(
+        waiting: &'a AtomicUsize,
+        max_waiting: usize,
+        what: &str,
+    ) -> Result<Self, ApiError> {
         let before = waiting.fetch_add(1, Ordering::AcqRel);
         if before >= max_waiting {
             waiting.fetch_sub(1, Ordering::AcqRel);
-            return Err(ApiError::Unavailable(
-                "too many password checks are queued; retry shortly".into(),
-            ));
+            return Err(ApiError::Unavailable(format!(
+                "too many {what} are queued; retry shortly"
+            )));
         }
         Ok(InQueue(waiting))
     }
@@ -96,23 +136,23 @@ mod tests {
 
     use super::*;
 
-    type Entering<'a> = Pin<Box<dyn Future<Output = Result<HashSlot, ApiError>> + 'a>>;
+    type Entering<'a> = Pin<Box<dyn Future<Output = Result<Slots, ApiError>> + 'a>>;
 
-    /// A gate of one slot and one place in the queue, its slot taken and a request queued.
-    async fn one_running_one_queued(gate: &HashGate) -> (HashSlot, Entering<'_>) {
-        let Ok(running) = gate.enter().await else {
-            panic!("the first request gets the free slot");
+    /// A gate of one place and one place in the queue, its place taken and a request queued.
+    async fn one_running_one_queued(gate: &Gate) -> (Slots, Entering<'_>) {
+        let Ok(running) = gate.enter(1).await else {
+            panic!("the first request gets the free place");
         };
-        let mut queued: Entering<'_> = Box::pin(gate.enter());
+        let mut queued: Entering<'_> = Box::pin(gate.enter(1));
         assert!(matches!(poll!(&mut queued), Poll::Pending));
         (running, queued)
     }
 
     #[tokio::test]
     async fn beyond_the_running_and_the_queued_a_request_is_refused_at_once() {
-        let gate = HashGate::new(1, 1);
+        let gate = Gate::new("tests", 1, 1);
         let (running, queued) = one_running_one_queued(&gate).await;
-        assert!(matches!(gate.enter().await, Err(ApiError::Unavailable(_))));
+        assert!(matches!(gate.enter(1).await, Err(ApiError::Unavailable(_))));
         drop(running);
         assert!(queued.await.is_ok());
         // The queue emptied: the next one waits again instead of being refused.
@@ -121,10 +161,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_dropped_while_queued_leaves_its_place() {
-        let gate = HashGate::new(1, 1);
+        let gate = Gate::new("tests", 1, 1);
         let (_running, queued) = one_running_one_queued(&gate).await;
         drop(queued);
-        let mut again = Box::pin(gate.enter());
+        let mut again = Box::pin(gate.enter(1));
         assert!(matches!(poll!(&mut again), Poll::Pending));
     }
 
@@ -133,5 +173,23 @@ mod tests {
         let gate = HashGate::new(1, 0);
         assert_eq!(gate.run(|| 6 * 7).await.ok(), Some(42));
         assert_eq!(gate.run(|| 1).await.ok(), Some(1));
+    }
+
+    #[tokio::test]
+    async fn a_heavy_job_waits_for_every_place_it_needs() {
+        let gate = Gate::new("tests", 2, 1);
+        let Ok(light) = gate.enter(1).await else {
+            panic!("a light job gets one of two free places");
+        };
+        let mut heavy: Entering<'_> = Box::pin(gate.enter(2));
+        assert!(matches!(poll!(&mut heavy), Poll::Pending));
+        drop(light);
+        assert!(heavy.await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_job_heavier_than_the_gate_runs_alone_instead_of_never() {
+        let gate = Gate::new("tests", 2, 0);
+        assert_eq!(gate.run(5, || "alone").await.ok(), Some("alone"));
     }
 }

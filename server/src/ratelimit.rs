@@ -102,7 +102,8 @@ impl RateLimiter {
         }
     }
 
-    /// Counts one event; `Err(429)` when the subject is over its limit.
+    /// Counts one event; `Err(429)` when the subject is over its limit. A refused event is not
+    /// counted, so a client that keeps retrying never extends its own wait.
     pub async fn hit(&self, bucket: Bucket, subject: &str) -> Result<(), ApiError> {
         let rule = self.rule(bucket);
         if rule.limit == 0 {
@@ -111,8 +112,10 @@ impl RateLimiter {
         let now = Window::now(rule.window_secs);
         let counts = self.increment(bucket, subject, &now).await;
         if now.estimate(counts) > rule.limit {
+            self.uncount(bucket, subject, &now).await;
+            let before = (counts.0.saturating_sub(1), counts.1);
             return Err(ApiError::RateLimited {
-                retry_after_secs: now.retry_after_secs,
+                retry_after_secs: now.secs_until_allowed(before, rule.limit),
             });
         }
         Ok(())
@@ -125,9 +128,10 @@ impl RateLimiter {
             return Ok(());
         }
         let now = Window::now(rule.window_secs);
-        if now.estimate(self.current(bucket, subject, &now).await) >= rule.limit {
+        let counts = self.current(bucket, subject, &now).await;
+        if now.estimate(counts) >= rule.limit {
             return Err(ApiError::RateLimited {
-                retry_after_secs: now.retry_after_secs,
+                retry_after_secs: now.secs_until_allowed(counts, rule.limit),
             });
         }
         Ok(())
@@ -169,6 +173,24 @@ impl RateLimiter {
         entry.roll(now.index);
         entry.current += 1;
         (entry.current, entry.previous)
+    }
+
+    /// Takes back the event [`Self::increment`] just counted (it was refused).
+    async fn uncount(&self, bucket: Bucket, subject: &str, now: &Window) {
+        if let Some((conn, prefix)) = &self.redis {
+            let current = self.key(prefix, bucket, subject, now.index);
+            let mut conn = conn.clone();
+            let mut decrement = redis::cmd("DECR");
+            decrement.arg(&current);
+            let decremented = decrement.query_async::<i64>(&mut conn);
+            if let Ok(Ok(_)) = tokio::time::timeout(REDIS_TIMEOUT, decremented).await {
+                return;
+            }
+        }
+        if let Some(mut entry) = self.local.get_mut(&(bucket, subject.to_owned())) {
+            entry.roll(now.index);
+            entry.current = entry.current.saturating_sub(1);
+        }
     }
 
     /// (current, previous) window counts, without counting.
@@ -237,8 +259,6 @@ struct Window {
     window_secs: u64,
     /// How far into the current window now is, 0.0..1.0.
     elapsed: f64,
-    /// Seconds until the current window ends (at least 1).
-    retry_after_secs: u64,
 }
 
 impl Window {
@@ -250,15 +270,34 @@ impl Window {
         let index = now.as_secs() / window_secs;
         let start = (index * window_secs) as f64;
         let elapsed = ((now.as_secs_f64() - start) / window_secs as f64).clamp(0.0, 1.0);
-        let retry_after_secs = ((index + 1) * window_secs)
-            .saturating_sub(now.as_secs())
-            .max(1);
         Window {
             index,
             window_secs,
             elapsed,
-            retry_after_secs,
         }
+    }
+
+    /// Whole seconds (at least 1) until one more event would be allowed, if nothing else is
+    /// counted meanwhile: the previous window's weight fades as time passes, and at the window's
+    /// end this window's count becomes the fading one.
+    fn secs_until_allowed(&self, (current, previous): (u64, u64), limit: u64) -> u64 {
+        // Allowed once `current + floor(previous * (1 - elapsed)) + 1 <= limit`, that is once
+        // `previous * (1 - elapsed) < limit - current`.
+        let fades_below = |count: u64, room: u64| -> f64 {
+            match count {
+                0 => 0.0,
+                _ => (1.0 - room as f64 / count as f64).max(0.0),
+            }
+        };
+        let windows = if current < limit {
+            (fades_below(previous, limit - current) - self.elapsed).max(0.0)
+        } else {
+            (1.0 - self.elapsed) + fades_below(current, limit)
+        };
+        let secs = windows * self.window_secs as f64;
+        // Just past the point where it is allowed, so a client that waits exactly this long
+        // is not refused by rounding.
+        (secs + 0.001).ceil().max(1.0) as u64
     }
 
     /// The estimated number of events in the last window length.
@@ -311,10 +350,55 @@ mod tests {
             index: 5,
             window_secs: 60,
             elapsed,
-            retry_after_secs: 1,
         };
         assert_eq!(at(0.0).estimate((0, 10)), 10);
         assert_eq!(at(0.5).estimate((2, 10)), 7);
         assert_eq!(at(0.99).estimate((4, 10)), 4);
+    }
+
+    #[test]
+    fn retry_after_is_when_the_next_event_would_be_allowed() {
+        let at = |elapsed| Window {
+            index: 5,
+            window_secs: 60,
+            elapsed,
+        };
+        // 10 allowed; 4 now and 10 in the previous window, half of it still recent: 9 of 10.
+        // One more fits once 10 * (1 - e) < 6: e > 0.4, already true at 0.5 (allowed now).
+        assert_eq!(at(0.5).secs_until_allowed((4, 10), 10), 1);
+        // 8 now, 10 before, at e = 0.1: needs 10 * (1 - e) < 2, e > 0.8: 42 s from now.
+        assert_eq!(at(0.1).secs_until_allowed((8, 10), 10), 43);
+        // The whole limit used in this window: the rest of it, then until 10 * (1 - e) < 10,
+        // just after the next window starts.
+        assert_eq!(at(0.5).secs_until_allowed((10, 0), 10), 31);
+        // Twice the limit counted (requests counted before refusals stopped counting): the
+        // next window must be half over.
+        assert_eq!(at(0.5).secs_until_allowed((20, 0), 10), 61);
+    }
+
+    #[test]
+    fn waiting_the_advertised_time_is_always_enough() {
+        let window = |elapsed| Window {
+            index: 5,
+            window_secs: 60,
+            elapsed,
+        };
+        for (current, previous) in (0..=20u64).flat_map(|c| (0..=20u64).map(move |p| (c, p))) {
+            for tenth in 0..10 {
+                let now = window(f64::from(tenth) / 10.0);
+                let wait = now.secs_until_allowed((current, previous), 10) as f64 / 60.0;
+                let later = now.elapsed + wait;
+                // Where the counts stand then, with nothing counted meanwhile.
+                let (then, counts) = match later {
+                    l if l < 1.0 => (window(l), (current, previous)),
+                    l if l < 2.0 => (window(l - 1.0), (0, current)),
+                    _ => (window(0.0), (0, 0)),
+                };
+                assert!(
+                    then.estimate(counts) < 10,
+                    "({current}, {previous}) at {tenth}/10: still refused after {wait} windows"
+                );
+            }
+        }
     }
 }

@@ -229,3 +229,32 @@ async fn cors_allows_only_configured_origins() {
         .get("access-control-allow-origin")
         .is_none());
 }
+
+fn retry_after(reply: &Reply) -> u64 {
+    assert_rate_limited(reply);
+    reply.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_requests_never_extend_their_own_wait() {
+    let app = TestApp::spawn_with(|s| s.limits.rate_likes_per_min = 3).await;
+    let (author, fan) = (app.register("author").await, app.register("fan").await);
+    let post = app.create_post(&author, "p").await["id"].as_i64().unwrap();
+    for _ in 0..3 {
+        app.like(&fan, post).await.assert_status(StatusCode::OK);
+    }
+    let first = retry_after(&app.like(&fan, post).await);
+    let mut last = first;
+    for _ in 0..30 {
+        last = retry_after(&app.like(&fan, post).await);
+    }
+    // Counted, 30 refusals would push the wait past the next window's start (over 60 s).
+    assert!(
+        first <= 61 && last <= first,
+        "Retry-After {first} then {last}"
+    );
+}
