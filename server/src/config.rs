@@ -80,6 +80,12 @@ limits! {
     db_pool_size: usize = 8 => "PULSE_DB_POOL_SIZE";
     /// How long a request waits for a database connection before 503, in ms.
     db_acquire_timeout_ms: u64 = 3000 => "PULSE_DB_ACQUIRE_TIMEOUT_MS";
+    /// API requests (under /api/v1, socket opens aside) running at once per instance; more wait for a turn.
+    max_in_flight: usize = 16 => "PULSE_MAX_IN_FLIGHT";
+    /// API requests waiting for a turn before the next is refused at once with 503.
+    max_queued_requests: usize = 512 => "PULSE_MAX_QUEUED_REQUESTS";
+    /// Longest wait for a turn, in ms, before 503 with Retry-After (a tenth of it while the queue never empties).
+    request_queue_timeout_ms: u64 = 50 => "PULSE_REQUEST_QUEUE_TIMEOUT_MS";
     /// Largest client socket frame, in bytes (larger frames close the socket with 1009).
     ws_max_frame_bytes: usize = 16 * 1024 => "PULSE_WS_MAX_FRAME_BYTES";
     /// Socket admission checks (revocation and newest notification) queued per worker before an open gets 503.

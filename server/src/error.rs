@@ -57,6 +57,12 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     #[error("dependency unavailable: {0}")]
     Unavailable(String),
+    /// This instance is busier than it can serve well; the detail says what is full.
+    #[error("overloaded: {detail}")]
+    Overloaded {
+        detail: &'static str,
+        retry_after_secs: u64,
+    },
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
 }
@@ -97,7 +103,7 @@ impl ApiError {
             ApiError::TooLarge(_) => 6,
             ApiError::UnsupportedMediaType(_) => 7,
             ApiError::RateLimited { .. } => 8,
-            ApiError::Unavailable(_) => 9,
+            ApiError::Unavailable(_) | ApiError::Overloaded { .. } => 9,
             ApiError::Internal(_) => 10,
         }
     }
@@ -116,6 +122,10 @@ impl ApiError {
             }
             // The cause of a 503/500 is logged, not shown.
             ApiError::Unavailable(_) => "A dependency is unavailable; retry shortly.".to_owned(),
+            ApiError::Overloaded {
+                detail,
+                retry_after_secs,
+            } => format!("{detail}; retry in {retry_after_secs} s."),
             ApiError::Internal(_) => "Something went wrong on our side.".to_owned(),
         };
         let errors = match self {
@@ -160,7 +170,11 @@ impl ResponseError for ApiError {
         }
         let mut response = HttpResponse::build(self.status_code());
         response.insert_header((header::CONTENT_TYPE, "application/problem+json"));
-        if let ApiError::RateLimited { retry_after_secs } = self {
+        if let ApiError::RateLimited { retry_after_secs }
+        | ApiError::Overloaded {
+            retry_after_secs, ..
+        } = self
+        {
             response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
         }
         if let ApiError::Unauthorized(_) = self {

@@ -21,6 +21,7 @@
 //! - [`realtime`]: the socket protocol, hub, like-count coalescing, bus, wake-up relay and
 //!   per-socket task.
 //! - [`media`]: image intake and content-addressed storage.
+//! - `shed`: load shedding; how many API requests run at once, how long others may wait.
 //! - [`ratelimit`]: per-user and per-IP write limits (429 with `Retry-After`).
 //! - [`telemetry`]: logging and metrics.
 //!
@@ -38,6 +39,7 @@ pub(crate) mod middleware;
 pub mod ratelimit;
 pub mod realtime;
 pub mod routes;
+pub(crate) mod shed;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

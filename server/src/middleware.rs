@@ -1,17 +1,24 @@
 //! What wraps every request: a request id (also sent back as `x-request-id`), a tracing span
-//! that every log line of the request carries, and the HTTP metrics.
+//! that every log line of the request carries, the HTTP metrics, and load shedding of API
+//! requests (see `shed`).
 
 use std::time::Instant;
 
-use actix_web::body::MessageBody;
+use std::sync::atomic::Ordering;
+
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage};
+use actix_web::{web, HttpMessage, ResponseError};
 use tracing::Instrument;
 
+use crate::error::ApiError;
 use crate::state::AppState;
+
+/// What a shed request is told to wait before retrying, in seconds.
+const SHED_RETRY_AFTER_SECS: u64 = 1;
 
 /// Gives the request an id and a span, and records its route, status and duration.
 pub(crate) async fn observe(
@@ -40,6 +47,39 @@ pub(crate) async fn observe(
         response.headers_mut().insert(name, value);
     }
     Ok(response)
+}
+
+/// Runs an API request when the instance has a turn for it, or answers 503 with `Retry-After`
+/// (see `shed`). Socket opens have their own admission queue; everything outside `/api/v1`
+/// (health, metrics, media, the demo) is never shed.
+pub(crate) async fn shed_overload(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let path = req.path();
+    let sheddable = path.starts_with("/api/v1/") && path != "/api/v1/ws";
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let Some(state) = state.filter(|_| sheddable) else {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
+    };
+    let _turn = match state.shedder.admit().await {
+        Ok(turn) => turn,
+        Err(_) => {
+            state.metrics.requests_shed.fetch_add(1, Ordering::Relaxed);
+            let refused = ApiError::Overloaded {
+                detail: "This instance is at capacity",
+                retry_after_secs: SHED_RETRY_AFTER_SECS,
+            };
+            let response = refused.error_response().map_into_right_body();
+            return Ok(req.into_response(response));
+        }
+    };
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
 }
 
 /// The method as a metric label: the standard methods by name, anything a client invents as

@@ -18,6 +18,7 @@ use crate::hash_gate::HashGate;
 use crate::media::MediaStore;
 use crate::ratelimit::RateLimiter;
 use crate::realtime::hub::Hub;
+use crate::shed::{ShedLimits, Shedder};
 use crate::state::{socket_context, AppState};
 use crate::telemetry::Metrics;
 use crate::{middleware, realtime, routes};
@@ -122,6 +123,7 @@ impl Application {
             metrics.clone(),
         );
         let state = AppState {
+            shedder: Arc::new(Shedder::new(shed_limits(&settings))),
             sockets: socket_context(&db, &hub, &metrics, &settings),
             admissions,
             db,
@@ -153,6 +155,7 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(
                     routes::throttle_writes_by_ip,
                 ))
+                .wrap(actix_web::middleware::from_fn(middleware::shed_overload))
                 .wrap(routes::cors(&app_state.settings.allowed_origins))
                 .wrap(actix_web::middleware::from_fn(middleware::observe))
                 .configure(|cfg| routes::configure(cfg, max_json))
@@ -199,6 +202,16 @@ impl Application {
         tracing::info!("shutdown signal: draining");
         shutdown.shutdown().await;
         server.await.map_err(std::io::Error::other)?
+    }
+}
+
+/// How many API requests run at once and how long others wait (see `shed`).
+fn shed_limits(settings: &Settings) -> ShedLimits {
+    let limits = &settings.limits;
+    ShedLimits {
+        max_in_flight: limits.max_in_flight,
+        max_queued: limits.max_queued_requests,
+        queue_timeout: Duration::from_millis(limits.request_queue_timeout_ms),
     }
 }
 

@@ -14,6 +14,7 @@ use crate::realtime::bus::Bus;
 use crate::realtime::hub::Hub;
 use crate::realtime::publish::Publisher;
 use crate::realtime::socket::SocketContext;
+use crate::shed::Shedder;
 use crate::telemetry::Metrics;
 
 #[derive(Clone)]
@@ -29,6 +30,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub metrics: Arc<Metrics>,
     pub limiter: Arc<RateLimiter>,
+    /// The turns API requests take (one gate per instance, shared by its workers).
+    pub(crate) shedder: Arc<Shedder>,
     /// What this state's socket tasks share (its pool, the hub, metrics, limits).
     pub(crate) sockets: Arc<SocketContext>,
 }

@@ -74,6 +74,8 @@ pub struct Metrics {
     pub admission_checks: AtomicU64,
     /// The database batches those checks were made in.
     pub admission_batches: AtomicU64,
+    /// API requests refused by load shedding (see the `shed` module).
+    pub requests_shed: AtomicU64,
     pub notifications_created: AtomicU64,
     pub frames_delivered: AtomicU64,
     pub queue_overflows: AtomicU64,
@@ -162,6 +164,12 @@ impl Metrics {
                 entry.value().load(Ordering::Relaxed)
             );
         }
+        counter(
+            &mut out,
+            "pulse_requests_shed_total",
+            "API requests refused with 503 by load shedding (PULSE_MAX_IN_FLIGHT and its queue).",
+            self.requests_shed.load(Ordering::Relaxed),
+        );
         counter(
             &mut out,
             "pulse_notifications_created_total",

@@ -38,7 +38,13 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 /// Prometheus text format.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus metrics", content_type = "text/plain")))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let mut text = state.metrics.render(state.db.pool_status());
+    text.push_str(&format!(
+        "# HELP pulse_requests_queued API requests waiting for a turn (PULSE_MAX_IN_FLIGHT).\n\
+         # TYPE pulse_requests_queued gauge\npulse_requests_queued {}\n",
+        state.shedder.queued()
+    ));
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render(state.db.pool_status()))
+        .body(text)
 }

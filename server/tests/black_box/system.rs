@@ -169,3 +169,46 @@ async fn demo_page_is_served_with_types_and_security_headers() {
         .unwrap()
         .contains("javascript"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn beyond_its_turns_an_instance_refuses_fast_with_503_and_counts_what_it_shed() {
+    let app = TestApp::spawn_with(|s| {
+        s.limits.max_in_flight = 1;
+        s.limits.max_queued_requests = 4;
+        s.limits.request_queue_timeout_ms = 20;
+    })
+    .await;
+    // Registrations hash a password (tens of ms): 40 at once cannot all get a turn in time.
+    let attempts = (0..40).map(|n| {
+        let body = serde_json::json!({"username": format!("shed{n}_{}", crate::support::random_suffix()), "password": crate::support::PASSWORD});
+        app.raw(reqwest::Method::POST, "/api/v1/auth/register", None, "application/json", body.to_string().into_bytes())
+    });
+    let replies = futures_util::future::join_all(attempts).await;
+    let refused: Vec<_> = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::SERVICE_UNAVAILABLE)
+        .collect();
+    let created = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .count();
+    assert_eq!(refused.len() + created, replies.len(), "only 201 or 503");
+    assert!(
+        created >= 1 && !refused.is_empty(),
+        "{created} created, {} refused",
+        refused.len()
+    );
+    for reply in &refused {
+        reply.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "/problems/unavailable");
+        assert_eq!(reply.headers["retry-after"], "1");
+    }
+    // Nothing outside the API is shed, and the instance serves again once the storm is over.
+    assert_eq!(app.status_of("/healthz").await, StatusCode::OK);
+    let metrics = app.metrics_text().await;
+    let shed = format!("pulse_requests_shed_total {}", refused.len());
+    assert!(metrics.contains(&shed), "{shed} missing from\n{metrics}");
+    let user = app.register("after").await;
+    app.get("/me", &user.token)
+        .await
+        .assert_status(StatusCode::OK);
+}
