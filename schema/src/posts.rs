@@ -23,6 +23,8 @@ pub struct PostRow {
     pub created_at: NaiveDateTime,
     pub like_count: i64,
     pub comment_count: i64,
+    /// `None` for posts stored before thumbnails existed.
+    pub thumbnail_key: Option<String>,
 }
 
 /// A post with its author, as the API renders it.
@@ -34,6 +36,7 @@ pub struct NewPost<'a> {
     pub author_id: UserId,
     pub caption: &'a str,
     pub media_key: &'a str,
+    pub thumbnail_key: Option<&'a str>,
     pub width: i32,
     pub height: i32,
     pub created_at: NaiveDateTime,

@@ -67,6 +67,7 @@ diesel::table! {
         like_count -> Int8,
         like_seq -> Int8,
         comment_count -> Int8,
+        thumbnail_key -> Nullable<Text>,
     }
 }
 

@@ -27,20 +27,42 @@ pub struct Gate {
     capacity: u32,
     waiting: Arc<AtomicUsize>,
     max_waiting: usize,
-    /// What waits here, for the 503's log line ("password checks", "image decodes").
-    what: &'static str,
+    busy: Busy,
+}
+
+/// What a request turned away from a full queue is told.
+#[derive(Debug, Clone, Copy)]
+pub struct Busy {
+    /// Why, in a few words ("too many images are being processed").
+    pub detail: &'static str,
+    /// `Some`: a 503 with this `Retry-After` and the detail shown. `None`: a plain 503 whose
+    /// detail is only logged.
+    pub retry_after_secs: Option<u64>,
+}
+
+impl Busy {
+    fn refusal(self) -> ApiError {
+        match self.retry_after_secs {
+            Some(retry_after_secs) => ApiError::Overloaded {
+                detail: self.detail,
+                retry_after_secs,
+            },
+            None => ApiError::Unavailable(self.detail.to_owned()),
+        }
+    }
 }
 
 impl Gate {
-    /// `places` at once (at least one), `max_waiting` requests queued behind them.
-    pub fn new(what: &'static str, places: usize, max_waiting: usize) -> Self {
+    /// `places` at once (at least one), `max_waiting` requests queued behind them, and what
+    /// the rest are told.
+    pub fn new(places: usize, max_waiting: usize, busy: Busy) -> Self {
         let capacity = u32::try_from(places.clamp(1, Semaphore::MAX_PERMITS)).unwrap_or(u32::MAX);
         Gate {
             places: Arc::new(Semaphore::new(capacity as usize)),
             capacity,
             waiting: Arc::new(AtomicUsize::new(0)),
             max_waiting,
-            what,
+            busy,
         }
     }
 
@@ -50,7 +72,8 @@ impl Gate {
     }
 
     /// Runs `job` on a blocking thread once `weight` places are free (at least one, at most all
-    /// of them), holding them until it returns; `Unavailable` (503) when the queue is full.
+    /// of them), holding them until it returns; the [`Busy`] refusal (503) when the queue is
+    /// full.
     pub async fn run<T: Send + 'static>(
         &self,
         weight: u32,
@@ -65,18 +88,21 @@ impl Gate {
         .map_err(|error| ApiError::Internal(error.into()))
     }
 
-    /// The places now, or after a wait in the queue; `Unavailable` (503) when the queue is full.
+    /// The places now, or after a wait in the queue; the [`Busy`] refusal when the queue is
+    /// full.
     async fn enter(&self, weight: u32) -> Result<Slots, ApiError> {
         let weight = weight.clamp(1, self.capacity);
         if let Ok(slots) = self.places.clone().try_acquire_many_owned(weight) {
             return Ok(slots);
         }
-        let _in_queue = InQueue::join(&self.waiting, self.max_waiting, self.what)?;
+        let _in_queue =
+            InQueue::join(&self.waiting, self.max_waiting).ok_or_else(|| self.busy.refusal())?;
+        // The semaphore is never closed: an error here would be a bug, refused the same way.
         self.places
             .clone()
             .acquire_many_owned(weight)
             .await
-            .map_err(|_| ApiError::Unavailable(format!("the gate for {} closed", self.what)))
+            .map_err(|_| self.busy.refusal())
     }
 }
 
@@ -87,7 +113,14 @@ pub struct HashGate(Gate);
 impl HashGate {
     /// `concurrency` hashes at once (at least one), `max_waiting` requests queued behind them.
     pub fn new(concurrency: usize, max_waiting: usize) -> Self {
-        HashGate(Gate::new("password checks", concurrency, max_waiting))
+        HashGate(Gate::new(
+            concurrency,
+            max_waiting,
+            Busy {
+                detail: "too many password checks are queued; retry shortly",
+                retry_after_secs: None,
+            },
+        ))
     }
 
     /// Runs `hash` on a blocking thread once a place is free; `Unavailable` (503) when the
@@ -104,19 +137,14 @@ impl HashGate {
 struct InQueue<'a>(&'a AtomicUsize);
 
 impl<'a> InQueue<'a> {
-    fn join(
-        waiting: &'a AtomicUsize,
-        max_waiting: usize,
-        what: &str,
-    ) -> Result<Self, ApiError> {
+    /// A place in the queue, or `None` when all `max_waiting` are taken.
+    fn join(waiting: &'a AtomicUsize, max_waiting: usize) -> Option<Self> {
         let before = waiting.fetch_add(1, Ordering::AcqRel);
         if before >= max_waiting {
             waiting.fetch_sub(1, Ordering::AcqRel);
-            return Err(ApiError::Unavailable(format!(
-                "too many {what} are queued; retry shortly"
-            )));
+            return None;
         }
-        Ok(InQueue(waiting))
+        Some(InQueue(waiting))
     }
 }
 
@@ -136,6 +164,11 @@ mod tests {
 
     use super::*;
 
+    const BUSY: Busy = Busy {
+        detail: "tests",
+        retry_after_secs: Some(1),
+    };
+
     type Entering<'a> = Pin<Box<dyn Future<Output = Result<Slots, ApiError>> + 'a>>;
 
     /// A gate of one place and one place in the queue, its place taken and a request queued.
@@ -150,9 +183,15 @@ mod tests {
 
     #[tokio::test]
     async fn beyond_the_running_and_the_queued_a_request_is_refused_at_once() {
-        let gate = Gate::new("tests", 1, 1);
+        let gate = Gate::new(1, 1, BUSY);
         let (running, queued) = one_running_one_queued(&gate).await;
-        assert!(matches!(gate.enter(1).await, Err(ApiError::Unavailable(_))));
+        assert!(matches!(
+            gate.enter(1).await,
+            Err(ApiError::Overloaded {
+                retry_after_secs: 1,
+                ..
+            })
+        ));
         drop(running);
         assert!(queued.await.is_ok());
         // The queue emptied: the next one waits again instead of being refused.
@@ -161,11 +200,23 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_dropped_while_queued_leaves_its_place() {
-        let gate = Gate::new("tests", 1, 1);
+        let gate = Gate::new(1, 1, BUSY);
         let (_running, queued) = one_running_one_queued(&gate).await;
         drop(queued);
         let mut again = Box::pin(gate.enter(1));
         assert!(matches!(poll!(&mut again), Poll::Pending));
+    }
+
+    #[tokio::test]
+    async fn a_password_check_beyond_the_queue_gets_a_plain_503() {
+        let gate = HashGate::new(1, 0);
+        let Ok(_running) = gate.0.enter(1).await else {
+            panic!("the first check gets the free place");
+        };
+        assert!(matches!(
+            gate.run(|| ()).await,
+            Err(ApiError::Unavailable(_))
+        ));
     }
 
     #[tokio::test]
@@ -177,7 +228,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_heavy_job_waits_for_every_place_it_needs() {
-        let gate = Gate::new("tests", 2, 1);
+        let gate = Gate::new(2, 1, BUSY);
         let Ok(light) = gate.enter(1).await else {
             panic!("a light job gets one of two free places");
         };
@@ -189,7 +240,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_job_heavier_than_the_gate_runs_alone_instead_of_never() {
-        let gate = Gate::new("tests", 2, 0);
+        let gate = Gate::new(2, 0, BUSY);
         assert_eq!(gate.run(5, || "alone").await.ok(), Some("alone"));
     }
 }

@@ -57,12 +57,22 @@ impl User {
     }
 }
 
+/// Where a stored image is served (outside `/api/v1`, see `routes::media`).
+fn media_url(key: &str) -> String {
+    format!("/media/{key}")
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Post {
     pub id: i64,
     pub author: UserSummary,
     pub caption: String,
+    /// The display image: the upload shrunk to `PULSE_DISPLAY_MAX_SIDE` at most.
     pub image_url: String,
+    /// The same image shrunk to `PULSE_THUMBNAIL_MAX_SIDE` at most; `image_url` for posts
+    /// stored before thumbnails existed.
+    pub thumbnail_url: String,
+    /// The display image's size in pixels.
     pub width: i32,
     pub height: i32,
     pub created_at: String,
@@ -77,7 +87,8 @@ impl Post {
             id: post.id.0,
             author: author.into(),
             caption: post.caption,
-            image_url: format!("/media/{}", post.media_key),
+            thumbnail_url: media_url(post.thumbnail_key.as_deref().unwrap_or(&post.media_key)),
+            image_url: media_url(&post.media_key),
             width: post.width,
             height: post.height,
             created_at: timestamp(post.created_at),

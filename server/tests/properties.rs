@@ -19,7 +19,7 @@ use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use pulse_server::error::ApiError;
-use pulse_server::media::{MediaStore, StoredImage};
+use pulse_server::media::{ImageLimits, MediaStore, StoredImage, Upload};
 use pulse_server::realtime::protocol::{parse_client_frame, ClientFrame};
 use serde_json::Value;
 
@@ -27,9 +27,18 @@ use serde_json::Value;
 const FRAME_CODES: [&str; 3] = ["invalid_json", "unknown_type", "invalid_frame"];
 /// The side limit the image tests run with: small, so over-the-limit inputs stay small files.
 const MAX_SIDE: u32 = 1024;
+/// The other limits: fewer pixels than the sides allow (so a header within the sides can still
+/// claim too many), and small stored sizes, so that shrinking runs on small inputs.
+const LIMITS: ImageLimits = ImageLimits {
+    max_pixels: 1024 * 768,
+    display_max_side: 96,
+    thumbnail_max_side: 24,
+};
 /// Generated cases per property (`PROPTEST_CASES` overrides).
 const FRAME_CASES: u32 = 2000;
 const IMAGE_CASES: u32 = 400;
+/// Fewer: each encodes, decodes and shrinks a real image of up to 300×300.
+const SHAPE_CASES: u32 = 64;
 
 fn corpus(kind: &str) -> Vec<(String, Vec<u8>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -251,16 +260,51 @@ fn header_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
         .ok()
 }
 
-/// The promise every upload gets: stored within the limits, or refused with a typed error (415
-/// or a 422 naming the `image` field), never a panic or a 500. Returns the status.
+/// The size `width`×`height` shrinks to within `max_side`, as the intake computes it.
+fn fitted(width: u32, height: u32, max_side: u32) -> (u32, u32) {
+    let longest = width.max(height);
+    if longest <= max_side {
+        return (width, height);
+    }
+    let scale = |side: u32| {
+        ((u64::from(side) * u64::from(max_side) + u64::from(longest) / 2) / u64::from(longest))
+            .max(1) as u32
+    };
+    (scale(width), scale(height))
+}
+
+/// A stored file's header says `image`'s size.
+fn stored_as_promised(store: &MediaStore, image: &StoredImage) -> Result<(), TestCaseError> {
+    let (path, _) = store.path_for(&image.key).expect("a stored key resolves");
+    let stored = std::fs::read(path).expect("the stored file is readable");
+    prop_assert_eq!(
+        header_dimensions(&stored),
+        Some((image.width, image.height))
+    );
+    Ok(())
+}
+
+/// The promise every upload gets: stored shrunk to the limits (turned upright, so the sides
+/// may swap), or refused with a typed error (415 or a 422 naming the `image` field), never a
+/// panic or a 500. Returns the status.
 fn ingest_checked(store: &MediaStore, bytes: &[u8]) -> Result<u16, TestCaseError> {
-    match store.ingest(bytes) {
-        Ok(StoredImage { key, width, height }) => {
-            prop_assert!((1..=MAX_SIDE).contains(&width) && (1..=MAX_SIDE).contains(&height));
-            prop_assert_eq!(header_dimensions(bytes), Some((width, height)));
-            let (path, _) = store.path_for(&key).expect("a stored key resolves");
-            let stored = std::fs::read(path).expect("the stored file is readable");
-            prop_assert_eq!(header_dimensions(&stored), Some((width, height)));
+    match store.ingest_blocking(bytes, &LIMITS) {
+        Ok(Upload { display, thumbnail }) => {
+            let (w, h) = header_dimensions(bytes).expect("an accepted image has a header");
+            prop_assert!(!over_the_limits(w, h), "{}×{} was stored", w, h);
+            let shown = (display.width, display.height);
+            let want = fitted(w, h, LIMITS.display_max_side);
+            prop_assert!(
+                shown == want || shown == (want.1, want.0),
+                "{:?} from {}×{}",
+                shown,
+                w,
+                h
+            );
+            let thumb = (thumbnail.width, thumbnail.height);
+            prop_assert_eq!(thumb, fitted(shown.0, shown.1, LIMITS.thumbnail_max_side));
+            stored_as_promised(store, &display)?;
+            stored_as_promised(store, &thumbnail)?;
             Ok(201)
         }
         Err(error @ (ApiError::UnsupportedMediaType(_) | ApiError::Validation(_))) => {
@@ -273,8 +317,13 @@ fn ingest_checked(store: &MediaStore, bytes: &[u8]) -> Result<u16, TestCaseError
     }
 }
 
+/// Whether a header claiming `w`×`h` must be refused before decoding.
+fn over_the_limits(w: u32, h: u32) -> bool {
+    w > MAX_SIDE || h > MAX_SIDE || u64::from(w) * u64::from(h) > LIMITS.max_pixels
+}
+
 /// True when the refusal is the header check (which runs before any pixel is decoded).
-fn refused_by_header_check(outcome: &Result<StoredImage, ApiError>, w: u32, h: u32) -> bool {
+fn refused_by_header_check(outcome: &Result<Upload, ApiError>, w: u32, h: u32) -> bool {
     match outcome {
         Err(ApiError::Validation(fields)) => fields
             .iter()
@@ -358,7 +407,9 @@ fn the_largest_sides_a_format_can_claim_are_named_in_the_refusal() {
         ("png", 16_384, 1),
         ("jpg", 1, 16_384),
     ] {
-        let outcome = scratch.store.ingest(&claim_dimensions(ext, w, h));
+        let outcome = scratch
+            .store
+            .ingest_blocking(&claim_dimensions(ext, w, h), &LIMITS);
         assert!(
             refused_by_header_check(&outcome, w, h),
             "{ext} {w}×{h}: {outcome:?}"
@@ -389,8 +440,8 @@ fn oversized_headers_are_refused_before_any_pixel_is_decoded() {
         let Some((w, h)) = header_dimensions(&bytes) else {
             continue;
         };
-        if w > MAX_SIDE || h > MAX_SIDE {
-            let outcome = scratch.store.ingest(&bytes);
+        if over_the_limits(w, h) {
+            let outcome = scratch.store.ingest_blocking(&bytes, &LIMITS);
             assert!(
                 refused_by_header_check(&outcome, w, h),
                 "{name}: {outcome:?}"
@@ -443,8 +494,8 @@ proptest! {
         let scratch = Scratch::new();
         ingest_checked(&scratch.store, &bytes)?;
         if let Some((w, h)) = header_dimensions(&bytes) {
-            if w > MAX_SIDE || h > MAX_SIDE {
-                let outcome = scratch.store.ingest(&bytes);
+            if over_the_limits(w, h) {
+                let outcome = scratch.store.ingest_blocking(&bytes, &LIMITS);
                 prop_assert!(refused_by_header_check(&outcome, w, h), "{:?}", outcome);
             }
         }
@@ -458,12 +509,54 @@ proptest! {
     ) {
         let bytes = claim_dimensions(ext, w, h);
         let scratch = Scratch::new();
-        let outcome = scratch.store.ingest(&bytes);
-        if w > MAX_SIDE || h > MAX_SIDE {
+        let outcome = scratch.store.ingest_blocking(&bytes, &LIMITS);
+        if over_the_limits(w, h) {
             // The pixels are those of a 16×12 image: only the header check can name this size.
             prop_assert!(refused_by_header_check(&outcome, w, h), "{} {}×{}: {:?}", ext, w, h, outcome);
         } else {
             ingest_checked(&scratch.store, &bytes)?;
         }
+    }
+}
+
+/// A real `ext` image of `w`×`h`: a gradient, half transparent when `alpha` (JPEG has none).
+fn encoded(ext: &str, w: u32, h: u32, alpha: bool) -> Vec<u8> {
+    let pixels = image::RgbaImage::from_fn(w, h, |x, y| {
+        let a = if alpha && x >= w / 2 { 0 } else { 255 };
+        image::Rgba([(x * 255 / w) as u8, (y * 255 / h) as u8, 128, a])
+    });
+    let (image, format) = match ext {
+        "jpg" => (
+            image::DynamicImage::ImageRgb8(image::DynamicImage::ImageRgba8(pixels).to_rgb8()),
+            image::ImageFormat::Jpeg,
+        ),
+        "webp" => (
+            image::DynamicImage::ImageRgba8(pixels),
+            image::ImageFormat::WebP,
+        ),
+        _ => (
+            image::DynamicImage::ImageRgba8(pixels),
+            image::ImageFormat::Png,
+        ),
+    };
+    let mut bytes = Vec::new();
+    image
+        .write_to(&mut Cursor::new(&mut bytes), format)
+        .unwrap();
+    bytes
+}
+
+proptest! {
+    #![proptest_config(cases(SHAPE_CASES))]
+
+    #[test]
+    fn real_images_of_any_shape_are_stored_shrunk_to_both_sizes(
+        ext in prop_oneof![Just("png"), Just("jpg"), Just("webp")],
+        w in 1..=300u32,
+        h in 1..=300u32,
+        alpha in any::<bool>(),
+    ) {
+        let scratch = Scratch::new();
+        prop_assert_eq!(ingest_checked(&scratch.store, &encoded(ext, w, h, alpha))?, 201);
     }
 }

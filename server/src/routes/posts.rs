@@ -46,7 +46,7 @@ pub async fn render_posts(
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct CreatePostForm {
-    /// JPEG, PNG or WebP; at most 10 MiB and 8192 px on a side by default.
+    /// JPEG, PNG or WebP; at most 10 MiB, 8192 px on a side and 67,108,864 pixels by default.
     #[schema(value_type = String, format = Binary)]
     image: Vec<u8>,
     /// 0..2200 characters, no NUL.
@@ -89,7 +89,8 @@ async fn read_part(
 #[utoipa::path(post, path = "/api/v1/posts", tag = "posts", security(("bearer" = [])),
     request_body(content = CreatePostForm, content_type = "multipart/form-data"),
     responses((status = 201, body = Post), (status = 400, body = Problem), (status = 401, body = Problem),
-              (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
+              (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem),
+              (status = 503, body = Problem, description = "Too many images are being decoded; retry after `Retry-After` seconds")))]
 pub async fn create_post(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -135,23 +136,26 @@ pub async fn create_post(
     let (Some(image), Some(caption)) = (image, caption) else {
         return Err(ApiError::BadRequest("image is required".into()));
     };
-    let media = state.media.clone();
-    let stored = tokio::task::spawn_blocking(move || media.ingest(&image))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))??;
+    let upload = state.media.ingest(image, &state.settings.limits).await?;
     let view = posts::create(
         &state.db,
         &NewPost {
             author_id: user.id,
             caption: caption.as_str(),
-            media_key: &stored.key,
-            width: stored.width as i32,
-            height: stored.height as i32,
+            media_key: &upload.display.key,
+            thumbnail_key: Some(&upload.thumbnail.key),
+            width: side(upload.display.width),
+            height: side(upload.display.height),
             created_at: now_millis(),
         },
     )
     .await?;
     Ok(HttpResponse::Created().json(Post::new(view, false)))
+}
+
+/// A stored side as the database keeps it (sides are at most `PULSE_DISPLAY_MAX_SIDE`).
+fn side(pixels: u32) -> i32 {
+    i32::try_from(pixels).unwrap_or(i32::MAX)
 }
 
 /// One post.
