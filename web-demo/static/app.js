@@ -525,6 +525,33 @@ function setLikes(view, liked, count, live = false) {
   if (changed && live) pulse(view.count.parentElement ?? view.count, 'is-bumped');
 }
 
+/** The feed column's width in CSS pixels (`.feed` in app.css), for `sizes`. */
+const FEED_IMAGE_SIZES = '(max-width: 600px) 100vw, 600px';
+/** The server's default thumbnail side (PULSE_THUMBNAIL_MAX_SIDE); only a hint for `srcset`. */
+const THUMBNAIL_SIDE = 640;
+
+/**
+ * The feed image's sources: the thumbnail by default, and the display image through `srcset`
+ * for screens dense enough to show it, so a phone loads a 640-pixel file instead of 2048.
+ * Posts without a thumbnail of their own (older ones, or a server without them) get the image.
+ * @param {Post} post
+ */
+function imageSources(post) {
+  const display = client.mediaUrl(post.image_url);
+  const thumbnailPath = post.thumbnail_url ?? post.image_url;
+  if (thumbnailPath === post.image_url || !post.width || !post.height) {
+    return { src: display, srcset: false, sizes: false };
+  }
+  const thumbnail = client.mediaUrl(thumbnailPath);
+  const longest = Math.max(post.width, post.height);
+  const thumbnailWidth = longest <= THUMBNAIL_SIDE ? post.width : Math.round((post.width * THUMBNAIL_SIDE) / longest);
+  return {
+    src: thumbnail,
+    srcset: `${thumbnail} ${thumbnailWidth}w, ${display} ${post.width}w`,
+    sizes: FEED_IMAGE_SIZES,
+  };
+}
+
 /** @param {Post} post */
 function renderPost(post) {
   const author = post.author;
@@ -534,7 +561,7 @@ function renderPost(post) {
   const countLabel = h('span', {});
   const image = h('img', {
     'data-testid': 'post-image',
-    src: client.mediaUrl(post.image_url),
+    ...imageSources(post),
     alt: post.caption ? `Photo by ${author.username}: ${post.caption}` : `Photo by ${author.username}`,
     width: post.width || false,
     height: post.height || false,

@@ -34,7 +34,7 @@
 /**
  * @typedef {{
  *   id: number, author: UserSummary, caption: string, image_url: string,
- *   width: number, height: number, created_at: string,
+ *   thumbnail_url: string, width: number, height: number, created_at: string,
  *   like_count: number, comment_count: number, liked_by_me: boolean
  * }} Post
  */

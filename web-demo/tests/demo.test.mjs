@@ -551,7 +551,8 @@ async function main() {
     const caption = 'Sunset over the harbour, from the café terrace';
     let postId = 0;
     await step('alice uploads a photo with a caption', async () => {
-      const png = sunsetPng();
+      // Larger than a thumbnail, so the server stores both sizes and the feed offers both.
+      const png = sunsetPng(1600, 1000);
       await alice.getByTestId('upload-file').setInputFiles({ name: 'harbour.png', mimeType: 'image/png', buffer: png });
       await alice.getByTestId('upload-preview').waitFor({ state: 'visible' });
       await alice.getByTestId('upload-caption').fill(caption);
@@ -571,6 +572,26 @@ async function main() {
         postId,
         { timeout: 10_000 },
       );
+      // The feed loads the thumbnail, and offers the display image to denser screens.
+      const image = await alice.evaluate(async (id) => {
+        const img = /** @type {HTMLImageElement} */ (
+          document.querySelector(`[data-testid="post-${id}"] [data-testid="post-image"]`)
+        );
+        // naturalWidth is scaled by the srcset's density: decode the loaded file for its pixels.
+        const loaded = await createImageBitmap(await (await fetch(img.currentSrc)).blob());
+        return { src: img.getAttribute('src') ?? '', srcset: img.srcset, current: img.currentSrc, pixels: loaded.width };
+      }, postId);
+      const post = await alice.evaluate((id) => /** @type {any} */ (window).pulseDemo.client.get(`/posts/${id}`), postId);
+      check(post.width === 1600 && post.height === 1000, `display size ${post.width}×${post.height}, want 1600×1000`);
+      check(post.thumbnail_url !== post.image_url, 'the post has a thumbnail of its own');
+      check(image.src.endsWith(post.thumbnail_url), `img src ${image.src} should be the thumbnail ${post.thumbnail_url}`);
+      check(
+        image.srcset.includes(`${post.thumbnail_url} 640w`) && image.srcset.includes(`${post.image_url} 1600w`),
+        `srcset ${image.srcset}`,
+      );
+      // One CSS pixel per device pixel and a column of at most 600: the thumbnail is enough.
+      check(image.current.endsWith(post.thumbnail_url), `loaded ${image.current}, not the thumbnail`);
+      check(image.pixels === 640, `the thumbnail is ${image.pixels} px wide, want 640`);
       // Her page watches the like count of the post on screen.
       await alice.waitForFunction(
         (id) => /** @type {any} */ (window).pulseDemo.client.watchedPostIds.includes(id),

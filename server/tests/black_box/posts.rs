@@ -407,3 +407,264 @@ async fn deleting_a_post_is_for_its_author_and_removes_everything() {
     let unread = app.get("/notifications", &alice.token).await;
     assert_eq!(unread.body["unread_count"], 1);
 }
+
+/// Fetches a media path and decodes it: (content type, bytes, width, height).
+async fn fetch_image(app: &TestApp, path: &str) -> (String, usize, u32, u32) {
+    let media = app.http.get(app.url(path)).send().await.unwrap();
+    assert_eq!(media.status(), StatusCode::OK, "{path}");
+    let content_type = media.headers()["content-type"].to_str().unwrap().to_owned();
+    let bytes = media.bytes().await.unwrap();
+    let decoded = image::load_from_memory(&bytes).unwrap();
+    (content_type, bytes.len(), decoded.width(), decoded.height())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_upload_is_served_at_display_size_with_a_640_pixel_thumbnail() {
+    let app = TestApp::spawn().await;
+    let alice = app.register("alice").await;
+    let reply = app
+        .upload(&alice.token, jpeg(3000, 1500), "wide.jpg", "wide")
+        .await;
+    reply.assert_status(StatusCode::CREATED);
+    let post = &reply.body;
+    assert_eq!(
+        (post["width"].as_i64(), post["height"].as_i64()),
+        (Some(2048), Some(1024))
+    );
+
+    let image_url = post["image_url"].as_str().unwrap();
+    let (content_type, _, width, height) = fetch_image(&app, image_url).await;
+    assert_eq!((width, height), (2048, 1024));
+    assert_eq!(content_type, "image/jpeg");
+
+    let thumbnail_url = post["thumbnail_url"].as_str().unwrap();
+    assert!(thumbnail_url.starts_with("/media/"), "{thumbnail_url}");
+    assert_ne!(thumbnail_url, image_url);
+    let (content_type, _, width, height) = fetch_image(&app, thumbnail_url).await;
+    assert_eq!((width, height), (640, 320));
+    assert_eq!(content_type, "image/jpeg");
+
+    // Reads render the same post.
+    let fetched = app
+        .get(&format!("/posts/{}", post["id"]), &alice.token)
+        .await;
+    assert_eq!(fetched.body, *post);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_small_upload_keeps_its_size_and_its_thumbnail_url_serves_an_image() {
+    let app = TestApp::spawn().await;
+    let alice = app.register("alice").await;
+    let reply = app
+        .upload(&alice.token, png(320, 200), "small.png", "")
+        .await;
+    reply.assert_status(StatusCode::CREATED);
+    let post = &reply.body;
+    assert_eq!(
+        (post["width"].as_i64(), post["height"].as_i64()),
+        (Some(320), Some(200))
+    );
+    let (content_type, _, width, height) =
+        fetch_image(&app, post["image_url"].as_str().unwrap()).await;
+    assert_eq!(
+        (content_type.as_str(), width, height),
+        ("image/png", 320, 200)
+    );
+    let (content_type, _, width, height) =
+        fetch_image(&app, post["thumbnail_url"].as_str().unwrap()).await;
+    assert_eq!(
+        (content_type.as_str(), width, height),
+        ("image/png", 320, 200)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_stored_sizes_follow_the_settings() {
+    let app = TestApp::spawn_with(|s| {
+        s.limits.display_max_side = 300;
+        s.limits.thumbnail_max_side = 50;
+    })
+    .await;
+    let alice = app.register("alice").await;
+    let reply = app
+        .upload(&alice.token, png(200, 600), "tall.png", "")
+        .await;
+    reply.assert_status(StatusCode::CREATED);
+    assert_eq!(
+        (reply.body["width"].as_i64(), reply.body["height"].as_i64()),
+        (Some(100), Some(300))
+    );
+    let (_, _, width, height) =
+        fetch_image(&app, reply.body["thumbnail_url"].as_str().unwrap()).await;
+    assert_eq!((width, height), (17, 50));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lossy_webp_is_stored_as_jpeg_rather_than_a_larger_lossless_file() {
+    let app = TestApp::spawn().await;
+    let alice = app.register("alice").await;
+    let webp = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/corpus/images/ok-lossy-photo-400x300.webp"
+    ))
+    .unwrap();
+    let reply = app
+        .upload(&alice.token, webp.clone(), "photo.webp", "")
+        .await;
+    reply.assert_status(StatusCode::CREATED);
+    let image_url = reply.body["image_url"].as_str().unwrap();
+    assert!(image_url.ends_with(".jpg"), "{image_url}");
+    let (content_type, stored_bytes, width, height) = fetch_image(&app, image_url).await;
+    assert_eq!(
+        (content_type.as_str(), width, height),
+        ("image/jpeg", 400, 300)
+    );
+    // What storing it losslessly, as before, would have taken.
+    let mut lossless = Vec::new();
+    image::load_from_memory(&webp)
+        .unwrap()
+        .write_to(
+            &mut std::io::Cursor::new(&mut lossless),
+            image::ImageFormat::WebP,
+        )
+        .unwrap();
+    assert!(
+        stored_bytes * 3 < lossless.len(),
+        "{stored_bytes} bytes stored; lossless: {}",
+        lossless.len()
+    );
+}
+
+/// A baseline JPEG whose EXIF says "rotate 90° clockwise to show" (orientation 6).
+fn jpeg_taken_sideways(width: u32, height: u32) -> Vec<u8> {
+    let plain = jpeg(width, height);
+    // TIFF header (big-endian), one IFD entry: tag 0x0112 (orientation), SHORT, count 1, 6.
+    let mut payload = b"Exif\0\0MM\0*\0\0\0\x08\0\x01".to_vec();
+    payload.extend_from_slice(&[0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0]);
+    let mut out = vec![0xFF, 0xD8, 0xFF, 0xE1];
+    out.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(&payload);
+    out.extend_from_slice(&plain[2..]);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_photo_taken_sideways_is_stored_upright_without_its_exif() {
+    let app = TestApp::spawn().await;
+    let alice = app.register("alice").await;
+    let reply = app
+        .upload(&alice.token, jpeg_taken_sideways(40, 30), "side.jpg", "")
+        .await;
+    reply.assert_status(StatusCode::CREATED);
+    assert_eq!(
+        (reply.body["width"].as_i64(), reply.body["height"].as_i64()),
+        (Some(30), Some(40))
+    );
+    let image_url = reply.body["image_url"].as_str().unwrap();
+    let stored = app
+        .http
+        .get(app.url(image_url))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(!stored.windows(4).any(|w| w == b"Exif"), "EXIF survived");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_uploads_of_huge_images_get_201_or_503_with_retry_after_never_500() {
+    // One decode at a time and one waiting: of twelve uploads sent at once, most are turned
+    // away while the first decodes.
+    let app = TestApp::spawn_with(|s| {
+        s.limits.image_decode_concurrency = 1;
+        s.limits.image_decode_queue_len = 1;
+    })
+    .await;
+    let alice = app.register("alice").await;
+    let huge = png(4000, 4000);
+    let uploads = (0..12).map(|_| app.upload(&alice.token, huge.clone(), "huge.png", ""));
+    let replies = futures_util::future::join_all(uploads).await;
+
+    let mut created = 0;
+    for reply in &replies {
+        if reply.status == StatusCode::CREATED {
+            assert_eq!(reply.body["width"], 2048);
+            created += 1;
+        } else {
+            reply.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "/problems/unavailable");
+            let retry_after = reply
+                .headers
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap());
+            assert!(
+                retry_after
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .is_some_and(|s| s >= 1),
+                "Retry-After: {retry_after:?}"
+            );
+        }
+    }
+    assert!(created >= 1, "none of the uploads got through");
+    assert!(created < replies.len(), "no upload was turned away");
+    // Only the uploads answered 201 were stored.
+    assert_eq!(
+        app.get("/me", &alice.token).await.body["post_count"],
+        created
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_image_with_more_pixels_than_allowed_is_refused_before_decoding() {
+    let app = TestApp::spawn_with(|s| s.limits.max_image_pixels = 100 * 100).await;
+    let alice = app.register("alice").await;
+    let reply = app
+        .upload(&alice.token, png(101, 100), "wide.png", "")
+        .await;
+    reply.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "/problems/validation");
+    assert_eq!(reply.error_fields(), vec!["image"]);
+    app.upload(&alice.token, png(100, 100), "ok.png", "")
+        .await
+        .assert_status(StatusCode::CREATED);
+    assert_eq!(app.get("/me", &alice.token).await.body["post_count"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_post_stored_before_thumbnails_existed_offers_its_image_as_the_thumbnail() {
+    use pulse_schema::posts::{self, NewPost};
+    let app = TestApp::spawn().await;
+    let alice = app.register("alice").await;
+    let uploaded = app.create_post(&alice, "now").await;
+    let media_key = uploaded["image_url"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("/media/");
+    // A row as the migration leaves older posts: no thumbnail.
+    let (old, _) = posts::create(
+        &app.state.db,
+        &NewPost {
+            author_id: pulse_schema::UserId(alice.id),
+            caption: "before",
+            media_key,
+            thumbnail_key: None,
+            width: 64,
+            height: 48,
+            created_at: pulse_schema::now_millis(),
+        },
+    )
+    .await
+    .unwrap();
+    let post = app.get(&format!("/posts/{}", old.id.0), &alice.token).await;
+    post.assert_status(StatusCode::OK);
+    assert_eq!(post.body["thumbnail_url"], post.body["image_url"]);
+    let feed = app.get("/feed", &alice.token).await;
+    assert_eq!(
+        feed.body["items"][0]["thumbnail_url"],
+        uploaded["image_url"]
+    );
+    assert_ne!(
+        feed.body["items"][1]["thumbnail_url"],
+        uploaded["image_url"]
+    );
+}
