@@ -122,7 +122,7 @@ fn decode(
     max_side: u32,
     limits: &ImageLimits,
 ) -> Result<DynamicImage, ApiError> {
-    let mut decoder = reader(bytes, probed.format, limits)
+    let mut decoder = reader(bytes, probed.format)
         .into_decoder()
         .map_err(unreadable)?;
     let mut decoder_limits = DecoderLimits::default();

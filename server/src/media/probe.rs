@@ -35,7 +35,7 @@ impl Probe {
 /// read or claims more than `max_side` on a side or the limits allow.
 pub(crate) fn probe(bytes: &[u8], max_side: u32, limits: &ImageLimits) -> Result<Probe, ApiError> {
     let format = sniff(bytes)?;
-    let mut decoder = reader(bytes, format, limits)
+    let mut decoder = reader(bytes, format)
         .into_decoder()
         .map_err(unreadable)?;
     // Dimensions come from the header: a tiny file claiming 60000×60000 stops here.
@@ -58,15 +58,17 @@ pub(crate) fn probe(bytes: &[u8], max_side: u32, limits: &ImageLimits) -> Result
     })
 }
 
-/// A reader of `bytes` whose decoder may allocate at most what `limits` allow. It sets no side
-/// limit: [`check_size`] names the size it refuses, which the decoder's own check would not.
-pub(crate) fn reader<'a>(
-    bytes: &'a [u8],
-    format: ImageFormat,
-    limits: &ImageLimits,
-) -> ImageReader<Cursor<&'a [u8]>> {
+/// What a decoder may allocate for itself, besides the pixels it decodes into (whose size
+/// [`probe`] checks against `PULSE_MAX_IMAGE_PIXELS`): row buffers, and the ICC profile a PNG
+/// header holds deflated. The header is read before the decode gate, so a 10 MiB PNG whose
+/// profile inflates to gigabytes must stop here, not at the pixel budget.
+const DECODER_OWN_BYTES: u64 = 16 << 20;
+
+/// A reader of `bytes` whose decoder may allocate [`DECODER_OWN_BYTES`] for itself. It sets
+/// no side limit: [`check_size`] names the size it refuses, which the decoder's would not.
+pub(crate) fn reader(bytes: &[u8], format: ImageFormat) -> ImageReader<Cursor<&[u8]>> {
     let mut decoder_limits = Limits::default();
-    decoder_limits.max_alloc = Some(limits.decode_bytes());
+    decoder_limits.max_alloc = Some(DECODER_OWN_BYTES);
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     reader.limits(decoder_limits);
     reader
