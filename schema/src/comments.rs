@@ -5,10 +5,10 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::counters::BumpCommentCount;
-use crate::db::{Db, DbResult};
+use crate::db::{Db, DbError, DbResult};
 use crate::ids::{CommentId, PostId, UserId};
 use crate::notifications::{Kind, NewNotification, NotificationView};
-use crate::schema::{comments, posts, users};
+use crate::schema::{blocks, comments, posts, users};
 use crate::users::UserSummaryRow;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -35,6 +35,13 @@ pub async fn create(
     let author = actor.id;
     crate::transaction!(db.write(), conn => {
         let post_author: UserId = BumpCommentCount { post: post_id }.get_result(conn).await?;
+        // To someone the post's author blocked, the post does not exist.
+        let hidden = blocks::table
+            .filter(blocks::blocker_id.eq(post_author))
+            .filter(blocks::blocked_id.eq(author));
+        if diesel::select(diesel::dsl::exists(hidden)).get_result::<bool>(conn).await? {
+            return Err(DbError::NotFound);
+        }
         let comment: CommentRow = diesel::insert_into(comments::table)
             .values((
                 comments::post_id.eq(post_id),
@@ -48,14 +55,14 @@ pub async fn create(
         let mut notification = None;
         if post_author != author {
             let rendered = NewNotification::render(Kind::Comment, actor, Some(text));
-            notification = Some(crate::insert_notification!(conn, NewNotification {
+            notification = crate::insert_notification!(conn, NewNotification {
                 recipient_id: post_author,
                 actor: actor.clone(),
                 kind: Kind::Comment,
                 post_id: Some(post_id),
                 comment_id: Some(comment.id),
                 text: rendered,
-            })?);
+            })?;
         }
         Ok(((comment, actor.clone()), notification))
     })

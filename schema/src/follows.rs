@@ -3,10 +3,10 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use crate::db::{Db, DbResult};
+use crate::db::{Db, DbError, DbResult};
 use crate::ids::UserId;
 use crate::notifications::{Kind, NewNotification, NotificationView};
-use crate::schema::{follow_notices, follows, users};
+use crate::schema::{blocks, follow_notices, follows, users};
 use crate::users::UserSummaryRow;
 
 /// Bumps both users' follow counters by `delta`, locking the two rows in id order so that
@@ -34,6 +34,7 @@ macro_rules! bump_follow_counts {
         }
     }};
 }
+pub(crate) use bump_follow_counts;
 
 /// Follows `followee`. Idempotent; the first follow ever notifies the followed user.
 /// `NotFound` when the followee does not exist.
@@ -45,6 +46,13 @@ pub async fn follow(
     let follower = actor.id;
     crate::transaction!(db.write(), conn => {
         users::table.find(followee).select(users::id).first::<UserId>(conn).await?;
+        // No follow across a block, either way (the route tells the blocker why first).
+        let across_block = blocks::table
+            .filter(blocks::blocker_id.eq(followee).and(blocks::blocked_id.eq(follower)))
+            .or_filter(blocks::blocker_id.eq(follower).and(blocks::blocked_id.eq(followee)));
+        if diesel::select(diesel::dsl::exists(across_block)).get_result::<bool>(conn).await? {
+            return Err(DbError::NotFound);
+        }
         let inserted = diesel::insert_into(follows::table)
             .values((
                 follows::follower_id.eq(follower),
@@ -71,15 +79,14 @@ pub async fn follow(
             return Ok(None);
         }
         let text = NewNotification::render(Kind::Follow, actor, None);
-        let view = crate::insert_notification!(conn, NewNotification {
+        crate::insert_notification!(conn, NewNotification {
             recipient_id: followee,
             actor: actor.clone(),
             kind: Kind::Follow,
             post_id: None,
             comment_id: None,
             text,
-        })?;
-        Ok(Some(view))
+        })
     })
 }
 

@@ -6,12 +6,10 @@
 //!   diesel-async's sync wrapper), the [`run!`] macro that compiles one query body for both, and
 //!   embedded migrations.
 //! - [`blocking`]: the threads SQLite's statements run on, safe to cancel on any runtime.
-//! - [`pipeline`]: two statements of a transaction in one round trip (PostgreSQL) or in turn
-//!   (SQLite).
 //! - [`counters`]: the hot path's counter bumps as fixed statements the prepared-statement
 //!   cache keeps (diesel's UPDATE builder is never cached).
 //! - one module per table group with its row type, insert form and queries: [`users`],
-//!   [`posts`], [`likes`], [`comments`], [`follows`], [`notifications`], [`tokens`].
+//!   [`posts`], [`likes`], [`comments`], [`follows`], [`notifications`], [`tokens`], [`blocks`].
 //!
 //! Every query is written once, inside `run!`/`transaction!`, and runs on both backends. The one
 //! exception is the like, the hottest write: [`likes`] holds a path per backend (one PostgreSQL
@@ -22,9 +20,9 @@ pub mod blocking;
 pub mod counters;
 pub mod db;
 pub mod ids;
-pub mod pipeline;
 pub mod schema;
 
+pub mod blocks;
 pub mod comments;
 pub mod follows;
 pub mod likes;

@@ -3,11 +3,10 @@
 //! # Ordering invariant
 //! For each recipient, notification ids become visible (commit) in increasing order, and each
 //! notification carries `seq`, the recipient's own gap-free counter (1, 2, 3, … except where a
-//! deleted post took some away). [`insert!`](crate::insert_notification) enforces this: it first
-//! bumps `users.notification_seq` for the recipient, which row-locks the recipient on PostgreSQL
-//! (SQLite has a single writer) until the surrounding transaction ends, and only then inserts
-//! the row, whose id is drawn from the sequence while the lock is held (the two statements are
-//! pipelined, see [`crate::pipeline`], but the server still runs them in that order). A like on
+//! deleted post or a block took some away). [`insert!`](crate::insert_notification) enforces
+//! this: it first bumps `users.notification_seq` for the recipient, which row-locks the recipient
+//! on PostgreSQL (SQLite has a single writer) until the surrounding transaction ends, and only
+//! then inserts the row, whose id is drawn from the sequence while the lock is held. A like on
 //! PostgreSQL does the same inside one statement ([`crate::likes`]): its notification
 //! row is built from the `RETURNING` of the recipient's `UPDATE`. Two transactions
 //! notifying the same recipient therefore allocate and commit one after the other. The live
@@ -87,15 +86,17 @@ impl NewNotification {
 }
 
 /// Inserts a notification inside the caller's transaction, upholding the ordering invariant in
-/// the module docs. Evaluates to `DbResult<NotificationView>`.
+/// the module docs, unless the recipient blocked or muted the actor (see [`crate::blocks`]).
+/// Evaluates to `DbResult<Option<NotificationView>>`: `None` when nobody is to be told.
 #[macro_export]
 macro_rules! insert_notification {
     ($conn:expr, $new:expr) => {{
         use diesel::{
-            ExpressionMethods as _, NullableExpressionMethods as _, QueryDsl as _,
-            SelectableHelper as _,
+            ExpressionMethods as _, NullableExpressionMethods as _, OptionalExtension as _,
+            QueryDsl as _, SelectableHelper as _,
         };
-        use $crate::pipeline::Pipeline as _;
+        use $crate::schema::blocks as b;
+        use $crate::schema::mutes as m;
         use $crate::schema::notifications as n;
         use $crate::schema::users as u;
         let $crate::notifications::NewNotification {
@@ -106,32 +107,58 @@ macro_rules! insert_notification {
             comment_id,
             text,
         } = $new;
-        // Lock the recipient's row first (see "Ordering invariant"); the id comes after. Both
-        // statements go out together: the INSERT reads the bumped `seq` back with a subselect,
-        // which sees the UPDATE because the server runs them in order in this transaction.
-        let seq_of_recipient = u::table
-            .find(recipient_id)
-            .select(u::notification_seq)
-            .single_value()
-            .assume_not_null();
-        let insert = diesel::insert_into(n::table)
-            .values((
-                n::recipient_id.eq(recipient_id),
-                n::seq.eq(seq_of_recipient),
-                n::actor_id.eq(actor.id),
-                n::kind.eq(kind.as_str()),
-                n::post_id.eq(post_id),
-                n::comment_id.eq(comment_id),
-                n::text.eq(text),
-                n::created_at.eq($crate::now_millis()),
-            ))
-            .returning($crate::notifications::NotificationRow::as_returning());
-        let bump = $crate::counters::BumpNotificationSeq { user: recipient_id };
-        let (_seq, row): (
-            i64,
-            diesel::QueryResult<$crate::notifications::NotificationRow>,
-        ) = $conn.pipeline(bump, insert).await?;
-        Ok::<_, $crate::db::DbError>((row?, actor))
+        // Lock the recipient's row first (see "Ordering invariant"), drawing its next `seq`,
+        // unless the recipient keeps the actor out. A block or mute committed while this
+        // statement waited for the row is invisible to its snapshot, but it moved the row's
+        // `reach_version`: then no row matches, and a second statement, with a fresh snapshot,
+        // asks again (see `crate::blocks`).
+        let draw_seq = || {
+            let blocked = b::table
+                .filter(b::blocker_id.eq(recipient_id))
+                .filter(b::blocked_id.eq(actor.id));
+            let muted = m::table
+                .filter(m::muter_id.eq(recipient_id))
+                .filter(m::muted_id.eq(actor.id));
+            let snapshot = diesel::alias!($crate::schema::users as snapshot);
+            let version_seen = snapshot
+                .filter(snapshot.field(u::id).eq(recipient_id))
+                .select(snapshot.field(u::reach_version))
+                .single_value()
+                .assume_not_null();
+            diesel::update(
+                u::table
+                    .find(recipient_id)
+                    .filter(u::reach_version.eq(version_seen))
+                    .filter(diesel::dsl::not(diesel::dsl::exists(blocked)))
+                    .filter(diesel::dsl::not(diesel::dsl::exists(muted))),
+            )
+            .set(u::notification_seq.eq(u::notification_seq + 1))
+            .returning(u::notification_seq)
+        };
+        let seq = match draw_seq().get_result::<i64>($conn).await.optional()? {
+            Some(seq) => Some(seq),
+            None => draw_seq().get_result::<i64>($conn).await.optional()?,
+        };
+        match seq {
+            None => Ok::<_, $crate::db::DbError>(None),
+            Some(seq) => {
+                let row = diesel::insert_into(n::table)
+                    .values((
+                        n::recipient_id.eq(recipient_id),
+                        n::seq.eq(seq),
+                        n::actor_id.eq(actor.id),
+                        n::kind.eq(kind.as_str()),
+                        n::post_id.eq(post_id),
+                        n::comment_id.eq(comment_id),
+                        n::text.eq(text),
+                        n::created_at.eq($crate::now_millis()),
+                    ))
+                    .returning($crate::notifications::NotificationRow::as_returning())
+                    .get_result($conn)
+                    .await?;
+                Ok(Some((row, actor)))
+            }
+        }
     }};
 }
 

@@ -1,6 +1,15 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    blocks (id) {
+        id -> Int8,
+        blocker_id -> Int8,
+        blocked_id -> Int8,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     comments (id) {
         id -> Int8,
         post_id -> Int8,
@@ -36,6 +45,15 @@ diesel::table! {
     likes (post_id, user_id) {
         post_id -> Int8,
         user_id -> Int8,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    mutes (id) {
+        id -> Int8,
+        muter_id -> Int8,
+        muted_id -> Int8,
         created_at -> Timestamp,
     }
 }
@@ -96,6 +114,7 @@ diesel::table! {
         following_count -> Int8,
         post_count -> Int8,
         notification_seq -> Int8,
+        reach_version -> Int8,
     }
 }
 
@@ -110,11 +129,13 @@ diesel::joinable!(notifications -> posts (post_id));
 diesel::joinable!(posts -> users (author_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    blocks,
     comments,
     follow_notices,
     follows,
     like_notices,
     likes,
+    mutes,
     notifications,
     posts,
     revoked_tokens,

@@ -80,12 +80,16 @@ limits! {
     db_pool_size: usize = 8 => "PULSE_DB_POOL_SIZE";
     /// How long a request waits for a database connection before 503, in ms.
     db_acquire_timeout_ms: u64 = 3000 => "PULSE_DB_ACQUIRE_TIMEOUT_MS";
-    /// API requests (under /api/v1, socket opens aside) running at once per instance; more wait for a turn.
-    max_in_flight: usize = 16 => "PULSE_MAX_IN_FLIGHT";
+    /// API requests (under /api/v1; socket opens, logins and registrations aside) running at once per instance; more wait for a turn. About the latency to keep times the likes per second the instance sustains.
+    max_in_flight: usize = 64 => "PULSE_MAX_IN_FLIGHT";
     /// API requests waiting for a turn before the next is refused at once with 503.
     max_queued_requests: usize = 512 => "PULSE_MAX_QUEUED_REQUESTS";
-    /// Longest wait for a turn, in ms, before 503 with Retry-After (a tenth of it while the queue never empties).
-    request_queue_timeout_ms: u64 = 50 => "PULSE_REQUEST_QUEUE_TIMEOUT_MS";
+    /// Longest wait for a turn, in ms, before 503 with Retry-After, while the queue is a burst.
+    request_queue_timeout_ms: u64 = 500 => "PULSE_REQUEST_QUEUE_TIMEOUT_MS";
+    /// The queue has not emptied for this many ms: the instance is overloaded, not absorbing a burst.
+    overload_after_ms: u64 = 100 => "PULSE_OVERLOAD_AFTER_MS";
+    /// Longest wait for a turn, in ms, while overloaded: the rest is refused at once.
+    overloaded_queue_timeout_ms: u64 = 5 => "PULSE_OVERLOADED_QUEUE_TIMEOUT_MS";
     /// Largest client socket frame, in bytes (larger frames close the socket with 1009).
     ws_max_frame_bytes: usize = 16 * 1024 => "PULSE_WS_MAX_FRAME_BYTES";
     /// Socket admission checks (revocation and newest notification) queued per worker before an open gets 503.
@@ -132,6 +136,8 @@ limits! {
     rate_posts_per_min: u64 = 10 => "PULSE_RATE_POSTS_PER_MIN";
     /// Follows and unfollows per user per minute (0: no limit).
     rate_follows_per_min: u64 = 60 => "PULSE_RATE_FOLLOWS_PER_MIN";
+    /// Blocks, unblocks, mutes and unmutes per user per minute (0: no limit).
+    rate_blocks_per_min: u64 = 60 => "PULSE_RATE_BLOCKS_PER_MIN";
     /// Socket connects per user per minute (0: no limit).
     rate_socket_connects_per_min: u64 = 60 => "PULSE_RATE_SOCKET_CONNECTS_PER_MIN";
     /// Writes and socket connects per client IP per minute (0: no limit).

@@ -49,15 +49,20 @@ pub(crate) async fn observe(
     Ok(response)
 }
 
+/// Paths under `/api/v1` that are never shed: socket opens have their own admission queue, and
+/// logins and registrations their own bounded gate in front of password hashing, which by
+/// design takes longer than a turn may wait.
+const NOT_SHED: [&str; 3] = ["/api/v1/ws", "/api/v1/auth/login", "/api/v1/auth/register"];
+
 /// Runs an API request when the instance has a turn for it, or answers 503 with `Retry-After`
-/// (see `shed`). Socket opens have their own admission queue; everything outside `/api/v1`
-/// (health, metrics, media, the demo) is never shed.
+/// (see `shed`). Everything outside `/api/v1` (health, metrics, media, the demo) and the paths
+/// in [`NOT_SHED`] pass straight through.
 pub(crate) async fn shed_overload(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let path = req.path();
-    let sheddable = path.starts_with("/api/v1/") && path != "/api/v1/ws";
+    let sheddable = path.starts_with("/api/v1/") && !NOT_SHED.contains(&path);
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let Some(state) = state.filter(|_| sheddable) else {
         return next

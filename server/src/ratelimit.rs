@@ -30,6 +30,8 @@ pub enum Bucket {
     Posts,
     /// Follows and unfollows, per user.
     Follows,
+    /// Blocks, unblocks, mutes and unmutes, per user.
+    Blocks,
     /// Socket connects, per user.
     SocketConnects,
     /// Every write and socket connect, per client IP.
@@ -47,6 +49,7 @@ impl Bucket {
             Bucket::Comments => "comments",
             Bucket::Posts => "posts",
             Bucket::Follows => "follows",
+            Bucket::Blocks => "blocks",
             Bucket::SocketConnects => "sockets",
             Bucket::IpWrites => "ip",
             Bucket::Registrations => "register",
@@ -89,6 +92,7 @@ impl RateLimiter {
             Bucket::Comments => per_minute(l.rate_comments_per_min),
             Bucket::Posts => per_minute(l.rate_posts_per_min),
             Bucket::Follows => per_minute(l.rate_follows_per_min),
+            Bucket::Blocks => per_minute(l.rate_blocks_per_min),
             Bucket::SocketConnects => per_minute(l.rate_socket_connects_per_min),
             Bucket::IpWrites => per_minute(l.rate_ip_writes_per_min),
             Bucket::Registrations => Rule {

@@ -3,10 +3,12 @@
 //!
 //! Without it, a server offered three times what it can do queued requests for seconds (for a
 //! database connection, up to the pool's wait) and answered nearly all of them late. Here at
-//! most `max_in_flight` requests run; others wait in arrival order for at most `queue_timeout`,
-//! and once the queue has not emptied for [`STANDING_QUEUE`] (it is no burst, the server is
-//! overloaded) for only a tenth of it, so the requests that are admitted stay fast and the rest
-//! are refused within milliseconds, which a client can retry elsewhere or later. More than
+//! most `max_in_flight` requests run; others wait in arrival order. A burst (the queue empties
+//! again soon) is absorbed: a request may wait up to `queue_timeout`. Once the queue has not
+//! emptied for `overload_after`, the instance is overloaded, and new arrivals wait at most
+//! `overloaded_queue_timeout`: the requests that are admitted stay fast and the rest are
+//! refused within milliseconds, which a client can retry elsewhere or later (the idea of
+//! CoDel: judge the queue by how long it stands, not by how long it is). More than
 //! `max_queued` waiting: refused at once.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -14,19 +16,14 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-/// A queue that has not emptied for this long is standing: the server is overloaded, not
-/// absorbing a burst.
-const STANDING_QUEUE: Duration = Duration::from_millis(100);
-
-/// The shortest wait for a turn while the queue stands.
-const MIN_OVERLOADED_WAIT: Duration = Duration::from_millis(2);
-
 /// The limits of a [`Shedder`] (from `Limits`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ShedLimits {
     pub(crate) max_in_flight: usize,
     pub(crate) max_queued: usize,
     pub(crate) queue_timeout: Duration,
+    pub(crate) overload_after: Duration,
+    pub(crate) overloaded_queue_timeout: Duration,
 }
 
 /// The gate every API request passes (see the module docs). One per instance.
@@ -78,14 +75,14 @@ impl Shedder {
         }
     }
 
-    /// The full queue timeout while the queue empties now and then; a tenth of it once it
-    /// has stood for [`STANDING_QUEUE`].
+    /// The burst allowance while the queue empties now and then; the overloaded one once it
+    /// has stood for `overload_after`.
     fn wait_allowed(&self) -> Duration {
         let since_empty = self
             .now_ms()
             .saturating_sub(self.last_empty_ms.load(Ordering::Acquire));
-        match Duration::from_millis(since_empty) > STANDING_QUEUE {
-            true => (self.limits.queue_timeout / 10).max(MIN_OVERLOADED_WAIT),
+        match Duration::from_millis(since_empty) > self.limits.overload_after {
+            true => self.limits.overloaded_queue_timeout,
             false => self.limits.queue_timeout,
         }
     }
@@ -127,6 +124,8 @@ mod tests {
             max_in_flight,
             max_queued,
             queue_timeout: Duration::from_millis(timeout_ms),
+            overload_after: Duration::from_millis(100),
+            overloaded_queue_timeout: Duration::from_millis(5),
         })
     }
 
@@ -164,7 +163,7 @@ mod tests {
     }
 
     #[test]
-    fn a_standing_queue_shortens_the_wait_to_a_tenth() {
+    fn a_queue_that_stands_shortens_the_wait_to_the_overloaded_one() {
         let mut gate = shedder(1, 4, 50);
         assert_eq!(gate.wait_allowed(), Duration::from_millis(50));
         // Last empty at the epoch, half a second ago.

@@ -212,6 +212,8 @@ fn shed_limits(settings: &Settings) -> ShedLimits {
         max_in_flight: limits.max_in_flight,
         max_queued: limits.max_queued_requests,
         queue_timeout: Duration::from_millis(limits.request_queue_timeout_ms),
+        overload_after: Duration::from_millis(limits.overload_after_ms),
+        overloaded_queue_timeout: Duration::from_millis(limits.overloaded_queue_timeout_ms),
     }
 }
 

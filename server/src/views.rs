@@ -2,6 +2,7 @@
 //! follow `docs/API.md`; timestamps are RFC 3339 UTC with milliseconds.
 
 use chrono::{NaiveDateTime, SecondsFormat};
+use pulse_schema::blocks::Relation;
 use pulse_schema::comments::CommentView;
 use pulse_schema::notifications::NotificationView;
 use pulse_schema::posts::PostView;
@@ -40,10 +41,15 @@ pub struct User {
     pub following_count: i64,
     pub post_count: i64,
     pub followed_by_me: bool,
+    /// The viewer blocked this user.
+    pub blocked_by_me: bool,
+    /// The viewer muted this user.
+    pub muted_by_me: bool,
 }
 
 impl User {
-    pub fn new(row: UserRow, followed_by_me: bool) -> Self {
+    /// `row` as `viewer` sees it: whether they follow, blocked or muted this user.
+    pub fn new(row: UserRow, followed_by_me: bool, relation: Relation) -> Self {
         User {
             id: row.id.0,
             username: row.username,
@@ -53,6 +59,8 @@ impl User {
             following_count: row.following_count,
             post_count: row.post_count,
             followed_by_me,
+            blocked_by_me: relation.blocked_by_me,
+            muted_by_me: relation.muted_by_me,
         }
     }
 }

@@ -16,7 +16,7 @@ use diesel_async::RunQueryDsl;
 use crate::counters::BumpLikeCount;
 use crate::db::{Db, DbError, DbResult, Pool};
 use crate::ids::{PostId, UserId};
-use crate::schema::{likes, posts};
+use crate::schema::{blocks, likes, posts};
 use crate::users::UserSummaryRow;
 
 /// Likes a post. Idempotent; the author is notified the first time this user ever likes it,
@@ -43,7 +43,11 @@ pub async fn like(db: &Db, actor: &UserSummaryRow, post_id: PostId) -> DbResult<
 /// Removes a like. Idempotent; notifies nobody.
 pub async fn unlike(db: &Db, liker: UserId, post_id: PostId) -> DbResult<LikeOutcome> {
     crate::transaction!(db.write(), conn => {
-        posts::table.find(post_id).select(posts::id).first::<PostId>(conn).await?;
+        let author = posts::table.find(post_id).select(posts::author_id).first::<UserId>(conn).await?;
+        let hidden = blocks::table.filter(blocks::blocker_id.eq(author)).filter(blocks::blocked_id.eq(liker));
+        if diesel::select(diesel::dsl::exists(hidden)).get_result::<bool>(conn).await? {
+            return Err(DbError::NotFound);
+        }
         let removed = diesel::delete(
             likes::table.filter(likes::post_id.eq(post_id)).filter(likes::user_id.eq(liker)),
         )

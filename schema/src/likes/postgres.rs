@@ -12,6 +12,8 @@
 //! - an existing like changes nothing (`liked` is empty, so is everything that reads it);
 //! - a missing post fails the like row's foreign key (`NotFound`);
 //! - the marker is written for a self-like too, and nobody is notified of their own like;
+//! - a post whose author blocked the liker takes no like (`hidden`; the caller answers
+//!   `NotFound`), and an author who muted the liker is not notified (see [`crate::blocks`]);
 //! - the ordering invariant of [`crate::notifications`]: the notification's row is built from
 //!   the `RETURNING` of the recipient's `UPDATE`, so the recipient is row-locked before the
 //!   insert draws its id from the sequence.
@@ -23,14 +25,14 @@ use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
 use diesel::QueryResult;
 
 use diesel::OptionalExtension;
-use diesel::QueryDsl;
+use diesel::{ExpressionMethods, QueryDsl};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::outcome::LikeOutcome;
-use crate::db::DbResult;
+use crate::db::{DbError, DbResult};
 use crate::ids::{NotificationId, PostId, UserId};
-use crate::notifications::{Kind, NewNotification, NotificationRow};
-use crate::schema::posts;
+use crate::notifications::{Kind, NewNotification, NotificationRow, NotificationView};
+use crate::schema::{blocks, posts};
 use crate::users::UserSummaryRow;
 
 /// [`super::like`] on PostgreSQL: one round trip.
@@ -46,17 +48,27 @@ pub(super) async fn like(
         text: NewNotification::render(Kind::Like, actor, None),
     };
     let (at, text) = (statement.at, statement.text.clone());
-    let Some((like_count, like_seq, author, notification_id, seq)) =
+    let Some((like_count, like_seq, author, notification_id, seq, unsettled)) =
         statement.get_result::<LikeRow>(conn).await.optional()?
     else {
-        // Already liked. A statement of its own, so that it sees a concurrent like of the same
-        // pair that the insert waited for (see `LikeStatement`).
-        let counts = posts::table
+        // Already liked, or hidden by a block. A statement of its own, so that it sees a
+        // concurrent like of the same pair that the insert waited for (see `LikeStatement`).
+        let hidden = blocks::table
+            .filter(blocks::blocker_id.eq(posts::author_id))
+            .filter(blocks::blocked_id.eq(actor.id));
+        let (like_count, like_seq, hidden) = posts::table
             .find(post_id)
-            .select((posts::like_count, posts::like_seq))
-            .first(conn)
+            .select((
+                posts::like_count,
+                posts::like_seq,
+                diesel::dsl::exists(hidden),
+            ))
+            .first::<(i64, i64, bool)>(conn)
             .await?;
-        return Ok(LikeOutcome::already_liked(post_id, counts));
+        if hidden {
+            return Err(DbError::NotFound);
+        }
+        return Ok(LikeOutcome::already_liked(post_id, (like_count, like_seq)));
     };
     let notification = match (notification_id, seq) {
         (Some(id), Some(seq)) => Some((
@@ -74,6 +86,7 @@ pub(super) async fn like(
             },
             actor.clone(),
         )),
+        _ if unsettled => notify_afresh(conn, actor, author, post_id, text).await?,
         _ => None,
     };
     Ok(LikeOutcome::added(
@@ -81,6 +94,28 @@ pub(super) async fn like(
         (like_count, like_seq),
         notification,
     ))
+}
+
+/// Notifies `author` of the like in a transaction of its own, with a fresh snapshot: for a
+/// like whose statement could not tell whether the author still wants to hear from the liker.
+async fn notify_afresh(
+    conn: &mut AsyncPgConnection,
+    actor: &UserSummaryRow,
+    author: UserId,
+    post_id: PostId,
+    text: String,
+) -> DbResult<Option<NotificationView>> {
+    use diesel_async::AsyncConnection as _;
+    let new = NewNotification {
+        recipient_id: author,
+        actor: actor.clone(),
+        kind: Kind::Like,
+        post_id: Some(post_id),
+        comment_id: None,
+        text,
+    };
+    conn.transaction::<_, DbError, _>(async |conn| crate::insert_notification!(conn, new))
+        .await
 }
 
 /// The one statement of a like. Its row, present only if the like is new: the post's like
@@ -100,8 +135,11 @@ pub(crate) struct LikeStatement {
     pub text: String,
 }
 
-/// What [`LikeStatement`] returns, column for column.
-type LikeRow = (i64, i64, UserId, Option<NotificationId>, Option<i64>);
+/// What [`LikeStatement`] returns, column for column. The last, `unsettled`: the liker's first
+/// like of the post drew no notification, because the author muted the liker or because a
+/// block or mute of the author's landed while the statement ran (see [`crate::blocks`]); the
+/// caller settles it with a fresh look.
+type LikeRow = (i64, i64, UserId, Option<NotificationId>, Option<i64>, bool);
 
 const KIND: &str = Kind::Like.as_str();
 
@@ -143,7 +181,14 @@ impl QueryId for LikeStatement {
 }
 
 impl Query for LikeStatement {
-    type SqlType = (BigInt, BigInt, BigInt, Nullable<BigInt>, Nullable<BigInt>);
+    type SqlType = (
+        BigInt,
+        BigInt,
+        BigInt,
+        Nullable<BigInt>,
+        Nullable<BigInt>,
+        diesel::sql_types::Bool,
+    );
 }
 
 #[cfg(test)]
@@ -161,7 +206,7 @@ mod tests {
         let sql = diesel::debug_query::<Pg, _>(&statement).to_string();
         assert!(sql.starts_with("WITH args AS (SELECT $1::int8 AS post, $2::int8 AS liker, $3::timestamp AS at, $4::text AS text, $5::text AS kind)"), "{sql}");
         assert!(
-            sql.contains("FROM counted LEFT JOIN notified ON true -- binds"),
+            sql.contains("FROM args, counted LEFT JOIN notified ON true -- binds"),
             "{sql}"
         );
         assert!(!sql.contains("$6"), "{sql}");

@@ -16,7 +16,7 @@ use crate::counters::{BumpLikeCount, BumpNotificationSeq};
 use crate::db::DbError;
 use crate::ids::PostId;
 use crate::notifications::{Kind, NewNotification, NotificationRow};
-use crate::schema::{like_notices, likes, notifications, posts};
+use crate::schema::{blocks, like_notices, likes, mutes, notifications, posts};
 use crate::users::UserSummaryRow;
 
 /// Likes `post_id` as `actor` in one transaction on `conn` (blocking).
@@ -28,6 +28,14 @@ pub(crate) fn like(
     let liker = actor.id;
     conn.transaction::<_, DbError, _>(|conn| {
         let at = crate::now_millis();
+        // To someone the post's author blocked, the post does not exist.
+        let hidden = posts::table
+            .inner_join(blocks::table.on(blocks::blocker_id.eq(posts::author_id)))
+            .filter(posts::id.eq(post_id))
+            .filter(blocks::blocked_id.eq(liker));
+        if diesel::select(diesel::dsl::exists(hidden)).get_result::<bool>(conn)? {
+            return Err(DbError::NotFound);
+        }
         // A missing post fails the insert's foreign key (NotFound).
         let inserted = diesel::insert_into(likes::table)
             .values((
@@ -62,7 +70,11 @@ pub(crate) fn like(
             .get_result::<PostId>(conn)
             .optional()?;
         let mut notification = None;
-        if author != liker && first_ever.is_some() {
+        let muted = mutes::table
+            .filter(mutes::muter_id.eq(author))
+            .filter(mutes::muted_id.eq(liker));
+        let muted = diesel::select(diesel::dsl::exists(muted)).get_result::<bool>(conn)?;
+        if author != liker && first_ever.is_some() && !muted {
             // The recipient's seq first, then the row (the ordering invariant of
             // `notifications`; SQLite's single writer serialises them anyway).
             let seq = BumpNotificationSeq { user: author }.get_result::<i64>(conn)?;

@@ -24,6 +24,8 @@ pub enum Event {
     Read { user: UserId, unread: i64 },
     /// A token of `user` was revoked: close its sockets with 4401.
     Revoke { user: UserId, token_id: String },
+    /// A frame for every socket of `user`, already serialised (say, notifications removed).
+    Frame { user: UserId, frame: ByteString },
 }
 
 /// The Redis channel an event travels on.
@@ -40,7 +42,8 @@ impl Event {
         match self {
             Event::Notification { user, .. }
             | Event::Read { user, .. }
-            | Event::Revoke { user, .. } => user_channel(*user),
+            | Event::Revoke { user, .. }
+            | Event::Frame { user, .. } => user_channel(*user),
             Event::LikeCount { post, .. } => post_channel(*post),
         }
     }
@@ -59,6 +62,7 @@ impl Event {
             Event::LikeCount { post, seq, count } => format!("C {} {seq} {count}", post.0),
             Event::Read { user, unread } => format!("R {} {unread}", user.0),
             Event::Revoke { user, token_id } => format!("X {} {token_id}", user.0),
+            Event::Frame { user, frame } => format!("F {}\n{frame}", user.0),
         }
     }
 
@@ -83,6 +87,10 @@ impl Event {
             "R" => Some(Event::Read {
                 user: UserId(int()?),
                 unread: int()?,
+            }),
+            "F" => Some(Event::Frame {
+                user: UserId(int()?),
+                frame: ByteString::from(body),
             }),
             "X" => {
                 let user = UserId(int()?);
@@ -120,6 +128,10 @@ mod tests {
             Event::Revoke {
                 user: UserId(7),
                 token_id: "abcdef".into(),
+            },
+            Event::Frame {
+                user: UserId(7),
+                frame: ByteString::from_static("{\"type\":\"notifications_removed\"}"),
             },
         ];
         for event in events {

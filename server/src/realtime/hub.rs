@@ -188,6 +188,11 @@ impl Hub {
                     sockets.iter().for_each(|s| s.set_unread(unread));
                 }
             }
+            Event::Frame { user, frame } => {
+                if let Some(sockets) = self.users.get(&user) {
+                    sockets.iter().for_each(|s| s.push_frame(&frame));
+                }
+            }
             Event::Revoke { user, token_id } => {
                 if let Some(sockets) = self.users.get(&user) {
                     sockets

@@ -28,6 +28,11 @@ pub enum ServerFrame<'a> {
     Gap {
         before_id: i64,
     },
+    /// Notifications that no longer exist (their actor was blocked), and the unread count after.
+    NotificationsRemoved {
+        notification_ids: &'a [i64],
+        unread_count: i64,
+    },
     /// Confirms a `subscribe`: like counts of these posts now reach this socket from every
     /// instance (an addition to the contract's frames).
     Subscribed {

@@ -10,7 +10,7 @@ use pulse_schema::UserId;
 
 use super::bus::Bus;
 use super::event::Event;
-use super::protocol::notification_frame;
+use super::protocol::{notification_frame, ServerFrame};
 use crate::telemetry::Metrics;
 
 /// Publishes through `bus`, counting what it publishes in `metrics`.
@@ -63,6 +63,23 @@ impl Publisher<'_> {
     /// `user`'s unread count changed (marked read on some device).
     pub(crate) async fn read(&self, user: UserId, unread: i64) {
         self.bus.publish(Event::Read { user, unread }).await;
+    }
+
+    /// `user`'s notifications `ids` were deleted (their actor was blocked): every socket of the
+    /// user drops them, and the unread count follows.
+    pub(crate) async fn removed(&self, user: UserId, ids: &[i64], unread_count: i64) {
+        if !ids.is_empty() {
+            let frame = ServerFrame::NotificationsRemoved {
+                notification_ids: ids,
+                unread_count,
+            };
+            let event = Event::Frame {
+                user,
+                frame: frame.to_json().into(),
+            };
+            self.bus.publish(event).await;
+        }
+        self.read(user, unread_count).await;
     }
 
     /// A token of `user` was revoked: its sockets close with 4401 on every instance.

@@ -30,6 +30,8 @@ pub struct Pending {
     /// Latest (seq, `like_count` frame) per post; the frame is shared by every watcher.
     pub counts: HashMap<PostId, (i64, ByteString)>,
     pub unread: Option<i64>,
+    /// Frames for this socket's user beyond notifications and counts, in order.
+    pub frames: Vec<ByteString>,
     /// Something was dropped (overflow) or may have been missed (bus outage): read the database.
     pub catch_up: bool,
     pub close: Option<(u16, &'static str)>,
@@ -109,6 +111,19 @@ impl SocketQueue {
     /// Whether a like count of `post` is still waiting to be written (the socket is behind).
     pub fn has_like_count(&self, post: PostId) -> bool {
         self.lock().counts.contains_key(&post)
+    }
+
+    /// Queues a frame for the socket; beyond the queue's capacity the oldest is dropped (these
+    /// frames are rare: one per block).
+    pub fn push_frame(&self, frame: &ByteString) {
+        {
+            let mut pending = self.lock();
+            if pending.frames.len() >= self.capacity {
+                pending.frames.remove(0);
+            }
+            pending.frames.push(frame.clone());
+        }
+        self.wake.wake();
     }
 
     pub fn set_unread(&self, unread: i64) {

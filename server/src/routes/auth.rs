@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use pulse_schema::blocks::Relation;
 use pulse_schema::{now_millis, tokens, users};
 use serde::Deserialize;
 
@@ -89,7 +90,7 @@ pub async fn register(
     let ttl = Duration::from_secs(state.settings.limits.token_ttl_secs);
     let (token, _) = state.keys.mint(row.id, ttl)?;
     Ok(HttpResponse::Created().json(AuthResponse {
-        user: User::new(row, false),
+        user: User::new(row, false, Relation::default()),
         token,
     }))
 }
@@ -137,7 +138,7 @@ pub async fn login(
     let ttl = Duration::from_secs(state.settings.limits.token_ttl_secs);
     let (token, _) = state.keys.mint(row.id, ttl)?;
     Ok(HttpResponse::Ok().json(AuthResponse {
-        user: User::new(row, false),
+        user: User::new(row, false, Relation::default()),
         token,
     }))
 }

@@ -1,7 +1,7 @@
 //! `/posts/{id}/comments`: list (oldest first) and add (notifies the author).
 
 use actix_web::{web, HttpResponse};
-use pulse_schema::{comments, CommentId, PostId};
+use pulse_schema::{comments, posts, CommentId, PostId};
 use serde::Deserialize;
 
 use crate::domain::{next_cursor, path_id, PageQuery, Text, Validator};
@@ -31,11 +31,15 @@ pub struct CommentRequest {
     responses((status = 200, body = Page<Comment>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem)))]
 pub async fn list_comments(
     state: web::Data<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     path: web::Path<String>,
     query: web::Query<PageQuery>,
 ) -> ApiResult<HttpResponse> {
     let post = PostId(path_id(&path)?);
+    let (row, _author) = posts::find(&state.db, post).await?;
+    super::users::hidden_from(&state, user.id, row.author_id)
+        .await
+        .map_err(|_| ApiError::NotFound("No such post."))?;
     let limits = &state.settings.limits;
     let page = query.page(limits.default_page_size, limits.max_page_size)?;
     let rows = comments::page(&state.db, post, page.after.map(CommentId), page.limit).await?;

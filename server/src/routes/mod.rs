@@ -3,6 +3,7 @@
 //! committed changes to live delivery through `AppState::publisher`.
 
 pub mod auth;
+pub mod blocks;
 pub mod comments;
 pub mod demo;
 pub mod extract;
@@ -39,6 +40,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_json_bytes: usize) {
         web::scope("/api/v1")
             .configure(auth::configure)
             .configure(users::configure)
+            .configure(blocks::configure)
             .configure(posts::configure)
             .configure(likes::configure)
             .configure(comments::configure)

@@ -18,6 +18,8 @@ use crate::error::PROBLEM_TYPES;
         super::auth::register, super::auth::login, super::auth::logout, super::auth::ws_ticket,
         super::users::me, super::users::get_user, super::users::follow_user, super::users::unfollow_user,
         super::users::user_posts,
+        super::blocks::block_user, super::blocks::unblock_user, super::blocks::mute_user,
+        super::blocks::unmute_user, super::blocks::list_blocks, super::blocks::list_mutes,
         super::posts::create_post, super::posts::get_post, super::posts::delete_post, super::posts::feed,
         super::likes::like_post, super::likes::unlike_post,
         super::comments::list_comments, super::comments::add_comment,

@@ -169,6 +169,9 @@ pub async fn get_post(
 ) -> ApiResult<HttpResponse> {
     let id = PostId(path_id(&path)?);
     let view = posts::find(&state.db, id).await?;
+    super::users::hidden_from(&state, user.id, view.0.author_id)
+        .await
+        .map_err(|_| ApiError::NotFound("No such post."))?;
     let mut rendered = render_posts(&state, user.id, vec![view]).await?;
     rendered
         .pop()

@@ -1,6 +1,8 @@
 //! `/me`, `/users/{username}`, follows and an author's posts.
 
 use actix_web::{web, HttpResponse};
+use pulse_schema::blocks::{self, Relation};
+use pulse_schema::users::UserRow;
 use pulse_schema::{follows, posts, users, PostId, UserId};
 
 use super::posts::render_posts;
@@ -20,10 +22,31 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/users/{id}/posts", web::get().to(user_posts));
 }
 
-async fn render_user(state: &AppState, viewer: UserId, id: UserId) -> ApiResult<User> {
+/// `row` as `viewer` sees it; `NotFound` when that user blocked the viewer.
+async fn render_row(state: &AppState, viewer: UserId, row: UserRow) -> ApiResult<User> {
+    if row.id == viewer {
+        return Ok(User::new(row, false, Relation::default()));
+    }
+    let relation = blocks::relation(&state.db, viewer, row.id).await?;
+    if relation.blocks_me {
+        return Err(ApiError::NotFound("No such user."));
+    }
+    let followed = follows::is_following(&state.db, viewer, row.id).await?;
+    Ok(User::new(row, followed, relation))
+}
+
+/// User `id` as `viewer` sees it (see [`render_row`]).
+pub(super) async fn render_user(state: &AppState, viewer: UserId, id: UserId) -> ApiResult<User> {
     let row = users::find(&state.db, id).await?;
-    let followed = viewer != id && follows::is_following(&state.db, viewer, id).await?;
-    Ok(User::new(row, followed))
+    render_row(state, viewer, row).await
+}
+
+/// `NotFound` when `owner` blocked `viewer`: to them, the owner and what is theirs do not exist.
+pub(super) async fn hidden_from(state: &AppState, viewer: UserId, owner: UserId) -> ApiResult<()> {
+    match viewer != owner && blocks::blocks_me(&state.db, viewer, owner).await? {
+        true => Err(ApiError::NotFound("No such user.")),
+        false => Ok(()),
+    }
 }
 
 /// The signed-in user.
@@ -44,14 +67,13 @@ pub async fn get_user(
 ) -> ApiResult<HttpResponse> {
     let username = path.into_inner().to_lowercase();
     let row = users::find_by_username(&state.db, &username).await?;
-    let followed = row.id != user.id && follows::is_following(&state.db, user.id, row.id).await?;
-    Ok(HttpResponse::Ok().json(User::new(row, followed)))
+    Ok(HttpResponse::Ok().json(render_row(&state, user.id, row).await?))
 }
 
 /// Follows a user (idempotent; the first follow ever notifies them).
 #[utoipa::path(put, path = "/api/v1/users/{id}/follow", tag = "users", security(("bearer" = [])),
     params(("id" = i64, Path)),
-    responses((status = 200, body = User), (status = 401, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
+    responses((status = 200, body = User), (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
 pub async fn follow_user(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -61,6 +83,15 @@ pub async fn follow_user(
     throttle_user(&state, Bucket::Follows, user.id).await?;
     if target == user.id {
         return Err(ApiError::validation("id", "you cannot follow yourself"));
+    }
+    let relation = blocks::relation(&state.db, user.id, target).await?;
+    if relation.blocks_me {
+        return Err(ApiError::NotFound("No such user."));
+    }
+    if relation.blocked_by_me {
+        return Err(ApiError::Conflict(
+            "You blocked this user; unblock them to follow them.".into(),
+        ));
     }
     if let Some(view) = follows::follow(&state.db, &user.summary, target).await? {
         state.publisher().notification(view).await;
@@ -79,6 +110,7 @@ pub async fn unfollow_user(
 ) -> ApiResult<HttpResponse> {
     let target = UserId(path_id(&path)?);
     throttle_user(&state, Bucket::Follows, user.id).await?;
+    hidden_from(&state, user.id, target).await?;
     follows::unfollow(&state.db, user.id, target).await?;
     Ok(HttpResponse::Ok().json(render_user(&state, user.id, target).await?))
 }
@@ -97,6 +129,7 @@ pub async fn user_posts(
     let limits = &state.settings.limits;
     let page = query.page(limits.default_page_size, limits.max_page_size)?;
     users::find(&state.db, author).await?;
+    hidden_from(&state, user.id, author).await?;
     let rows = posts::by_author(&state.db, author, page.after.map(PostId), page.limit).await?;
     let next = next_cursor(&rows, page.limit, |(p, _)| p.id.0);
     let items = render_posts(&state, user.id, rows).await?;

@@ -8,6 +8,7 @@
 mod support;
 
 mod auth;
+mod blocks;
 mod concurrency;
 mod live;
 mod malformed;

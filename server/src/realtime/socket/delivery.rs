@@ -93,6 +93,9 @@ impl SocketTask {
         for (_post, (_seq, frame)) in pending.counts {
             self.send(frame).await?;
         }
+        for frame in pending.frames {
+            self.send(frame).await?;
+        }
         if let Some(unread_count) = pending.unread {
             self.send(ServerFrame::Read { unread_count }.to_json())
                 .await?;
