@@ -156,6 +156,9 @@ test_smoke() {
 }
 
 # Runs one step and says how long it took.
+# Documentation links resolve inside the repository, and nothing reads like a work log.
+check_docs() { .ci/check-docs.py; }
+
 # schema.rs must be what the PostgreSQL migrations generate (needs the database started above).
 check_schema() { .ci/schema-check.sh; }
 
@@ -175,6 +178,7 @@ main() {
     run ensure_redis
     trap drop_test_databases EXIT
     drop_test_databases
+    run check_docs
     run check_schema
 
     run build

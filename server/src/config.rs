@@ -62,7 +62,7 @@ limits! {
     image_decode_queue_len: usize = 8 => "PULSE_IMAGE_DECODE_QUEUE_LEN";
     /// Page size when `?limit=` is absent.
     default_page_size: i64 = 20 => "PULSE_DEFAULT_PAGE_SIZE";
-    /// Largest `?limit=` accepted (the contract fixes 100).
+    /// Largest `?limit=` accepted (the API documents 100).
     max_page_size: i64 = 100 => "PULSE_MAX_PAGE_SIZE";
     /// Most ids one `POST /notifications/read {"ids": [...]}` may name (422 beyond).
     max_read_ids: usize = 1000 => "PULSE_MAX_READ_IDS";
