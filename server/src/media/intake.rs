@@ -2,11 +2,11 @@
 //! decode within the memory limits, shrink to the display size and from it to the thumbnail
 //! size, turn both upright, re-encode and store.
 //!
-//! Decodes are gated because each can take hundreds of megabytes: twelve concurrent uploads of
-//! an 8000×8000 PNG (200 KB each) took the server to 2.27 GB RSS when every decode ran at once
-//! (`load-tests/image-burst.sh`, RESULTS.md). Behind the gate at most
+//! Decodes are gated because each can take hundreds of megabytes: forty concurrent uploads of
+//! an 8000×8000 PNG (222 KB each) took the server to 7.1 GB RSS when every decode ran at once,
+//! and to 0.69-0.75 GB behind the gate (`load-tests/image-burst.sh`, RESULTS.md). At most
 //! `PULSE_IMAGE_DECODE_CONCURRENCY` places' worth run; `PULSE_IMAGE_DECODE_QUEUE_LEN` more
-//! uploads wait, holding no thread; the rest get 503 at once.
+//! uploads wait, holding no thread; the rest get 503 with `Retry-After` at once.
 
 use image::{DynamicImage, Limits as DecoderLimits};
 

@@ -35,9 +35,7 @@ impl Probe {
 /// read or claims more than `max_side` on a side or the limits allow.
 pub(crate) fn probe(bytes: &[u8], max_side: u32, limits: &ImageLimits) -> Result<Probe, ApiError> {
     let format = sniff(bytes)?;
-    let mut decoder = reader(bytes, format)
-        .into_decoder()
-        .map_err(unreadable)?;
+    let mut decoder = reader(bytes, format).into_decoder().map_err(unreadable)?;
     // Dimensions come from the header: a tiny file claiming 60000×60000 stops here.
     let (width, height) = lossless_webp_dimensions(bytes).unwrap_or(decoder.dimensions());
     check_size(width, height, max_side, limits)?;
