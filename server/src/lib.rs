@@ -13,7 +13,8 @@
 //! - [`error`]: `ApiError`, rendered as problem+json.
 //! - [`auth`]: biscuit tokens and socket tickets, password hashing.
 //! - [`admission`]: the revocation check of opening sockets, batched per worker.
-//! - [`hash_gate`]: how many password hashes run at once and how many may wait.
+//! - [`gate`]: how much heavy blocking work (password hashes, image decodes) runs at once and
+//!   how many requests may wait for it.
 //! - [`domain`]: validated input (usernames, captions, page cursors, path ids).
 //! - [`views`]: the JSON the API answers with.
 //! - [`middleware`]: request ids, request spans and HTTP metrics around every request.
@@ -33,7 +34,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
-pub mod hash_gate;
+pub mod gate;
 pub mod media;
 pub(crate) mod middleware;
 pub mod ratelimit;

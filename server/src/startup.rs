@@ -14,7 +14,7 @@ use pulse_schema::{tokens, Db};
 use crate::admission::{AdmissionLimits, Admissions};
 use crate::auth::{Keys, Passwords};
 use crate::config::Settings;
-use crate::hash_gate::HashGate;
+use crate::gate::HashGate;
 use crate::media::MediaStore;
 use crate::ratelimit::RateLimiter;
 use crate::realtime::hub::Hub;
@@ -93,7 +93,7 @@ impl Application {
             settings.limits.password_hash_concurrency,
             settings.limits.password_hash_queue_len,
         ))?;
-        let media = MediaStore::open(&settings.data_dir, settings.limits.max_image_side)?;
+        let media = MediaStore::open(&settings.data_dir, &settings.limits)?;
         let metrics = Arc::new(Metrics::default());
         let (hub, bus) = realtime::start(&settings, &metrics).await?;
         let limiter_redis = match &settings.redis_url {

@@ -240,7 +240,11 @@ impl Scratch {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
-        let store = MediaStore::open(&dir, MAX_SIDE).expect("creating the scratch media dir");
+        let limits = pulse_server::config::Limits {
+            max_image_side: MAX_SIDE,
+            ..pulse_server::config::Limits::default()
+        };
+        let store = MediaStore::open(&dir, &limits).expect("creating the scratch media dir");
         Scratch { dir, store }
     }
 }

@@ -8,7 +8,7 @@ use argon2::password_hash::{
 use argon2::Argon2;
 
 use crate::error::ApiError;
-use crate::hash_gate::HashGate;
+use crate::gate::HashGate;
 
 /// Argon2id password hashing, run off the async workers.
 #[derive(Clone)]

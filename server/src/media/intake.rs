@@ -10,9 +10,8 @@
 
 use image::{DynamicImage, Limits as DecoderLimits};
 
-use crate::config::Limits;
 use crate::error::ApiError;
-use crate::hash_gate::{Busy, Gate};
+use crate::gate::Busy;
 use crate::media::encode::{Stored, DISPLAY_JPEG_QUALITY, THUMBNAIL_JPEG_QUALITY};
 use crate::media::probe::{probe, reader, unreadable, Probe};
 use crate::media::resize::{shrink, shrunk_copy};
@@ -20,8 +19,8 @@ use crate::media::{ImageLimits, MediaStore};
 
 /// What an upload beyond the decode queue is told. The queue (8 by default, 2 at a time)
 /// drains in about `Retry-After` when it holds the largest uploads (an 8000×8000 PNG takes
-/// 0.5 s to decode on this machine's cores).
-const BUSY: Busy = Busy {
+/// 0.5 s to decode on 2 cores).
+pub(super) const DECODES_BUSY: Busy = Busy {
     detail: "Too many images are being processed",
     retry_after_secs: Some(2),
 };
@@ -47,26 +46,18 @@ pub struct Upload {
 impl MediaStore {
     /// Checks, decodes, shrinks, re-encodes and stores an upload. The header is checked at once
     /// (415, 422); the decode then waits at the gate (503 when its queue is full).
-    pub async fn ingest(&self, bytes: Vec<u8>, settings: &Limits) -> Result<Upload, ApiError> {
-        let limits = ImageLimits::from(settings);
+    pub async fn ingest(&self, bytes: Vec<u8>) -> Result<Upload, ApiError> {
+        let limits = self.limits;
         // Reading a header is cheap (a walk over at most PULSE_MAX_IMAGE_BYTES), so refusals
         // never queue.
         let probed = probe(&bytes, self.max_side, &limits)?;
-        // One gate per store, made with the first upload's settings: every upload of an
-        // application comes with the same ones.
-        let gate = self.decode_gate.get_or_init(|| {
-            Gate::new(
-                settings.image_decode_concurrency,
-                settings.image_decode_queue_len,
-                BUSY,
-            )
-        });
         let places = places_for(probed.cost(), limits.place_bytes());
         let store = self.clone();
-        gate.run(places, move || {
-            store.ingest_probed(&bytes, &probed, &limits)
-        })
-        .await?
+        self.decode_gate
+            .run(places, move || {
+                store.ingest_probed(&bytes, &probed, &limits)
+            })
+            .await?
     }
 
     /// The same on the calling thread, without the gate (for tests and tools).

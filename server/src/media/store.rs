@@ -2,12 +2,15 @@
 //! file, and a file never changes once written.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+use super::intake::DECODES_BUSY;
+use super::ImageLimits;
+use crate::config::Limits;
 use crate::error::ApiError;
-use crate::hash_gate::Gate;
+use crate::gate::Gate;
 
 /// Where media lives, and the gate its decodes pass.
 #[derive(Clone)]
@@ -15,9 +18,10 @@ pub struct MediaStore {
     dir: PathBuf,
     /// Largest image side this store accepts (`PULSE_MAX_IMAGE_SIDE`).
     pub(crate) max_side: u32,
-    /// Shared by every clone (every worker's state): made on the first upload, from the
-    /// settings that upload comes with (see `MediaStore::ingest`).
-    pub(crate) decode_gate: Arc<OnceLock<Gate>>,
+    /// What an upload may be and what it becomes.
+    pub(crate) limits: ImageLimits,
+    /// The decodes running and waiting, shared by every clone (every worker's state).
+    pub(crate) decode_gate: Arc<Gate>,
 }
 
 impl std::fmt::Debug for MediaStore {
@@ -30,13 +34,20 @@ impl std::fmt::Debug for MediaStore {
 }
 
 impl MediaStore {
-    pub fn open(data_dir: &Path, max_side: u32) -> std::io::Result<Self> {
+    /// The store under `data_dir`, with the image limits and decode gate of `limits`.
+    pub fn open(data_dir: &Path, limits: &Limits) -> std::io::Result<Self> {
         let dir = data_dir.join("media");
         std::fs::create_dir_all(&dir)?;
+        let decode_gate = Gate::new(
+            limits.image_decode_concurrency,
+            limits.image_decode_queue_len,
+            DECODES_BUSY,
+        );
         Ok(MediaStore {
             dir,
-            max_side,
-            decode_gate: Arc::new(OnceLock::new()),
+            max_side: limits.max_image_side,
+            limits: ImageLimits::from(limits),
+            decode_gate: Arc::new(decode_gate),
         })
     }
 

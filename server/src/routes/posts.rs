@@ -136,7 +136,7 @@ pub async fn create_post(
     let (Some(image), Some(caption)) = (image, caption) else {
         return Err(ApiError::BadRequest("image is required".into()));
     };
-    let upload = state.media.ingest(image, &state.settings.limits).await?;
+    let upload = state.media.ingest(image).await?;
     let view = posts::create(
         &state.db,
         &NewPost {
