@@ -19,18 +19,21 @@
  *                    reconnecting | signed-out | offline; text "live", "reconnecting…", …
  *   bell             opens the inbox            badge           unread count (hidden when 0)
  *   inbox            inbox panel (hidden when closed)           inbox-list, inbox-empty
- *   notification-<id>  one inbox entry (class is-unread while unread)
+ *   notification-<id>  one inbox entry (class is-unread while unread), containing note-actor
  *   mark-all-read    inbox-close
  *   toasts           the aria-live="polite" region              toast   one live toast
  *   upload-panel     find-panel   <details> around the two side forms (folded on phones)
  *   upload-form      upload-file (input type=file)              upload-caption
  *   upload-submit    upload-preview             upload-error
  *   find-form        find-username              find-submit     find-error
- *   find-result      follow-button (inside find-result; aria-pressed = following)
+ *   find-result      found-name, follow-button (inside find-result; aria-pressed = following)
  *   feed             feed-refresh               feed-empty      feed-more
  *   post-<id>        one post card (attribute data-post-id), containing:
  *                    post-image, post-author, post-caption, like-button (aria-pressed = liked),
  *                    like-count (just the number)
+ *   post-author, note-actor, found-name   a person's name; for anyone but you a button that opens
+ *                    person-menu: person-menu-status, block-button ("Block"/"Unblock"),
+ *                    mute-button ("Mute"/"Unmute")
  */
 import { PulseClient, ProblemError } from './client.js';
 
@@ -198,6 +201,17 @@ function describe(error) {
   return error instanceof Error ? error.message : String(error);
 }
 
+/**
+ * A 404: the thing is gone, or its owner blocked you (the API does not say which, on purpose).
+ * @param {unknown} error
+ */
+function isGone(error) {
+  return error instanceof ProblemError && error.status === 404;
+}
+
+const ACCOUNT_UNAVAILABLE = 'This account isn’t available.';
+const PHOTO_UNAVAILABLE = 'This photo is no longer available.';
+
 /** @param {HTMLElement} el @param {string | null} message */
 function showError(el, message) {
   el.textContent = message ?? '';
@@ -235,6 +249,7 @@ const ui = {
   markAllRead: byId('mark-all-read', HTMLButtonElement),
   inboxClose: byId('inbox-close', HTMLButtonElement),
   toasts: byId('toasts'),
+  personMenu: byId('person-menu'),
   uploadPanel: byId('upload-panel', HTMLDetailsElement),
   findPanel: byId('find-panel', HTMLDetailsElement),
   uploadForm: byId('upload-form', HTMLFormElement),
@@ -276,6 +291,15 @@ let feedCursor = null;
 /** Notifications known to this page, by id (inbox page + live ones). */
 /** @type {Map<number, PulseNotification>} */
 const notifications = new Map();
+/** Notifications the server removed (a block): an inbox page read before that must not revive them. */
+/** @type {Set<number>} */
+const removedNotifications = new Set();
+/** The newest User seen for each person, for their `blocked_by_me` / `muted_by_me`. */
+/** @type {Map<number, User>} */
+const people = new Map();
+/** The person shown in the find panel. */
+/** @type {User | null} */
+let found = null;
 let unreadCount = 0;
 let wasLive = false;
 /** @type {ReturnType<typeof setInterval> | null} */
@@ -330,6 +354,7 @@ function applyInbox(inbox) {
   let newer = 0;
   for (const n of notifications.values()) if (n.id > newest && !n.read) newer++;
   for (const n of inbox.items) {
+    if (removedNotifications.has(n.id)) continue;
     notifications.set(n.id, n);
     client.noteSeen(n.id);
   }
@@ -353,33 +378,40 @@ function kindIcon(kind) {
   return icon(kind === 'like' ? 'heart' : kind === 'comment' ? 'comment' : 'follow', `kind kind--${kind}`);
 }
 
+/**
+ * The notification's sentence with the actor's name as a button (block, mute): the server
+ * builds the text from the actor's username, "bob liked your photo.".
+ * @param {PulseNotification} n
+ */
+function noteSentence(n) {
+  const name = n.actor.username;
+  const rest = n.text.startsWith(name) ? n.text.slice(name.length) : ` · ${n.text}`;
+  return [personName(n.actor, 'note-actor', name), rest];
+}
+
 /** @param {PulseNotification} n */
 function renderNotification(n) {
   const target = n.post_id !== null && posts.has(n.post_id) ? n.post_id : null;
+  const open = () => {
+    if (target === null) return;
+    closeInbox();
+    focusPost(target);
+  };
   return h(
     'li',
     {
-      class: `note${n.read ? '' : ' is-unread'}`,
+      class: `note${n.read ? '' : ' is-unread'}${target === null ? '' : ' is-openable'}`,
       id: `notification-${n.id}`,
       'data-testid': `notification-${n.id}`,
-    },
-    h(
-      'button',
-      {
-        type: 'button',
-        class: 'note__body',
-        disabled: target === null,
-        onclick: () => {
-          if (target !== null) {
-            closeInbox();
-            focusPost(target);
-          }
-        },
+      // The whole row opens the post; its buttons (the name, View) do their own thing.
+      onclick: (event) => {
+        if (!(event.target instanceof Element && event.target.closest('button'))) open();
       },
-      h('span', { class: 'note__avatar' }, avatar(n.actor), kindIcon(n.kind)),
-      h('span', { class: 'note__text' }, n.text, h('br'), timeEl(n.created_at)),
-      !n.read && h('span', { class: 'note__dot', 'aria-label': 'unread' }),
-    ),
+    },
+    h('span', { class: 'note__avatar' }, avatar(n.actor), kindIcon(n.kind)),
+    h('p', { class: 'note__text' }, ...noteSentence(n), h('br'), timeEl(n.created_at)),
+    target !== null && h('button', { type: 'button', class: 'btn btn--ghost btn--sm', onclick: open }, 'View'),
+    !n.read && h('span', { class: 'note__dot', 'aria-label': 'unread' }),
   );
 }
 
@@ -416,12 +448,17 @@ async function markAllRead() {
 
 /**
  * @param {{ text: string, actor?: UserSummary, kind?: PulseNotification['kind'], error?: boolean,
- *           onOpen?: () => void }} toast
+ *           onOpen?: () => void, notificationId?: number }} toast
  */
-function showToast({ text, actor, kind, error = false, onOpen }) {
+function showToast({ text, actor, kind, error = false, onOpen, notificationId }) {
   const el = h(
     'div',
-    { class: `toast${error ? ' toast--error' : ''}`, 'data-testid': 'toast', role: error ? 'alert' : false },
+    {
+      class: `toast${error ? ' toast--error' : ''}`,
+      'data-testid': 'toast',
+      'data-notification-id': notificationId,
+      role: error ? 'alert' : false,
+    },
     actor ? h('span', { class: 'note__avatar' }, avatar(actor), kind && kindIcon(kind)) : null,
     h('p', { class: 'toast__text' }, text),
   );
@@ -460,7 +497,28 @@ function onNotification(n) {
   const postId = n.post_id;
   const onPage = postId !== null && posts.has(postId);
   if (onPage) pulse(/** @type {PostView} */ (posts.get(postId)).el, 'is-glowing');
-  showToast({ text: n.text, actor: n.actor, kind: n.kind, onOpen: onPage ? () => focusPost(postId) : openInbox });
+  showToast({
+    text: n.text,
+    actor: n.actor,
+    kind: n.kind,
+    notificationId: n.id,
+    onOpen: onPage ? () => focusPost(postId) : openInbox,
+  });
+}
+
+/**
+ * The server deleted notifications this page may show (you blocked their actor): they leave the
+ * bell's list and the toasts, and the badge shows the inbox's new count.
+ * @param {number[]} ids @param {number} count
+ */
+function onNotificationsRemoved(ids, count) {
+  for (const id of ids) {
+    notifications.delete(id);
+    removedNotifications.add(id);
+    ui.toasts.querySelector(`[data-notification-id="${id}"]`)?.remove();
+  }
+  setUnread(count);
+  renderInbox();
 }
 
 /** @param {number} postId @param {number} likeCount */
@@ -587,7 +645,7 @@ function renderPost(post) {
       h(
         'span',
         { class: 'post__who' },
-        h('strong', { 'data-testid': 'post-author' }, author.display_name || author.username),
+        personName(author, 'post-author'),
         h('span', { class: 'muted' }, ` @${author.username}${mine ? ' · you' : ''}`),
       ),
       timeEl(post.created_at),
@@ -646,6 +704,18 @@ function clearFeed() {
   feedCursor = null;
 }
 
+/** Takes someone's posts off the feed (you blocked them: the follow is gone). @param {number} userId */
+function dropPostsBy(userId) {
+  const gone = [...posts.values()].filter((view) => view.post.author.id === userId);
+  for (const view of gone) {
+    visibility.unobserve(view.el);
+    view.el.remove();
+    posts.delete(view.post.id);
+  }
+  client.unwatch(gone.map((view) => view.post.id));
+  ui.feedEmpty.hidden = posts.size > 0;
+}
+
 async function loadFeed() {
   const page = await client.feed({ limit: FEED_PAGE });
   clearFeed();
@@ -691,7 +761,7 @@ async function toggleLike(postId) {
     setLikes(view, answer.liked, answer.like_count);
   } catch (error) {
     setLikes(view, wasLiked, before);
-    toastError(describe(error));
+    toastError(isGone(error) ? PHOTO_UNAVAILABLE : describe(error));
   } finally {
     view.pending = false;
     view.button.removeAttribute('aria-busy');
@@ -770,6 +840,8 @@ async function onUpload(event) {
 
 /** @param {User} user */
 function renderFound(user) {
+  found = user;
+  rememberPerson(user);
   const isMe = me !== null && user.id === me.id;
   const follow = h(
     'button',
@@ -790,7 +862,7 @@ function renderFound(user) {
       await loadFeed(); // their posts join (or leave) the feed
     } catch (error) {
       follow.disabled = false;
-      showError(ui.findError, describe(error));
+      showError(ui.findError, isGone(error) ? ACCOUNT_UNAVAILABLE : describe(error));
     }
   });
   ui.findResult.replaceChildren(
@@ -798,7 +870,7 @@ function renderFound(user) {
     h(
       'div',
       { class: 'find__who' },
-      h('strong', {}, user.display_name || user.username),
+      h('span', {}, personName(user, 'found-name')),
       h('span', { class: 'muted' }, `@${user.username}`),
       h(
         'span',
@@ -826,6 +898,170 @@ async function onFind(event) {
       error instanceof ProblemError && error.status === 404 ? `Nobody is called “${name}” here.` : describe(error),
     );
   }
+}
+
+// --- a person's name: block and mute ---------------------------------------------------------
+
+/** The person menu: which name opened it, and for whom. */
+/** @type {{ trigger: HTMLElement, person: UserSummary } | null} */
+let menuFor = null;
+
+/** "blocked", "muted", "blocked · muted" or "" for a person, as far as this page knows. @param {number} id */
+function relationTag(id) {
+  const user = people.get(id);
+  if (!user) return '';
+  return [user.blocked_by_me && 'blocked', user.muted_by_me && 'muted'].filter(Boolean).join(' · ');
+}
+
+/** Records a User and updates the tag next to every name of theirs on the page. @param {User} user */
+function rememberPerson(user) {
+  people.set(user.id, user);
+  for (const tag of document.querySelectorAll(`.person[data-person-id="${user.id}"] .person__tag`)) {
+    tag.textContent = relationTag(user.id);
+  }
+}
+
+/**
+ * A person's name. For anyone but you it is a button that opens the block/mute menu, followed
+ * by a tag saying whether you blocked or muted them.
+ * @param {UserSummary} person @param {string} testId @param {string} [label]
+ */
+function personName(person, testId, label = person.display_name || person.username) {
+  if (me !== null && person.id === me.id) return h('strong', { 'data-testid': testId }, label);
+  const button = h(
+    'button',
+    {
+      type: 'button',
+      class: 'person__name',
+      'data-testid': testId,
+      'aria-haspopup': 'true',
+      'aria-expanded': 'false',
+      'aria-controls': 'person-menu',
+      title: `Block or mute @${person.username}`,
+    },
+    label,
+  );
+  button.addEventListener('click', () => {
+    if (menuFor?.trigger === button) closePersonMenu();
+    else void openPersonMenu(button, person);
+  });
+  return h('span', { class: 'person', 'data-person-id': person.id }, button, h('span', { class: 'person__tag' }, relationTag(person.id)));
+}
+
+/**
+ * Opens the menu under a name, then asks the server how you stand with that person.
+ * @param {HTMLElement} trigger @param {UserSummary} person
+ */
+async function openPersonMenu(trigger, person) {
+  closePersonMenu();
+  menuFor = { trigger, person };
+  trigger.setAttribute('aria-expanded', 'true');
+  ui.personMenu.hidden = false;
+  renderPersonMenu(person, {});
+  try {
+    const user = await client.user(person.username);
+    rememberPerson(user);
+    if (menuFor?.trigger !== trigger) return;
+    renderPersonMenu(person, { user });
+    if (document.activeElement === trigger) ui.personMenu.querySelector('button')?.focus();
+  } catch (error) {
+    if (menuFor?.trigger === trigger) renderPersonMenu(person, { error: isGone(error) ? ACCOUNT_UNAVAILABLE : describe(error) });
+  }
+}
+
+/** @param {boolean} [returnFocus] */
+function closePersonMenu(returnFocus = false) {
+  if (!menuFor) return;
+  const { trigger } = menuFor;
+  menuFor = null;
+  ui.personMenu.hidden = true;
+  trigger.setAttribute('aria-expanded', 'false');
+  if (returnFocus && trigger.isConnected) trigger.focus();
+}
+
+/** @param {User} user */
+function relationText(user) {
+  if (user.blocked_by_me && user.muted_by_me) return 'You blocked and muted them.';
+  if (user.blocked_by_me) return 'You blocked them: they can’t see you or reach you.';
+  if (user.muted_by_me) return 'You muted them: what they do doesn’t notify you.';
+  return 'Block: they can’t see you or reach you. Mute: they stop notifying you.';
+}
+
+/**
+ * The menu's content: loading (neither `user` nor `error`), the two actions, or why not.
+ * @param {UserSummary} person @param {{ user?: User, error?: string }} state
+ */
+function renderPersonMenu(person, { user, error }) {
+  const label = person.display_name || person.username;
+  ui.personMenu.setAttribute('aria-label', `Block or mute @${person.username}`);
+  ui.personMenu.replaceChildren(
+    h('p', { class: 'person-menu__who' }, h('strong', {}, label), label !== person.username && h('span', { class: 'muted' }, ` @${person.username}`)),
+    h(
+      'p',
+      { class: `person-menu__status${error ? ' form-error' : ' muted'}`, 'data-testid': 'person-menu-status', role: error ? 'alert' : false },
+      error ?? (user ? relationText(user) : 'Loading…'),
+    ),
+    ...(user ? [relationButton(user, 'block'), relationButton(user, 'mute')] : []),
+  );
+  placePersonMenu();
+}
+
+/** @param {User} user @param {'block' | 'mute'} kind */
+function relationButton(user, kind) {
+  const on = kind === 'block' ? user.blocked_by_me : user.muted_by_me;
+  const label = kind === 'block' ? (on ? 'Unblock' : 'Block') : on ? 'Unmute' : 'Mute';
+  return h(
+    'button',
+    { type: 'button', class: 'btn btn--sm person-menu__item', 'data-testid': `${kind}-button`, onclick: () => void changeRelation(user, kind, !on) },
+    label,
+  );
+}
+
+/** @param {User} user @param {'block' | 'mute'} kind @param {boolean} on */
+function relationCall(user, kind, on) {
+  if (kind === 'block') return on ? client.block(user.id) : client.unblock(user.id);
+  return on ? client.mute(user.id) : client.unmute(user.id);
+}
+
+/** @param {User} user @param {'block' | 'mute'} kind @param {boolean} on */
+function relationToast(user, kind, on) {
+  const name = user.display_name || user.username;
+  if (kind === 'block') return on ? `You blocked ${name}. They can’t see you, and their notifications are gone.` : `You unblocked ${name}.`;
+  return on ? `You muted ${name}. Their likes, comments and follows won’t notify you.` : `You unmuted ${name}.`;
+}
+
+/**
+ * Blocks, unblocks, mutes or unmutes from the menu, then shows the result everywhere.
+ * @param {User} user @param {'block' | 'mute'} kind @param {boolean} on
+ */
+async function changeRelation(user, kind, on) {
+  for (const button of ui.personMenu.querySelectorAll('button')) button.disabled = true;
+  const stillOpen = () => menuFor?.person.id === user.id;
+  try {
+    const updated = await relationCall(user, kind, on);
+    rememberPerson(updated);
+    if (stillOpen()) closePersonMenu(true);
+    if (kind === 'block' && on) dropPostsBy(updated.id);
+    if (found?.id === updated.id && !ui.findResult.hidden) renderFound(updated);
+    showToast({ text: relationToast(updated, kind, on), actor: updated });
+  } catch (error) {
+    const message = isGone(error) ? ACCOUNT_UNAVAILABLE : describe(error);
+    if (stillOpen()) renderPersonMenu(user, { user, error: message });
+    else toastError(message);
+  }
+}
+
+/** Keeps the menu under its name. A name re-rendered meanwhile leaves the menu where it is. */
+function placePersonMenu() {
+  const trigger = menuFor?.trigger;
+  if (!trigger?.isConnected) return;
+  const menu = ui.personMenu;
+  const box = trigger.getBoundingClientRect();
+  const margin = 8;
+  const below = box.bottom + 4;
+  const fitsBelow = below + menu.offsetHeight <= window.innerHeight - margin;
+  menu.style.left = `${Math.max(margin, Math.min(box.left, window.innerWidth - menu.offsetWidth - margin))}px`;
+  menu.style.top = `${fitsBelow ? below : Math.max(margin, box.top - menu.offsetHeight - 4)}px`;
 }
 
 // --- auth ------------------------------------------------------------------------------------
@@ -891,7 +1127,11 @@ function showSignedOut(message) {
   if (feedTimer !== null) clearInterval(feedTimer);
   feedTimer = null;
   clearFeed();
+  closePersonMenu();
   notifications.clear();
+  removedNotifications.clear();
+  people.clear();
+  found = null;
   setUnread(0);
   closeInbox();
   renderInbox();
@@ -923,7 +1163,10 @@ async function showSignedIn(user) {
   // Resume from the newest notification already on screen: anything committed since the inbox
   // was read is replayed by the server, nothing twice.
   const since = Math.max(0, ...notifications.keys());
-  client.connect({ onNotification, onLikeCount, onRead, onState, onGap: (inbox) => applyInbox(inbox) }, { since });
+  client.connect(
+    { onNotification, onLikeCount, onRead, onNotificationsRemoved, onState, onGap: (inbox) => applyInbox(inbox) },
+    { since },
+  );
   if (feedTimer !== null) clearInterval(feedTimer);
   feedTimer = setInterval(() => {
     if (document.visibilityState === 'visible') refreshFeed().catch(() => {});
@@ -967,15 +1210,22 @@ ui.feedRefresh.addEventListener('click', async () => {
   }
 });
 document.addEventListener('keydown', (event) => {
-  if (event.key === 'Escape' && !ui.inbox.hidden) {
+  if (event.key !== 'Escape') return;
+  if (menuFor) {
+    closePersonMenu(true);
+  } else if (!ui.inbox.hidden) {
     closeInbox();
     ui.bell.focus();
   }
 });
 document.addEventListener('click', (event) => {
   const target = event.target;
-  if (!ui.inbox.hidden && target instanceof Node && !ui.inbox.contains(target) && !ui.bell.contains(target)) closeInbox();
+  if (!(target instanceof Node) || ui.personMenu.contains(target)) return;
+  if (menuFor && !menuFor.trigger.contains(target)) closePersonMenu();
+  if (!ui.inbox.hidden && !ui.inbox.contains(target) && !ui.bell.contains(target)) closeInbox();
 });
+document.addEventListener('scroll', placePersonMenu, { capture: true, passive: true });
+window.addEventListener('resize', placePersonMenu);
 document.addEventListener('visibilitychange', () => {
   if (document.visibilityState === 'visible' && me) refreshFeed().catch(() => {});
 });

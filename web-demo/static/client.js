@@ -28,7 +28,8 @@
 /**
  * @typedef {{
  *   id: number, username: string, display_name: string, created_at: string,
- *   follower_count: number, following_count: number, post_count: number, followed_by_me: boolean
+ *   follower_count: number, following_count: number, post_count: number, followed_by_me: boolean,
+ *   blocked_by_me: boolean, muted_by_me: boolean
  * }} User
  */
 /**
@@ -67,6 +68,9 @@
  * @property {(notification: Notification) => void} [onNotification] each new notification, once
  * @property {(postId: number, likeCount: number) => void} [onLikeCount] a watched post's count
  * @property {(unreadCount: number) => void} [onRead] notifications were marked read somewhere
+ * @property {(notificationIds: number[], unreadCount: number) => void} [onNotificationsRemoved]
+ *   notifications that may be on screen no longer exist (you blocked their actor); drop them and
+ *   show `unreadCount`, the inbox's count after the removal
  * @property {(state: ConnectionState, detail: { attempt: number, delayMs?: number, code?: number }) => void} [onState]
  * @property {(inbox: Inbox, beforeId: number) => void} [onGap] more than the server replays was
  *   missed; the client fetched the newest inbox page so the page can re-render from it
@@ -350,6 +354,43 @@ export class PulseClient {
     return this.delete(`/users/${userId}/follow`);
   }
 
+  /**
+   * Blocks a user: the follows between you end, their notifications to you are removed (the
+   * socket says which, see `onNotificationsRemoved`), and to them you no longer exist.
+   * @param {number} userId @returns {Promise<User>} the user, with `blocked_by_me: true`
+   */
+  block(userId) {
+    return this.put(`/users/${userId}/block`);
+  }
+
+  /** @param {number} userId @returns {Promise<User>} */
+  unblock(userId) {
+    return this.delete(`/users/${userId}/block`);
+  }
+
+  /**
+   * Mutes a user: their likes, comments and follows no longer notify you.
+   * @param {number} userId @returns {Promise<User>} the user, with `muted_by_me: true`
+   */
+  mute(userId) {
+    return this.put(`/users/${userId}/mute`);
+  }
+
+  /** @param {number} userId @returns {Promise<User>} */
+  unmute(userId) {
+    return this.delete(`/users/${userId}/mute`);
+  }
+
+  /** The people you blocked, newest first. @param {PageQuery} [query] @returns {Promise<Page<UserSummary>>} */
+  blocks(query = {}) {
+    return this.get(`/blocks${queryString(query)}`);
+  }
+
+  /** The people you muted, newest first. @param {PageQuery} [query] @returns {Promise<Page<UserSummary>>} */
+  mutes(query = {}) {
+    return this.get(`/mutes${queryString(query)}`);
+  }
+
   /** @param {PageQuery} [query] @returns {Promise<Page<Post>>} */
   feed(query = {}) {
     return this.get(`/feed${queryString(query)}`);
@@ -562,6 +603,13 @@ export class PulseClient {
       case 'read':
         if (typeof frame.unread_count === 'number') this.handlers.onRead?.(frame.unread_count);
         break;
+      case 'notifications_removed': {
+        const ids = Array.isArray(frame.notification_ids)
+          ? frame.notification_ids.filter((id) => typeof id === 'number')
+          : [];
+        if (typeof frame.unread_count === 'number') this.handlers.onNotificationsRemoved?.(ids, frame.unread_count);
+        break;
+      }
       case 'gap': {
         const beforeId = typeof frame.before_id === 'number' ? frame.before_id : 0;
         // More was missed than the server replays: the newest page of the inbox is the truth.

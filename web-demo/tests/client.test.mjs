@@ -2,7 +2,7 @@
 // WebSocket (no server, no browser):  node --test web-demo/tests/client.test.mjs
 //
 // They pin the parts of the live-socket contract that are hard to provoke on a real server:
-// backoff, resuming with ?since=, re-subscribing, duplicate ids, gap, 4401.
+// backoff, resuming with ?since=, re-subscribing, duplicate ids, gap, notifications_removed, 4401.
 import { test, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -397,5 +397,49 @@ test('a gap frame fetches the inbox and hands it over; its ids count as seen', a
   assert.equal(requests.at(-1)?.url.searchParams.get('limit'), '50');
   socket.push({ type: 'notification', notification: { id: 2000, kind: 'like', text: 'x' } });
   assert.deepEqual(notes, [], 'already shown from the inbox');
+  client.disconnect();
+});
+
+test('block, unblock, mute and unmute are PUT/DELETE on the user; the lists are pages', async () => {
+  const user = { id: 8, username: 'bob', blocked_by_me: true, muted_by_me: false };
+  answer = (req) => (req.url.pathname.endsWith('/blocks') || req.url.pathname.endsWith('/mutes')
+    ? json(200, { items: [{ id: 8, username: 'bob', display_name: 'Bob' }], next_cursor: null })
+    : json(200, user));
+  const { client } = newClient();
+  assert.deepEqual(await client.block(8), user);
+  await client.unblock(8);
+  await client.mute(8);
+  await client.unmute(8);
+  const blocked = await client.blocks({ limit: 5, cursor: 'abc' });
+  await client.mutes();
+  assert.equal(blocked.items[0].username, 'bob');
+  assert.deepEqual(
+    requests.map((r) => `${r.method} ${r.url.pathname}${r.url.search}`),
+    [
+      'PUT /api/v1/users/8/block',
+      'DELETE /api/v1/users/8/block',
+      'PUT /api/v1/users/8/mute',
+      'DELETE /api/v1/users/8/mute',
+      'GET /api/v1/blocks?limit=5&cursor=abc',
+      'GET /api/v1/mutes',
+    ],
+  );
+});
+
+test('a notifications_removed frame hands over the ids and the new unread count', async () => {
+  const { client } = newClient();
+  /** @type {any[]} */
+  const got = [];
+  const opened = FakeSocket.next();
+  client.connect({
+    onNotificationsRemoved: (ids, count) => got.push(['removed', ids, count]),
+    onRead: (count) => got.push(['read', count]),
+  });
+  const socket = await opened;
+  socket.accept();
+  socket.push({ type: 'notifications_removed', notification_ids: [12, 'x', 15], unread_count: 3 });
+  socket.push({ type: 'read', unread_count: 3 });
+  socket.push({ type: 'notifications_removed', notification_ids: [16] }); // no count: ignored
+  assert.deepEqual(got, [['removed', [12, 15], 3], ['read', 3]]);
   client.disconnect();
 });

@@ -5,11 +5,12 @@
 //
 // It starts the server itself (PULSE_BIN, default <repo>/target/debug/pulse) on a free loopback
 // port with a fresh data dir, drives two (then three) people through the page in headless
-// Chromium, kills and restarts the server mid-test, and writes screenshots to
-// web-demo/artifacts/. Exit code 0 only when every step passed.
+// Chromium, kills and restarts the server mid-test, blocks and mutes people, and writes
+// screenshots to web-demo/artifacts/. Exit code 0 only when every step passed.
 //
 // Waiting is always for a condition (waitForFunction / locators with timeouts, or polling
-// /healthz against a deadline), never a fixed sleep. Latencies are measured from the moment
+// /healthz or the socket frames Playwright saw against a deadline), never a fixed sleep. That
+// something did NOT happen is shown by ordering: see the block and mute steps. Latencies are measured from the moment
 // the test asks for the action until the page's DOM shows the result (a MutationObserver in
 // the page stamps Date.now(); node and Chromium share the machine's clock).
 import { chromium } from 'playwright-core';
@@ -336,6 +337,90 @@ function check(condition, message) {
   if (!condition) throw new Error(message);
 }
 
+/**
+ * Polls a condition in node against a deadline (for things only node sees, like the socket
+ * frames Playwright reports).
+ * @param {() => boolean} condition @param {string} what @param {number} timeout
+ */
+async function until(condition, what, timeout) {
+  const deadline = Date.now() + timeout;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20)); // poll interval against the deadline above
+  }
+}
+
+/** What the badge shows: its number, 0 when hidden. @param {Surface} surface */
+async function badgeOf(surface) {
+  const badge = surface.getByTestId('badge');
+  return (await badge.isHidden()) ? 0 : Number(await badge.textContent());
+}
+
+/**
+ * Starts logging, in the page, the text of every toast that appears and every value the badge
+ * shows from now on (0 when hidden), so a test can say what did NOT happen meanwhile.
+ * @param {Surface} surface
+ */
+async function armActivityLog(surface) {
+  await surface.evaluate(() => {
+    const w = /** @type {any} */ (window);
+    w.__pulseActivityObserver?.disconnect();
+    const badge = /** @type {HTMLElement} */ (document.querySelector('[data-testid="badge"]'));
+    const badgeValue = () => (badge.hidden ? 0 : Number(badge.textContent));
+    /** @type {{ toasts: string[], badges: number[] }} */
+    const log = { toasts: [], badges: [badgeValue()] };
+    const observer = new MutationObserver((records) => {
+      for (const record of records) {
+        for (const node of record.addedNodes) {
+          if (node instanceof HTMLElement && node.dataset.testid === 'toast') log.toasts.push(node.textContent ?? '');
+        }
+      }
+      if (badgeValue() !== log.badges.at(-1)) log.badges.push(badgeValue());
+    });
+    observer.observe(document.querySelector('[data-testid="toasts"]') ?? document.body, { childList: true });
+    observer.observe(badge, { childList: true, characterData: true, subtree: true, attributes: true });
+    Object.assign(w, { __pulseActivity: log, __pulseActivityObserver: observer });
+  });
+}
+
+/** @param {Surface} surface @returns {Promise<{ toasts: string[], badges: number[] }>} */
+const activityLog = (surface) => surface.evaluate(() => /** @type {any} */ (window).__pulseActivity);
+
+/**
+ * The notifications the page's bell lists, with the name shown for their actor.
+ * @param {Surface} surface @returns {Promise<{ id: number, actor: string, unread: boolean }[]>}
+ */
+const inboxEntries = (surface) =>
+  surface.evaluate(() =>
+    [...document.querySelectorAll('[data-testid="inbox-list"] > li')].map((li) => ({
+      id: Number(li.id.replace('notification-', '')),
+      actor: li.querySelector('[data-testid="note-actor"]')?.textContent ?? '',
+      unread: li.classList.contains('is-unread'),
+    })),
+  );
+
+/**
+ * Dismisses the page's toasts, as a person would before reaching what they cover.
+ * @param {Surface} surface
+ */
+async function dismissToasts(surface) {
+  const showing = surface.locator('[data-testid="toast"]:not(.is-leaving)');
+  while ((await showing.count()) > 0) await showing.first().getByRole('button', { name: 'Dismiss' }).click();
+  await surface.waitForFunction(() => !document.querySelector('[data-testid="toast"]'), null, { timeout: 5000 });
+}
+
+/**
+ * Opens the block/mute menu from a person's name and waits until it knows how you stand.
+ * @param {Surface} surface @param {import('playwright-core').Locator} name
+ */
+async function openPersonMenu(surface, name) {
+  await name.click();
+  const menu = surface.getByTestId('person-menu');
+  await menu.waitFor({ state: 'visible', timeout: 5000 });
+  await menu.getByTestId('block-button').or(menu.locator('[role="alert"]')).first().waitFor({ timeout: 5000 });
+  return menu;
+}
+
 // --- the scenario ----------------------------------------------------------------------------
 
 /** @type {{ name: string, ok: boolean, ms: number, note?: string }[]} */
@@ -445,6 +530,9 @@ async function main() {
     });
     const suffix = randomBytes(4).toString('hex');
     const names = { alice: `alice_${suffix}`, bob: `bob_${suffix}`, carol: `carol_${suffix}` };
+    /** The `notifications_removed` frames each person's sockets received, as Playwright saw them. */
+    /** @type {Record<string, { notification_ids: number[], unread_count: number }[]>} */
+    const removedFrames = {};
     const newPage = async (/** @type {string} */ who, /** @type {{ width: number, height: number }} */ viewport) => {
       const context = await /** @type {import('playwright-core').Browser} */ (browser).newContext({ viewport });
       // The page must load nothing from anywhere else (and the CSP would refuse it anyway).
@@ -460,6 +548,12 @@ async function main() {
         if (/Content[- ]Security[- ]Policy/i.test(msg.text())) cspViolations.push(`[${who}] ${msg.text()}`);
       });
       page.on('pageerror', (error) => pageErrors.push(`[${who}] ${error.message}`));
+      page.on('websocket', (socket) =>
+        socket.on('framereceived', ({ payload }) => {
+          const frame = /** @type {any} */ (JSON.parse(String(payload)));
+          if (frame.type === 'notifications_removed') (removedFrames[who] ??= []).push(frame);
+        }),
+      );
       return page;
     };
     const alice = await newPage('alice', { width: 1180, height: 860 });
@@ -668,9 +762,11 @@ async function main() {
       return `alice live ${timings.reconnect_after_healthy_ms} ms after /healthz answered (${timings.live_again_after_kill_ms} ms after the kill; the server was down ${timings.server_down_ms} ms)`;
     });
 
+    let carolToken = '';
     await step(`carol (REST) likes the photo; alice gets toast, badge 2, count 2 within ${LIVE_BUDGET_MS} ms`, async () => {
       const carol = await server.api('POST', '/auth/register', { username: names.carol, password: PASSWORD });
       check(typeof carol.token === 'string' && carol.user?.username === names.carol, 'register answers {user, token}');
+      carolToken = carol.token;
       await armRecorder(alice, { toast: `${names.carol} liked your photo`, badge: '2', postId, count: '2' });
       const t0 = Date.now();
       const like = await server.api('PUT', `/posts/${postId}/like`, undefined, carol.token);
@@ -781,6 +877,184 @@ async function main() {
       }
       await twoPage.screenshot({ path: join(ARTIFACTS, 'two-people.png'), animations: 'disabled' });
       return `from bob's click in the right frame: toast ${seen.toast} ms, badge ${seen.badge} ms, like count ${seen.count} ms; artifacts/two-people.png`;
+    });
+
+    // --- block and mute -------------------------------------------------------------------
+    // Absence is shown by ordering, never by a sleep: a like notifies in the transaction that
+    // writes it, before its response, and one person's notifications reach their sockets in
+    // commit order (docs/API.md). So when a like sent after another one has arrived, the earlier
+    // one has arrived too, if it produced anything at all.
+
+    /** @type {number[]} */
+    const newPhotos = [];
+    await step("alice shares two more photos; bob likes the first and alice sees it live", async () => {
+      const photos = [
+        { caption: 'The harbour again, an hour later', png: sunsetPng(800, 500) },
+        { caption: 'The lake from the other shore', png: lakePng(800, 500) },
+      ];
+      for (const { caption: text, png } of photos) {
+        await alice.getByTestId('upload-file').setInputFiles({ name: 'photo.png', mimeType: 'image/png', buffer: png });
+        await alice.getByTestId('upload-caption').fill(text);
+        await alice.getByTestId('upload-submit').click();
+        const card = alice.locator('article[data-post-id]').filter({ hasText: text });
+        await card.waitFor({ timeout: 10_000 });
+        newPhotos.push(Number(await card.getAttribute('data-post-id')));
+      }
+      const [first, second] = newPhotos;
+      await bob.getByTestId('feed-refresh').click();
+      await bob.getByTestId(`post-${second}`).waitFor({ timeout: 10_000 });
+      const before = await badgeOf(alice);
+      await armRecorder(alice, { toast: `${names.bob} liked your photo`, badge: String(before + 1), postId: first, count: '1' });
+      const t0 = Date.now();
+      await bob.getByTestId(`post-${first}`).getByTestId('like-button').click();
+      const seen = await collectRecorder(alice, t0, 5000);
+      return `posts ${first} and ${second}; from asking for bob's click: toast ${seen.toast} ms, badge ${seen.badge} ms, count ${seen.count} ms`;
+    });
+
+    await step("alice blocks bob from his name in her bell; his notifications leave it live (notifications_removed) and the badge drops", async () => {
+      await alice.getByTestId('bell').click();
+      await alice.getByTestId('inbox').waitFor({ state: 'visible' });
+      await alice.getByTestId('inbox-list').getByText(`${names.bob} liked your photo`).first().waitFor({ timeout: 5000 });
+      const aliceToken = await alice.evaluate(() => sessionStorage.getItem('pulse.token'));
+      const inbox = await server.api('GET', '/notifications?limit=100', undefined, aliceToken ?? '');
+      const bobs = inbox.items.filter((/** @type {any} */ n) => n.actor.username === names.bob);
+      const bobsUnread = bobs.filter((/** @type {any} */ n) => !n.read).length;
+      check(bobs.length >= 3, `alice's inbox holds bob's follow and likes: ${bobs.length} of his`);
+      const expected = inbox.unread_count - bobsUnread;
+      check((await badgeOf(alice)) === inbox.unread_count, 'the badge agrees with the inbox before the block');
+
+      const menu = await openPersonMenu(alice, alice.getByTestId('inbox-list').getByTestId('note-actor').filter({ hasText: names.bob }).first());
+      check((await menu.getByTestId('block-button').textContent()) === 'Block', 'the menu offers Block');
+      check((await menu.getByTestId('mute-button').textContent()) === 'Mute', 'the menu offers Mute');
+      await alice.screenshot({ path: join(ARTIFACTS, 'block-menu.png'), animations: 'disabled' });
+      const framesBefore = (removedFrames.alice ?? []).length;
+      const t0 = Date.now();
+      await menu.getByTestId('block-button').click();
+      await until(() => (removedFrames.alice ?? []).length > framesBefore, "a notifications_removed frame on alice's socket", 5000);
+      const frame = /** @type {{ notification_ids: number[], unread_count: number }} */ ((removedFrames.alice ?? [])[framesBefore]);
+      check(
+        JSON.stringify([...frame.notification_ids].sort((a, b) => a - b)) ===
+          JSON.stringify(bobs.map((/** @type {any} */ n) => n.id).sort((/** @type {number} */ a, /** @type {number} */ b) => a - b)),
+        `the frame names bob's notifications: ${JSON.stringify(frame)} vs ${JSON.stringify(bobs.map((/** @type {any} */ n) => n.id))}`,
+      );
+      check(frame.unread_count === expected, `the frame's unread_count ${frame.unread_count}, want ${expected}`);
+      await alice.waitForFunction(
+        (name) => ![...document.querySelectorAll('[data-testid="inbox-list"] [data-testid="note-actor"]')].some((el) => el.textContent === name),
+        names.bob,
+        { timeout: 5000, polling: 20 },
+      );
+      const droppedMs = Date.now() - t0;
+      await alice.waitForFunction(
+        (want) => {
+          const badge = /** @type {HTMLElement} */ (document.querySelector('[data-testid="badge"]'));
+          return want === 0 ? badge.hidden : !badge.hidden && badge.textContent === String(want);
+        },
+        expected,
+        { timeout: 5000, polling: 20 },
+      );
+      await menu.waitFor({ state: 'hidden' });
+      await alice.getByTestId('toast').filter({ hasText: `You blocked ${names.bob}` }).waitFor({ timeout: 5000 });
+      const listed = await alice.evaluate(() => /** @type {any} */ (window).pulseDemo.client.blocks());
+      check(listed.items.some((/** @type {any} */ u) => u.username === names.bob), 'GET /blocks lists bob');
+      return `${bobs.length} of bob's notifications gone from the bell ${droppedMs} ms after the click; badge ${inbox.unread_count} → ${expected}`;
+    });
+
+    await step("bob's like of alice's photo now answers 404 and he is told so; alice gets nothing (carol's later like arrives alone)", async () => {
+      const second = newPhotos[1];
+      const badgeBefore = await badgeOf(alice);
+      await armActivityLog(alice);
+      const card = bob.getByTestId(`post-${second}`);
+      await card.getByTestId('like-button').click();
+      await bob.getByTestId('toast').filter({ hasText: 'This photo is no longer available.' }).waitFor({ timeout: 5000 });
+      await bob.waitForFunction(
+        (id) => document.querySelector(`[data-testid="post-${id}"] [data-testid="like-button"]`)?.getAttribute('aria-pressed') === 'false',
+        second,
+        { timeout: 5000 },
+      );
+      check((await likeCountOf(bob, second)) === '0', "bob's failed like is not counted on his screen");
+      // Alice's name, on her photo in his feed, says she is not there for him.
+      const menu = await openPersonMenu(bob, card.getByTestId('post-author'));
+      const said = (await menu.getByTestId('person-menu-status').textContent()) ?? '';
+      check(said.includes('isn’t available'), `bob's menu for alice says "${said}"`);
+      check((await menu.getByTestId('block-button').count()) === 0, 'nothing to do about someone who is not there');
+      await bob.screenshot({ path: join(ARTIFACTS, 'blocked-side.png'), animations: 'disabled' });
+      await bob.keyboard.press('Escape');
+      await menu.waitFor({ state: 'hidden' });
+
+      // Carol's like is sent after bob's like was answered: it is the proof that alice's
+      // socket delivers, and arrives after anything bob's like could have caused.
+      const like = await server.api('PUT', `/posts/${second}/like`, undefined, carolToken);
+      check(like.like_count === 1, `carol's like is the photo's only one: ${JSON.stringify(like)}`);
+      await alice.getByTestId('toast').filter({ hasText: `${names.carol} liked your photo` }).first().waitFor({ timeout: 5000 });
+      await alice.waitForFunction(
+        ([id, want]) =>
+          document.querySelector(`[data-testid="post-${id}"] [data-testid="like-count"]`)?.textContent === want,
+        /** @type {const} */ ([second, '1']),
+        { timeout: 5000, polling: 20 },
+      );
+      const log = await activityLog(alice);
+      check(!log.toasts.some((t) => t.includes(names.bob)), `alice was shown something from bob: ${JSON.stringify(log.toasts)}`);
+      check(
+        JSON.stringify(log.badges) === JSON.stringify([badgeBefore, badgeBefore + 1]),
+        `alice's badge went ${JSON.stringify(log.badges)}, want ${badgeBefore} then ${badgeBefore + 1} (carol's like only)`,
+      );
+      check(!(await inboxEntries(alice)).some((n) => n.actor === names.bob), "nothing of bob's is back in alice's bell");
+      return `toasts on alice's side meanwhile: ${JSON.stringify(log.toasts)}`;
+    });
+
+    await step("alice mutes carol from her name; the menu and the name show it", async () => {
+      const name = alice.getByTestId('inbox-list').getByTestId('note-actor').filter({ hasText: names.carol }).first();
+      let menu = await openPersonMenu(alice, name);
+      await menu.getByTestId('mute-button').click();
+      await menu.waitFor({ state: 'hidden' });
+      await alice.getByTestId('toast').filter({ hasText: `You muted ${names.carol}` }).waitFor({ timeout: 5000 });
+      await alice.waitForFunction(
+        (who) =>
+          [...document.querySelectorAll('[data-testid="note-actor"]')].some(
+            (el) => el.textContent === who && el.parentElement?.querySelector('.person__tag')?.textContent === 'muted',
+          ),
+        names.carol,
+        { timeout: 5000, polling: 20 },
+      );
+      menu = await openPersonMenu(alice, name);
+      check((await menu.getByTestId('mute-button').textContent()) === 'Unmute', 'the menu now offers Unmute');
+      check((await menu.getByTestId('block-button').textContent()) === 'Block', 'carol is not blocked');
+      await alice.keyboard.press('Escape');
+      await menu.waitFor({ state: 'hidden' });
+      const listed = await alice.evaluate(() => /** @type {any} */ (window).pulseDemo.client.mutes());
+      check(listed.items.some((/** @type {any} */ u) => u.username === names.carol), 'GET /mutes lists carol');
+    });
+
+    await step("carol likes another photo: nothing on alice's side; then alice unblocks bob from the find panel, and his like arrives alone", async () => {
+      const second = newPhotos[1];
+      const badgeBefore = await badgeOf(alice);
+      await armActivityLog(alice);
+      const muted = await server.api('PUT', `/posts/${newPhotos[0]}/like`, undefined, carolToken);
+      check(muted.liked === true && muted.like_count === 2, `a muted like still counts: ${JSON.stringify(muted)}`);
+
+      await dismissToasts(alice); // they sit over the find panel
+      await alice.getByTestId('find-username').fill(names.bob);
+      await alice.getByTestId('find-submit').click();
+      const menu = await openPersonMenu(alice, alice.getByTestId('find-result').getByTestId('found-name'));
+      check((await menu.getByTestId('block-button').textContent()) === 'Unblock', 'the menu knows bob is blocked');
+      await menu.getByTestId('block-button').click();
+      await alice.getByTestId('toast').filter({ hasText: `You unblocked ${names.bob}` }).waitFor({ timeout: 5000 });
+
+      // Bob's like comes after carol's was answered: once it is shown, carol's would have been.
+      await bob.getByTestId(`post-${second}`).getByTestId('like-button').click();
+      await alice.getByTestId('toast').filter({ hasText: `${names.bob} liked your photo` }).first().waitFor({ timeout: 5000 });
+      await alice.waitForFunction(
+        (want) => document.querySelector('[data-testid="badge"]')?.textContent === want,
+        String(badgeBefore + 1),
+        { timeout: 5000, polling: 20 },
+      );
+      const log = await activityLog(alice);
+      check(!log.toasts.some((t) => t.includes(`${names.carol} liked`)), `carol's muted like reached alice: ${JSON.stringify(log.toasts)}`);
+      check(
+        JSON.stringify(log.badges) === JSON.stringify([badgeBefore, badgeBefore + 1]),
+        `alice's badge went ${JSON.stringify(log.badges)}, want ${badgeBefore} then ${badgeBefore + 1} (bob's like only)`,
+      );
+      return `toasts on alice's side meanwhile: ${JSON.stringify(log.toasts)}`;
     });
 
     await step('the page is usable on a phone-sized screen', async () => {
