@@ -23,8 +23,8 @@ use diesel_async::RunQueryDsl;
 
 use crate::db::{Db, DbResult};
 use crate::follows::bump_follow_counts;
-use crate::ids::{NotificationId, UserId};
-use crate::schema::{blocks, follows, mutes, notifications, users};
+use crate::ids::{NotificationId, PostId, UserId};
+use crate::schema::{blocks, follows, mutes, notifications, posts, users};
 use crate::users::UserSummaryRow;
 
 /// How `viewer` stands towards `other`.
@@ -95,6 +95,20 @@ pub async fn relation(db: &Db, viewer: UserId, other: UserId) -> DbResult<Relati
 /// Whether `owner` has blocked `viewer` (then `owner` and what is theirs are hidden from them).
 pub async fn blocks_me(db: &Db, viewer: UserId, owner: UserId) -> DbResult<bool> {
     Ok(relation(db, viewer, owner).await?.blocks_me)
+}
+
+/// Which of `post_ids` belong to someone who blocked `viewer` (they must not see them).
+pub async fn hidden_posts(db: &Db, viewer: UserId, post_ids: &[PostId]) -> DbResult<Vec<PostId>> {
+    crate::run!(db.read(), conn => {
+        posts::table
+            .inner_join(blocks::table.on(blocks::blocker_id.eq(posts::author_id)))
+            .filter(posts::id.eq_any(post_ids))
+            .filter(blocks::blocked_id.eq(viewer))
+            .select(posts::id)
+            .load(conn)
+            .await
+            .map_err(Into::into)
+    })
 }
 
 /// Blocks `blocked` (idempotent): removes the follows between the two and the blocked user's

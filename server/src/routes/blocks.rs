@@ -23,7 +23,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/mutes", web::get().to(list_mutes));
 }
 
-/// The target of a block or mute: not oneself, and counted against the caller's limit.
+/// The target of a block or mute: not oneself, not someone who blocked the caller, and counted
+/// against the caller's limit.
 async fn target(state: &AppState, user: &AuthUser, path: &str) -> ApiResult<UserId> {
     let target = UserId(path_id(path)?);
     throttle_user(state, Bucket::Blocks, user.id).await?;
@@ -33,6 +34,8 @@ async fn target(state: &AppState, user: &AuthUser, path: &str) -> ApiResult<User
             "you cannot block or mute yourself",
         ));
     }
+    // Someone who blocked the caller does not exist for them: nothing to block or mute.
+    super::users::hidden_from(state, user.id, target).await?;
     Ok(target)
 }
 

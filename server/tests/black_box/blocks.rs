@@ -133,6 +133,29 @@ async fn to_the_blocked_user_the_blocker_and_what_is_theirs_do_not_exist() {
         app.delete(&format!("/users/{}/follow", alice.id), &bob.token)
             .await,
     );
+    for kind in ["block", "mute"] {
+        not_found(
+            app.put(&format!("/users/{}/{kind}", alice.id), &bob.token)
+                .await,
+        );
+    }
+    for list in ["/blocks", "/mutes"] {
+        assert_eq!(
+            app.get(list, &bob.token).await.body["items"],
+            json!([]),
+            "{list}"
+        );
+    }
+    // Her posts' like counts are not his to watch either.
+    let own = app.create_post(&bob, "his").await["id"].as_i64().unwrap();
+    let mut socket = app.socket(&bob, "").await;
+    socket
+        .send_json(json!({"type": "subscribe", "post_ids": [post, own]}))
+        .await;
+    assert_eq!(
+        socket.next().await,
+        json!({"type": "subscribed", "post_ids": [own]})
+    );
     // Nothing changed on alice's side: still one like, no comment.
     let seen = app.get(&format!("/posts/{post}"), &alice.token).await.body;
     assert_eq!(

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use actix_ws::AggregatedMessage;
-use pulse_schema::PostId;
+use pulse_schema::{blocks, PostId};
 
 use super::{Close, Liveness, SocketTask};
 use crate::realtime::protocol::{parse_client_frame, ClientFrame, ServerFrame};
@@ -91,7 +91,7 @@ impl SocketTask {
     /// bus listens, so a like made right after `subscribed` (through any instance) is reported.
     async fn subscribe(&self, post_ids: &[i64], watched: &mut HashSet<PostId>) -> Reply {
         let max = self.context.limits.ws_max_subscriptions;
-        let new: HashSet<PostId> = post_ids
+        let mut new: HashSet<PostId> = post_ids
             .iter()
             .copied()
             .filter(|id| *id > 0)
@@ -104,6 +104,7 @@ impl SocketTask {
                 format!("a socket may watch at most {max} posts"),
             ));
         }
+        self.drop_hidden(&mut new).await?;
         let mut acks = Vec::with_capacity(new.len());
         for post in new {
             acks.push(self.context.hub.watch(&self.queue, post));
@@ -131,5 +132,27 @@ impl SocketTask {
             post_ids: &confirmed,
         };
         Ok(Some(frame.to_json()))
+    }
+
+    /// Removes from `posts` those of someone who blocked this socket's user: to them such posts
+    /// do not exist, so they are not confirmed.
+    async fn drop_hidden(&self, posts: &mut HashSet<PostId>) -> Result<(), (&'static str, String)> {
+        if posts.is_empty() {
+            return Ok(());
+        }
+        let candidates: Vec<PostId> = posts.iter().copied().collect();
+        let user = self.claims.user_id;
+        match blocks::hidden_posts(&self.context.db, user, &candidates).await {
+            Ok(hidden) => {
+                hidden.iter().for_each(|post| {
+                    posts.remove(post);
+                });
+                Ok(())
+            }
+            Err(error) => {
+                tracing::warn!(%error, "subscribe could not read blocks");
+                Err(("subscribe_failed", "retry".to_owned()))
+            }
+        }
     }
 }
