@@ -12,6 +12,10 @@
 #   ceiling   runs ceiling.sh (its own options)
 #   sockets100k  runs sockets100k.sh (its own options)
 #   idle      idle.js    2  pg        SOCKETS idle sockets (1000) on instance 2 held for DURATION; RSS per socket
+#   overload  overload.js 1 pg        RATE likes/s (3000, about 3x capacity) for DURATION (30s) to one instance:
+#                        admitted (200) vs refused (503) and their latencies, goodput vs capacity,
+#                        notifications of admitted likes, pulse_requests_shed_total. Capacity first:
+#                        likes.js on the same instance at each --sweep rate, --sweep-duration each
 # Options:
 #   --instances N        server instances (ports 18081.., FIRST_PORT to change)
 #   --backend pg|embedded
@@ -25,6 +29,12 @@
 #   --receiver node|rust fanout: the sockets' receivers are Node workers (default) or
 #                        `pulse-hold fanout` processes (PULSE_HOLD_BIN, else built), which cost
 #                        a fraction of Node's CPU per frame
+#   --capacity R         overload: take R likes/s as the capacity instead of measuring it
+#   --sweep R1,R2,...    overload: the capacity sweep's rates (250,500,750,1000,1250,1500), in order until
+#                        two steps in a row do not hold; capacity = the best goodput of the steps
+#                        that held (every like 200 and notified, like p99 <= ADMITTED_P99_MS (100),
+#                        send lag p99 <= 50 ms)
+#   --sweep-duration D   overload: each sweep step's DURATION (10s)
 #   --keep               keep the database and the work folder (logs are always kept)
 # Environment:
 #   PULSE_BIN            use this binary instead of building release (cargo build --release -p pulse-server)
@@ -51,6 +61,7 @@ case $SCENARIO in
 esac
 COMMAND_LINE="load-tests/run.sh $SCENARIO $*"
 INSTANCES="" BACKEND="" RATE_OPT="" DURATION_OPT="" SOCKETS_OPT="" DRIVER=k6 DRIVER_OPT="" RECEIVER_OPT=""
+CAPACITY_OPT="" SWEEP_OPT="" SWEEP_DURATION_OPT=""
 K6_EXTRA=()
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -61,6 +72,9 @@ while [[ $# -gt 0 ]]; do
     --sockets) SOCKETS_OPT=$2; shift 2 ;;
     --driver) DRIVER_OPT=$2; shift 2 ;;
     --receiver) RECEIVER_OPT=$2; shift 2 ;;
+    --capacity) CAPACITY_OPT=$2; shift 2 ;;
+    --sweep) SWEEP_OPT=$2; shift 2 ;;
+    --sweep-duration) SWEEP_DURATION_OPT=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
     --) shift; K6_EXTRA=("$@"); break ;;
     -h|--help) usage ;;
@@ -75,6 +89,7 @@ case $SCENARIO in
   fanout) SCRIPT=fanout.mjs; DRIVER=node; : "${INSTANCES:=1}"; : "${BACKEND:=pg}" ;;
   fanout-k6) SCRIPT=fanout.js; : "${INSTANCES:=1}"; : "${BACKEND:=pg}" ;;
   idle) SCRIPT=idle.js; : "${INSTANCES:=2}"; : "${BACKEND:=pg}" ;;
+  overload) SCRIPT=overload.js; : "${INSTANCES:=1}"; : "${BACKEND:=pg}" ;;
   *) echo "unknown scenario $SCENARIO" >&2; usage ;;
 esac
 if [[ -n "$DRIVER_OPT" && "$DRIVER_OPT" != "$DRIVER" ]]; then
@@ -91,6 +106,7 @@ if [[ -n "$RECEIVER_OPT" ]]; then
     *) die "--receiver is node or rust" ;;
   esac
 fi
+[[ -z "$CAPACITY_OPT$SWEEP_OPT$SWEEP_DURATION_OPT" || $SCENARIO == overload ]] || die "--capacity, --sweep and --sweep-duration are for the overload scenario"
 [[ "$BACKEND" == pg || "$BACKEND" == embedded ]] || die "--backend is pg or embedded"
 [[ "$BACKEND" == pg || "$INSTANCES" == 1 ]] || die "embedded mode has one instance (SQLite file, in-process fan-out)"
 
@@ -117,6 +133,67 @@ cpu_sampler "$WORK/cpu.txt"
 
 # Every scenario is bounded by its own DURATION; this is the outer safety net.
 K6_LIMIT=${K6_LIMIT:-2400}
+
+# overload: the capacity to compare goodput with, measured now on this instance (or --capacity),
+# the shed counter before the overload phase, and /metrics sampled every second.
+OVERLOAD_JSON=null
+if [[ $SCENARIO == overload ]]; then
+  SHED_BEFORE=$(shed_total)
+  metrics_sampler "$WORK/metrics.txt"
+  CAPACITY_STEPS=()
+  if [[ -n "$CAPACITY_OPT" ]]; then
+    CAPACITY=$CAPACITY_OPT CAPACITY_HOW="given with --capacity"
+  else
+    SWEEP=${SWEEP_OPT:-250,500,750,1000,1250,1500}
+    SWEEP_DURATION=${SWEEP_DURATION_OPT:-10s}
+    SWEEP_S=$(to_seconds "$SWEEP_DURATION")
+    CAPACITY=0 CAPACITY_HOW="best goodput of the sweep steps that held: likes.js on this instance, $SWEEP_DURATION per step, rates $SWEEP"
+    FAILED_IN_A_ROW=0
+    for r in ${SWEEP//,/ }; do
+      f="$OUT.capacity-$r.json"
+      log "capacity step: likes.js at $r likes/s for $SWEEP_DURATION (log $WORK/capacity-$r.log)"
+      set +e
+      timeout -s INT -k 30 "$K6_LIMIT" k6 run --no-usage-report -q --summary-export "$f" \
+        --summary-trend-stats 'avg,min,med,max,p(90),p(95),p(99),count' \
+        -e "BASE_URLS=$BASE_URLS" -e "RATE=$r" -e "DURATION=$SWEEP_DURATION" \
+        -e P50_MS=1000000 -e P99_MS=1000000 -e MAX_SEND_LAG_P99_MS=1000000 \
+        "$HERE/likes.js" >"$WORK/capacity-$r.log" 2>&1
+      set -e
+      step=$(jq -c --argjson rate "$r" --argjson secs "$SWEEP_S" --argjson p99max "${ADMITTED_P99_MS:-100}" '
+        def c(n): .metrics[n].count // 0;
+        { rate: $rate, likes_ok: c("likes_ok"), goodput: (c("likes_ok") / $secs * 10 | round / 10),
+          failed: c("likes_failed"), missing: c("notifications_missing"),
+          like_p99_ms: .metrics.like_duration["p(99)"], notify_p99_ms: .metrics.notify_latency["p(99)"],
+          send_lag_p99_ms: .metrics.like_send_lag["p(99)"] }
+        | .held = (.likes_ok >= ($rate * $secs | floor) and .failed == 0 and .missing == 0
+                   and (.like_p99_ms // 1e9) <= $p99max and (.send_lag_p99_ms // 1e9) <= 50)' "$f" 2>/dev/null \
+        || echo "{\"rate\":$r,\"held\":false,\"error\":\"no summary\"}")
+      # CPU per like answered 200 of each component during the step (the sampler runs throughout).
+      ph=$(grep -oE 'PHASE cpu from=[0-9]+ to=[0-9]+' "$WORK/capacity-$r.log" | tail -1 || true)
+      if [[ -n $ph ]]; then
+        ph_from=$(sed -E 's/.*from=([0-9]+).*/\1/' <<<"$ph") ph_to=$(sed -E 's/.*to=([0-9]+).*/\1/' <<<"$ph")
+        step_cpu=$(cpu_phase "$ph_from" "$ph_to" "$WORK/cpu.txt" "$(jq -r '.likes_ok // 0' <<<"$step")")
+        step=$(jq -c --argjson cpu "${step_cpu:-null}" '. + {cpu: $cpu}' <<<"$step" 2>/dev/null || echo "$step")
+      fi
+      log "capacity step: $step"
+      CAPACITY_STEPS+=("$step")
+      if [[ $(jq -r .held <<<"$step") == true ]]; then
+        FAILED_IN_A_ROW=0
+        CAPACITY=$(jq -rn --argjson a "$CAPACITY" --argjson b "$(jq .goodput <<<"$step")" '[$a, $b] | max')
+      else
+        FAILED_IN_A_ROW=$((FAILED_IN_A_ROW + 1))
+        [[ $FAILED_IN_A_ROW -lt 2 ]] || break
+      fi
+    done
+    [[ "$CAPACITY" != 0 ]] || log "WARNING: no sweep step held; goodput is not compared with a capacity"
+    [[ $(jq -r .held <<<"${CAPACITY_STEPS[-1]}") != true ]] \
+      || log "WARNING: the highest sweep step held: the capacity is at least $CAPACITY (add higher --sweep rates)"
+  fi
+  log "capacity: $CAPACITY likes/s ($CAPACITY_HOW)"
+  K6_ENV+=(-e "CAPACITY=$CAPACITY")
+  SHED_BEFORE_OVERLOAD=$(shed_total)
+  like_histogram_snapshot "$WORK/metrics-before-overload.txt"
+fi
 set +e
 if [[ $DRIVER == node ]]; then
   # The Node harness: same measurement, receivers cheap enough for 100k+ frames/s (README).
@@ -139,6 +216,48 @@ else
 fi
 set -e
 log "k6 exit code $K6_RC"
+
+if [[ $SCENARIO == overload && -s "$RESULT" ]]; then
+  SHED_END=$(shed_total)
+  like_histogram_snapshot "$WORK/metrics-end.txt"
+  SERVER_VIEW=$(like_histogram "$WORK/metrics-before-overload.txt" "$WORK/metrics-end.txt")
+  jq -e . >/dev/null 2>&1 <<<"$SERVER_VIEW" || SERVER_VIEW=null
+  cp "$WORK/metrics-end.txt" "${RESULT%.json}.metrics-end.txt" 2>/dev/null || true
+  DURATION_S=$(to_seconds "${DURATION_OPT:-${DURATION:-30s}}")
+  STORED=$(grep -oE 'teardown: [0-9]+ likes stored' "$WORK/k6.log" | grep -oE '[0-9]+' | tail -1 || true)
+  QUEUED_MAX=$(awk '$3 != "-" && $3 != "" { seen = 1; if ($3 + 0 > m) m = $3 + 0 } END { print seen ? m + 0 : "null" }' "$WORK/metrics.txt" 2>/dev/null || echo null)
+  OVERLOAD_JSON=$(jq -c --argjson capacity "$CAPACITY" --arg how "$CAPACITY_HOW" \
+    --argjson steps "$(printf '%s\n' "${CAPACITY_STEPS[@]}" | jq -s -c .)" --argjson secs "$DURATION_S" \
+    --arg shed_before "$SHED_BEFORE" --arg shed_pre "$SHED_BEFORE_OVERLOAD" --arg shed_end "$SHED_END" \
+    --arg stored "$STORED" --argjson queued_max "${QUEUED_MAX:-null}" --argjson server "$SERVER_VIEW" '
+    def c(n): .metrics[n].count // 0;
+    def t(n; p): if (.metrics[n].count // 0) > 0 then .metrics[n][p] else null end;
+    def num(s): if s == "" then null else (s | tonumber) end;
+    { capacity: $capacity, capacity_method: $how, capacity_steps: $steps, duration_s: $secs,
+      offered: (c("likes_sent") + c("likes_dropped")), sent: c("likes_sent"),
+      dropped: c("likes_dropped"), dropped_late: (.metrics["likes_dropped{cause:late}"].count // 0),
+      dropped_pool: (.metrics["likes_dropped{cause:pool}"].count // 0),
+      k6_dropped_iterations: c("dropped_iterations"), send_lag_p99_ms: t("like_send_lag"; "p(99)"),
+      admitted: c("likes_ok"), admitted_p50_ms: t("like_admitted_duration"; "med"),
+      admitted_p95_ms: t("like_admitted_duration"; "p(95)"), admitted_p99_ms: t("like_admitted_duration"; "p(99)"),
+      refused: c("likes_refused"), refused_p50_ms: t("like_refused_duration"; "med"),
+      refused_p99_ms: t("like_refused_duration"; "p(99)"), refused_without_retry_after: c("refusals_without_retry_after"),
+      other_p50_ms: t("like_other_duration"; "med"), other_p99_ms: t("like_other_duration"; "p(99)"),
+      other_status: c("likes_other_status"), other_5xx: c("likes_other_5xx"),
+      transport_errors: c("likes_transport_errors"), retried: c("likes_retried"), unanswered: c("likes_unanswered"),
+      goodput: (c("likes_ok") / $secs * 10 | round / 10),
+      goodput_share: (if $capacity > 0 then (c("likes_ok") / $secs / $capacity * 1000 | round / 1000) else null end),
+      notifications_arrived: c("notify_latency"), frames_received: c("notifications_received"), notify_p50_ms: t("notify_latency"; "med"),
+      notify_p99_ms: t("notify_latency"; "p(99)"), notifications_missing: c("notifications_missing"),
+      notifications_late: c("notifications_late"), notifications_for_refused: c("notifications_for_refused"),
+      notifications_for_failed: c("notifications_for_failed"),
+      notifications_unexpected: c("notifications_unexpected"), likes_stored: num($stored),
+      shed_total_end: num($shed_end), shed_before_sweep: num($shed_before),
+      shed_in_overload: (if $shed_end == "" or $shed_pre == "" then null else (($shed_end | tonumber) - ($shed_pre | tonumber)) end),
+      queued_max: $queued_max, server_likes_by_status: $server }' "$RESULT")
+  cp "$WORK/metrics.txt" "${RESULT%.json}.metrics.txt" 2>/dev/null || true
+  log "overload: $OVERLOAD_JSON"
+fi
 
 # Instances still alive? (a crash during the run is a finding)
 for i in "${!SERVER_PIDS[@]}"; do
@@ -203,10 +322,11 @@ if [[ -s "$RESULT" ]]; then
     --arg cores "$(cores)" --arg cpu_model "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')" \
     --arg load "$LOAD_BEFORE" --arg backend "$BACKEND" --argjson instances "$INSTANCES" --arg base_urls "$BASE_URLS" \
     --arg bin "$BIN" --argjson k6_exit "$K6_RC" --argjson rss "$RSS_JSON" --argjson cpu "$CPU_JSON" \
+    --argjson overload "$OVERLOAD_JSON" \
     --arg env "$(run_env)" \
     '{scenario: $scenario, command: $command, date: $date, cores: $cores, cpu_model: $cpu_model, backend: $backend,
       instances: $instances, base_urls: $base_urls, bin: $bin, k6_exit: $k6_exit, rss: $rss, cpu: $cpu, env: $env,
-      load_before: $load}')
+      load_before: $load} + (if $overload == null then {} else {overload: $overload} end)')
   jq --argjson meta "$META" '. + {pulse_run: $meta}' "$RESULT" >"$RESULT.tmp" && mv "$RESULT.tmp" "$RESULT"
   "$HERE/lib/figures.sh" "$RESULT" || true
   log "results: $RESULT"

