@@ -80,8 +80,8 @@ limits! {
     db_pool_size: usize = 8 => "PULSE_DB_POOL_SIZE";
     /// How long a request waits for a database connection before 503, in ms.
     db_acquire_timeout_ms: u64 = 3000 => "PULSE_DB_ACQUIRE_TIMEOUT_MS";
-    /// API requests (under /api/v1; socket opens, logins and registrations aside) running at once per instance; more wait for a turn. About the latency to keep times the likes per second the instance sustains.
-    max_in_flight: usize = 64 => "PULSE_MAX_IN_FLIGHT";
+    /// API requests (under /api/v1; socket opens, logins and registrations aside) running at once per instance; more wait for a turn. Twice the database connections: more only contend for them.
+    max_in_flight: usize = 16 => "PULSE_MAX_IN_FLIGHT";
     /// API requests waiting for a turn before the next is refused at once with 503.
     max_queued_requests: usize = 512 => "PULSE_MAX_QUEUED_REQUESTS";
     /// Longest wait for a turn, in ms, before 503 with Retry-After, while the queue is a burst.

@@ -46,6 +46,8 @@ impl Instance {
         ] {
             command.env(limit, "0");
         }
+        // As in the in-process tests: the load here is a script's burst, not overload.
+        command.env("PULSE_MAX_IN_FLIGHT", "4096");
         let child = command.spawn().expect("the pulse binary starts");
         let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
