@@ -87,9 +87,9 @@ limits! {
     /// Longest wait for a turn, in ms, before 503 with Retry-After, while the queue is a burst.
     request_queue_timeout_ms: u64 = 500 => "PULSE_REQUEST_QUEUE_TIMEOUT_MS";
     /// The queue has not emptied for this many ms: the instance is overloaded, not absorbing a burst.
-    overload_after_ms: u64 = 100 => "PULSE_OVERLOAD_AFTER_MS";
+    overload_after_ms: u64 = 300 => "PULSE_OVERLOAD_AFTER_MS";
     /// Longest wait for a turn, in ms, while overloaded: the rest is refused at once.
-    overloaded_queue_timeout_ms: u64 = 5 => "PULSE_OVERLOADED_QUEUE_TIMEOUT_MS";
+    overloaded_queue_timeout_ms: u64 = 30 => "PULSE_OVERLOADED_QUEUE_TIMEOUT_MS";
     /// Largest client socket frame, in bytes (larger frames close the socket with 1009).
     ws_max_frame_bytes: usize = 16 * 1024 => "PULSE_WS_MAX_FRAME_BYTES";
     /// Socket admission checks (revocation and newest notification) queued per worker before an open gets 503.
