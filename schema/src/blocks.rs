@@ -43,7 +43,7 @@ pub struct Removed {
     pub unread: i64,
 }
 
-/// A page entry of [`blocked_page`] and [`muted_page`]: the entry's id (the page cursor), the
+/// A page entry of [`page`]: the entry's id (the page cursor), the
 /// user, and when it happened.
 pub type Listed = (i64, UserSummaryRow, NaiveDateTime);
 
@@ -94,7 +94,12 @@ pub async fn relation(db: &Db, viewer: UserId, other: UserId) -> DbResult<Relati
 
 /// Whether `owner` has blocked `viewer` (then `owner` and what is theirs are hidden from them).
 pub async fn blocks_me(db: &Db, viewer: UserId, owner: UserId) -> DbResult<bool> {
-    Ok(relation(db, viewer, owner).await?.blocks_me)
+    crate::run!(db.read(), conn => {
+        let block = blocks::table
+            .filter(blocks::blocker_id.eq(owner))
+            .filter(blocks::blocked_id.eq(viewer));
+        diesel::select(diesel::dsl::exists(block)).get_result(conn).await.map_err(Into::into)
+    })
 }
 
 /// Which of `post_ids` belong to someone who blocked `viewer` (they must not see them).
@@ -202,46 +207,42 @@ pub async fn unmute(db: &Db, muter: UserId, muted: UserId) -> DbResult<()> {
     })
 }
 
-/// The users `blocker` blocked, newest first, strictly older than the entry `before`.
-pub async fn blocked_page(
-    db: &Db,
-    blocker: UserId,
-    before: Option<i64>,
-    limit: i64,
-) -> DbResult<Vec<Listed>> {
-    crate::run!(db.read(), conn => {
-        let mut query = blocks::table
-            .inner_join(users::table.on(users::id.eq(blocks::blocked_id)))
-            .filter(blocks::blocker_id.eq(blocker))
-            .select((blocks::id, UserSummaryRow::as_select(), blocks::created_at))
-            .order(blocks::id.desc())
-            .limit(limit)
-            .into_boxed();
-        if let Some(before) = before {
-            query = query.filter(blocks::id.lt(before));
-        }
-        query.load(conn).await.map_err(Into::into)
-    })
+/// The page query of [`page`] for one table: entries of `$owner`, joined with the other user.
+macro_rules! listed {
+    ($db:expr, $table:ident, $owner_col:ident, $other_col:ident, $owner:expr, $before:expr, $limit:expr) => {
+        crate::run!($db.read(), conn => {
+            let mut query = $table::table
+                .inner_join(users::table.on(users::id.eq($table::$other_col)))
+                .filter($table::$owner_col.eq($owner))
+                .select(($table::id, UserSummaryRow::as_select(), $table::created_at))
+                .order($table::id.desc())
+                .limit($limit)
+                .into_boxed();
+            if let Some(before) = $before {
+                query = query.filter($table::id.lt(before));
+            }
+            query.load(conn).await.map_err(Into::into)
+        })
+    };
 }
 
-/// The users `muter` muted, newest first, strictly older than the entry `before`.
-pub async fn muted_page(
+/// Which of a user's lists: the users they blocked, or the users they muted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum List {
+    Blocked,
+    Muted,
+}
+
+/// One page of `owner`'s `list`, newest first, strictly older than the entry `before`.
+pub async fn page(
     db: &Db,
-    muter: UserId,
+    list: List,
+    owner: UserId,
     before: Option<i64>,
     limit: i64,
 ) -> DbResult<Vec<Listed>> {
-    crate::run!(db.read(), conn => {
-        let mut query = mutes::table
-            .inner_join(users::table.on(users::id.eq(mutes::muted_id)))
-            .filter(mutes::muter_id.eq(muter))
-            .select((mutes::id, UserSummaryRow::as_select(), mutes::created_at))
-            .order(mutes::id.desc())
-            .limit(limit)
-            .into_boxed();
-        if let Some(before) = before {
-            query = query.filter(mutes::id.lt(before));
-        }
-        query.load(conn).await.map_err(Into::into)
-    })
+    match list {
+        List::Blocked => listed!(db, blocks, blocker_id, blocked_id, owner, before, limit),
+        List::Muted => listed!(db, mutes, muter_id, muted_id, owner, before, limit),
+    }
 }

@@ -109,7 +109,12 @@ impl Application {
             None => None,
         };
         let limiter = Arc::new(RateLimiter::new(settings.limits.clone(), limiter_redis));
-        spawn_background(&hub, &db, &limiter, like_count_interval(&settings));
+        spawn_background(
+            &hub,
+            &db,
+            &limiter,
+            realtime::like_count_interval(&settings.limits),
+        );
 
         let listener = TcpListener::bind(settings.addr)?;
         let port = listener.local_addr()?.port();
@@ -215,11 +220,6 @@ fn shed_limits(settings: &Settings) -> ShedLimits {
         overload_after: Duration::from_millis(limits.overload_after_ms),
         overloaded_queue_timeout: Duration::from_millis(limits.overloaded_queue_timeout_ms),
     }
-}
-
-/// The like-count coalescing window (see `realtime::coalesce`).
-fn like_count_interval(settings: &Settings) -> Duration {
-    Duration::from_millis(settings.limits.like_count_interval_ms.max(1))
 }
 
 /// The like-count flusher, the rate-limit counter purge and the revocation purge.

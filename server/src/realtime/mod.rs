@@ -48,6 +48,11 @@ fn lock_unpoisoned<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The like-count coalescing window (see [`coalesce`]); the flusher runs twice per window.
+pub(crate) fn like_count_interval(limits: &crate::config::Limits) -> Duration {
+    Duration::from_millis(limits.like_count_interval_ms.max(1))
+}
+
 /// Builds this instance's hub and the bus that feeds it: Redis pub/sub when `REDIS_URL` is
 /// set (the hub tells the bus which channels to subscribe), else the hub itself.
 pub(crate) async fn start(
@@ -56,7 +61,7 @@ pub(crate) async fn start(
 ) -> anyhow::Result<(Arc<Hub>, Bus)> {
     let limits = &settings.limits;
     let coalescing = Coalescing::new(
-        Duration::from_millis(limits.like_count_interval_ms.max(1)),
+        like_count_interval(limits),
         Duration::from_millis(limits.like_count_max_interval_ms),
     );
     let Some(url) = &settings.redis_url else {

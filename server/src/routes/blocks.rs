@@ -2,7 +2,7 @@
 //! and `GET /mutes`. What a block and a mute change everywhere else is in `pulse_schema::blocks`.
 
 use actix_web::{web, HttpResponse};
-use pulse_schema::blocks::{self, Listed};
+use pulse_schema::blocks::{self, List, Listed};
 use pulse_schema::UserId;
 
 use super::users::render_user;
@@ -110,10 +110,7 @@ pub async fn list_blocks(
     user: AuthUser,
     query: web::Query<PageQuery>,
 ) -> ApiResult<HttpResponse> {
-    let limits = &state.settings.limits;
-    let page = query.page(limits.default_page_size, limits.max_page_size)?;
-    let rows = blocks::blocked_page(&state.db, user.id, page.after, page.limit).await?;
-    Ok(HttpResponse::Ok().json(listed_page(rows, page.limit)))
+    list(&state, &user, &query, List::Blocked).await
 }
 
 /// The users you muted, newest first.
@@ -125,9 +122,19 @@ pub async fn list_mutes(
     user: AuthUser,
     query: web::Query<PageQuery>,
 ) -> ApiResult<HttpResponse> {
+    list(&state, &user, &query, List::Muted).await
+}
+
+/// One page of one of the caller's lists.
+async fn list(
+    state: &AppState,
+    user: &AuthUser,
+    query: &PageQuery,
+    which: List,
+) -> ApiResult<HttpResponse> {
     let limits = &state.settings.limits;
     let page = query.page(limits.default_page_size, limits.max_page_size)?;
-    let rows = blocks::muted_page(&state.db, user.id, page.after, page.limit).await?;
+    let rows = blocks::page(&state.db, which, user.id, page.after, page.limit).await?;
     Ok(HttpResponse::Ok().json(listed_page(rows, page.limit)))
 }
 
