@@ -23,7 +23,9 @@ use diesel_async::RunQueryDsl;
 
 use crate::db::{Db, DbResult};
 use crate::follows::bump_follow_counts;
-use crate::ids::{NotificationId, PostId, UserId};
+use crate::groups::GroupRow;
+use crate::ids::{GroupId, NotificationId, PostId, UserId};
+use crate::notifications::Kind;
 use crate::schema::{blocks, follows, mutes, notifications, posts, users};
 use crate::users::UserSummaryRow;
 
@@ -36,11 +38,14 @@ pub struct Relation {
     pub blocks_me: bool,
 }
 
-/// What a block removed from the blocker's inbox, and the blocker's unread count after it.
+/// What a block removed from the blocker's inbox, the blocker's unread count after it, and
+/// the groups it changed (the blocker's, and the blocked user's group of follows).
 #[derive(Debug, Clone, Default)]
 pub struct Removed {
     pub notification_ids: Vec<NotificationId>,
     pub unread: i64,
+    pub unread_groups: i64,
+    pub groups: Vec<GroupRow>,
 }
 
 /// A page entry of [`page`]: the entry's id (the page cursor), the
@@ -68,6 +73,8 @@ macro_rules! remove_notifications {
         Ok::<_, crate::db::DbError>(Removed {
             notification_ids,
             unread,
+            unread_groups: 0,
+            groups: Vec::new(),
         })
     }};
 }
@@ -140,6 +147,21 @@ pub async fn block(db: &Db, blocker: UserId, blocked: UserId) -> DbResult<Remove
             .on_conflict_do_nothing()
             .execute(conn)
             .await?;
+        // The groups that lose members: the blocker's that hold the blocked user's
+        // notifications (removed below), and the blocked user's group of follows that holds
+        // the blocker's follow (removed below too).
+        let touched: Vec<(UserId, GroupId)> = notifications::table
+            .filter(notifications::recipient_id.eq(blocker).and(notifications::actor_id.eq(blocked)))
+            .or_filter(
+                notifications::recipient_id.eq(blocked)
+                    .and(notifications::actor_id.eq(blocker))
+                    .and(notifications::kind.eq(Kind::Follow.as_str())),
+            )
+            .filter(notifications::group_id.is_not_null())
+            .select((notifications::recipient_id, notifications::group_id.assume_not_null()))
+            .distinct()
+            .load(conn)
+            .await?;
         for (follower, followee) in [(blocker, blocked), (blocked, blocker)] {
             let gone = diesel::delete(
                 follows::table
@@ -152,7 +174,13 @@ pub async fn block(db: &Db, blocker: UserId, blocked: UserId) -> DbResult<Remove
                 bump_follow_counts!(conn, follower, followee, -1i64);
             }
         }
-        remove_notifications!(conn, blocker, blocked)
+        let mut removed = remove_notifications!(conn, blocker, blocked)?;
+        for (recipient, group) in touched {
+            removed.groups.push(crate::group_refresh!([.await] conn, recipient, group));
+        }
+        removed.groups.sort_by_key(|g| (g.recipient_id, g.version));
+        removed.unread_groups = crate::groups_unread!([.await] conn, blocker);
+        Ok(removed)
     })
 }
 

@@ -7,7 +7,7 @@ use diesel_async::RunQueryDsl;
 use crate::counters::BumpCommentCount;
 use crate::db::{Db, DbError, DbResult};
 use crate::ids::{CommentId, PostId, UserId};
-use crate::notifications::{Kind, NewNotification, NotificationView};
+use crate::notifications::{Delivery, Kind, NewNotification};
 use crate::schema::{blocks, comments, posts, users};
 use crate::users::UserSummaryRow;
 
@@ -31,8 +31,9 @@ pub async fn create(
     actor: &UserSummaryRow,
     post_id: PostId,
     text: &str,
-) -> DbResult<(CommentView, Option<NotificationView>)> {
+) -> DbResult<(CommentView, Delivery)> {
     let author = actor.id;
+    let window = db.group_window_secs();
     crate::transaction!(db.write(), conn => {
         let post_author: UserId = BumpCommentCount { post: post_id }.get_result(conn).await?;
         // To someone the post's author blocked, the post does not exist.
@@ -52,19 +53,19 @@ pub async fn create(
             .returning(CommentRow::as_returning())
             .get_result(conn)
             .await?;
-        let mut notification = None;
+        let mut delivery = Delivery::default();
         if post_author != author {
             let rendered = NewNotification::render(Kind::Comment, actor, Some(text));
-            notification = crate::insert_notification!(conn, NewNotification {
+            delivery = crate::insert_notification!([.await] conn, NewNotification {
                 recipient_id: post_author,
                 actor: actor.clone(),
                 kind: Kind::Comment,
                 post_id: Some(post_id),
                 comment_id: Some(comment.id),
                 text: rendered,
-            })?;
+            }, window)?.into();
         }
-        Ok(((comment, actor.clone()), notification))
+        Ok(((comment, actor.clone()), delivery))
     })
 }
 

@@ -71,6 +71,9 @@ pub struct DbConfig {
     pub max_connections: usize,
     /// How long a request waits for a pooled connection before answering 503.
     pub acquire_timeout: Duration,
+    /// A notification joins its open group only if the group's newest member is younger than
+    /// this many seconds (see [`crate::groups`]).
+    pub group_window_secs: i64,
 }
 
 /// The database handle shared by the whole server. Cheap to clone.
@@ -268,6 +271,11 @@ impl Db {
                 .map_err(failed)
             }
         }
+    }
+
+    /// The grouping window in seconds (see [`DbConfig::group_window_secs`]).
+    pub fn group_window_secs(&self) -> i64 {
+        self.config.group_window_secs
     }
 
     pub fn backend(&self) -> Backend {

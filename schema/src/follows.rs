@@ -5,7 +5,7 @@ use diesel_async::RunQueryDsl;
 
 use crate::db::{Db, DbError, DbResult};
 use crate::ids::UserId;
-use crate::notifications::{Kind, NewNotification, NotificationView};
+use crate::notifications::{Delivery, Kind, NewNotification};
 use crate::schema::{blocks, follow_notices, follows, users};
 use crate::users::UserSummaryRow;
 
@@ -38,12 +38,9 @@ pub(crate) use bump_follow_counts;
 
 /// Follows `followee`. Idempotent; the first follow ever notifies the followed user.
 /// `NotFound` when the followee does not exist.
-pub async fn follow(
-    db: &Db,
-    actor: &UserSummaryRow,
-    followee: UserId,
-) -> DbResult<Option<NotificationView>> {
+pub async fn follow(db: &Db, actor: &UserSummaryRow, followee: UserId) -> DbResult<Delivery> {
     let follower = actor.id;
+    let window = db.group_window_secs();
     crate::transaction!(db.write(), conn => {
         users::table.find(followee).select(users::id).first::<UserId>(conn).await?;
         // No follow across a block, either way (the route tells the blocker why first).
@@ -65,7 +62,7 @@ pub async fn follow(
             .await
             .optional()?;
         if inserted.is_none() {
-            return Ok(None);
+            return Ok(Delivery::default());
         }
         bump_follow_counts!(conn, follower, followee, 1i64);
         let first_ever = diesel::insert_into(follow_notices::table)
@@ -76,22 +73,25 @@ pub async fn follow(
             .await
             .optional()?;
         if first_ever.is_none() {
-            return Ok(None);
+            // Following again: back in the group of the first follow's notification, silently.
+            let group = crate::group_shift!([.await] conn, followee, Kind::Follow, None, follower, 1);
+            return Ok(Delivery::from(group));
         }
         let text = NewNotification::render(Kind::Follow, actor, None);
-        crate::insert_notification!(conn, NewNotification {
+        crate::insert_notification!([.await] conn, NewNotification {
             recipient_id: followee,
             actor: actor.clone(),
             kind: Kind::Follow,
             post_id: None,
             comment_id: None,
             text,
-        })
+        }, window).map(Delivery::from)
     })
 }
 
-/// Stops following. Idempotent. `NotFound` when the followee does not exist.
-pub async fn unfollow(db: &Db, follower: UserId, followee: UserId) -> DbResult<()> {
+/// Stops following, leaving the group of the follow's notification. Idempotent. `NotFound`
+/// when the followee does not exist.
+pub async fn unfollow(db: &Db, follower: UserId, followee: UserId) -> DbResult<Delivery> {
     crate::transaction!(db.write(), conn => {
         users::table.find(followee).select(users::id).first::<UserId>(conn).await?;
         let removed = diesel::delete(
@@ -99,10 +99,12 @@ pub async fn unfollow(db: &Db, follower: UserId, followee: UserId) -> DbResult<(
         )
         .execute(conn)
         .await?;
-        if removed > 0 {
-            bump_follow_counts!(conn, follower, followee, -1i64);
+        if removed == 0 {
+            return Ok(Delivery::default());
         }
-        Ok(())
+        bump_follow_counts!(conn, follower, followee, -1i64);
+        let group = crate::group_shift!([.await] conn, followee, Kind::Follow, None, follower, -1);
+        Ok(Delivery::from(group))
     })
 }
 

@@ -53,4 +53,6 @@ typed_id!(
     CommentId,
     /// A notification's id. Per recipient, ids commit in increasing order (see `notifications`).
     NotificationId,
+    /// A notification group's id.
+    GroupId,
 );

@@ -9,7 +9,7 @@
 //! - [`counters`]: the hot path's counter bumps as fixed statements the prepared-statement
 //!   cache keeps (diesel's UPDATE builder is never cached).
 //! - one module per table group with its row type, insert form and queries: [`users`],
-//!   [`posts`], [`likes`], [`comments`], [`follows`], [`notifications`], [`tokens`], [`blocks`].
+//!   [`posts`], [`likes`], [`comments`], [`follows`], [`notifications`], [`groups`], [`tokens`], [`blocks`].
 //!
 //! Every query is written once, inside `run!`/`transaction!`, and runs on both backends. The one
 //! exception is the like, the hottest write: [`likes`] holds a path per backend (one PostgreSQL
@@ -25,6 +25,7 @@ pub mod schema;
 pub mod blocks;
 pub mod comments;
 pub mod follows;
+pub mod groups;
 pub mod likes;
 pub mod notifications;
 pub mod posts;
@@ -32,7 +33,7 @@ pub mod tokens;
 pub mod users;
 
 pub use db::{Backend, Db, DbError, DbResult};
-pub use ids::{CommentId, NotificationId, PostId, UserId};
+pub use ids::{CommentId, GroupId, NotificationId, PostId, UserId};
 
 /// The current time rounded to milliseconds: SQLite keeps nanoseconds and PostgreSQL
 /// microseconds, and the API speaks milliseconds, so every stored timestamp is rounded first.

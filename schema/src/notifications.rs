@@ -19,7 +19,8 @@ use diesel_async::RunQueryDsl;
 use serde::{Deserialize, Serialize};
 
 use crate::db::{Db, DbResult};
-use crate::ids::{CommentId, NotificationId, PostId, UserId};
+use crate::groups::ReadOutcome;
+use crate::ids::{CommentId, GroupId, NotificationId, PostId, UserId};
 use crate::schema::{notifications, users};
 use crate::users::UserSummaryRow;
 
@@ -55,6 +56,8 @@ pub struct NotificationRow {
     pub text: String,
     pub created_at: NaiveDateTime,
     pub read: bool,
+    /// The group this notification belongs to (see [`crate::groups`]).
+    pub group_id: Option<GroupId>,
 }
 
 /// A notification with its actor, as the API renders it.
@@ -85,12 +88,46 @@ impl NewNotification {
     }
 }
 
+/// A committed notification and the group it joined or started.
+pub type Notified = (NotificationView, crate::groups::GroupRow);
+
+/// What a write has to tell its recipient live: the notification it committed, if any, and
+/// the groups it changed, in version order.
+#[derive(Debug, Clone, Default)]
+pub struct Delivery {
+    pub notification: Option<NotificationView>,
+    pub groups: Vec<crate::groups::GroupRow>,
+}
+
+impl From<Option<Notified>> for Delivery {
+    fn from(notified: Option<Notified>) -> Self {
+        match notified {
+            Some((view, group)) => Delivery {
+                notification: Some(view),
+                groups: vec![group],
+            },
+            None => Delivery::default(),
+        }
+    }
+}
+
+impl From<Option<crate::groups::GroupRow>> for Delivery {
+    fn from(group: Option<crate::groups::GroupRow>) -> Self {
+        Delivery {
+            notification: None,
+            groups: group.into_iter().collect(),
+        }
+    }
+}
+
 /// Inserts a notification inside the caller's transaction, upholding the ordering invariant in
-/// the module docs, unless the recipient blocked or muted the actor (see [`crate::blocks`]).
-/// Evaluates to `DbResult<Option<NotificationView>>`: `None` when nobody is to be told.
+/// the module docs, unless the recipient blocked or muted the actor (see [`crate::blocks`]),
+/// and puts it in its group (see [`crate::groups`]; `$window` is the grouping window in
+/// seconds). Evaluates to `DbResult<Option<Notified>>`: `None` when nobody is to be told.
+/// The await marker comes first, as for the macros of [`crate::groups`].
 #[macro_export]
 macro_rules! insert_notification {
-    ($conn:expr, $new:expr) => {{
+    ([$($aw:tt)*] $conn:expr, $new:expr, $window:expr) => {{
         use diesel::{
             ExpressionMethods as _, NullableExpressionMethods as _, OptionalExtension as _,
             QueryDsl as _, SelectableHelper as _,
@@ -107,12 +144,12 @@ macro_rules! insert_notification {
             comment_id,
             text,
         } = $new;
-        // Lock the recipient's row first (see "Ordering invariant"), drawing its next `seq`,
-        // unless the recipient keeps the actor out. A block or mute committed while this
-        // statement waited for the row is invisible to its snapshot, but it moved the row's
-        // `reach_version`: then no row matches, and a second statement, with a fresh snapshot,
-        // asks again (see `crate::blocks`).
-        let draw_seq = || {
+        // Lock the recipient's row first (see "Ordering invariant"), drawing its next `seq`
+        // and group version, unless the recipient keeps the actor out. A block or mute
+        // committed while this statement waited for the row is invisible to its snapshot, but
+        // it moved the row's `reach_version`: then no row matches, and a second statement,
+        // with a fresh snapshot, asks again (see `crate::blocks`).
+        let draw = || {
             let blocked = b::table
                 .filter(b::blocker_id.eq(recipient_id))
                 .filter(b::blocked_id.eq(actor.id));
@@ -132,17 +169,22 @@ macro_rules! insert_notification {
                     .filter(diesel::dsl::not(diesel::dsl::exists(blocked)))
                     .filter(diesel::dsl::not(diesel::dsl::exists(muted))),
             )
-            .set(u::notification_seq.eq(u::notification_seq + 1))
-            .returning(u::notification_seq)
+            .set((
+                u::notification_seq.eq(u::notification_seq + 1),
+                u::group_version.eq(u::group_version + 1),
+            ))
+            .returning((u::notification_seq, u::group_version))
         };
-        let seq = match draw_seq().get_result::<i64>($conn).await.optional()? {
-            Some(seq) => Some(seq),
-            None => draw_seq().get_result::<i64>($conn).await.optional()?,
+        let drawn = match draw().get_result::<(i64, i64)>($conn) $($aw)* .optional()? {
+            Some(drawn) => Some(drawn),
+            None => draw().get_result::<(i64, i64)>($conn) $($aw)* .optional()?,
         };
-        match seq {
+        match drawn {
             None => Ok::<_, $crate::db::DbError>(None),
-            Some(seq) => {
-                let row = diesel::insert_into(n::table)
+            Some((seq, version)) => {
+                let at = $crate::now_millis();
+                let place = $crate::group_place!([$($aw)*] $conn, recipient_id, kind, post_id, actor.id, at, $window);
+                let row: $crate::notifications::NotificationRow = diesel::insert_into(n::table)
                     .values((
                         n::recipient_id.eq(recipient_id),
                         n::seq.eq(seq),
@@ -151,12 +193,14 @@ macro_rules! insert_notification {
                         n::post_id.eq(post_id),
                         n::comment_id.eq(comment_id),
                         n::text.eq(text),
-                        n::created_at.eq($crate::now_millis()),
+                        n::created_at.eq(at),
+                        n::group_id.eq(place.as_ref().map(|(group, _)| group.id)),
                     ))
                     .returning($crate::notifications::NotificationRow::as_returning())
-                    .get_result($conn)
-                    .await?;
-                Ok(Some((row, actor)))
+                    .get_result($conn) $($aw)* ?;
+                let new_member = $crate::groups::NewMember { recipient: recipient_id, kind, post: post_id, actor: &actor, notification: row.id, at, version };
+                let (row, group) = $crate::group_join!([$($aw)*] $conn, new_member, place, row);
+                Ok(Some(((row, actor), group)))
             }
         }
     }};
@@ -211,33 +255,52 @@ pub enum MarkRead {
     Ids(Vec<NotificationId>),
 }
 
-/// Marks the recipient's notifications read; returns the new unread count.
-pub async fn mark_read(db: &Db, recipient: UserId, which: &MarkRead) -> DbResult<i64> {
+/// Marks the recipient's notifications read; groups left with no unread member are read too
+/// (see [`crate::groups`]). Returns the counts after and the groups that changed.
+pub async fn mark_read(db: &Db, recipient: UserId, which: &MarkRead) -> DbResult<ReadOutcome> {
+    use crate::schema::notifications as n;
     crate::transaction!(db.write(), conn => {
-        let mine = notifications::table
-            .filter(notifications::recipient_id.eq(recipient))
-            .filter(notifications::read.eq(false));
-        match which {
+        let mine = n::table
+            .filter(n::recipient_id.eq(recipient))
+            .filter(n::read.eq(false));
+        let touched: Vec<Option<GroupId>> = match which {
             MarkRead::UpTo(up_to) => {
-                diesel::update(mine.filter(notifications::id.le(*up_to)))
-                    .set(notifications::read.eq(true))
-                    .execute(conn)
-                    .await?;
+                diesel::update(mine.filter(n::id.le(*up_to)))
+                    .set(n::read.eq(true))
+                    .returning(n::group_id)
+                    .get_results(conn)
+                    .await?
             }
             MarkRead::Ids(ids) => {
-                diesel::update(mine.filter(notifications::id.eq_any(ids)))
-                    .set(notifications::read.eq(true))
-                    .execute(conn)
-                    .await?;
+                diesel::update(mine.filter(n::id.eq_any(ids)))
+                    .set(n::read.eq(true))
+                    .returning(n::group_id)
+                    .get_results(conn)
+                    .await?
             }
-        }
-        let unread: i64 = notifications::table
-            .filter(notifications::recipient_id.eq(recipient))
-            .filter(notifications::read.eq(false))
+        };
+        let mut touched: Vec<GroupId> = touched.into_iter().flatten().collect();
+        touched.sort_unstable();
+        touched.dedup();
+        // Of the groups touched, those with no unread member left.
+        let still_unread: Vec<GroupId> = n::table
+            .filter(n::recipient_id.eq(recipient))
+            .filter(n::read.eq(false))
+            .filter(n::group_id.eq_any(&touched))
+            .select(n::group_id.assume_not_null())
+            .distinct()
+            .load(conn)
+            .await?;
+        touched.retain(|g| !still_unread.contains(g));
+        let groups = crate::groups_mark_read!([.await] conn, recipient, &touched);
+        let unread: i64 = n::table
+            .filter(n::recipient_id.eq(recipient))
+            .filter(n::read.eq(false))
             .count()
             .get_result(conn)
             .await?;
-        Ok(unread)
+        let unread_groups = crate::groups_unread!([.await] conn, recipient);
+        Ok(ReadOutcome { unread, unread_groups, groups })
     })
 }
 

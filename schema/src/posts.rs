@@ -7,7 +7,8 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::db::{Db, DbError, DbResult};
-use crate::ids::{PostId, UserId};
+use crate::groups::GroupRow;
+use crate::ids::{GroupId, PostId, UserId};
 use crate::schema::{follows, likes, posts, users};
 use crate::users::UserSummaryRow;
 
@@ -71,9 +72,10 @@ pub async fn find(db: &Db, id: PostId) -> DbResult<PostView> {
     })
 }
 
-/// Deletes a post (its likes, comments and notifications go with it by cascade) if `requester`
-/// wrote it: `NotFound` if there is no such post, `Forbidden` if someone else wrote it.
-pub async fn delete(db: &Db, id: PostId, requester: UserId) -> DbResult<()> {
+/// Deletes a post (its likes, comments and notifications go with it by cascade, its groups are
+/// marked removed) if `requester` wrote it: `NotFound` if there is no such post, `Forbidden` if
+/// someone else wrote it. Returns the removed groups.
+pub async fn delete(db: &Db, id: PostId, requester: UserId) -> DbResult<Vec<GroupRow>> {
     crate::transaction!(db.write(), conn => {
         let author: UserId = posts::table.find(id).select(posts::author_id).first(conn).await?;
         if author != requester {
@@ -84,7 +86,32 @@ pub async fn delete(db: &Db, id: PostId, requester: UserId) -> DbResult<()> {
             .set(users::post_count.eq(users::post_count - 1))
             .execute(conn)
             .await?;
-        Ok(())
+        use crate::schema::notification_groups as g;
+        let gone: Vec<GroupId> = g::table
+            .filter(g::recipient_id.eq(author))
+            .filter(g::post_id.eq(id))
+            .filter(g::removed.eq(false))
+            .select(g::id)
+            .order(g::id.asc())
+            .load(conn)
+            .await?;
+        let mut removed = Vec::with_capacity(gone.len());
+        for group in gone {
+            let version = crate::group_version!([.await] conn, author);
+            let row: GroupRow = diesel::update(g::table.find(group))
+                .set((
+                    g::removed.eq(true),
+                    g::open.eq(false),
+                    g::actor_count.eq(0i64),
+                    g::actors.eq("[]"),
+                    g::version.eq(version),
+                ))
+                .returning(GroupRow::as_returning())
+                .get_result(conn)
+                .await?;
+            removed.push(row);
+        }
+        Ok(removed)
     })
 }
 

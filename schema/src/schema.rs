@@ -59,6 +59,24 @@ diesel::table! {
 }
 
 diesel::table! {
+    notification_groups (id) {
+        id -> Int8,
+        recipient_id -> Int8,
+        kind -> Text,
+        post_id -> Nullable<Int8>,
+        post_key -> Int8,
+        actor_count -> Int8,
+        actors -> Text,
+        latest_notification_id -> Int8,
+        updated_at -> Timestamp,
+        read -> Bool,
+        open -> Bool,
+        removed -> Bool,
+        version -> Int8,
+    }
+}
+
+diesel::table! {
     notifications (id) {
         id -> Int8,
         recipient_id -> Int8,
@@ -70,6 +88,7 @@ diesel::table! {
         text -> Text,
         created_at -> Timestamp,
         read -> Bool,
+        group_id -> Nullable<Int8>,
     }
 }
 
@@ -115,6 +134,7 @@ diesel::table! {
         post_count -> Int8,
         notification_seq -> Int8,
         reach_version -> Int8,
+        group_version -> Int8,
     }
 }
 
@@ -124,6 +144,7 @@ diesel::joinable!(like_notices -> posts (post_id));
 diesel::joinable!(like_notices -> users (user_id));
 diesel::joinable!(likes -> posts (post_id));
 diesel::joinable!(likes -> users (user_id));
+diesel::joinable!(notification_groups -> users (recipient_id));
 diesel::joinable!(notifications -> comments (comment_id));
 diesel::joinable!(notifications -> posts (post_id));
 diesel::joinable!(posts -> users (author_id));
@@ -136,6 +157,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     like_notices,
     likes,
     mutes,
+    notification_groups,
     notifications,
     posts,
     revoked_tokens,

@@ -64,8 +64,10 @@ limits! {
     default_page_size: i64 = 20 => "PULSE_DEFAULT_PAGE_SIZE";
     /// Largest `?limit=` accepted (the API documents 100).
     max_page_size: i64 = 100 => "PULSE_MAX_PAGE_SIZE";
-    /// Most ids one `POST /notifications/read {"ids": [...]}` may name (422 beyond).
+    /// Most ids one `POST /notifications/read {"ids"|"group_ids": [...]}` may name (422 beyond).
     max_read_ids: usize = 1000 => "PULSE_MAX_READ_IDS";
+    /// A notification joins its unread group only if the group's newest member is younger than this (seconds).
+    group_window_secs: i64 = 86_400 => "PULSE_GROUP_WINDOW_SECS";
     /// Lifetime of a login token, in seconds (30 days).
     token_ttl_secs: u64 = 30 * 24 * 3600 => "PULSE_TOKEN_TTL_SECS";
     /// Verified login tokens remembered per instance (0: verify signature and Datalog every time).

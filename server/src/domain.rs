@@ -167,18 +167,23 @@ pub struct Page {
 
 impl PageQuery {
     pub fn page(&self, default: i64, max: i64) -> Result<Page, ApiError> {
-        let limit = match &self.limit {
-            None => default,
+        let limit = self.limit(default, max)?;
+        let after = self.cursor.as_deref().map(decode_cursor).transpose()?;
+        Ok(Page { limit, after })
+    }
+
+    /// The checked page size alone (for lists whose cursor is not an id).
+    pub fn limit(&self, default: i64, max: i64) -> Result<i64, ApiError> {
+        match &self.limit {
+            None => Ok(default),
             Some(raw) => raw
                 .parse::<i64>()
                 .ok()
                 .filter(|n| (1..=max).contains(n))
                 .ok_or_else(|| {
                     ApiError::BadRequest(format!("limit must be an integer from 1 to {max}"))
-                })?,
-        };
-        let after = self.cursor.as_deref().map(decode_cursor).transpose()?;
-        Ok(Page { limit, after })
+                }),
+        }
     }
 
     pub fn unread_only(&self) -> Result<bool, ApiError> {
@@ -204,6 +209,25 @@ fn decode_cursor(raw: &str) -> Result<i64, ApiError> {
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .and_then(|s| s.strip_prefix("v1:").and_then(|id| id.parse::<i64>().ok()))
         .filter(|id| (1..=MAX_ID).contains(id))
+        .ok_or_else(|| ApiError::BadRequest("cursor is not one this server issued".into()))
+}
+
+/// The cursor of a list ordered by time, then id: base64url of both (milliseconds, id).
+pub fn encode_time_cursor(at_ms: i64, id: i64) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("t1:{at_ms}.{id}"))
+}
+
+/// Reads a cursor of [`encode_time_cursor`].
+pub fn decode_time_cursor(raw: &str) -> Result<(i64, i64), ApiError> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(raw)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|s| {
+            let (at, id) = s.strip_prefix("t1:")?.split_once('.')?;
+            Some((at.parse::<i64>().ok()?, id.parse::<i64>().ok()?))
+        })
+        .filter(|(at, id)| *at >= 0 && (1..=MAX_ID).contains(id))
         .ok_or_else(|| ApiError::BadRequest("cursor is not one this server issued".into()))
 }
 

@@ -55,6 +55,7 @@ pub async fn open_database(settings: &Settings) -> anyhow::Result<Db> {
         backend,
         max_connections: settings.limits.db_pool_size,
         acquire_timeout: Duration::from_millis(settings.limits.db_acquire_timeout_ms),
+        group_window_secs: settings.limits.group_window_secs,
     };
     let db = Db::connect(&config).await?;
     db.migrate().await?;

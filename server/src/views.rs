@@ -4,6 +4,7 @@
 use chrono::{NaiveDateTime, SecondsFormat};
 use pulse_schema::blocks::Relation;
 use pulse_schema::comments::CommentView;
+use pulse_schema::groups::GroupRow;
 use pulse_schema::notifications::NotificationView;
 use pulse_schema::posts::PostView;
 use pulse_schema::users::{UserRow, UserSummaryRow};
@@ -139,6 +140,8 @@ pub struct Notification {
     pub text: String,
     pub created_at: String,
     pub read: bool,
+    /// The group this notification belongs to (`GET /notifications/groups`).
+    pub group_id: Option<i64>,
 }
 
 impl From<NotificationView> for Notification {
@@ -152,8 +155,62 @@ impl From<NotificationView> for Notification {
             text: row.text,
             created_at: timestamp(row.created_at),
             read: row.read,
+            group_id: row.group_id.map(|g| g.0),
         }
     }
+}
+
+/// Notifications grouped: "bob, carol and 2 others liked your photo."
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct NotificationGroup {
+    pub id: i64,
+    /// `like`, `comment` or `follow`.
+    pub kind: String,
+    pub post_id: Option<i64>,
+    /// The newest actors, newest first, at most 3.
+    pub actors: Vec<UserSummary>,
+    pub actor_count: i64,
+    pub text: String,
+    pub latest_notification_id: i64,
+    /// When the newest member joined.
+    pub updated_at: String,
+    pub read: bool,
+    /// The recipient's group version of this group's latest change.
+    pub version: i64,
+}
+
+impl From<&GroupRow> for NotificationGroup {
+    fn from(row: &GroupRow) -> Self {
+        let actors = row.actors();
+        NotificationGroup {
+            id: row.id.0,
+            kind: row.kind.clone(),
+            post_id: row.post_id.map(|p| p.0),
+            text: row.text(),
+            actors: actors
+                .into_iter()
+                .map(|a| UserSummary {
+                    id: a.id.0,
+                    username: a.username,
+                    display_name: a.display_name,
+                })
+                .collect(),
+            actor_count: row.actor_count,
+            latest_notification_id: row.latest_notification_id.0,
+            updated_at: timestamp(row.updated_at),
+            read: row.read,
+            version: row.version,
+        }
+    }
+}
+
+/// A page of groups with the number of unread groups.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupPage {
+    pub items: Vec<NotificationGroup>,
+    pub next_cursor: Option<String>,
+    /// Unread groups.
+    pub unread_count: i64,
 }
 
 /// A keyset page.
@@ -193,4 +250,6 @@ pub struct LikeResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UnreadCountResponse {
     pub unread_count: i64,
+    /// Unread groups after the change.
+    pub unread_group_count: i64,
 }

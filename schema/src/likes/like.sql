@@ -1,23 +1,38 @@
-WITH args AS (SELECT $1::int8 AS post, $2::int8 AS liker, $3::timestamp AS at, $4::text AS text, $5::text AS kind),
+WITH args AS (SELECT $1::int8 AS post, $2::int8 AS liker, $3::timestamp AS at, $4::text AS text, $5::text AS kind, $6::int8 AS window_secs, $7::text AS actor),
 hidden AS (SELECT 1 FROM args, posts, blocks
   WHERE posts.id = args.post AND blocks.blocker_id = posts.author_id AND blocks.blocked_id = args.liker),
 liked AS (INSERT INTO likes (post_id, user_id, created_at)
   SELECT post, liker, at FROM args WHERE NOT EXISTS (SELECT 1 FROM hidden)
+    AND NOT EXISTS (SELECT 1 FROM like_notices WHERE post_id = args.post AND user_id = args.liker)
   ON CONFLICT DO NOTHING RETURNING post_id),
 counted AS (UPDATE posts SET like_count = like_count + 1, like_seq = like_seq + 1
   WHERE id = (SELECT post_id FROM liked) RETURNING like_count, like_seq, author_id),
 noticed AS (INSERT INTO like_notices (post_id, user_id)
   SELECT post, liker FROM args, counted ON CONFLICT DO NOTHING RETURNING post_id),
-sequenced AS (UPDATE users SET notification_seq = notification_seq + 1
+sequenced AS (UPDATE users SET notification_seq = notification_seq + 1, group_version = group_version + 1
   WHERE id = (SELECT author_id FROM counted, args WHERE author_id <> liker)
     AND EXISTS (SELECT 1 FROM noticed)
     AND NOT EXISTS (SELECT 1 FROM args, mutes WHERE mutes.muter_id = users.id AND mutes.muted_id = args.liker)
     AND reach_version = (SELECT seen.reach_version FROM users seen WHERE seen.id = users.id)
-  RETURNING id, notification_seq),
-notified AS (INSERT INTO notifications (recipient_id, seq, actor_id, kind, post_id, text, created_at)
-  SELECT sequenced.id, sequenced.notification_seq, liker, kind, post, text, at
-  FROM sequenced, args RETURNING id, seq)
+    AND NOT EXISTS (SELECT 1 FROM args, notification_groups stale
+      WHERE stale.recipient_id = users.id AND stale.kind = args.kind AND stale.post_key = args.post
+        AND stale.open AND stale.updated_at <= args.at - make_interval(secs => args.window_secs))
+  RETURNING id, notification_seq, group_version, nextval('notifications_id_seq') AS notification_id),
+grouped AS (INSERT INTO notification_groups AS g (recipient_id, kind, post_id, post_key, actor_count,
+    actors, latest_notification_id, updated_at, version)
+  SELECT sequenced.id, kind, post, post, 1, actor,
+    notification_id, at, group_version FROM sequenced, args
+  ON CONFLICT (recipient_id, kind, post_key) WHERE open DO UPDATE SET
+    actor_count = g.actor_count + 1,
+    actors = jsonb_path_query_array(excluded.actors::jsonb || g.actors::jsonb, '$[0 to 2]')::text,
+    latest_notification_id = excluded.latest_notification_id, updated_at = excluded.updated_at,
+    removed = false, version = excluded.version
+  RETURNING id, actor_count, actors, version),
+notified AS (INSERT INTO notifications (id, recipient_id, seq, actor_id, kind, post_id, text, created_at, group_id)
+  SELECT notification_id, sequenced.id, notification_seq, liker, kind, post, text, at, grouped.id
+  FROM sequenced, args, grouped RETURNING id, seq)
 SELECT counted.like_count, counted.like_seq, counted.author_id, notified.id, notified.seq,
   counted.author_id <> args.liker AND EXISTS (SELECT 1 FROM noticed)
-    AND NOT EXISTS (SELECT 1 FROM sequenced) AS unsettled
-FROM args, counted LEFT JOIN notified ON true
+    AND NOT EXISTS (SELECT 1 FROM sequenced) AS unsettled,
+  grouped.id AS group_id, grouped.actor_count, grouped.actors, grouped.version
+FROM args, counted LEFT JOIN notified ON true LEFT JOIN grouped ON true

@@ -16,6 +16,7 @@ use diesel_async::RunQueryDsl;
 use crate::counters::BumpLikeCount;
 use crate::db::{Db, DbError, DbResult, Pool};
 use crate::ids::{PostId, UserId};
+use crate::notifications::{Delivery, Kind};
 use crate::schema::{blocks, likes, posts};
 use crate::users::UserSummaryRow;
 
@@ -28,19 +29,20 @@ pub async fn like(db: &Db, actor: &UserSummaryRow, post_id: PostId) -> DbResult<
     match db.write() {
         Pool::Postgres(pool) => {
             let mut conn = pool.get().await.map_err(DbError::from)?;
-            postgres::like(&mut conn, actor, post_id).await
+            postgres::like(&mut conn, actor, post_id, db.group_window_secs()).await
         }
         Pool::Sqlite(pool) => {
             let mut conn = pool.get().await.map_err(DbError::from)?;
-            let actor = actor.clone();
-            conn.spawn_blocking(move |conn| Ok(sqlite::like(conn, &actor, post_id)))
+            let (actor, window) = (actor.clone(), db.group_window_secs());
+            conn.spawn_blocking(move |conn| Ok(sqlite::like(conn, &actor, post_id, window)))
                 .await
                 .map_err(DbError::from)?
         }
     }
 }
 
-/// Removes a like. Idempotent; notifies nobody.
+/// Removes a like, taking the liker out of their notification's group. Idempotent; notifies
+/// nobody.
 pub async fn unlike(db: &Db, liker: UserId, post_id: PostId) -> DbResult<LikeOutcome> {
     crate::transaction!(db.write(), conn => {
         let author = posts::table.find(post_id).select(posts::author_id).first::<UserId>(conn).await?;
@@ -53,13 +55,17 @@ pub async fn unlike(db: &Db, liker: UserId, post_id: PostId) -> DbResult<LikeOut
         )
         .execute(conn)
         .await?;
-        let (like_count, like_seq) = if removed > 0 {
-            let (count, seq, _author): (i64, i64, UserId) =
-                BumpLikeCount { post: post_id, delta: -1 }.get_result(conn).await?;
-            (count, seq)
+        if removed == 0 {
+            let (like_count, like_seq) = posts::table.find(post_id).select((posts::like_count, posts::like_seq)).first(conn).await?;
+            return Ok(LikeOutcome { post_id, liked: false, like_count, like_seq, changed: false, delivery: Delivery::default() });
+        }
+        let (like_count, like_seq, author): (i64, i64, UserId) =
+            BumpLikeCount { post: post_id, delta: -1 }.get_result(conn).await?;
+        let group = if author == liker {
+            None
         } else {
-            posts::table.find(post_id).select((posts::like_count, posts::like_seq)).first(conn).await?
+            crate::group_shift!([.await] conn, author, Kind::Like, Some(post_id), liker, -1)
         };
-        Ok(LikeOutcome { post_id, liked: false, like_count, like_seq, changed: removed > 0, notification: None })
+        Ok(LikeOutcome { post_id, liked: false, like_count, like_seq, changed: true, delivery: Delivery::from(group) })
     })
 }

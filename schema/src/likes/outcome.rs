@@ -1,7 +1,7 @@
 //! [`LikeOutcome`]: what a like or unlike did, the contract both backends' like paths answer with.
 
 use crate::ids::PostId;
-use crate::notifications::NotificationView;
+use crate::notifications::Delivery;
 
 /// What a like or unlike did.
 #[derive(Debug, Clone)]
@@ -13,16 +13,17 @@ pub struct LikeOutcome {
     pub like_seq: i64,
     /// Whether this call changed anything (a repeated like or unlike does not).
     pub changed: bool,
-    /// The notification this like committed, if it was the liker's first like of the post.
-    pub notification: Option<NotificationView>,
+    /// The notification this like committed (the liker's first like of the post) and the
+    /// group it changed; or the group an unlike or a like again changed.
+    pub delivery: Delivery,
 }
 
 impl LikeOutcome {
-    /// A new like: the post's count and seq after it, and the notification it committed, if any.
+    /// A new like: the post's count and seq after it, and what it tells the author.
     pub(crate) fn added(
         post_id: PostId,
         (like_count, like_seq): (i64, i64),
-        notification: Option<NotificationView>,
+        delivery: Delivery,
     ) -> Self {
         LikeOutcome {
             post_id,
@@ -30,7 +31,7 @@ impl LikeOutcome {
             like_count,
             like_seq,
             changed: true,
-            notification,
+            delivery,
         }
     }
 
@@ -42,7 +43,7 @@ impl LikeOutcome {
             like_count,
             like_seq,
             changed: false,
-            notification: None,
+            delivery: Delivery::default(),
         }
     }
 }

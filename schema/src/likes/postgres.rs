@@ -29,82 +29,169 @@ use diesel::{ExpressionMethods, QueryDsl};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::outcome::LikeOutcome;
+use crate::counters::BumpLikeCount;
 use crate::db::{DbError, DbResult};
-use crate::ids::{NotificationId, PostId, UserId};
-use crate::notifications::{Kind, NewNotification, NotificationRow, NotificationView};
-use crate::schema::{blocks, posts};
+use crate::groups::rule::actors_json;
+use crate::groups::{Actor, GroupRow};
+use crate::ids::{GroupId, NotificationId, PostId, UserId};
+use crate::notifications::{Delivery, Kind, NewNotification, NotificationRow};
+use crate::schema::{blocks, likes, posts};
 use crate::users::UserSummaryRow;
 
-/// [`super::like`] on PostgreSQL: one round trip.
+/// [`super::like`] on PostgreSQL: one round trip (two for a like again, see [`relike`]).
 pub(super) async fn like(
     conn: &mut AsyncPgConnection,
     actor: &UserSummaryRow,
     post_id: PostId,
+    window_secs: i64,
 ) -> DbResult<LikeOutcome> {
     let statement = LikeStatement {
         post: post_id,
         liker: actor.id,
         at: crate::now_millis(),
         text: NewNotification::render(Kind::Like, actor, None),
+        window_secs,
+        actor: actors_json(&[Actor::from(actor)]),
     };
     let (at, text) = (statement.at, statement.text.clone());
-    let Some((like_count, like_seq, author, notification_id, seq, unsettled)) =
-        statement.get_result::<LikeRow>(conn).await.optional()?
-    else {
-        // Already liked, or hidden by a block. A statement of its own, so that it sees a
-        // concurrent like of the same pair that the insert waited for (see `LikeStatement`).
-        let hidden = blocks::table
-            .filter(blocks::blocker_id.eq(posts::author_id))
-            .filter(blocks::blocked_id.eq(actor.id));
-        let (like_count, like_seq, hidden) = posts::table
-            .find(post_id)
-            .select((
-                posts::like_count,
-                posts::like_seq,
-                diesel::dsl::exists(hidden),
-            ))
-            .first::<(i64, i64, bool)>(conn)
-            .await?;
-        if hidden {
-            return Err(DbError::NotFound);
-        }
-        return Ok(LikeOutcome::already_liked(post_id, (like_count, like_seq)));
+    let Some(row) = statement.get_result::<LikeRow>(conn).await.optional()? else {
+        return not_added(conn, actor, post_id).await;
     };
-    let notification = match (notification_id, seq) {
-        (Some(id), Some(seq)) => Some((
-            NotificationRow {
+    let (like_count, like_seq, author, notification_id, seq, unsettled) =
+        (row.0, row.1, row.2, row.3, row.4, row.5);
+    let delivery = match (notification_id, seq, row.6, row.7, row.8, row.9) {
+        (Some(id), Some(seq), Some(group_id), Some(actor_count), Some(actors), Some(version)) => {
+            let notification = NotificationRow {
                 id,
                 recipient_id: author,
                 seq,
                 actor_id: actor.id,
-                kind: Kind::Like.as_str().to_owned(),
+                kind: KIND.to_owned(),
                 post_id: Some(post_id),
                 comment_id: None,
                 text,
                 created_at: at,
                 read: false,
-            },
-            actor.clone(),
-        )),
-        _ if unsettled => notify_afresh(conn, actor, author, post_id, text).await?,
-        _ => None,
+                group_id: Some(group_id),
+            };
+            let group = GroupRow {
+                id: group_id,
+                recipient_id: author,
+                kind: KIND.to_owned(),
+                post_id: Some(post_id),
+                actor_count,
+                actors,
+                latest_notification_id: id,
+                updated_at: at,
+                read: false,
+                removed: false,
+                version,
+            };
+            Delivery {
+                notification: Some((notification, actor.clone())),
+                groups: vec![group],
+            }
+        }
+        _ if unsettled => notify_afresh(conn, actor, author, post_id, text, window_secs).await?,
+        _ => Delivery::default(),
     };
     Ok(LikeOutcome::added(
         post_id,
         (like_count, like_seq),
-        notification,
+        delivery,
     ))
 }
 
+/// The statement added no like: already liked, hidden by a block, or liked before (then
+/// [`relike`]). A statement of its own, so that it sees a concurrent like of the same pair that
+/// the insert waited for (see [`LikeStatement`]).
+async fn not_added(
+    conn: &mut AsyncPgConnection,
+    actor: &UserSummaryRow,
+    post_id: PostId,
+) -> DbResult<LikeOutcome> {
+    let hidden = blocks::table
+        .filter(blocks::blocker_id.eq(posts::author_id))
+        .filter(blocks::blocked_id.eq(actor.id));
+    let liked = likes::table
+        .filter(likes::post_id.eq(post_id))
+        .filter(likes::user_id.eq(actor.id));
+    let (like_count, like_seq, hidden, liked) = posts::table
+        .find(post_id)
+        .select((
+            posts::like_count,
+            posts::like_seq,
+            diesel::dsl::exists(hidden),
+            diesel::dsl::exists(liked),
+        ))
+        .first::<(i64, i64, bool, bool)>(conn)
+        .await?;
+    if hidden {
+        return Err(DbError::NotFound);
+    }
+    if liked {
+        return Ok(LikeOutcome::already_liked(post_id, (like_count, like_seq)));
+    }
+    relike(conn, actor.id, post_id).await
+}
+
+/// A like of a post the liker liked before (and unliked): no notification (once ever), but the
+/// liker is back in the group of their first like's notification. One transaction, as on SQLite.
+async fn relike(
+    conn: &mut AsyncPgConnection,
+    liker: UserId,
+    post_id: PostId,
+) -> DbResult<LikeOutcome> {
+    use diesel_async::AsyncConnection as _;
+    conn.transaction::<_, DbError, _>(async |conn| {
+        let inserted = diesel::insert_into(likes::table)
+            .values((
+                likes::post_id.eq(post_id),
+                likes::user_id.eq(liker),
+                likes::created_at.eq(crate::now_millis()),
+            ))
+            .on_conflict_do_nothing()
+            .execute(conn)
+            .await?;
+        if inserted == 0 {
+            let counts = posts::table
+                .find(post_id)
+                .select((posts::like_count, posts::like_seq))
+                .first(conn)
+                .await?;
+            return Ok(LikeOutcome::already_liked(post_id, counts));
+        }
+        let (like_count, like_seq, author): (i64, i64, UserId) = BumpLikeCount {
+            post: post_id,
+            delta: 1,
+        }
+        .get_result(conn)
+        .await?;
+        let group = if author == liker {
+            None
+        } else {
+            crate::group_shift!([.await] conn, author, Kind::Like, Some(post_id), liker, 1)
+        };
+        Ok(LikeOutcome::added(
+            post_id,
+            (like_count, like_seq),
+            Delivery::from(group),
+        ))
+    })
+    .await
+}
+
 /// Notifies `author` of the like in a transaction of its own, with a fresh snapshot: for a
-/// like whose statement could not tell whether the author still wants to hear from the liker.
+/// like whose statement could not tell whether the author still wants to hear from the liker,
+/// or whose open group is past the window (the statement only joins groups).
 async fn notify_afresh(
     conn: &mut AsyncPgConnection,
     actor: &UserSummaryRow,
     author: UserId,
     post_id: PostId,
     text: String,
-) -> DbResult<Option<NotificationView>> {
+    window_secs: i64,
+) -> DbResult<Delivery> {
     use diesel_async::AsyncConnection as _;
     let new = NewNotification {
         recipient_id: author,
@@ -114,8 +201,10 @@ async fn notify_afresh(
         comment_id: None,
         text,
     };
-    conn.transaction::<_, DbError, _>(async |conn| crate::insert_notification!(conn, new))
-        .await
+    conn.transaction::<_, DbError, _>(async |conn| {
+        crate::insert_notification!([.await] conn, new, window_secs).map(Delivery::from)
+    })
+    .await
 }
 
 /// The one statement of a like. Its row, present only if the like is new: the post's like
@@ -133,17 +222,35 @@ pub(crate) struct LikeStatement {
     pub at: NaiveDateTime,
     /// The notification's sentence, rendered by the caller.
     pub text: String,
+    /// The grouping window (see [`crate::groups`]).
+    pub window_secs: i64,
+    /// The liker as a JSON array of one [`Actor`], as the group stores its newest actors.
+    pub actor: String,
 }
 
 /// What [`LikeStatement`] returns, column for column. The last, `unsettled`: the liker's first
 /// like of the post drew no notification, because the author muted the liker or because a
 /// block or mute of the author's landed while the statement ran (see [`crate::blocks`]); the
-/// caller settles it with a fresh look.
-type LikeRow = (i64, i64, UserId, Option<NotificationId>, Option<i64>, bool);
+/// caller settles it with a fresh look. The same goes for a like whose author has an open group
+/// of this post's likes that is past the window: the statement joins groups, it never closes one.
+/// Then the group the notification joined or started: id, actor count, actors, version.
+type LikeRow = (
+    i64,
+    i64,
+    UserId,
+    Option<NotificationId>,
+    Option<i64>,
+    bool,
+    Option<GroupId>,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+);
 
 const KIND: &str = Kind::Like.as_str();
 
-/// The statement's text; `$1`..`$5` are post, liker, at, text and kind, each used once, in order.
+/// The statement's text; `$1`..`$7` are post, liker, at, text, kind, window and actor, each used
+/// once, in order.
 const SQL: &str = include_str!("like.sql");
 
 impl QueryFragment<Pg> for LikeStatement {
@@ -163,6 +270,12 @@ impl QueryFragment<Pg> for LikeStatement {
         let (between, rest) = split_at_param(rest, "$5")?;
         out.push_sql(between);
         out.push_bind_param::<Text, str>(KIND)?;
+        let (between, rest) = split_at_param(rest, "$6")?;
+        out.push_sql(between);
+        out.push_bind_param::<BigInt, i64>(&self.window_secs)?;
+        let (between, rest) = split_at_param(rest, "$7")?;
+        out.push_sql(between);
+        out.push_bind_param::<Text, str>(&self.actor)?;
         out.push_sql(rest.trim_end());
         Ok(())
     }
@@ -188,6 +301,10 @@ impl Query for LikeStatement {
         Nullable<BigInt>,
         Nullable<BigInt>,
         diesel::sql_types::Bool,
+        Nullable<BigInt>,
+        Nullable<BigInt>,
+        Nullable<Text>,
+        Nullable<BigInt>,
     );
 }
 
@@ -202,16 +319,17 @@ mod tests {
             liker: UserId(3),
             at: NaiveDateTime::default(),
             text: "bob liked your photo.".into(),
+            window_secs: 60,
+            actor: "[]".into(),
         };
         let sql = diesel::debug_query::<Pg, _>(&statement).to_string();
-        assert!(sql.starts_with("WITH args AS (SELECT $1::int8 AS post, $2::int8 AS liker, $3::timestamp AS at, $4::text AS text, $5::text AS kind)"), "{sql}");
+        assert!(sql.starts_with("WITH args AS (SELECT $1::int8 AS post, $2::int8 AS liker, $3::timestamp AS at, $4::text AS text, $5::text AS kind, $6::int8 AS window_secs, $7::text AS actor)"), "{sql}");
+        assert!(sql.contains("LEFT JOIN grouped ON true -- binds"), "{sql}");
+        assert!(!sql.contains("$8"), "{sql}");
         assert!(
-            sql.contains("FROM args, counted LEFT JOIN notified ON true -- binds"),
-            "{sql}"
-        );
-        assert!(!sql.contains("$6"), "{sql}");
-        assert!(
-            sql.ends_with(r#"binds: [7, 3, 1970-01-01T00:00:00, "bob liked your photo.", "like"]"#),
+            sql.ends_with(
+                r#"binds: [7, 3, 1970-01-01T00:00:00, "bob liked your photo.", "like", 60, "[]"]"#
+            ),
             "{sql}"
         );
     }

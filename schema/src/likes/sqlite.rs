@@ -12,11 +12,11 @@ use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 
 use super::outcome::LikeOutcome;
-use crate::counters::{BumpLikeCount, BumpNotificationSeq};
+use crate::counters::BumpLikeCount;
 use crate::db::DbError;
 use crate::ids::PostId;
-use crate::notifications::{Kind, NewNotification, NotificationRow};
-use crate::schema::{blocks, like_notices, likes, mutes, notifications, posts};
+use crate::notifications::{Delivery, Kind, NewNotification};
+use crate::schema::{blocks, like_notices, likes, posts};
 use crate::users::UserSummaryRow;
 
 /// Likes `post_id` as `actor` in one transaction on `conn` (blocking).
@@ -24,6 +24,7 @@ pub(crate) fn like(
     conn: &mut SqliteConnection,
     actor: &UserSummaryRow,
     post_id: PostId,
+    window_secs: i64,
 ) -> Result<LikeOutcome, DbError> {
     let liker = actor.id;
     conn.transaction::<_, DbError, _>(|conn| {
@@ -69,33 +70,28 @@ pub(crate) fn like(
             .returning(like_notices::post_id)
             .get_result::<PostId>(conn)
             .optional()?;
-        let mut notification = None;
-        let muted = mutes::table
-            .filter(mutes::muter_id.eq(author))
-            .filter(mutes::muted_id.eq(liker));
-        let muted = diesel::select(diesel::dsl::exists(muted)).get_result::<bool>(conn)?;
-        if author != liker && first_ever.is_some() && !muted {
-            // The recipient's seq first, then the row (the ordering invariant of
-            // `notifications`; SQLite's single writer serialises them anyway).
-            let seq = BumpNotificationSeq { user: author }.get_result::<i64>(conn)?;
-            let row = diesel::insert_into(notifications::table)
-                .values((
-                    notifications::recipient_id.eq(author),
-                    notifications::seq.eq(seq),
-                    notifications::actor_id.eq(liker),
-                    notifications::kind.eq(Kind::Like.as_str()),
-                    notifications::post_id.eq(Some(post_id)),
-                    notifications::text.eq(NewNotification::render(Kind::Like, actor, None)),
-                    notifications::created_at.eq(at),
-                ))
-                .returning(NotificationRow::as_returning())
-                .get_result(conn)?;
-            notification = Some((row, actor.clone()));
-        }
+        let delivery = match (author == liker, first_ever) {
+            (true, _) => Delivery::default(),
+            (false, Some(_)) => {
+                let new = NewNotification {
+                    recipient_id: author,
+                    actor: actor.clone(),
+                    kind: Kind::Like,
+                    post_id: Some(post_id),
+                    comment_id: None,
+                    text: NewNotification::render(Kind::Like, actor, None),
+                };
+                crate::insert_notification!([] conn, new, window_secs)?.into()
+            }
+            // Liked before: back in the first like's group, silently.
+            (false, None) => {
+                crate::group_shift!([] conn, author, Kind::Like, Some(post_id), liker, 1).into()
+            }
+        };
         Ok(LikeOutcome::added(
             post_id,
             (like_count, like_seq),
-            notification,
+            delivery,
         ))
     })
 }

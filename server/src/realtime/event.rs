@@ -3,7 +3,8 @@
 //! A notification's frame is serialised once by the publisher and shared (a reference-counted
 //! `ByteString`, which actix-ws sends without copying it first) by every
 //! socket that receives it. On Redis the message is a header line followed by the frame:
-//! `N <user> <seq> <id> <committed_ms>\n<frame>`; the other kinds are one line.
+//! `N <user> <seq> <id> <committed_ms>\n<frame>`, a group change `G <user> <version>\n<frame>`;
+//! the other kinds are one line.
 
 use bytestring::ByteString;
 use pulse_schema::{NotificationId, PostId, UserId};
@@ -20,8 +21,19 @@ pub enum Event {
     },
     /// A post's like count changed; `seq` orders changes of one post.
     LikeCount { post: PostId, seq: i64, count: i64 },
-    /// `user`'s unread count changed (marked read on some device).
-    Read { user: UserId, unread: i64 },
+    /// `user`'s unread counts changed (marked read on some device): notifications, groups.
+    Read {
+        user: UserId,
+        unread: i64,
+        unread_groups: i64,
+    },
+    /// One of `user`'s notification groups changed; `version` is the user's group version of
+    /// the change, `frame` the `group` or `group_removed` frame.
+    Group {
+        user: UserId,
+        version: i64,
+        frame: ByteString,
+    },
     /// A token of `user` was revoked: close its sockets with 4401.
     Revoke { user: UserId, token_id: String },
     /// A frame for every socket of `user`, already serialised (say, notifications removed).
@@ -42,6 +54,7 @@ impl Event {
         match self {
             Event::Notification { user, .. }
             | Event::Read { user, .. }
+            | Event::Group { user, .. }
             | Event::Revoke { user, .. }
             | Event::Frame { user, .. } => user_channel(*user),
             Event::LikeCount { post, .. } => post_channel(*post),
@@ -60,7 +73,16 @@ impl Event {
                 format!("N {} {seq} {} {committed_ms}\n{frame}", user.0, id.0)
             }
             Event::LikeCount { post, seq, count } => format!("C {} {seq} {count}", post.0),
-            Event::Read { user, unread } => format!("R {} {unread}", user.0),
+            Event::Read {
+                user,
+                unread,
+                unread_groups,
+            } => format!("R {} {unread} {unread_groups}", user.0),
+            Event::Group {
+                user,
+                version,
+                frame,
+            } => format!("G {} {version}\n{frame}", user.0),
             Event::Revoke { user, token_id } => format!("X {} {token_id}", user.0),
             Event::Frame { user, frame } => format!("F {}\n{frame}", user.0),
         }
@@ -87,6 +109,12 @@ impl Event {
             "R" => Some(Event::Read {
                 user: UserId(int()?),
                 unread: int()?,
+                unread_groups: int()?,
+            }),
+            "G" => Some(Event::Group {
+                user: UserId(int()?),
+                version: int()?,
+                frame: ByteString::from(body),
             }),
             "F" => Some(Event::Frame {
                 user: UserId(int()?),
@@ -124,6 +152,12 @@ mod tests {
             Event::Read {
                 user: UserId(7),
                 unread: 0,
+                unread_groups: 2,
+            },
+            Event::Group {
+                user: UserId(7),
+                version: 12,
+                frame: ByteString::from_static("{\"type\":\"group_removed\"}"),
             },
             Event::Revoke {
                 user: UserId(7),

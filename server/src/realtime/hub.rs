@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::coalesce::{Coalescing, CountState, Offer};
 use super::event::{post_channel, user_channel, Event};
 use super::protocol::ServerFrame;
-use super::queue::{Pushed, QueuedNotification, SocketQueue};
+use super::queue::{Pushed, QueuedGroup, QueuedNotification, SocketQueue};
 use crate::telemetry::Metrics;
 
 /// A request to the Redis subscriber to (un)subscribe a channel; `ack` fires once subscribed.
@@ -99,9 +99,16 @@ impl Hub {
         &self,
         user: UserId,
         token_id: &str,
+        groups: bool,
     ) -> Result<(Arc<SocketQueue>, oneshot::Receiver<()>), RegisterError> {
         let conn_id = self.next_conn_id.fetch_add(1, Ordering::Relaxed);
-        let queue = Arc::new(SocketQueue::new(conn_id, user, token_id, self.queue_len));
+        let queue = Arc::new(SocketQueue::new(
+            conn_id,
+            user,
+            token_id,
+            groups,
+            self.queue_len,
+        ));
         let (ack_tx, ack_rx) = oneshot::channel();
         let mut sockets = self.users.entry(user).or_default();
         if sockets.len() >= self.max_sockets_per_user {
@@ -183,9 +190,32 @@ impl Hub {
                 }
             }
             Event::LikeCount { post, seq, count } => self.coalesce_like_count(post, seq, count),
-            Event::Read { user, unread } => {
+            Event::Read {
+                user,
+                unread,
+                unread_groups,
+            } => {
                 if let Some(sockets) = self.users.get(&user) {
-                    sockets.iter().for_each(|s| s.set_unread(unread));
+                    sockets
+                        .iter()
+                        .for_each(|s| s.set_unread(unread, unread_groups));
+                }
+            }
+            Event::Group {
+                user,
+                version,
+                frame,
+            } => {
+                if let Some(sockets) = self.users.get(&user) {
+                    for socket in sockets.iter() {
+                        let queued = QueuedGroup {
+                            version,
+                            frame: frame.clone(),
+                        };
+                        if socket.push_group(queued) == Pushed::Overflowed {
+                            self.metrics.queue_overflows.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
                 }
             }
             Event::Frame { user, frame } => {
@@ -347,7 +377,7 @@ mod tests {
         let post = PostId(7);
         let queues: Vec<_> = (1..=20)
             .map(|user| {
-                let Ok((queue, _)) = hub.register(UserId(user), "t") else {
+                let Ok((queue, _)) = hub.register(UserId(user), "t", false) else {
                     panic!("socket of user {user} refused");
                 };
                 drop(hub.watch(&queue, post));

@@ -2,9 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use pulse_schema::groups::GroupRow;
 use pulse_schema::notifications::NotificationView;
 
-use crate::views::Notification;
+use crate::views::{Notification, NotificationGroup};
 
 /// Server → client.
 #[derive(Debug, Serialize)]
@@ -24,6 +25,18 @@ pub enum ServerFrame<'a> {
     },
     Read {
         unread_count: i64,
+        /// Sockets opened with `?groups=1` only.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        unread_group_count: Option<i64>,
+    },
+    /// A group created or changed (`?groups=1`).
+    Group {
+        group: &'a NotificationGroup,
+    },
+    /// A group that no longer exists (`?groups=1`).
+    GroupRemoved {
+        group_id: i64,
+        version: i64,
     },
     Gap {
         before_id: i64,
@@ -78,6 +91,19 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
         ));
     }
     serde_json::from_value(value).map_err(|e| ("invalid_frame", e.to_string()))
+}
+
+/// The `group` frame for a group, or `group_removed` for a removed one.
+pub(crate) fn group_frame(row: &GroupRow) -> String {
+    if row.removed {
+        return ServerFrame::GroupRemoved {
+            group_id: row.id.0,
+            version: row.version,
+        }
+        .to_json();
+    }
+    let group = NotificationGroup::from(row);
+    ServerFrame::Group { group: &group }.to_json()
 }
 
 /// The `notification` frame for a row.

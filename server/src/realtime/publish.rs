@@ -4,13 +4,14 @@
 
 use std::sync::atomic::Ordering;
 
+use pulse_schema::groups::{GroupRow, ReadOutcome};
 use pulse_schema::likes::LikeOutcome;
-use pulse_schema::notifications::NotificationView;
+use pulse_schema::notifications::{Delivery, NotificationView};
 use pulse_schema::UserId;
 
 use super::bus::Bus;
 use super::event::Event;
-use super::protocol::{notification_frame, ServerFrame};
+use super::protocol::{group_frame, notification_frame, ServerFrame};
 use crate::telemetry::Metrics;
 
 /// Publishes through `bus`, counting what it publishes in `metrics`.
@@ -38,15 +39,31 @@ impl Publisher<'_> {
         self.bus.publish(event).await;
     }
 
-    /// A like or unlike: its notification (if any) to the author, the new count to watchers.
+    /// What a write tells its recipient: its notification, then the groups it changed.
+    pub(crate) async fn deliver(&self, delivery: Delivery) {
+        if let Some(view) = delivery.notification {
+            self.notification(view).await;
+        }
+        self.groups(&delivery.groups).await;
+    }
+
+    /// Changed groups, each to every socket of its recipient opened with `?groups=1`.
+    pub(crate) async fn groups(&self, rows: &[GroupRow]) {
+        for row in rows {
+            let event = Event::Group {
+                user: row.recipient_id,
+                version: row.version,
+                frame: group_frame(row).into(),
+            };
+            self.bus.publish(event).await;
+        }
+    }
+
+    /// A like or unlike: what it tells the author, and the new count to watchers.
     /// Both at once: on Redis the two PUBLISHes share one round trip (the connection pipelines
     /// them); they go to different channels, so their order does not matter.
     pub(crate) async fn like(&self, outcome: LikeOutcome) {
-        let notify = async {
-            if let Some(view) = outcome.notification {
-                self.notification(view).await;
-            }
-        };
+        let notify = self.deliver(outcome.delivery);
         let count = async {
             if outcome.changed {
                 let event = Event::LikeCount {
@@ -60,14 +77,21 @@ impl Publisher<'_> {
         futures_util::join!(notify, count);
     }
 
-    /// `user`'s unread count changed (marked read on some device).
-    pub(crate) async fn read(&self, user: UserId, unread: i64) {
-        self.bus.publish(Event::Read { user, unread }).await;
+    /// Something was marked read: the groups that changed, then `user`'s unread counts.
+    pub(crate) async fn read(&self, user: UserId, outcome: &ReadOutcome) {
+        self.groups(&outcome.groups).await;
+        let event = Event::Read {
+            user,
+            unread: outcome.unread,
+            unread_groups: outcome.unread_groups,
+        };
+        self.bus.publish(event).await;
     }
 
     /// `user`'s notifications `ids` were deleted (their actor was blocked): every socket of the
-    /// user drops them, and the unread count follows.
-    pub(crate) async fn removed(&self, user: UserId, ids: &[i64], unread_count: i64) {
+    /// user drops them, then the groups that changed, and the unread counts follow.
+    pub(crate) async fn removed(&self, user: UserId, ids: &[i64], after: &ReadOutcome) {
+        let unread_count = after.unread;
         if !ids.is_empty() {
             let frame = ServerFrame::NotificationsRemoved {
                 notification_ids: ids,
@@ -79,7 +103,7 @@ impl Publisher<'_> {
             };
             self.bus.publish(event).await;
         }
-        self.read(user, unread_count).await;
+        self.read(user, after).await;
     }
 
     /// A token of `user` was revoked: its sockets close with 4401 on every instance.

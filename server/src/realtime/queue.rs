@@ -1,6 +1,6 @@
 //! One socket's outbound queue. Pushing never waits: the hub calls it from the fan-out loop.
 //!
-//! Notifications queue up to a bound; on overflow the queued ones are dropped and the socket is
+//! Notifications (and group changes) queue up to a bound; on overflow the queued ones are dropped and the socket is
 //! told to catch up from the database once it drains (the database holds every notification, so
 //! nothing is lost). Like counts and the unread count are "latest value" slots, so a burst
 //! collapses to one frame per post and memory per socket stays bounded whatever happens.
@@ -23,13 +23,23 @@ pub struct QueuedNotification {
     pub frame: ByteString,
 }
 
+/// A queued change of one of the user's notification groups: its version and shared frame.
+#[derive(Debug, Clone)]
+pub struct QueuedGroup {
+    pub version: i64,
+    pub frame: ByteString,
+}
+
 /// Everything pending for a socket, taken in one go by its task.
 #[derive(Debug, Default)]
 pub struct Pending {
     pub notifications: VecDeque<QueuedNotification>,
     /// Latest (seq, `like_count` frame) per post; the frame is shared by every watcher.
     pub counts: HashMap<PostId, (i64, ByteString)>,
-    pub unread: Option<i64>,
+    /// The latest unread counts: notifications, groups.
+    pub unread: Option<(i64, i64)>,
+    /// Group changes (sockets opened with `?groups=1` only), bounded like notifications.
+    pub groups: VecDeque<QueuedGroup>,
     /// Frames for this socket's user beyond notifications and counts, in order.
     pub frames: Vec<ByteString>,
     /// Something was dropped (overflow) or may have been missed (bus outage): read the database.
@@ -44,6 +54,8 @@ pub struct SocketQueue {
     pub user: UserId,
     /// Revocation id of the login token the socket was opened with.
     pub token_id: Box<str>,
+    /// Opened with `?groups=1`: takes group changes.
+    pub groups: bool,
     capacity: usize,
     pending: Mutex<Pending>,
     wake: Arc<SocketWake>,
@@ -58,11 +70,12 @@ pub enum Pushed {
 }
 
 impl SocketQueue {
-    pub fn new(conn_id: u64, user: UserId, token_id: &str, capacity: usize) -> Self {
+    pub fn new(conn_id: u64, user: UserId, token_id: &str, groups: bool, capacity: usize) -> Self {
         SocketQueue {
             conn_id,
             user,
             token_id: token_id.into(),
+            groups,
             capacity: capacity.max(1),
             pending: Mutex::new(Pending::default()),
             wake: Arc::default(),
@@ -86,6 +99,30 @@ impl SocketQueue {
                 Pushed::Overflowed
             } else {
                 pending.notifications.push_back(notification);
+                Pushed::Queued
+            }
+        };
+        self.wake.wake();
+        outcome
+    }
+
+    /// Queues a group change (dropped for a socket without `?groups=1`); on overflow, as for
+    /// notifications, the queue is emptied and the socket reads the database instead.
+    pub fn push_group(&self, group: QueuedGroup) -> Pushed {
+        if !self.groups {
+            return Pushed::Queued;
+        }
+        let outcome = {
+            let mut pending = self.lock();
+            if pending.close.is_some() {
+                return Pushed::Closed;
+            }
+            if pending.groups.len() >= self.capacity {
+                pending.groups = VecDeque::new();
+                pending.catch_up = true;
+                Pushed::Overflowed
+            } else {
+                pending.groups.push_back(group);
                 Pushed::Queued
             }
         };
@@ -126,8 +163,8 @@ impl SocketQueue {
         self.wake.wake();
     }
 
-    pub fn set_unread(&self, unread: i64) {
-        self.lock().unread = Some(unread);
+    pub fn set_unread(&self, unread: i64, unread_groups: i64) {
+        self.lock().unread = Some((unread, unread_groups));
         self.wake.wake();
     }
 
@@ -172,7 +209,7 @@ mod tests {
 
     #[test]
     fn overflow_drops_the_queue_and_asks_for_a_catch_up() {
-        let queue = SocketQueue::new(1, UserId(1), "t", 2);
+        let queue = SocketQueue::new(1, UserId(1), "t", true, 2);
         assert_eq!(queue.push_notification(notification(1)), Pushed::Queued);
         assert_eq!(queue.push_notification(notification(2)), Pushed::Queued);
         assert_eq!(queue.push_notification(notification(3)), Pushed::Overflowed);
@@ -183,7 +220,7 @@ mod tests {
 
     #[test]
     fn like_counts_keep_only_the_newest_value_per_post() {
-        let queue = SocketQueue::new(1, UserId(1), "t", 2);
+        let queue = SocketQueue::new(1, UserId(1), "t", true, 2);
         let frame = |count: &'static str| ByteString::from_static(count);
         queue.set_like_count(PostId(5), 2, &frame("20"));
         queue.set_like_count(PostId(5), 1, &frame("10"));

@@ -3,6 +3,7 @@
 
 use actix_web::{web, HttpResponse};
 use pulse_schema::blocks::{self, List, Listed};
+use pulse_schema::groups::ReadOutcome;
 use pulse_schema::UserId;
 
 use super::users::render_user;
@@ -52,10 +53,12 @@ pub async fn block_user(
     let blocked = target(&state, &user, &path).await?;
     let removed = blocks::block(&state.db, user.id, blocked).await?;
     let ids: Vec<i64> = removed.notification_ids.iter().map(|id| id.0).collect();
-    state
-        .publisher()
-        .removed(user.id, &ids, removed.unread)
-        .await;
+    let after = ReadOutcome {
+        unread: removed.unread,
+        unread_groups: removed.unread_groups,
+        groups: removed.groups,
+    };
+    state.publisher().removed(user.id, &ids, &after).await;
     Ok(HttpResponse::Ok().json(render_user(&state, user.id, blocked).await?))
 }
 

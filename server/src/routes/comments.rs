@@ -68,10 +68,8 @@ pub async fn add_comment(
     v.finish()?;
     let text = text.ok_or_else(|| ApiError::BadRequest("text is required".into()))?;
     throttle_user(&state, Bucket::Comments, user.id).await?;
-    let (comment, notification) =
+    let (comment, delivery) =
         comments::create(&state.db, &user.summary, post, text.as_str()).await?;
-    if let Some(view) = notification {
-        state.publisher().notification(view).await;
-    }
+    state.publisher().deliver(delivery).await;
     Ok(HttpResponse::Created().json(Comment::from(comment)))
 }

@@ -16,7 +16,7 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::ratelimit::Bucket;
 use crate::realtime::hub::RegisterError;
 use crate::realtime::outbox::Outbox;
-use crate::realtime::socket::SocketTask;
+use crate::realtime::socket::{GroupsWanted, SocketTask};
 use crate::routes::extract::bearer;
 use crate::routes::protect::throttle_user;
 use crate::state::AppState;
@@ -35,6 +35,38 @@ pub struct SocketQuery {
     pub ticket: Option<String>,
     /// The last notification id this client has seen; missed ones are replayed first.
     pub since: Option<String>,
+    /// `1` (or `true`): also receive `group` and `group_removed` frames.
+    #[param(pattern = "^(true|false|1|0)$")]
+    pub groups: Option<String>,
+    /// With `groups=1`: the last group version this client has seen; every group changed
+    /// since is sent first.
+    pub groups_since: Option<String>,
+}
+
+impl SocketQuery {
+    /// `?groups=` and `?groups_since=`, checked.
+    fn groups(&self) -> Result<GroupsWanted, ApiError> {
+        let enabled = match self.groups.as_deref() {
+            None | Some("0") | Some("false") => false,
+            Some("1") | Some("true") => true,
+            Some(_) => return Err(ApiError::BadRequest("groups must be 1 or 0".into())),
+        };
+        let since = match &self.groups_since {
+            None => None,
+            Some(_) if !enabled => {
+                return Err(ApiError::BadRequest("groups_since needs groups=1".into()))
+            }
+            Some(raw) => Some(
+                raw.parse::<i64>()
+                    .ok()
+                    .filter(|n| (0..=MAX_ID).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::BadRequest("groups_since must be a group version".into())
+                    })?,
+            ),
+        };
+        Ok(GroupsWanted { enabled, since })
+    }
 }
 
 /// Browsers send `Origin`; only the server's own origin and `PULSE_ALLOWED_ORIGINS` may open a
@@ -103,6 +135,7 @@ pub async fn open_socket(
         )),
     };
 
+    let groups = query.groups()?;
     throttle_user(&state, Bucket::SocketConnects, claims.user_id).await?;
     let (response, _session, stream) = actix_ws::handle(&req, body)
         .map_err(|e| ApiError::BadRequest(format!("Not a WebSocket upgrade: {e}")))?;
@@ -113,7 +146,7 @@ pub async fn open_socket(
     let (outbox, body) = Outbox::new(state.settings.limits.ws_outbox_bytes, Box::new(ws_body));
     let (queue, subscribed) = state
         .hub
-        .register(claims.user_id, claims.token_id())
+        .register(claims.user_id, claims.token_id(), groups.enabled)
         .map_err(|e| match e {
             RegisterError::TooManySockets => ApiError::RateLimited {
                 retry_after_secs: 5,
@@ -148,6 +181,7 @@ pub async fn open_socket(
         queue,
         claims,
         since,
+        groups,
         latest,
         connection_id,
         outbox,

@@ -1,8 +1,10 @@
-//! `/notifications`: the inbox and marking read (pushed to every socket of the user).
+//! `/notifications`: the inbox, its groups, and marking read (pushed to every socket of the
+//! user).
 
 use actix_web::{web, HttpResponse};
+use pulse_schema::groups;
 use pulse_schema::notifications::{self, MarkRead};
-use pulse_schema::NotificationId;
+use pulse_schema::{GroupId, NotificationId};
 use serde::Deserialize;
 use utoipa::openapi::schema::{
     AdditionalProperties, ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema,
@@ -10,14 +12,17 @@ use utoipa::openapi::schema::{
 };
 use utoipa::openapi::RefOr;
 
-use crate::domain::{next_cursor, PageQuery, MAX_ID};
+use crate::domain::{decode_time_cursor, encode_time_cursor, next_cursor, PageQuery, MAX_ID};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::routes::extract::AuthUser;
 use crate::state::AppState;
-use crate::views::{Notification, NotificationPage, UnreadCountResponse};
+use crate::views::{
+    GroupPage, Notification, NotificationGroup, NotificationPage, UnreadCountResponse,
+};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/notifications", web::get().to(list_notifications))
+        .route("/notifications/groups", web::get().to(list_groups))
         .route("/notifications/read", web::post().to(mark_read));
 }
 
@@ -50,12 +55,48 @@ pub async fn list_notifications(
     }))
 }
 
-/// `{"up_to_id": N}` marks everything up to N; `{"ids": [...]}` marks those.
+/// Your notification groups, newest `updated_at` first, with the number of unread groups.
+#[utoipa::path(get, path = "/api/v1/notifications/groups", tag = "notifications", security(("bearer" = [])), params(PageQuery),
+    responses((status = 200, body = GroupPage), (status = 400, body = Problem), (status = 401, body = Problem)))]
+pub async fn list_groups(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    query: web::Query<PageQuery>,
+) -> ApiResult<HttpResponse> {
+    let limits = &state.settings.limits;
+    let limit = query.limit(limits.default_page_size, limits.max_page_size)?;
+    let unread_only = query.unread_only()?;
+    let before = match query.cursor.as_deref() {
+        None => None,
+        Some(raw) => {
+            let (at_ms, id) = decode_time_cursor(raw)?;
+            let at = chrono::DateTime::from_timestamp_millis(at_ms)
+                .ok_or_else(|| ApiError::BadRequest("cursor is not one this server issued".into()))?
+                .naive_utc();
+            Some((at, GroupId(id)))
+        }
+    };
+    let rows = groups::page(&state.db, user.id, before, limit, unread_only).await?;
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last())
+        .flatten()
+        .map(|last| encode_time_cursor(last.updated_at.and_utc().timestamp_millis(), last.id.0));
+    let unread_count = groups::unread_count(&state.db, user.id).await?;
+    Ok(HttpResponse::Ok().json(GroupPage {
+        items: rows.iter().map(NotificationGroup::from).collect(),
+        next_cursor: next,
+        unread_count,
+    }))
+}
+
+/// `{"up_to_id": N}` marks everything up to N; `{"ids": [...]}` marks those; `{"group_ids":
+/// [...]}` marks every notification of those groups.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MarkReadRequest {
     pub up_to_id: Option<i64>,
     pub ids: Option<Vec<i64>>,
+    pub group_ids: Option<Vec<i64>>,
 }
 
 /// Written by hand: "exactly one of the two" is a `oneOf` the derive cannot express.
@@ -72,6 +113,7 @@ impl utoipa::PartialSchema for MarkReadRequest {
         let up_to = ObjectBuilder::new()
             .property("up_to_id", id())
             .property("ids", absent())
+            .property("group_ids", absent())
             .required("up_to_id")
             .additional_properties(Some(AdditionalProperties::FreeForm(false)));
         let ids = ObjectBuilder::new()
@@ -82,13 +124,26 @@ impl utoipa::PartialSchema for MarkReadRequest {
                     .max_items(Some(crate::config::Limits::default().max_read_ids)),
             )
             .property("up_to_id", absent())
+            .property("group_ids", absent())
             .required("ids")
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        let group_ids = ObjectBuilder::new()
+            .property(
+                "group_ids",
+                ArrayBuilder::new()
+                    .items(id())
+                    .max_items(Some(crate::config::Limits::default().max_read_ids)),
+            )
+            .property("up_to_id", absent())
+            .property("ids", absent())
+            .required("group_ids")
             .additional_properties(Some(AdditionalProperties::FreeForm(false)));
         OneOfBuilder::new()
             .item(up_to)
             .item(ids)
+            .item(group_ids)
             .description(Some(
-                "`{\"up_to_id\": N}` marks everything up to N; `{\"ids\": [...]}` marks those.",
+                "`{\"up_to_id\": N}` marks everything up to N; `{\"ids\": [...]}` marks those; `{\"group_ids\": [...]}` marks every notification of those groups.",
             ))
             .into()
     }
@@ -105,30 +160,47 @@ pub async fn mark_read(
     user: AuthUser,
     body: web::Json<MarkReadRequest>,
 ) -> ApiResult<HttpResponse> {
-    let valid_id = |id: &i64| (1..=MAX_ID).contains(id);
-    let max_ids = state.settings.limits.max_read_ids;
-    let which = match (body.up_to_id, &body.ids) {
-        (Some(up_to), None) if valid_id(&up_to) => MarkRead::UpTo(NotificationId(up_to)),
-        (None, Some(ids)) if ids.len() <= max_ids && ids.iter().all(valid_id) => {
-            MarkRead::Ids(ids.iter().copied().map(NotificationId).collect())
+    let outcome = match read_target(&body, state.settings.limits.max_read_ids)? {
+        Target::Notifications(which) => {
+            notifications::mark_read(&state.db, user.id, &which).await?
         }
-        (Some(_), None) => return Err(ApiError::validation("up_to_id", "must be a positive id")),
-        (None, Some(_)) => {
-            return Err(ApiError::validation(
-                "ids",
-                format!("must be at most {max_ids} positive ids"),
-            ))
-        }
-        _ => {
-            return Err(ApiError::validation(
-                "up_to_id",
-                "send exactly one of `up_to_id` or `ids`",
-            ))
-        }
+        Target::Groups(ids) => groups::mark_read(&state.db, user.id, &ids).await?,
     };
-    let unread = notifications::mark_read(&state.db, user.id, &which).await?;
-    state.publisher().read(user.id, unread).await;
+    state.publisher().read(user.id, &outcome).await;
     Ok(HttpResponse::Ok().json(UnreadCountResponse {
-        unread_count: unread,
+        unread_count: outcome.unread,
+        unread_group_count: outcome.unread_groups,
     }))
+}
+
+/// What a mark-read request names.
+enum Target {
+    Notifications(MarkRead),
+    Groups(Vec<GroupId>),
+}
+
+/// Checks that the body names exactly one of its three forms, with valid ids.
+fn read_target(body: &MarkReadRequest, max_ids: usize) -> Result<Target, ApiError> {
+    let valid_id = |id: &i64| (1..=MAX_ID).contains(id);
+    let valid_ids = |ids: &[i64]| ids.len() <= max_ids && ids.iter().all(valid_id);
+    let too_many =
+        |field| ApiError::validation(field, format!("must be at most {max_ids} positive ids"));
+    match (body.up_to_id, &body.ids, &body.group_ids) {
+        (Some(up_to), None, None) if valid_id(&up_to) => {
+            Ok(Target::Notifications(MarkRead::UpTo(NotificationId(up_to))))
+        }
+        (Some(_), None, None) => Err(ApiError::validation("up_to_id", "must be a positive id")),
+        (None, Some(ids), None) if valid_ids(ids) => Ok(Target::Notifications(MarkRead::Ids(
+            ids.iter().copied().map(NotificationId).collect(),
+        ))),
+        (None, Some(_), None) => Err(too_many("ids")),
+        (None, None, Some(ids)) if valid_ids(ids) => {
+            Ok(Target::Groups(ids.iter().copied().map(GroupId).collect()))
+        }
+        (None, None, Some(_)) => Err(too_many("group_ids")),
+        _ => Err(ApiError::validation(
+            "up_to_id",
+            "send exactly one of `up_to_id`, `ids` or `group_ids`",
+        )),
+    }
 }

@@ -23,7 +23,7 @@ use crate::error::PROBLEM_TYPES;
         super::posts::create_post, super::posts::get_post, super::posts::delete_post, super::posts::feed,
         super::likes::like_post, super::likes::unlike_post,
         super::comments::list_comments, super::comments::add_comment,
-        super::notifications::list_notifications, super::notifications::mark_read,
+        super::notifications::list_notifications, super::notifications::list_groups, super::notifications::mark_read,
         super::live::open_socket, super::media::get_media,
         super::system::healthz, super::system::readyz, super::system::metrics,
     ),

@@ -189,7 +189,8 @@ pub async fn delete_post(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let id = PostId(path_id(&path)?);
-    posts::delete(&state.db, id, user.id).await?;
+    let removed = posts::delete(&state.db, id, user.id).await?;
+    state.publisher().groups(&removed).await;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -93,9 +93,8 @@ pub async fn follow_user(
             "You blocked this user; unblock them to follow them.".into(),
         ));
     }
-    if let Some(view) = follows::follow(&state.db, &user.summary, target).await? {
-        state.publisher().notification(view).await;
-    }
+    let delivery = follows::follow(&state.db, &user.summary, target).await?;
+    state.publisher().deliver(delivery).await;
     Ok(HttpResponse::Ok().json(render_user(&state, user.id, target).await?))
 }
 
@@ -111,7 +110,8 @@ pub async fn unfollow_user(
     let target = UserId(path_id(&path)?);
     throttle_user(&state, Bucket::Follows, user.id).await?;
     hidden_from(&state, user.id, target).await?;
-    follows::unfollow(&state.db, user.id, target).await?;
+    let delivery = follows::unfollow(&state.db, user.id, target).await?;
+    state.publisher().deliver(delivery).await;
     Ok(HttpResponse::Ok().json(render_user(&state, user.id, target).await?))
 }
 

@@ -10,6 +10,7 @@ mod support;
 mod auth;
 mod blocks;
 mod concurrency;
+mod groups;
 mod live;
 mod malformed;
 mod notifications;

@@ -464,6 +464,7 @@ fn is_outside_api(path: &str) -> bool {
         || path == "/"
 }
 
+#[derive(Debug, Clone)]
 pub struct User {
     pub id: i64,
     pub username: String,

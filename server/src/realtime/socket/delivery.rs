@@ -5,18 +5,21 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use pulse_schema::groups;
 use pulse_schema::notifications::{self, NotificationView};
 use pulse_schema::NotificationId;
 
 use super::{Close, SocketTask, SLOW_CLIENT};
-use crate::realtime::protocol::{notification_frame, ServerFrame};
+use crate::realtime::protocol::{group_frame, notification_frame, ServerFrame};
 use crate::realtime::queue::Pending;
 
-/// Where this socket is in its user's notification stream.
+/// Where this socket is in its user's notification stream, and in its group changes (the
+/// user's group version; used only with `?groups=1`).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Cursor {
     id: NotificationId,
     seq: i64,
+    group_version: i64,
 }
 
 /// Notifications read from the database, and whether older ones were left out.
@@ -28,11 +31,24 @@ impl SocketTask {
     /// The database is read before `hello` goes out, so a client that has its `hello` has a
     /// socket that is fully set up (a database outage refuses it before, with 1011).
     pub(super) async fn replay(&mut self) -> Result<Cursor, Close> {
+        let mut cursor = Box::pin(self.replay_notifications()).await?;
+        if self.groups.enabled {
+            Box::pin(self.replay_groups(&mut cursor)).await?;
+        }
+        Ok(cursor)
+    }
+
+    /// Sends `hello` and the notifications `?since=` asks for.
+    async fn replay_notifications(&mut self) -> Result<Cursor, Close> {
         let hello = self.hello();
         let Some(since) = self.since else {
             let (seq, id) = self.latest;
             self.send(hello).await?;
-            return Ok(Cursor { id, seq });
+            return Ok(Cursor {
+                id,
+                seq,
+                group_version: 0,
+            });
         };
         self.context.metrics.replays.fetch_add(1, Ordering::Relaxed);
         let missed = self.read_after(since).await?;
@@ -40,7 +56,11 @@ impl SocketTask {
         // admission (before this read, after registration) instead.
         let latest = missed.0.is_empty().then_some(self.latest);
         self.send(hello).await?;
-        let mut cursor = Cursor { id: since, seq: 0 };
+        let mut cursor = Cursor {
+            id: since,
+            seq: 0,
+            group_version: 0,
+        };
         self.send_rows(missed, &mut cursor).await?;
         if let Some((seq, id)) = latest {
             // The admission read came first, so with nothing after `since` its newest is at or
@@ -51,6 +71,7 @@ impl SocketTask {
                 cursor = Cursor {
                     id: since.max(id),
                     seq,
+                    group_version: 0,
                 };
             }
         }
@@ -69,6 +90,9 @@ impl SocketTask {
         if pending.catch_up {
             self.context.metrics.replays.fetch_add(1, Ordering::Relaxed);
             Box::pin(self.send_after(cursor)).await?;
+            if self.groups.enabled {
+                Box::pin(self.send_groups_after(cursor)).await?;
+            }
         }
         for queued in pending.notifications {
             if queued.seq <= cursor.seq {
@@ -77,10 +101,8 @@ impl SocketTask {
             if queued.seq == cursor.seq + 1 {
                 self.send(queued.frame).await?;
                 self.context.metrics.observe_delivery(queued.committed_ms);
-                *cursor = Cursor {
-                    id: queued.id,
-                    seq: queued.seq,
-                };
+                cursor.id = queued.id;
+                cursor.seq = queued.seq;
             } else {
                 Box::pin(self.send_after(cursor)).await?;
                 // A deleted post can leave a hole in `seq`; the database read settles it.
@@ -90,17 +112,68 @@ impl SocketTask {
                 }
             }
         }
+        for queued in pending.groups {
+            if queued.version <= cursor.group_version {
+                continue;
+            }
+            if queued.version == cursor.group_version + 1 {
+                self.send(queued.frame).await?;
+                cursor.group_version = queued.version;
+            } else {
+                Box::pin(self.send_groups_after(cursor)).await?;
+                cursor.group_version = cursor.group_version.max(queued.version);
+            }
+        }
         for (_post, (_seq, frame)) in pending.counts {
             self.send(frame).await?;
         }
         for frame in pending.frames {
             self.send(frame).await?;
         }
-        if let Some(unread_count) = pending.unread {
-            self.send(ServerFrame::Read { unread_count }.to_json())
-                .await?;
+        if let Some((unread_count, unread_groups)) = pending.unread {
+            let read = ServerFrame::Read {
+                unread_count,
+                unread_group_count: self.groups.enabled.then_some(unread_groups),
+            };
+            self.send(read.to_json()).await?;
         }
         Ok(())
+    }
+
+    /// With `?groups=1`: where the user's groups stand now, and with `groups_since=V` every
+    /// group that changed after V (removals included), oldest change first. The hub registered
+    /// the socket before this read, so every later change reaches the queue (the rule in the
+    /// parent module's docs, with group versions for `seq`).
+    async fn replay_groups(&mut self, cursor: &mut Cursor) -> Result<(), Close> {
+        let user = self.claims.user_id;
+        let current = groups::current_version(&self.context.db, user)
+            .await
+            .map_err(|e| db_failed(&e))?;
+        let Some(since) = self.groups.since else {
+            cursor.group_version = current;
+            return Ok(());
+        };
+        cursor.group_version = since.min(current);
+        self.send_groups_after(cursor).await
+    }
+
+    /// Sends the current state of every group changed after `cursor.group_version`, in
+    /// version order, reading as many pages as it takes.
+    async fn send_groups_after(&mut self, cursor: &mut Cursor) -> Result<(), Close> {
+        let limit = self.context.limits.ws_replay_limit.max(1);
+        let user = self.claims.user_id;
+        loop {
+            let rows = groups::changed_since(&self.context.db, user, cursor.group_version, limit)
+                .await
+                .map_err(|e| db_failed(&e))?;
+            for row in &rows {
+                self.send(group_frame(row)).await?;
+                cursor.group_version = row.version;
+            }
+            if (rows.len() as i64) < limit {
+                return Ok(());
+            }
+        }
     }
 
     /// The committed notifications after `after` (the newest `ws_replay_limit`), and whether
@@ -135,7 +208,8 @@ impl SocketTask {
                 .metrics
                 .frames_delivered
                 .fetch_add(1, Ordering::Relaxed);
-            *cursor = Cursor { id, seq };
+            cursor.id = id;
+            cursor.seq = seq;
         }
         Ok(())
     }

@@ -67,11 +67,20 @@ pub(crate) struct SocketTask {
     pub(crate) queue: Arc<SocketQueue>,
     pub(crate) claims: Claims,
     pub(crate) since: Option<NotificationId>,
+    /// `?groups=1` and `?groups_since=`.
+    pub(crate) groups: GroupsWanted,
     /// The newest notification's (`seq`, `id`) when the socket was admitted, read after it was
     /// registered with the hub (see `routes::live`).
     pub(crate) latest: (i64, NotificationId),
     pub(crate) connection_id: String,
     pub(crate) outbox: Outbox,
+}
+
+/// Whether a socket takes group changes (`?groups=1`), and the version it resumes from.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct GroupsWanted {
+    pub(crate) enabled: bool,
+    pub(crate) since: Option<i64>,
 }
 
 /// Removes the socket from the hub however the task ends.
