@@ -55,7 +55,7 @@ async fn marking_read_by_id_and_up_to() {
         )
         .await;
     reply.assert_status(StatusCode::OK);
-    assert_eq!(reply.body, json!({"unread_count": 3}));
+    assert_eq!(reply.body["unread_count"], json!(3));
     let unread = app
         .get("/notifications?unread_only=true", &alice.token)
         .await;
@@ -73,13 +73,13 @@ async fn marking_read_by_id_and_up_to() {
             json!({"up_to_id": ids[1]}),
         )
         .await;
-    assert_eq!(reply.body, json!({"unread_count": 1}));
+    assert_eq!(reply.body["unread_count"], json!(1));
     // Someone else's ids change nothing of theirs.
     let other = app
         .post("/notifications/read", &bob.token, json!({"ids": [ids[2]]}))
         .await;
     other.assert_status(StatusCode::OK);
-    assert_eq!(other.body, json!({"unread_count": 0}));
+    assert_eq!(other.body["unread_count"], json!(0));
     assert_eq!(
         app.get("/notifications", &alice.token).await.body["unread_count"],
         1
@@ -92,7 +92,7 @@ async fn marking_read_by_id_and_up_to() {
             json!({"up_to_id": ids[1]}),
         )
         .await;
-    assert_eq!(again.body, json!({"unread_count": 1}));
+    assert_eq!(again.body["unread_count"], json!(1));
     let all = app
         .post(
             "/notifications/read",
@@ -100,7 +100,7 @@ async fn marking_read_by_id_and_up_to() {
             json!({"up_to_id": ids[3]}),
         )
         .await;
-    assert_eq!(all.body, json!({"unread_count": 0}));
+    assert_eq!(all.body, json!({"unread_count": 0, "unread_group_count": 0}));
     assert_eq!(
         app.get("/notifications?unread_only=true", &alice.token)
             .await

@@ -8,7 +8,7 @@ mod support;
 
 mod redis_process;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
@@ -343,4 +343,94 @@ async fn rate_limits_are_shared_by_the_instances_through_redis() {
     b.like(&fan, post)
         .await
         .assert_problem(StatusCode::TOO_MANY_REQUESTS, "/problems/rate-limited");
+}
+
+/// Folds `group`/`group_removed` frames into id -> (actor_count, read); returns the version.
+fn fold_group(state: &mut BTreeMap<i64, (i64, bool)>, frame: &serde_json::Value) -> i64 {
+    if frame["type"] == "group_removed" {
+        state.remove(&frame["group_id"].as_i64().unwrap());
+        return frame["version"].as_i64().unwrap();
+    }
+    let g = &frame["group"];
+    state.insert(
+        g["id"].as_i64().unwrap(),
+        (g["actor_count"].as_i64().unwrap(), g["read"].as_bool().unwrap()),
+    );
+    g["version"].as_i64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn group_sockets_on_both_instances_converge_through_a_redis_restart() {
+    let mut redis = redis_process::RedisProcess::start().await;
+    let mut store = Store::fresh_postgres().await;
+    store.redis_url = Some(redis.url());
+    let fast_reconnect =
+        |s: &mut pulse_server::config::Settings| s.limits.redis_max_backoff_ms = 200;
+    let a = TestApp::spawn_on(&store, fast_reconnect).await;
+    let b = TestApp::spawn_on(&store, fast_reconnect).await;
+    let alice = a.register("alice").await;
+    let posts = [
+        a.create_post(&alice, "p").await["id"].as_i64().unwrap(),
+        a.create_post(&alice, "q").await["id"].as_i64().unwrap(),
+    ];
+    let mut sockets = [
+        a.socket(&alice, "?groups=1").await,
+        b.socket(&alice, "?groups=1").await,
+    ];
+    let fans = join_all((0..8).map(|i| {
+        let a = &a;
+        async move { a.register(&format!("g{i}")).await }
+    }))
+    .await;
+    let round = |range: std::ops::Range<usize>| {
+        let (a, b, fans) = (&a, &b, &fans);
+        join_all(range.map(move |i| async move {
+            let app = if i % 2 == 0 { a } else { b };
+            for post in posts {
+                app.like(&fans[i], post).await.assert_status(StatusCode::OK);
+            }
+            if i % 3 == 0 {
+                app.call(Method::DELETE, &format!("/posts/{}/like", posts[0]), Some(&fans[i].token), None)
+                    .await
+                    .assert_status(StatusCode::OK);
+            }
+        }))
+    };
+    round(0..3).await;
+    redis.kill();
+    round(3..6).await;
+    redis.restart().await;
+    support::eventually("both instances resubscribed", || async {
+        (a.state.bus.is_connected() && b.state.bus.is_connected()).then_some(())
+    })
+    .await;
+    round(6..8).await;
+    let listed = a
+        .get("/notifications/groups?limit=100", &alice.token)
+        .await;
+    let expected: BTreeMap<i64, (i64, bool)> = listed.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["id"].as_i64().unwrap(),
+                (g["actor_count"].as_i64().unwrap(), g["read"].as_bool().unwrap()),
+            )
+        })
+        .collect();
+    assert_eq!(expected.len(), 2);
+    for (name, socket) in ["A", "B"].into_iter().zip(sockets.iter_mut()) {
+        let mut state = BTreeMap::new();
+        let mut last = 0;
+        while state != expected {
+            let frame = socket.next().await;
+            if !matches!(frame["type"].as_str(), Some("group" | "group_removed")) {
+                continue;
+            }
+            let version = fold_group(&mut state, &frame);
+            assert!(version > last, "socket on {name}: versions increase");
+            last = version;
+        }
+    }
 }
