@@ -494,3 +494,38 @@ async fn a_block_takes_the_blocked_user_out_of_every_group_on_both_sides() {
     let removed = group_change(&mut watching).await;
     assert_eq!(removed["type"], "group_removed");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_groups_socket_that_overflowed_converges_once_it_reads() {
+    let app = TestApp::spawn_with(|s| s.limits.ws_queue_len = 4).await;
+    let alice = app.register("alice").await;
+    let [bob, carol]: [User; 2] = users(&app, &["bob", "carol"]).await.try_into().unwrap();
+    let posts = [post_of(&app, &alice).await, post_of(&app, &alice).await];
+    let mut stalled = Socket::open_small_buffer(&app.ws_url("?groups=1"), &alice.token).await;
+    let overflows = || {
+        app.state
+            .metrics
+            .queue_overflows
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let mut rounds = 0;
+    while overflows() == 0 {
+        for post in posts {
+            app.comment_n(&bob, post, 5, 2000).await;
+            app.comment_n(&carol, post, 5, 2000).await;
+        }
+        rounds += 1;
+        assert!(rounds <= 100, "the queue never overflowed");
+    }
+    like(&app, &bob, posts[0]).await;
+    unlike(&app, &bob, posts[0]).await;
+    let expected = server_state(&app, &alice).await;
+    assert_eq!(expected.len(), 2, "two comment groups: {expected:?}");
+    let mut state = BTreeMap::new();
+    let mut last = 0;
+    while state != expected {
+        let version = fold(&mut state, &group_change(&mut stalled).await);
+        assert!(version > last, "versions increase: {version} after {last}");
+        last = version;
+    }
+}
