@@ -17,9 +17,12 @@
  *   slot-label       "A"/"B" when ?slot= is set
  *   conn-state       connection indicator; attribute data-state = connecting | live |
  *                    reconnecting | signed-out | offline; text "live", "reconnecting…", …
- *   bell             opens the inbox            badge           unread count (hidden when 0)
+ *   bell             opens the inbox            badge           unread groups (hidden when 0)
  *   inbox            inbox panel (hidden when closed)           inbox-list, inbox-empty
- *   notification-<id>  one inbox entry (class is-unread while unread), containing note-actor
+ *   group-<id>       one inbox row per notification group (class is-unread while unread;
+ *                    attributes data-group-id, data-post-id), updated in place as the group
+ *                    changes; it contains group-text (the server's sentence, with the names of
+ *                    the people it starts with as note-actor, newest first)
  *   mark-all-read    inbox-close
  *   toasts           the aria-live="polite" region              toast   one live toast
  *   upload-panel     find-panel   <details> around the two side forms (folded on phones)
@@ -41,7 +44,8 @@ import { PulseClient, ProblemError } from './client.js';
 /** @typedef {import('./client.js').User} User */
 /** @typedef {import('./client.js').UserSummary} UserSummary */
 /** @typedef {import('./client.js').Notification} PulseNotification */
-/** @typedef {import('./client.js').Inbox} Inbox */
+/** @typedef {import('./client.js').NotificationGroup} NotificationGroup */
+/** @typedef {import('./client.js').GroupInbox} GroupInbox */
 /** @typedef {import('./client.js').ConnectionState} ConnectionState */
 
 const FEED_PAGE = 12;
@@ -288,12 +292,28 @@ const posts = new Map();
 /** @type {string | null} */
 let feedCursor = null;
 
-/** Notifications known to this page, by id (inbox page + live ones). */
-/** @type {Map<number, PulseNotification>} */
-const notifications = new Map();
-/** Notifications the server removed (a block): an inbox page read before that must not revive them. */
-/** @type {Set<number>} */
-const removedNotifications = new Set();
+/** The notification groups known to this page, by id (the inbox page + live changes). */
+/** @type {Map<number, NotificationGroup>} */
+const groups = new Map();
+/**
+ * Groups the server removed, with the version of the removal: an inbox page read before that
+ * must not revive them.
+ * @type {Map<number, number>}
+ */
+const removedGroups = new Map();
+/** The inbox rows on screen, by group id: changed in place, never duplicated. */
+/** @type {Map<number, HTMLLIElement>} */
+const groupRows = new Map();
+/**
+ * Unread groups the server counts that this page does not hold (past the page it read). The
+ * badge shows these plus the unread groups in `groups`.
+ */
+let hiddenUnread = 0;
+/** The newest notification id of the last inbox page: a live group at or below it is not new. */
+let pageNewestNotification = 0;
+/** Inbox page requests: an answer older than one already applied is dropped. */
+let inboxRequests = 0;
+let inboxApplied = 0;
 /** The newest User seen for each person, for their `blocked_by_me` / `muted_by_me`. */
 /** @type {Map<number, User>} */
 const people = new Map();
@@ -341,36 +361,102 @@ function setUnread(count) {
     unreadCount ? `Notifications, ${unreadCount} unread` : 'Notifications, none unread',
   );
   document.title = `${unreadCount ? `(${unreadCount}) ` : ''}Pulse${slot ? ` · ${slot.toUpperCase()}` : ''}`;
+  ui.markAllRead.disabled = unreadCount === 0;
+}
+
+/** How many of the groups this page holds are unread. */
+function unreadHere() {
+  let count = 0;
+  for (const g of groups.values()) if (!g.read) count++;
+  return count;
+}
+
+/** The badge: unread groups held here, plus those the server counted past the page. */
+function updateBadge() {
+  setUnread(hiddenUnread + unreadHere());
 }
 
 /**
- * Takes a fresh inbox page as the truth, keeping the live notifications that were committed
- * after the server ran that query (ids above the page's newest): those are not in its
- * unread_count yet.
- * @param {Inbox} inbox
+ * The server's number of unread groups (a `read` frame, a mark-read answer): what this page
+ * does not hold is the rest.
+ * @param {number} count
  */
-function applyInbox(inbox) {
-  const newest = inbox.items.reduce((max, n) => Math.max(max, n.id), 0);
-  let newer = 0;
-  for (const n of notifications.values()) if (n.id > newest && !n.read) newer++;
-  for (const n of inbox.items) {
-    if (removedNotifications.has(n.id)) continue;
-    notifications.set(n.id, n);
-    client.noteSeen(n.id);
+function setServerUnread(count) {
+  // Every group that became read came as a `group` frame first. A group that turned unread
+  // after the count was taken may already be here: then the count is below what is held.
+  hiddenUnread = Math.max(0, count - unreadHere());
+  updateBadge();
+}
+
+/**
+ * Takes a fresh page of groups as the truth, except where the socket already told of something
+ * newer: a group's later version wins, a removal after the page was read stays removed, and a
+ * group that changed after the page (a version above all of its versions) stays.
+ * @param {GroupInbox} page
+ */
+function applyGroups(page) {
+  const pageVersion = page.items.reduce((max, g) => Math.max(max, g.version), 0);
+  /** @type {Map<number, NotificationGroup>} */
+  const fresh = new Map();
+  for (const g of page.items) {
+    const removedAt = removedGroups.get(g.id);
+    if (removedAt !== undefined && removedAt > g.version) continue;
+    const local = groups.get(g.id);
+    fresh.set(g.id, local && local.version > g.version ? local : g);
   }
-  setUnread(inbox.unread_count + newer);
+  for (const g of groups.values()) if (!fresh.has(g.id) && g.version > pageVersion) fresh.set(g.id, g);
+  groups.clear();
+  for (const [id, g] of fresh) groups.set(id, g);
+  // With more pages, the server counted unread groups this page does not hold.
+  const unreadInPage = page.items.filter((g) => !g.read).length;
+  hiddenUnread = page.next_cursor ? Math.max(0, page.unread_count - unreadInPage) : 0;
+  pageNewestNotification = page.items.reduce((max, g) => Math.max(max, g.latest_notification_id), 0);
+  client.noteGroupVersion(pageVersion);
+  updateBadge();
   renderInbox();
 }
 
 async function loadInbox() {
-  applyInbox(await client.notifications({ limit: INBOX_PAGE }));
+  const request = ++inboxRequests;
+  const page = await client.groups({ limit: INBOX_PAGE });
+  if (request < inboxApplied) return; // a later request was answered first
+  inboxApplied = request;
+  applyGroups(page);
 }
 
+/** Newest `updated_at` first, as the server pages them. @param {NotificationGroup} a @param {NotificationGroup} b */
+function newestFirst(a, b) {
+  return Date.parse(b.updated_at) - Date.parse(a.updated_at) || b.id - a.id;
+}
+
+/** Brings the rows in line with `groups`: rows change in place, in the server's order. */
 function renderInbox() {
-  const items = [...notifications.values()].sort((a, b) => b.id - a.id).slice(0, 100);
-  ui.inboxList.replaceChildren(...items.map(renderNotification));
+  const items = [...groups.values()].sort(newestFirst).slice(0, 100);
+  const shown = new Set(items.map((g) => g.id));
+  for (const [id, row] of groupRows) {
+    if (!shown.has(id)) {
+      row.remove();
+      groupRows.delete(id);
+    }
+  }
+  items.forEach((g, index) => {
+    let row = groupRows.get(g.id);
+    if (!row) {
+      row = groupRow(g.id);
+      groupRows.set(g.id, row);
+    }
+    const openable = g.post_id !== null && posts.has(g.post_id);
+    // Only a changed group (or one whose photo came or went) is redrawn: a name's open menu
+    // stays attached to an unchanged row.
+    const look = `${g.version}:${g.read}:${openable}`;
+    if (row.dataset.look !== look) {
+      fillGroupRow(row, g, openable);
+      row.dataset.look = look;
+    }
+    const at = ui.inboxList.children[index];
+    if (at !== row) ui.inboxList.insertBefore(row, at ?? null);
+  });
   ui.inboxEmpty.hidden = items.length > 0;
-  ui.markAllRead.disabled = unreadCount === 0;
 }
 
 /** @param {PulseNotification['kind']} kind */
@@ -379,40 +465,82 @@ function kindIcon(kind) {
 }
 
 /**
- * The notification's sentence with the actor's name as a button (block, mute): the server
- * builds the text from the actor's username, "bob liked your photo.".
- * @param {PulseNotification} n
+ * The group's sentence, as the server wrote it, with the names it starts with as buttons
+ * (block, mute): "carol and bob liked your photo." names carol, then bob.
+ * @param {NotificationGroup} g
+ * @returns {Child[]}
  */
-function noteSentence(n) {
-  const name = n.actor.username;
-  const rest = n.text.startsWith(name) ? n.text.slice(name.length) : ` · ${n.text}`;
-  return [personName(n.actor, 'note-actor', name), rest];
+function groupSentence(g) {
+  /** @type {Child[]} */
+  const parts = [];
+  let rest = g.text;
+  for (const [index, actor] of g.actors.slice(0, 2).entries()) {
+    const lead = index === 0 ? '' : [', ', ' and '].find((sep) => rest.startsWith(`${sep}${actor.username}`));
+    if (lead === undefined || !rest.startsWith(`${lead}${actor.username}`)) break;
+    if (lead) parts.push(lead);
+    parts.push(personName(actor, 'note-actor', actor.username));
+    rest = rest.slice(lead.length + actor.username.length);
+  }
+  parts.push(rest);
+  return parts;
 }
 
-/** @param {PulseNotification} n */
-function renderNotification(n) {
-  const target = n.post_id !== null && posts.has(n.post_id) ? n.post_id : null;
-  const open = () => {
-    if (target === null) return;
-    closeInbox();
-    focusPost(target);
-  };
-  return h(
-    'li',
-    {
-      class: `note${n.read ? '' : ' is-unread'}${target === null ? '' : ' is-openable'}`,
-      id: `notification-${n.id}`,
-      'data-testid': `notification-${n.id}`,
-      // The whole row opens the post; its buttons (the name, View) do their own thing.
-      onclick: (event) => {
-        if (!(event.target instanceof Element && event.target.closest('button'))) open();
-      },
+/** An empty row for a group; `fillGroupRow` draws it. @param {number} id */
+function groupRow(id) {
+  return h('li', {
+    class: 'note',
+    id: `group-${id}`,
+    'data-testid': `group-${id}`,
+    'data-group-id': id,
+    // The whole row opens the post; its buttons (the names, View) do their own thing.
+    onclick: (event) => {
+      if (!(event.target instanceof Element && event.target.closest('button'))) openGroup(id);
     },
-    h('span', { class: 'note__avatar' }, avatar(n.actor), kindIcon(n.kind)),
-    h('p', { class: 'note__text' }, ...noteSentence(n), h('br'), timeEl(n.created_at)),
-    target !== null && h('button', { type: 'button', class: 'btn btn--ghost btn--sm', onclick: open }, 'View'),
-    !n.read && h('span', { class: 'note__dot', 'aria-label': 'unread' }),
+  });
+}
+
+/** @param {HTMLLIElement} row @param {NotificationGroup} g @param {boolean} openable */
+function fillGroupRow(row, g, openable) {
+  row.className = `note${g.read ? '' : ' is-unread'}${openable ? ' is-openable' : ''}`;
+  if (g.post_id === null) row.removeAttribute('data-post-id');
+  else row.dataset.postId = String(g.post_id);
+  const faces = g.actors.slice(0, 2);
+  row.replaceChildren(
+    h(
+      'span',
+      { class: `note__avatar${faces.length > 1 ? ' note__avatar--pair' : ''}` },
+      ...faces.map((actor) => avatar(actor)),
+      kindIcon(g.kind),
+    ),
+    h(
+      'p',
+      { class: 'note__text' },
+      h('span', { 'data-testid': 'group-text' }, ...groupSentence(g)),
+      h('br'),
+      timeEl(g.updated_at),
+    ),
+    ...(openable ? [h('button', { type: 'button', class: 'btn btn--ghost btn--sm', onclick: () => openGroup(g.id) }, 'View')] : []),
+    ...(g.read ? [] : [h('span', { class: 'note__dot', 'aria-label': 'unread' })]),
   );
+}
+
+/** Opens a group's photo, and marks the group read: it has been seen. @param {number} id */
+function openGroup(id) {
+  const g = groups.get(id);
+  if (!g || g.post_id === null || !posts.has(g.post_id)) return;
+  closeInbox();
+  focusPost(g.post_id);
+  if (!g.read) {
+    client
+      .markGroupsRead([id])
+      .then((answer) => {
+        const now = groups.get(id);
+        if (now) now.read = true;
+        setServerUnread(answer.unread_group_count);
+        renderInbox();
+      })
+      .catch((error) => toastError(describe(error)));
+  }
 }
 
 function openInbox() {
@@ -429,14 +557,18 @@ function closeInbox() {
   ui.bell.setAttribute('aria-expanded', 'false');
 }
 
+/**
+ * Marks read everything up to the newest notification of the groups on screen: each group whose
+ * notifications are then all read is read too, on every screen (`group` and `read` frames).
+ */
 async function markAllRead() {
-  const upTo = Math.max(0, ...notifications.keys());
+  const upTo = Math.max(0, ...[...groups.values()].map((g) => g.latest_notification_id));
   if (!upTo) return;
   ui.markAllRead.disabled = true;
   try {
     const answer = await client.markReadUpTo(upTo);
-    for (const n of notifications.values()) if (n.id <= upTo) n.read = true;
-    setUnread(answer.unread_count);
+    for (const g of groups.values()) if (g.latest_notification_id <= upTo) g.read = true;
+    setServerUnread(answer.unread_group_count);
     renderInbox();
   } catch (error) {
     ui.markAllRead.disabled = false;
@@ -487,12 +619,13 @@ function toastError(text) {
 
 // --- live events -----------------------------------------------------------------------------
 
-/** @param {PulseNotification} n */
+/**
+ * A new notification: a toast, the bell rings. Its row and the badge come with the `group`
+ * frame that follows it.
+ * @param {PulseNotification} n
+ */
 function onNotification(n) {
-  if (notifications.has(n.id)) return; // already counted from the inbox
-  notifications.set(n.id, n);
-  if (!n.read) setUnread(unreadCount + 1);
-  renderInbox();
+  if (n.read) return; // replayed after a drop, and already read elsewhere
   pulse(ui.bell, 'is-ringing');
   const postId = n.post_id;
   const onPage = postId !== null && posts.has(postId);
@@ -507,18 +640,39 @@ function onNotification(n) {
 }
 
 /**
- * The server deleted notifications this page may show (you blocked their actor): they leave the
- * bell's list and the toasts, and the badge shows the inbox's new count.
- * @param {number[]} ids @param {number} count
+ * A group was created or changed: its row changes in place (or appears), and the badge with it.
+ * @param {NotificationGroup} g
  */
-function onNotificationsRemoved(ids, count) {
-  for (const id of ids) {
-    notifications.delete(id);
-    removedNotifications.add(id);
-    ui.toasts.querySelector(`[data-notification-id="${id}"]`)?.remove();
+function onGroup(g) {
+  const local = groups.get(g.id);
+  if (local && local.version >= g.version) return;
+  const removedAt = removedGroups.get(g.id);
+  if (removedAt !== undefined) {
+    if (removedAt >= g.version) return;
+    removedGroups.delete(g.id);
   }
-  setUnread(count);
+  // A group this page never held, older than its inbox page, was counted in hiddenUnread.
+  if (!local && !g.read && g.latest_notification_id <= pageNewestNotification && hiddenUnread > 0) hiddenUnread--;
+  groups.set(g.id, g);
+  updateBadge();
   renderInbox();
+}
+
+/** @param {number} groupId @param {number} version */
+function onGroupRemoved(groupId, version) {
+  groups.delete(groupId);
+  removedGroups.set(groupId, version);
+  updateBadge();
+  renderInbox();
+}
+
+/**
+ * The server deleted notifications this page may show (you blocked their actor): their toasts
+ * go. The groups they were in come as `group`/`group_removed` frames, and the count as `read`.
+ * @param {number[]} ids
+ */
+function onNotificationsRemoved(ids) {
+  for (const id of ids) ui.toasts.querySelector(`[data-notification-id="${id}"]`)?.remove();
 }
 
 /** @param {number} postId @param {number} likeCount */
@@ -528,12 +682,18 @@ function onLikeCount(postId, likeCount) {
   if (view.post.like_count !== likeCount) setLikes(view, view.post.liked_by_me, likeCount, true);
 }
 
-/** @param {number} count */
-function onRead(count) {
-  if (count === 0) for (const n of notifications.values()) n.read = true;
-  setUnread(count);
+/**
+ * Read (or removed) somewhere: the `group` frames for the groups that changed came first, this
+ * is the server's count of unread groups after them.
+ * @param {number} _count @param {number} [groupCount]
+ */
+function onRead(_count, groupCount) {
+  if (groupCount === undefined) {
+    loadInbox().catch(() => {});
+    return;
+  }
+  setServerUnread(groupCount);
   renderInbox();
-  if (count !== 0) loadInbox().catch(() => {});
 }
 
 /** @param {ConnectionState} state @param {{ attempt: number, delayMs?: number, code?: number }} detail */
@@ -1128,8 +1288,11 @@ function showSignedOut(message) {
   feedTimer = null;
   clearFeed();
   closePersonMenu();
-  notifications.clear();
-  removedNotifications.clear();
+  groups.clear();
+  removedGroups.clear();
+  hiddenUnread = 0;
+  pageNewestNotification = 0;
+  inboxApplied = ++inboxRequests; // a page still on its way belonged to the session that ended
   people.clear();
   found = null;
   setUnread(0);
@@ -1159,13 +1322,24 @@ async function showSignedIn(user) {
   ui.userArea.hidden = false;
   ui.conn.hidden = false;
   if (focusWasInForm) ui.main.focus({ preventScroll: true });
-  await Promise.all([loadFeed(), loadInbox()]);
-  // Resume from the newest notification already on screen: anything committed since the inbox
-  // was read is replayed by the server, nothing twice.
-  const since = Math.max(0, ...notifications.keys());
+  const [, , newest] = await Promise.all([loadFeed(), loadInbox(), client.notifications({ limit: 1 })]);
+  // Resume from what was read: the newest notification (a toast for anything committed since)
+  // and the newest group version of the inbox page (every group changed since comes again).
+  // A notification can be newer than every group shown: its group was removed (an unlike).
+  const since = Math.max(pageNewestNotification, newest.items[0]?.id ?? 0);
+  const groupsSince = Math.max(0, ...[...groups.values()].map((g) => g.version));
   client.connect(
-    { onNotification, onLikeCount, onRead, onNotificationsRemoved, onState, onGap: (inbox) => applyInbox(inbox) },
-    { since },
+    {
+      onNotification,
+      onGroup,
+      onGroupRemoved,
+      onLikeCount,
+      onRead,
+      onNotificationsRemoved,
+      onState,
+      onGap: () => void loadInbox().catch(() => {}),
+    },
+    { since, groups: true, groupsSince },
   );
   if (feedTimer !== null) clearInterval(feedTimer);
   feedTimer = setInterval(() => {

@@ -12,6 +12,9 @@
  *   const post = await pulse.post('/posts', { caption: 'hi', image: file }); // multipart upload
  *   pulse.connect({ onNotification: (n) => console.log(n.text), onState: console.log });
  *   pulse.watch([42]); // live like counts for post 42
+ *   // Grouped inbox: "carol and bob liked your photo.", kept true live
+ *   const page = await pulse.groups({ limit: 30 });               // { items: NotificationGroup[], next_cursor, unread_count }
+ *   pulse.connect({ onGroup: (g) => {}, onGroupRemoved: (id) => {} }, { groups: true });
  *
  * REST: every path is relative to `/api/v1`; `Authorization: Bearer <token>` is added when the
  * client holds a token; a non-2xx answer throws a {@link ProblemError} (RFC 9457).
@@ -22,6 +25,12 @@
  * away; it reconnects by itself with jittered exponential backoff, re-subscribes to the watched
  * posts after every reconnect, drops duplicate notification ids, and stops for good when the
  * server says the token is no longer valid (close code 4401, or a 401 for the ticket).
+ *
+ * With `connect(…, { groups: true })` the socket is opened with `?groups=1` and also reports
+ * notification groups (`onGroup`, `onGroupRemoved`, and `onRead`'s unread group count). Group
+ * versions grow with every change to the user's groups: the client remembers the highest one
+ * seen, resumes with `&groups_since=<it>` after a drop (the server then sends every group that
+ * changed meanwhile, removals included), and drops frames at or below it.
  */
 
 /** @typedef {{ id: number, username: string, display_name: string }} UserSummary */
@@ -43,11 +52,23 @@
  * @typedef {{
  *   id: number, kind: 'like' | 'comment' | 'follow', actor: UserSummary,
  *   post_id: number | null, comment_id: number | null, text: string,
- *   created_at: string, read: boolean
+ *   created_at: string, read: boolean, group_id: number | null
  * }} Notification
+ */
+/**
+ * One line of the grouped inbox: "bob, carol and 2 others liked your photo." `actors` are the
+ * newest members, newest first (at most 3); `text` is rendered by the server from them;
+ * `version` is the user's group version of this group's latest change.
+ * @typedef {{
+ *   id: number, kind: 'like' | 'comment' | 'follow', post_id: number | null,
+ *   actors: UserSummary[], actor_count: number, text: string,
+ *   latest_notification_id: number, updated_at: string, read: boolean, version: number
+ * }} NotificationGroup
  */
 /** @template T @typedef {{ items: T[], next_cursor: string | null }} Page */
 /** @typedef {Page<Notification> & { unread_count: number }} Inbox */
+/** @typedef {Page<NotificationGroup> & { unread_count: number }} GroupInbox `unread_count`: unread groups */
+/** @typedef {{ unread_count: number, unread_group_count: number }} UnreadCounts */
 /** @typedef {{ user: User, token: string }} Session */
 /** @typedef {{ post_id: number, liked: boolean, like_count: number }} LikeState */
 /** @typedef {{ field: string, message: string }} FieldError */
@@ -67,7 +88,13 @@
  * @typedef {object} LiveHandlers
  * @property {(notification: Notification) => void} [onNotification] each new notification, once
  * @property {(postId: number, likeCount: number) => void} [onLikeCount] a watched post's count
- * @property {(unreadCount: number) => void} [onRead] notifications were marked read somewhere
+ * @property {(unreadCount: number, unreadGroupCount?: number) => void} [onRead] notifications were
+ *   marked read somewhere (or removed): the unread counts now; `unreadGroupCount` only with
+ *   `groups: true`
+ * @property {(group: NotificationGroup) => void} [onGroup] a group was created or changed
+ *   (`groups: true`): replace what is shown for its id
+ * @property {(groupId: number, version: number) => void} [onGroupRemoved] a group no longer
+ *   exists (`groups: true`): drop it
  * @property {(notificationIds: number[], unreadCount: number) => void} [onNotificationsRemoved]
  *   notifications that may be on screen no longer exist (you blocked their actor); drop them and
  *   show `unreadCount`, the inbox's count after the removal
@@ -82,6 +109,11 @@
  * @typedef {object} ConnectOptions
  * @property {number} [since] the last notification id already shown (e.g. the newest id of the
  *   inbox page just rendered), so nothing committed in between is missed
+ * @property {boolean} [groups] open the socket with `?groups=1`: group frames and unread group
+ *   counts (default false)
+ * @property {number} [groupsSince] with `groups`: the highest group version already shown (e.g.
+ *   the newest `version` of the groups page just rendered); replaces the remembered one, since
+ *   versions belong to one user
  * @property {number} [minBackoffMs] first reconnect delay ceiling (default 250)
  * @property {number} [maxBackoffMs] largest reconnect delay ceiling (default 10000)
  */
@@ -182,6 +214,10 @@ export class PulseClient {
     this.lastNotificationId = null;
     /** @private @type {Set<number>} */
     this.seenIds = new Set();
+    /** Whether the socket asks for group frames (`?groups=1`). */
+    this.groupsEnabled = false;
+    /** @type {number | null} The highest group version delivered; sent as `?groups_since=`. */
+    this.lastGroupVersion = null;
     /** @private @type {Set<number>} */
     this.watched = new Set();
     /** @private */
@@ -292,6 +328,8 @@ export class PulseClient {
    * @param {string | null} token
    */
   setToken(token) {
+    // Group versions count one user's changes: another token may be another user.
+    if (token !== this.token) this.lastGroupVersion = null;
     this.token = token;
     this.onTokenChange?.(token);
   }
@@ -422,9 +460,25 @@ export class PulseClient {
     return this.get(`/notifications${queryString(query)}`);
   }
 
-  /** @param {number} upToId @returns {Promise<{ unread_count: number }>} */
+  /** @param {number} upToId @returns {Promise<UnreadCounts>} */
   markReadUpTo(upToId) {
     return this.post('/notifications/read', { up_to_id: upToId });
+  }
+
+  /**
+   * The grouped inbox, newest `updated_at` first; `unread_count` counts unread groups.
+   * @param {PageQuery & { unread_only?: boolean }} [query] @returns {Promise<GroupInbox>}
+   */
+  groups(query = {}) {
+    return this.get(`/notifications/groups${queryString(query)}`);
+  }
+
+  /**
+   * Marks these groups read, with every notification in them.
+   * @param {number[]} groupIds @returns {Promise<UnreadCounts>}
+   */
+  markGroupsRead(groupIds) {
+    return this.post('/notifications/read', { group_ids: groupIds });
   }
 
   // --- live socket ---------------------------------------------------------------------------
@@ -439,6 +493,10 @@ export class PulseClient {
     this.disconnect();
     this.handlers = handlers;
     if (options.since !== undefined) this.noteSeen(options.since);
+    this.groupsEnabled = options.groups ?? false;
+    if (options.groupsSince !== undefined) {
+      this.lastGroupVersion = Number.isSafeInteger(options.groupsSince) && options.groupsSince >= 0 ? options.groupsSince : null;
+    }
     if (options.minBackoffMs !== undefined) this.minBackoffMs = options.minBackoffMs;
     if (options.maxBackoffMs !== undefined) this.maxBackoffMs = options.maxBackoffMs;
     this.attempt = 0;
@@ -501,6 +559,27 @@ export class PulseClient {
     if (this.lastNotificationId === null || id > this.lastNotificationId) this.lastNotificationId = id;
   }
 
+  /**
+   * Records a group version as already shown (e.g. the newest `version` of a groups page just
+   * rendered): a reconnect resumes after it, and frames at or below it are dropped.
+   * @param {number} version
+   */
+  noteGroupVersion(version) {
+    if (!Number.isSafeInteger(version) || version < 0) return;
+    if (this.lastGroupVersion === null || version > this.lastGroupVersion) this.lastGroupVersion = version;
+  }
+
+  /**
+   * Whether a group frame of this version is new; remembers it.
+   * @private @param {unknown} version
+   */
+  freshGroupVersion(version) {
+    if (typeof version !== 'number' || !Number.isSafeInteger(version)) return false;
+    if (this.lastGroupVersion !== null && version <= this.lastGroupVersion) return false; // replay overlap
+    this.lastGroupVersion = version;
+    return true;
+  }
+
   /** @private @param {unknown} message */
   send(message) {
     if (this.socket && this.socket.readyState === WebSocket.OPEN && this.state === 'live') {
@@ -522,6 +601,10 @@ export class PulseClient {
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
     url.searchParams.set('ticket', ticket);
     if (this.lastNotificationId !== null) url.searchParams.set('since', String(this.lastNotificationId));
+    if (this.groupsEnabled) {
+      url.searchParams.set('groups', '1');
+      if (this.lastGroupVersion !== null) url.searchParams.set('groups_since', String(this.lastGroupVersion));
+    }
     return url.toString();
   }
 
@@ -601,7 +684,21 @@ export class PulseClient {
         }
         break;
       case 'read':
-        if (typeof frame.unread_count === 'number') this.handlers.onRead?.(frame.unread_count);
+        if (typeof frame.unread_count === 'number') {
+          const groups = typeof frame.unread_group_count === 'number' ? frame.unread_group_count : undefined;
+          this.handlers.onRead?.(frame.unread_count, groups);
+        }
+        break;
+      case 'group': {
+        const group = /** @type {NotificationGroup} */ (frame.group);
+        if (!isObject(group) || typeof group.id !== 'number') return;
+        if (!this.freshGroupVersion(group.version)) return;
+        this.handlers.onGroup?.(group);
+        break;
+      }
+      case 'group_removed':
+        if (typeof frame.group_id !== 'number' || !this.freshGroupVersion(frame.version)) return;
+        this.handlers.onGroupRemoved?.(frame.group_id, /** @type {number} */ (frame.version));
         break;
       case 'notifications_removed': {
         const ids = Array.isArray(frame.notification_ids)

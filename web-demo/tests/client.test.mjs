@@ -2,7 +2,8 @@
 // WebSocket (no server, no browser):  node --test web-demo/tests/client.test.mjs
 //
 // They pin the parts of the live-socket contract that are hard to provoke on a real server:
-// backoff, resuming with ?since=, re-subscribing, duplicate ids, gap, notifications_removed, 4401.
+// backoff, resuming with ?since=, re-subscribing, duplicate ids, gap, notifications_removed, 4401,
+// and the grouped inbox: ?groups=1, group frames in version order, resuming with groups_since=.
 import { test, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -441,5 +442,93 @@ test('a notifications_removed frame hands over the ids and the new unread count'
   socket.push({ type: 'read', unread_count: 3 });
   socket.push({ type: 'notifications_removed', notification_ids: [16] }); // no count: ignored
   assert.deepEqual(got, [['removed', [12, 15], 3], ['read', 3]]);
+  client.disconnect();
+});
+
+test('groups() pages the grouped inbox; markGroupsRead() posts group_ids', async () => {
+  const page = { items: [{ id: 12, kind: 'like', text: 'bob liked your photo.', version: 3 }], next_cursor: null, unread_count: 1 };
+  answer = (req) =>
+    req.url.pathname === '/api/v1/notifications/groups'
+      ? json(200, page)
+      : json(200, { unread_count: 0, unread_group_count: 0 });
+  const { client } = newClient();
+  assert.deepEqual(await client.groups({ limit: 30, unread_only: true }), page);
+  assert.deepEqual(await client.markGroupsRead([12, 15]), { unread_count: 0, unread_group_count: 0 });
+  assert.deepEqual(
+    requests.map((r) => `${r.method} ${r.url.pathname}${r.url.search} ${r.body ?? ''}`.trim()),
+    ['GET /api/v1/notifications/groups?limit=30&unread_only=true', 'POST /api/v1/notifications/read {"group_ids":[12,15]}'],
+  );
+});
+
+test('a plain socket asks for no groups', async () => {
+  const { client } = newClient();
+  const opened = FakeSocket.next();
+  client.connect({}, { since: 5, groupsSince: 9 });
+  const socket = await opened;
+  assert.equal(socket.url.searchParams.get('groups'), null);
+  assert.equal(socket.url.searchParams.get('groups_since'), null, 'groups_since without groups=1 is a 400');
+  client.disconnect();
+});
+
+test('with groups: group frames reach their handlers once, in version order, and a reconnect resumes with groups_since', async () => {
+  const { client } = newClient();
+  /** @type {any[]} */
+  const got = [];
+  let opened = FakeSocket.next();
+  client.connect(
+    {
+      onGroup: (g) => got.push(['group', g.id, g.text]),
+      onGroupRemoved: (id, version) => got.push(['removed', id, version]),
+      onRead: (count, groups) => got.push(['read', count, groups]),
+    },
+    { since: 40, groups: true, groupsSince: 10, minBackoffMs: 5, maxBackoffMs: 10 },
+  );
+  const first = await opened;
+  assert.equal(first.url.searchParams.get('groups'), '1');
+  assert.equal(first.url.searchParams.get('groups_since'), '10');
+  first.accept();
+  const group = (id, version, text) => ({ type: 'group', group: { id, version, text, read: false } });
+  first.push(group(12, 10, 'already shown')); // at the version the page showed: dropped
+  first.push(group(12, 11, 'bob liked your photo.'));
+  first.push(group(12, 12, 'carol and bob liked your photo.'));
+  first.push(group(12, 12, 'carol and bob liked your photo.')); // replay overlap: dropped
+  first.push({ type: 'group_removed', group_id: 13, version: 13 });
+  first.push({ type: 'group_removed', group_id: 13 }); // no version: ignored
+  first.push({ type: 'read', unread_count: 4, unread_group_count: 2 });
+  assert.deepEqual(got, [
+    ['group', 12, 'bob liked your photo.'],
+    ['group', 12, 'carol and bob liked your photo.'],
+    ['removed', 13, 13],
+    ['read', 4, 2],
+  ]);
+  assert.equal(client.lastGroupVersion, 13);
+
+  opened = FakeSocket.next();
+  first.serverClose(1006);
+  const second = await opened;
+  assert.equal(second.url.searchParams.get('groups'), '1');
+  assert.equal(second.url.searchParams.get('groups_since'), '13');
+  assert.equal(second.url.searchParams.get('since'), '40');
+  second.accept();
+  second.push(group(12, 13, 'an old version again')); // dropped
+  second.push(group(12, 14, 'bob liked your photo.'));
+  assert.deepEqual(got.at(-1), ['group', 12, 'bob liked your photo.']);
+  assert.equal(got.length, 5);
+  client.disconnect();
+});
+
+test('noteGroupVersion moves the resume point forward only; a new token forgets it', async () => {
+  const { client } = newClient();
+  client.noteGroupVersion(20);
+  client.noteGroupVersion(7);
+  client.noteGroupVersion(-1);
+  assert.equal(client.lastGroupVersion, 20);
+  client.setToken('someone-else');
+  assert.equal(client.lastGroupVersion, null, 'versions count one user’s changes');
+  const opened = FakeSocket.next();
+  client.connect({}, { groups: true }); // no version known: the server starts from now
+  const socket = await opened;
+  assert.equal(socket.url.searchParams.get('groups'), '1');
+  assert.equal(socket.url.searchParams.get('groups_since'), null);
   client.disconnect();
 });

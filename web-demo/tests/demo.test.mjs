@@ -273,38 +273,65 @@ const likeCountOf = (surface, postId) =>
   surface.getByTestId(`post-${postId}`).getByTestId('like-count').textContent();
 
 /**
- * Installs a MutationObserver that stamps Date.now() the first time each expectation holds:
- * toast (a toast containing the text), badge (the visible badge reads exactly this), count (the
- * like count of a post reads exactly this).
- * @param {Surface} surface
- * @param {{ toast: string, badge: string, postId: number, count: string }} expect
+ * Installed in every page and frame before its scripts run (an init script, which the page's
+ * CSP does not apply to): `window.__pulseRowText(row)`, the text of a bell row as it reads,
+ * without the "blocked"/"muted" tags next to names.
  */
-async function armRecorder(surface, expect) {
-  await surface.evaluate((spec) => {
-    /** @type {Record<string, number>} */
-    const seen = {};
-    const tests = {
-      toast: () =>
-        [...document.querySelectorAll('[data-testid="toast"]')].some((el) => (el.textContent ?? '').includes(spec.toast)),
-      badge: () => {
-        const badge = /** @type {HTMLElement | null} */ (document.querySelector('[data-testid="badge"]'));
-        return !!badge && !badge.hidden && (badge.textContent ?? '').trim() === spec.badge;
-      },
-      count: () =>
-        (document.querySelector(`[data-testid="post-${spec.postId}"] [data-testid="like-count"]`)?.textContent ?? '').trim() ===
-        spec.count,
-    };
-    const check = () => {
-      for (const [name, test] of Object.entries(tests)) if (!(name in seen) && test()) seen[name] = Date.now();
-    };
-    const observer = new MutationObserver(check);
-    observer.observe(document, { subtree: true, childList: true, characterData: true, attributes: true });
-    Object.assign(window, { __pulseSeen: seen, __pulseObserver: observer });
-  }, expect);
+function installRowText() {
+  /** @param {Element} row */
+  const rowText = (row) => {
+    const text = row.querySelector('[data-testid="group-text"]')?.cloneNode(true);
+    if (!(text instanceof Element)) return '';
+    for (const tag of text.querySelectorAll('.person__tag')) tag.remove();
+    return text.textContent ?? '';
+  };
+  Object.assign(window, { __pulseRowText: rowText });
 }
 
 /**
- * Waits until all three expectations held, then returns their latencies from t0 (ms).
+ * Installs a MutationObserver that stamps Date.now() the first time each expectation given
+ * holds: toast (a toast containing the text), badge (the visible badge reads exactly this),
+ * count (the like count of a post reads exactly this), group (the post's one row in the bell
+ * reads exactly this).
+ * @param {Surface} surface
+ * @param {{ toast?: string, badge?: string, postId: number, count?: string, group?: string }} expect
+ */
+async function armRecorder(surface, expect) {
+  await surface.evaluate(
+    (spec) => {
+      const rowText = /** @type {(row: Element) => string} */ (/** @type {any} */ (window).__pulseRowText);
+      /** @type {Record<string, number>} */
+      const seen = {};
+      /** @type {Record<string, () => boolean>} */
+      const all = {
+        toast: () =>
+          [...document.querySelectorAll('[data-testid="toast"]')].some((el) => (el.textContent ?? '').includes(spec.toast ?? '')),
+        badge: () => {
+          const badge = /** @type {HTMLElement | null} */ (document.querySelector('[data-testid="badge"]'));
+          return !!badge && !badge.hidden && (badge.textContent ?? '').trim() === spec.badge;
+        },
+        count: () =>
+          (document.querySelector(`[data-testid="post-${spec.postId}"] [data-testid="like-count"]`)?.textContent ?? '').trim() ===
+          spec.count,
+        group: () => {
+          const rows = document.querySelectorAll(`[data-testid="inbox-list"] > li[data-post-id="${spec.postId}"]`);
+          return rows.length === 1 && rowText(rows[0]) === spec.group;
+        },
+      };
+      const tests = Object.entries(all).filter(([name]) => /** @type {Record<string, unknown>} */ (spec)[name] !== undefined);
+      const check = () => {
+        for (const [name, test] of tests) if (!(name in seen) && test()) seen[name] = Date.now();
+      };
+      const observer = new MutationObserver(check);
+      observer.observe(document, { subtree: true, childList: true, characterData: true, attributes: true });
+      Object.assign(window, { __pulseSeen: seen, __pulseExpected: tests.length, __pulseObserver: observer });
+    },
+    expect,
+  );
+}
+
+/**
+ * Waits until every armed expectation held, then returns their latencies from t0 (ms).
  * @param {Surface} surface @param {number} t0 @param {number} timeout
  * @returns {Promise<Record<string, number>>}
  */
@@ -312,7 +339,10 @@ async function collectRecorder(surface, t0, timeout) {
   /** @type {unknown} */
   let failure = null;
   try {
-    await surface.waitForFunction(() => Object.keys(/** @type {any} */ (window).__pulseSeen).length === 3, null, {
+    await surface.waitForFunction(() => {
+      const w = /** @type {any} */ (window);
+      return Object.keys(w.__pulseSeen).length === w.__pulseExpected;
+    }, null, {
       timeout,
       polling: 20,
     });
@@ -327,7 +357,7 @@ async function collectRecorder(surface, t0, timeout) {
   });
   const ms = Object.fromEntries(Object.entries(stamps).map(([name, at]) => [name, at - t0]));
   if (failure) {
-    throw new Error(`within ${timeout} ms the page showed only ${JSON.stringify(ms)} of toast/badge/count: ${failure}`);
+    throw new Error(`within ${timeout} ms the page showed only ${JSON.stringify(ms)} of what was expected: ${failure}`);
   }
   return ms;
 }
@@ -387,17 +417,54 @@ async function armActivityLog(surface) {
 const activityLog = (surface) => surface.evaluate(() => /** @type {any} */ (window).__pulseActivity);
 
 /**
- * The notifications the page's bell lists, with the name shown for their actor.
- * @param {Surface} surface @returns {Promise<{ id: number, actor: string, unread: boolean }[]>}
+ * The groups the page's bell lists (one row each), with the name shown for their newest actor,
+ * every name shown, and the row's sentence.
+ * @param {Surface} surface
+ * @returns {Promise<{ id: number, postId: number | null, actor: string, actors: string[], text: string, unread: boolean }[]>}
  */
 const inboxEntries = (surface) =>
-  surface.evaluate(() =>
-    [...document.querySelectorAll('[data-testid="inbox-list"] > li')].map((li) => ({
-      id: Number(li.id.replace('notification-', '')),
-      actor: li.querySelector('[data-testid="note-actor"]')?.textContent ?? '',
-      unread: li.classList.contains('is-unread'),
-    })),
+  surface.evaluate(() => {
+      const rowText = /** @type {(row: Element) => string} */ (/** @type {any} */ (window).__pulseRowText);
+      return [...document.querySelectorAll('[data-testid="inbox-list"] > li')].map((li) => ({
+        id: Number(li.id.replace('group-', '')),
+        postId: li.getAttribute('data-post-id') === null ? null : Number(li.getAttribute('data-post-id')),
+        actor: li.querySelector('[data-testid="note-actor"]')?.textContent ?? '',
+        actors: [...li.querySelectorAll('[data-testid="note-actor"]')].map((el) => el.textContent ?? ''),
+        text: rowText(li),
+        unread: li.classList.contains('is-unread'),
+      }));
+    });
+
+/**
+ * Waits until the bell holds exactly one row for the post, reading `text`.
+ * @param {Surface} surface @param {number} postId @param {string} text @param {number} [timeout]
+ */
+async function waitRow(surface, postId, text, timeout = 5000) {
+  await surface.waitForFunction(
+    ([id, want]) => {
+      const rowText = /** @type {(row: Element) => string} */ (/** @type {any} */ (window).__pulseRowText);
+      const rows = document.querySelectorAll(`[data-testid="inbox-list"] > li[data-post-id="${id}"]`);
+      return rows.length === 1 && rowText(rows[0]) === want;
+    },
+    /** @type {const} */ ([postId, text]),
+    { timeout, polling: 20 },
   );
+}
+
+/**
+ * Waits until the badge shows `want` (hidden for 0).
+ * @param {Surface} surface @param {number} want @param {number} [timeout]
+ */
+async function waitBadge(surface, want, timeout = 5000) {
+  await surface.waitForFunction(
+    (n) => {
+      const badge = /** @type {HTMLElement} */ (document.querySelector('[data-testid="badge"]'));
+      return n === 0 ? badge.hidden : !badge.hidden && badge.textContent === String(n);
+    },
+    want,
+    { timeout, polling: 20 },
+  );
+}
 
 /**
  * Dismisses the page's toasts, as a person would before reaching what they cover.
@@ -535,6 +602,7 @@ async function main() {
     const removedFrames = {};
     const newPage = async (/** @type {string} */ who, /** @type {{ width: number, height: number }} */ viewport) => {
       const context = await /** @type {import('playwright-core').Browser} */ (browser).newContext({ viewport });
+      await context.addInitScript(installRowText);
       // The page must load nothing from anywhere else (and the CSP would refuse it anyway).
       context.on('request', (request) => {
         const url = request.url();
@@ -763,26 +831,38 @@ async function main() {
     });
 
     let carolToken = '';
-    await step(`carol (REST) likes the photo; alice gets toast, badge 2, count 2 within ${LIVE_BUDGET_MS} ms`, async () => {
+    await step(`carol (REST) likes the photo; within ${LIVE_BUDGET_MS} ms alice gets the toast, count 2 and bob's row reading "carol and bob liked your photo."; the badge stays 1 (one unread group)`, async () => {
       const carol = await server.api('POST', '/auth/register', { username: names.carol, password: PASSWORD });
       check(typeof carol.token === 'string' && carol.user?.username === names.carol, 'register answers {user, token}');
       carolToken = carol.token;
-      await armRecorder(alice, { toast: `${names.carol} liked your photo`, badge: '2', postId, count: '2' });
+      await waitRow(alice, postId, `${names.bob} liked your photo.`);
+      await armActivityLog(alice);
+      await armRecorder(alice, {
+        toast: `${names.carol} liked your photo`,
+        postId,
+        count: '2',
+        group: `${names.carol} and ${names.bob} liked your photo.`,
+      });
       const t0 = Date.now();
       const like = await server.api('PUT', `/posts/${postId}/like`, undefined, carol.token);
       check(like.liked === true && like.like_count === 2, `like answers liked/2, got ${JSON.stringify(like)}`);
       const seen = await collectRecorder(alice, t0, 5000);
       timings.after_restart_toast_ms = seen.toast;
-      timings.after_restart_badge_ms = seen.badge;
+      timings.after_restart_group_ms = seen.group;
       timings.after_restart_count_ms = seen.count;
-      const worst = Math.max(seen.toast, seen.badge, seen.count);
+      const worst = Math.max(seen.toast, seen.group, seen.count);
       check(worst < LIVE_BUDGET_MS, `slowest update took ${worst} ms (budget ${LIVE_BUDGET_MS} ms)`);
+      const log = await activityLog(alice);
+      check(JSON.stringify(log.badges) === '[1]', `carol joined bob's unread group: the badge went ${JSON.stringify(log.badges)}, want it to stay 1`);
       check(await alice.evaluate(() => /** @type {any} */ (window).__pulseNoReload === true), 'alice page was reloaded');
-      return `from the PUT: toast ${seen.toast} ms, badge ${seen.badge} ms, like count ${seen.count} ms`;
+      return `from the PUT: toast ${seen.toast} ms, row ${seen.group} ms, like count ${seen.count} ms`;
     });
 
     await alice.screenshot({ path: join(ARTIFACTS, 'alice-after-restart.png'), animations: 'disabled' });
 
+    let lakeId = 0;
+    /** alice's second page: the left frame of /two. @type {import('playwright-core').Frame | null} */
+    let aliceLeft = null;
     await step(`the two-people view (/two): a like on the right lights up the left within ${LIVE_BUDGET_MS} ms`, async () => {
       const twoPage = await newPage('two', { width: 1440, height: 900 });
       await twoPage.goto(`${server.base}/two.html`);
@@ -790,6 +870,7 @@ async function main() {
       const right = twoPage.frame({ name: 'b' });
       check(!!left && !!right, '/two should hold frames named a and b');
       const [a, b] = /** @type {[import('playwright-core').Frame, import('playwright-core').Frame]} */ ([left, right]);
+      aliceLeft = a;
       await a.getByTestId('auth-view').waitFor({ state: 'visible' });
       await b.getByTestId('auth-view').waitFor({ state: 'visible' });
       await authenticate(a, names.alice, 'signin');
@@ -809,7 +890,8 @@ async function main() {
           { timeout: 5000, polling: 20 },
         );
       // bob already likes the sunset: unlike, then like again. The count moves live on the left;
-      // the re-like notifies nobody (docs/API.md), so alice's unread count stays 2.
+      // the re-like notifies nobody (docs/API.md), so alice's unread count stays 2: two unread
+      // notifications in one unread group, the badge's 1.
       const oldLike = b.getByTestId(`post-${postId}`).getByTestId('like-button');
       await oldLike.click();
       await countIs(a, postId, '1');
@@ -819,7 +901,10 @@ async function main() {
       check(!!aliceToken, "alice's token is in sessionStorage");
       const inbox = await server.api('GET', '/notifications', undefined, aliceToken ?? '');
       check(inbox.unread_count === 2, `a repeated like must not notify again: unread_count ${inbox.unread_count}, want 2`);
-      check((await a.getByTestId('badge').textContent()) === '2', 'left badge still reads 2');
+      const grouped = await server.api('GET', '/notifications/groups', undefined, aliceToken ?? '');
+      check(grouped.unread_count === 1, `bob's and carol's likes are one unread group: ${grouped.unread_count}`);
+      await waitRow(a, postId, `${names.carol} and ${names.bob} liked your photo.`);
+      check((await a.getByTestId('badge').textContent()) === '1', 'left badge reads 1 (one unread group)');
 
       // On the left, alice shares a second photo; on the right, bob sees it and likes it.
       const lakeCaption = 'Still water at dawn, before anyone else was up';
@@ -829,12 +914,12 @@ async function main() {
       await a.getByTestId('upload-submit').click();
       const lakeCard = a.locator('article[data-post-id]').filter({ hasText: lakeCaption });
       await lakeCard.waitFor({ timeout: 10_000 });
-      const lakeId = Number(await lakeCard.getAttribute('data-post-id'));
+      lakeId = Number(await lakeCard.getAttribute('data-post-id'));
       await a.waitForFunction((id) => /** @type {any} */ (window).pulseDemo.client.watchedPostIds.includes(id), lakeId);
       await b.getByTestId('feed-refresh').click();
       await b.getByTestId(`post-${lakeId}`).waitFor({ timeout: 10_000 });
 
-      await armRecorder(a, { toast: `${names.bob} liked your photo`, badge: '3', postId: lakeId, count: '1' });
+      await armRecorder(a, { toast: `${names.bob} liked your photo`, badge: '2', postId: lakeId, count: '1' });
       await b.evaluate(() =>
         document.addEventListener(
           'click',
@@ -879,6 +964,92 @@ async function main() {
       return `from bob's click in the right frame: toast ${seen.toast} ms, badge ${seen.badge} ms, like count ${seen.count} ms; artifacts/two-people.png`;
     });
 
+    await step("alice's open bell keeps ONE row for her photo while carol likes, unlikes and likes it again; the badge counts unread groups; mark all read clears it on both of alice's pages", async () => {
+      const left = /** @type {import('playwright-core').Frame} */ (aliceLeft);
+      const aliceToken = (await alice.evaluate(() => sessionStorage.getItem('pulse.token'))) ?? '';
+      const listed = await server.api('GET', '/notifications/groups', undefined, aliceToken);
+      const group = listed.items.find((/** @type {any} */ g) => g.post_id === lakeId);
+      check(!!group && group.text === `${names.bob} liked your photo.`, `the lake's group: ${JSON.stringify(group)}`);
+      check(listed.unread_count === 2, `two unread groups (the sunset's and the lake's): ${listed.unread_count}`);
+      await alice.getByTestId('bell').click();
+      await alice.getByTestId('inbox').waitFor({ state: 'visible' });
+      for (const page of [alice, left]) {
+        await waitRow(page, lakeId, `${names.bob} liked your photo.`);
+        await waitBadge(page, 2);
+      }
+      check(
+        (await alice.getByTestId('inbox-list').locator(`#group-${group.id}`).count()) === 1,
+        `the row's id is group-${group.id}`,
+      );
+      // From here on, alice's page records how many rows the photo ever had at once, and the
+      // row element is marked: a row changed in place is still the marked one.
+      await alice.evaluate(
+        ([id, pid]) => {
+          const w = /** @type {any} */ (window);
+          const row = /** @type {any} */ (document.getElementById(`group-${id}`));
+          row.__pulseMarked = true;
+          /** @type {number[]} */
+          const counts = [];
+          const count = () => document.querySelectorAll(`[data-testid="inbox-list"] > li[data-post-id="${pid}"]`).length;
+          const observer = new MutationObserver(() => {
+            if (count() !== counts.at(-1)) counts.push(count());
+          });
+          counts.push(count());
+          observer.observe(document.querySelector('[data-testid="inbox-list"]') ?? document.body, { childList: true, subtree: true });
+          Object.assign(w, { __pulseRowCounts: counts, __pulseRowObserver: observer });
+        },
+        /** @type {const} */ ([group.id, lakeId]),
+      );
+      const two = `${names.carol} and ${names.bob} liked your photo.`;
+      const one = `${names.bob} liked your photo.`;
+      /** @type {string[]} */
+      const took = [];
+      for (const [method, want, what] of /** @type {const} */ ([
+        ['PUT', two, 'carol likes'],
+        ['DELETE', one, 'carol unlikes'],
+        ['PUT', two, 'carol likes again'],
+      ])) {
+        const t0 = Date.now();
+        await server.api(method, `/posts/${lakeId}/like`, undefined, carolToken);
+        await waitRow(alice, lakeId, want);
+        const ms = Date.now() - t0;
+        await waitRow(left, lakeId, want);
+        took.push(`${what}: ${ms} ms`);
+        for (const page of [alice, left]) {
+          check((await badgeOf(page)) === 2, `the badge counts unread groups: ${await badgeOf(page)} after "${what}"`);
+        }
+      }
+      const seen = await alice.evaluate((id) => {
+        const w = /** @type {any} */ (window);
+        w.__pulseRowObserver.disconnect();
+        return { counts: w.__pulseRowCounts, same: /** @type {any} */ (document.getElementById(`group-${id}`))?.__pulseMarked === true };
+      }, group.id);
+      check(JSON.stringify(seen.counts) === '[1]', `the photo's rows on alice's page over time: ${JSON.stringify(seen.counts)}, want always 1`);
+      check(seen.same, 'the row was changed in place (the same element)');
+      const entries = await inboxEntries(alice);
+      check(
+        JSON.stringify(entries.find((e) => e.postId === lakeId)?.actors) === JSON.stringify([names.carol, names.bob]),
+        `both names in the row are buttons, newest first: ${JSON.stringify(entries)}`,
+      );
+      const notes = await server.api('GET', '/notifications', undefined, aliceToken);
+      check(notes.unread_count === 4, `four unread notifications behind the two unread groups: ${notes.unread_count}`);
+      await alice.screenshot({ path: join(ARTIFACTS, 'grouped-bell.png'), animations: 'disabled' });
+
+      await alice.getByTestId('mark-all-read').click();
+      for (const page of [alice, left]) {
+        await waitBadge(page, 0);
+        await page.waitForFunction(() => !document.querySelector('[data-testid="inbox-list"] > li.is-unread'), null, {
+          timeout: 5000,
+          polling: 20,
+        });
+      }
+      const after = await server.api('GET', '/notifications/groups', undefined, aliceToken);
+      check(after.unread_count === 0 && after.items.every((/** @type {any} */ g) => g.read), `all read: ${JSON.stringify(after)}`);
+      await alice.getByTestId('inbox-close').click();
+      await alice.getByTestId('inbox').waitFor({ state: 'hidden' });
+      return `${took.join(', ')}; badge 2 → hidden on both pages; artifacts/grouped-bell.png`;
+    });
+
     // --- block and mute -------------------------------------------------------------------
     // Absence is shown by ordering, never by a sleep: a like notifies in the transaction that
     // writes it, before its response, and one person's notifications reach their sockets in
@@ -911,7 +1082,7 @@ async function main() {
       return `posts ${first} and ${second}; from asking for bob's click: toast ${seen.toast} ms, badge ${seen.badge} ms, count ${seen.count} ms`;
     });
 
-    await step("alice blocks bob from his name in her bell; his notifications leave it live (notifications_removed) and the badge drops", async () => {
+    await step("alice blocks bob from his name in her bell; his notifications leave it live (notifications_removed, group frames) and the badge drops", async () => {
       await alice.getByTestId('bell').click();
       await alice.getByTestId('inbox').waitFor({ state: 'visible' });
       await alice.getByTestId('inbox-list').getByText(`${names.bob} liked your photo`).first().waitFor({ timeout: 5000 });
@@ -921,7 +1092,17 @@ async function main() {
       const bobsUnread = bobs.filter((/** @type {any} */ n) => !n.read).length;
       check(bobs.length >= 3, `alice's inbox holds bob's follow and likes: ${bobs.length} of his`);
       const expected = inbox.unread_count - bobsUnread;
-      check((await badgeOf(alice)) === inbox.unread_count, 'the badge agrees with the inbox before the block');
+      // The badge counts groups: the ones that are bob's alone go, the ones shared with carol stay.
+      const grouped = await server.api('GET', '/notifications/groups?limit=100', undefined, aliceToken ?? '');
+      const bobsAlone = grouped.items.filter(
+        (/** @type {any} */ g) => g.actor_count === 1 && g.actors[0]?.username === names.bob,
+      );
+      const shared = grouped.items.filter(
+        (/** @type {any} */ g) => g.actor_count > 1 && g.actors.some((/** @type {any} */ a) => a.username === names.bob),
+      );
+      check(bobsAlone.length >= 2 && shared.length >= 1, `bob's groups: ${JSON.stringify(grouped.items.map((/** @type {any} */ g) => g.text))}`);
+      const expectedGroups = grouped.unread_count - bobsAlone.filter((/** @type {any} */ g) => !g.read).length;
+      check((await badgeOf(alice)) === grouped.unread_count, 'the badge agrees with the unread groups before the block');
 
       const menu = await openPersonMenu(alice, alice.getByTestId('inbox-list').getByTestId('note-actor').filter({ hasText: names.bob }).first());
       check((await menu.getByTestId('block-button').textContent()) === 'Block', 'the menu offers Block');
@@ -944,19 +1125,23 @@ async function main() {
         { timeout: 5000, polling: 20 },
       );
       const droppedMs = Date.now() - t0;
+      await waitBadge(alice, expectedGroups);
+      // bob's own groups left the bell; the ones he shared with carol now read as hers alone.
       await alice.waitForFunction(
-        (want) => {
-          const badge = /** @type {HTMLElement} */ (document.querySelector('[data-testid="badge"]'));
-          return want === 0 ? badge.hidden : !badge.hidden && badge.textContent === String(want);
-        },
-        expected,
+        (ids) => ids.every((id) => !document.getElementById(`group-${id}`)),
+        bobsAlone.map((/** @type {any} */ g) => g.id),
         { timeout: 5000, polling: 20 },
       );
+      for (const g of shared) {
+        if (g.post_id !== null) await waitRow(alice, g.post_id, `${names.carol} liked your photo.`);
+      }
+      const regrouped = await server.api('GET', '/notifications/groups?limit=100', undefined, aliceToken ?? '');
+      check(regrouped.unread_count === expectedGroups, `the server counts ${regrouped.unread_count} unread groups, want ${expectedGroups}`);
       await menu.waitFor({ state: 'hidden' });
       await alice.getByTestId('toast').filter({ hasText: `You blocked ${names.bob}` }).waitFor({ timeout: 5000 });
       const listed = await alice.evaluate(() => /** @type {any} */ (window).pulseDemo.client.blocks());
       check(listed.items.some((/** @type {any} */ u) => u.username === names.bob), 'GET /blocks lists bob');
-      return `${bobs.length} of bob's notifications gone from the bell ${droppedMs} ms after the click; badge ${inbox.unread_count} → ${expected}`;
+      return `${bobs.length} of bob's notifications gone from the bell ${droppedMs} ms after the click (${bobsAlone.length} groups removed, ${shared.length} left to carol); badge ${grouped.unread_count} → ${expectedGroups}`;
     });
 
     await step("bob's like of alice's photo now answers 404 and he is told so; alice gets nothing (carol's later like arrives alone)", async () => {
@@ -1025,7 +1210,7 @@ async function main() {
       check(listed.items.some((/** @type {any} */ u) => u.username === names.carol), 'GET /mutes lists carol');
     });
 
-    await step("carol likes another photo: nothing on alice's side; then alice unblocks bob from the find panel, and his like arrives alone", async () => {
+    await step("carol likes another photo: nothing on alice's side; then alice unblocks bob from the find panel, and his like arrives alone, joining carol's unread row", async () => {
       const second = newPhotos[1];
       const badgeBefore = await badgeOf(alice);
       await armActivityLog(alice);
@@ -1043,16 +1228,17 @@ async function main() {
       // Bob's like comes after carol's was answered: once it is shown, carol's would have been.
       await bob.getByTestId(`post-${second}`).getByTestId('like-button').click();
       await alice.getByTestId('toast').filter({ hasText: `${names.bob} liked your photo` }).first().waitFor({ timeout: 5000 });
-      await alice.waitForFunction(
-        (want) => document.querySelector('[data-testid="badge"]')?.textContent === want,
-        String(badgeBefore + 1),
-        { timeout: 5000, polling: 20 },
-      );
+      // It joins carol's unread group of that photo: the row changes, the badge does not.
+      await waitRow(alice, second, `${names.bob} and ${names.carol} liked your photo.`);
       const log = await activityLog(alice);
       check(!log.toasts.some((t) => t.includes(`${names.carol} liked`)), `carol's muted like reached alice: ${JSON.stringify(log.toasts)}`);
       check(
-        JSON.stringify(log.badges) === JSON.stringify([badgeBefore, badgeBefore + 1]),
-        `alice's badge went ${JSON.stringify(log.badges)}, want ${badgeBefore} then ${badgeBefore + 1} (bob's like only)`,
+        !(await inboxEntries(alice)).some((e) => e.postId === newPhotos[0]),
+        "carol's muted like made no row for the photo (bob's row for it went with the block)",
+      );
+      check(
+        JSON.stringify(log.badges) === JSON.stringify([badgeBefore]),
+        `alice's badge went ${JSON.stringify(log.badges)}, want it to stay ${badgeBefore} (bob joined an unread group)`,
       );
       return `toasts on alice's side meanwhile: ${JSON.stringify(log.toasts)}`;
     });
