@@ -33,7 +33,7 @@ pub async fn create(
     text: &str,
 ) -> DbResult<(CommentView, Delivery)> {
     let author = actor.id;
-    let window = db.group_window_secs();
+    let policy = db.policy();
     crate::transaction!(db.write(), conn => {
         let post_author: UserId = BumpCommentCount { post: post_id }.get_result(conn).await?;
         // To someone the post's author blocked, the post does not exist.
@@ -63,7 +63,7 @@ pub async fn create(
                 post_id: Some(post_id),
                 comment_id: Some(comment.id),
                 text: rendered,
-            }, window)?.into();
+            }, policy)?.into();
         }
         Ok(((comment, actor.clone()), delivery))
     })

@@ -71,9 +71,31 @@ pub struct DbConfig {
     pub max_connections: usize,
     /// How long a request waits for a pooled connection before answering 503.
     pub acquire_timeout: Duration,
+    /// How notifications are grouped and pushed.
+    pub policy: NotifyPolicy,
+}
+
+/// The settings that shape what a notification's transaction writes.
+#[derive(Debug, Clone, Copy)]
+pub struct NotifyPolicy {
     /// A notification joins its open group only if the group's newest member is younger than
     /// this many seconds (see [`crate::groups`]).
     pub group_window_secs: i64,
+    /// A push job becomes due this long after its notification (a socket that receives the
+    /// notification live meanwhile cancels it, see [`crate::push`]).
+    pub push_delay_ms: i64,
+    /// A push not delivered this long after its notification is dropped (and its `TTL`).
+    pub push_ttl_secs: i64,
+}
+
+impl Default for NotifyPolicy {
+    fn default() -> Self {
+        NotifyPolicy {
+            group_window_secs: 86_400,
+            push_delay_ms: 500,
+            push_ttl_secs: 86_400,
+        }
+    }
 }
 
 /// The database handle shared by the whole server. Cheap to clone.
@@ -273,9 +295,9 @@ impl Db {
         }
     }
 
-    /// The grouping window in seconds (see [`DbConfig::group_window_secs`]).
-    pub fn group_window_secs(&self) -> i64 {
-        self.config.group_window_secs
+    /// How notifications are grouped and pushed (see [`NotifyPolicy`]).
+    pub fn policy(&self) -> NotifyPolicy {
+        self.config.policy
     }
 
     pub fn backend(&self) -> Backend {

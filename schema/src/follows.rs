@@ -40,7 +40,7 @@ pub(crate) use bump_follow_counts;
 /// `NotFound` when the followee does not exist.
 pub async fn follow(db: &Db, actor: &UserSummaryRow, followee: UserId) -> DbResult<Delivery> {
     let follower = actor.id;
-    let window = db.group_window_secs();
+    let policy = db.policy();
     crate::transaction!(db.write(), conn => {
         users::table.find(followee).select(users::id).first::<UserId>(conn).await?;
         // No follow across a block, either way (the route tells the blocker why first).
@@ -85,7 +85,7 @@ pub async fn follow(db: &Db, actor: &UserSummaryRow, followee: UserId) -> DbResu
             post_id: None,
             comment_id: None,
             text,
-        }, window).map(Delivery::from)
+        }, policy).map(Delivery::from)
     })
 }
 

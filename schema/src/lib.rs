@@ -9,7 +9,8 @@
 //! - [`counters`]: the hot path's counter bumps as fixed statements the prepared-statement
 //!   cache keeps (diesel's UPDATE builder is never cached).
 //! - one module per table group with its row type, insert form and queries: [`users`],
-//!   [`posts`], [`likes`], [`comments`], [`follows`], [`notifications`], [`groups`], [`tokens`], [`blocks`].
+//!   [`posts`], [`likes`], [`comments`], [`follows`], [`notifications`], [`groups`], [`push`], [`preferences`], [`tokens`],
+//!   [`blocks`].
 //!
 //! Every query is written once, inside `run!`/`transaction!`, and runs on both backends. The one
 //! exception is the like, the hottest write: [`likes`] holds a path per backend (one PostgreSQL
@@ -29,10 +30,12 @@ pub mod groups;
 pub mod likes;
 pub mod notifications;
 pub mod posts;
+pub mod preferences;
+pub mod push;
 pub mod tokens;
 pub mod users;
 
-pub use db::{Backend, Db, DbError, DbResult};
+pub use db::{Backend, Db, DbError, DbResult, NotifyPolicy};
 pub use ids::{CommentId, GroupId, NotificationId, PostId, UserId};
 
 /// The current time rounded to milliseconds: SQLite keeps nanoseconds and PostgreSQL

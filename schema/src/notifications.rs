@@ -88,23 +88,35 @@ impl NewNotification {
     }
 }
 
-/// A committed notification and the group it joined or started.
-pub type Notified = (NotificationView, crate::groups::GroupRow);
+/// A committed notification, the group it joined or started, and how many pushes it queued.
+#[derive(Debug, Clone)]
+pub struct Notified {
+    pub view: NotificationView,
+    pub group: crate::groups::GroupRow,
+    pub pushes: i64,
+}
 
-/// What a write has to tell its recipient live: the notification it committed, if any, and
-/// the groups it changed, in version order.
+/// What a write has to tell its recipient live: the notification it committed, if any, the
+/// groups it changed, in version order, and how many pushes the notification queued (a socket
+/// that shows it live cancels them, see [`crate::push`]).
 #[derive(Debug, Clone, Default)]
 pub struct Delivery {
     pub notification: Option<NotificationView>,
     pub groups: Vec<crate::groups::GroupRow>,
+    pub pushes: i64,
 }
 
 impl From<Option<Notified>> for Delivery {
     fn from(notified: Option<Notified>) -> Self {
         match notified {
-            Some((view, group)) => Delivery {
+            Some(Notified {
+                view,
+                group,
+                pushes,
+            }) => Delivery {
                 notification: Some(view),
                 groups: vec![group],
+                pushes,
             },
             None => Delivery::default(),
         }
@@ -116,24 +128,30 @@ impl From<Option<crate::groups::GroupRow>> for Delivery {
         Delivery {
             notification: None,
             groups: group.into_iter().collect(),
+            pushes: 0,
         }
     }
 }
 
 /// Inserts a notification inside the caller's transaction, upholding the ordering invariant in
 /// the module docs, unless the recipient blocked or muted the actor (see [`crate::blocks`]),
-/// and puts it in its group (see [`crate::groups`]; `$window` is the grouping window in
-/// seconds). Evaluates to `DbResult<Option<Notified>>`: `None` when nobody is to be told.
+/// and puts it in its group (see [`crate::groups`]) and queues its pushes (see [`crate::push`]),
+/// as `$policy` (a [`crate::db::NotifyPolicy`]) says. Evaluates to `DbResult<Option<Notified>>`: `None` when nobody is to be told.
 /// The await marker comes first, as for the macros of [`crate::groups`].
 #[macro_export]
 macro_rules! insert_notification {
-    ([$($aw:tt)*] $conn:expr, $new:expr, $window:expr) => {{
+    ([$($aw:tt)*] $conn:expr, $new:expr, $policy:expr) => {{
         use diesel::{
             ExpressionMethods as _, NullableExpressionMethods as _, OptionalExtension as _,
             QueryDsl as _, SelectableHelper as _,
         };
+        use diesel::{BoolExpressionMethods as _, IntoSql as _};
         use $crate::schema::blocks as b;
+        use $crate::schema::follows as f;
         use $crate::schema::mutes as m;
+        use $crate::schema::notification_preferences as pref;
+        use $crate::schema::push_jobs as pj;
+        use $crate::schema::push_subscriptions as ps;
         use $crate::schema::notifications as n;
         use $crate::schema::users as u;
         let $crate::notifications::NewNotification {
@@ -144,8 +162,11 @@ macro_rules! insert_notification {
             comment_id,
             text,
         } = $new;
+        let policy: $crate::db::NotifyPolicy = $policy;
+        let is = |k: $crate::notifications::Kind| (kind == k).into_sql::<diesel::sql_types::Bool>();
         // Lock the recipient's row first (see "Ordering invariant"), drawing its next `seq`
-        // and group version, unless the recipient keeps the actor out. A block or mute
+        // and group version, unless the recipient keeps the actor out (a block, a mute, or
+        // preferences: this kind off, or only people they follow). A block or mute
         // committed while this statement waited for the row is invisible to its snapshot, but
         // it moved the row's `reach_version`: then no row matches, and a second statement,
         // with a fresh snapshot, asks again (see `crate::blocks`).
@@ -156,6 +177,15 @@ macro_rules! insert_notification {
             let muted = m::table
                 .filter(m::muter_id.eq(recipient_id))
                 .filter(m::muted_id.eq(actor.id));
+            let followed = f::table
+                .filter(f::follower_id.eq(recipient_id))
+                .filter(f::followee_id.eq(actor.id));
+            let kind_off = pref::like_inbox.eq(false).and(is($crate::notifications::Kind::Like))
+                .or(pref::comment_inbox.eq(false).and(is($crate::notifications::Kind::Comment)))
+                .or(pref::follow_inbox.eq(false).and(is($crate::notifications::Kind::Follow)));
+            let refused = pref::table
+                .filter(pref::user_id.eq(recipient_id))
+                .filter(kind_off.or(pref::from_following.eq(true).and(diesel::dsl::not(diesel::dsl::exists(followed)))));
             let snapshot = diesel::alias!($crate::schema::users as snapshot);
             let version_seen = snapshot
                 .filter(snapshot.field(u::id).eq(recipient_id))
@@ -167,7 +197,8 @@ macro_rules! insert_notification {
                     .find(recipient_id)
                     .filter(u::reach_version.eq(version_seen))
                     .filter(diesel::dsl::not(diesel::dsl::exists(blocked)))
-                    .filter(diesel::dsl::not(diesel::dsl::exists(muted))),
+                    .filter(diesel::dsl::not(diesel::dsl::exists(muted)))
+                    .filter(diesel::dsl::not(diesel::dsl::exists(refused))),
             )
             .set((
                 u::notification_seq.eq(u::notification_seq + 1),
@@ -183,7 +214,7 @@ macro_rules! insert_notification {
             None => Ok::<_, $crate::db::DbError>(None),
             Some((seq, version)) => {
                 let at = $crate::now_millis();
-                let place = $crate::group_place!([$($aw)*] $conn, recipient_id, kind, post_id, actor.id, at, $window);
+                let place = $crate::group_place!([$($aw)*] $conn, recipient_id, kind, post_id, actor.id, at, $policy.group_window_secs);
                 let row: $crate::notifications::NotificationRow = diesel::insert_into(n::table)
                     .values((
                         n::recipient_id.eq(recipient_id),
@@ -200,7 +231,29 @@ macro_rules! insert_notification {
                     .get_result($conn) $($aw)* ?;
                 let new_member = $crate::groups::NewMember { recipient: recipient_id, kind, post: post_id, actor: &actor, notification: row.id, at, version };
                 let (row, group) = $crate::group_join!([$($aw)*] $conn, new_member, place, row);
-                Ok(Some(((row, actor), group)))
+                // One push job per device of the recipient's that takes pushes of this kind.
+                let push_off = pref::like_push.eq(false).and(is($crate::notifications::Kind::Like))
+                    .or(pref::comment_push.eq(false).and(is($crate::notifications::Kind::Comment)))
+                    .or(pref::follow_push.eq(false).and(is($crate::notifications::Kind::Follow)));
+                let muted_push = pref::table.filter(pref::user_id.eq(recipient_id)).filter(push_off);
+                let due = at + chrono::Duration::milliseconds(policy.push_delay_ms);
+                let expires = at + chrono::Duration::seconds(policy.push_ttl_secs);
+                let devices = ps::table
+                    .filter(ps::user_id.eq(recipient_id))
+                    .filter(ps::expires_at.gt(at))
+                    .filter(diesel::dsl::not(diesel::dsl::exists(muted_push)))
+                    .select((
+                        row.id.into_sql::<diesel::sql_types::BigInt>(),
+                        ps::id,
+                        at.into_sql::<diesel::sql_types::Timestamp>(),
+                        due.into_sql::<diesel::sql_types::Timestamp>(),
+                        expires.into_sql::<diesel::sql_types::Timestamp>(),
+                    ));
+                let pushes = diesel::insert_into(pj::table)
+                    .values(devices)
+                    .into_columns((pj::notification_id, pj::subscription_id, pj::created_at, pj::due_at, pj::expires_at))
+                    .execute($conn) $($aw)* ? as i64;
+                Ok(Some($crate::notifications::Notified { view: (row, actor), group, pushes }))
             }
         }
     }};

@@ -77,6 +77,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    notification_preferences (user_id) {
+        user_id -> Int8,
+        like_inbox -> Bool,
+        like_push -> Bool,
+        comment_inbox -> Bool,
+        comment_push -> Bool,
+        follow_inbox -> Bool,
+        follow_push -> Bool,
+        from_following -> Bool,
+    }
+}
+
+diesel::table! {
     notifications (id) {
         id -> Int8,
         recipient_id -> Int8,
@@ -105,6 +118,32 @@ diesel::table! {
         like_seq -> Int8,
         comment_count -> Int8,
         thumbnail_key -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    push_jobs (id) {
+        id -> Int8,
+        notification_id -> Int8,
+        subscription_id -> Int8,
+        created_at -> Timestamp,
+        due_at -> Timestamp,
+        expires_at -> Timestamp,
+        attempts -> Int4,
+        claimed_until -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    push_subscriptions (id) {
+        id -> Int8,
+        user_id -> Int8,
+        token_id -> Text,
+        endpoint -> Text,
+        p256dh -> Text,
+        auth -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
     }
 }
 
@@ -145,9 +184,13 @@ diesel::joinable!(like_notices -> users (user_id));
 diesel::joinable!(likes -> posts (post_id));
 diesel::joinable!(likes -> users (user_id));
 diesel::joinable!(notification_groups -> users (recipient_id));
+diesel::joinable!(notification_preferences -> users (user_id));
 diesel::joinable!(notifications -> comments (comment_id));
 diesel::joinable!(notifications -> posts (post_id));
 diesel::joinable!(posts -> users (author_id));
+diesel::joinable!(push_jobs -> notifications (notification_id));
+diesel::joinable!(push_jobs -> push_subscriptions (subscription_id));
+diesel::joinable!(push_subscriptions -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     blocks,
@@ -158,8 +201,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     likes,
     mutes,
     notification_groups,
+    notification_preferences,
     notifications,
     posts,
+    push_jobs,
+    push_subscriptions,
     revoked_tokens,
     used_tickets,
     users,

@@ -1,4 +1,4 @@
-//! The command line: `pulse [serve]`, `pulse migrate`, `pulse keygen`, `--help` and
+//! The command line: `pulse [serve]`, `pulse migrate`, `pulse keygen [--vapid]`, `--help` and
 //! `--version`. Settings come from the environment (see `config`), never from arguments.
 
 /// What the command line asks for.
@@ -10,6 +10,8 @@ pub enum Command {
     Migrate,
     /// Print a new root private key.
     Keygen,
+    /// Print a new VAPID (Web Push) private key.
+    KeygenVapid,
     /// Print the help text (`--help`, `-h`, `help`, or `--help` after a command).
     Help,
     /// Print the version.
@@ -41,9 +43,10 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, Usage> 
         other if other.starts_with('-') => return Err(Usage(format!("unknown option {other:?}"))),
         other => return Err(Usage(format!("unknown command {other:?}"))),
     };
-    match rest.first() {
-        None => Ok(command),
-        Some(extra) => Err(Usage(format!(
+    match (command, rest) {
+        (command, []) => Ok(command),
+        (Command::Keygen, [flag]) if flag == "--vapid" => Ok(Command::KeygenVapid),
+        (_, [extra, ..]) => Err(Usage(format!(
             "unexpected argument {extra:?} (settings come from the environment)"
         ))),
     }
@@ -64,6 +67,7 @@ mod tests {
             ("serve", Command::Serve),
             ("migrate", Command::Migrate),
             ("keygen", Command::Keygen),
+            ("keygen --vapid", Command::KeygenVapid),
             ("help", Command::Help),
             ("--help", Command::Help),
             ("-h", Command::Help),

@@ -68,6 +68,24 @@ limits! {
     max_read_ids: usize = 1000 => "PULSE_MAX_READ_IDS";
     /// A notification joins its unread group only if the group's newest member is younger than this (seconds).
     group_window_secs: i64 = 86_400 => "PULSE_GROUP_WINDOW_SECS";
+    /// A push waits this long after its notification's commit, so a socket that shows it live can cancel it (ms).
+    push_delay_ms: i64 = 300 => "PULSE_PUSH_DELAY_MS";
+    /// A push not delivered this long after its notification is dropped; also its `TTL` header (seconds).
+    push_ttl_secs: i64 = 86_400 => "PULSE_PUSH_TTL_SECS";
+    /// How often each instance looks for due pushes when it was not woken (ms).
+    push_poll_ms: u64 = 250 => "PULSE_PUSH_POLL_MS";
+    /// Pushes one instance claims at a time.
+    push_batch: i64 = 64 => "PULSE_PUSH_BATCH";
+    /// How long a claimed push stays with the instance that claimed it before another may take it (seconds).
+    push_lease_secs: i64 = 60 => "PULSE_PUSH_LEASE_SECS";
+    /// One request to a push service may take this long before it counts as failed (ms).
+    push_timeout_ms: u64 = 10_000 => "PULSE_PUSH_TIMEOUT_MS";
+    /// Requests to push services in flight at once per instance.
+    push_concurrency: usize = 64 => "PULSE_PUSH_CONCURRENCY";
+    /// Requests in flight at once to one push service (origin), so a slow one cannot hold up the rest.
+    push_per_origin: usize = 8 => "PULSE_PUSH_PER_ORIGIN";
+    /// Longest wait between two attempts of one push (seconds).
+    push_max_backoff_secs: i64 = 300 => "PULSE_PUSH_MAX_BACKOFF_SECS";
     /// Lifetime of a login token, in seconds (30 days).
     token_ttl_secs: u64 = 30 * 24 * 3600 => "PULSE_TOKEN_TTL_SECS";
     /// Verified login tokens remembered per instance (0: verify signature and Datalog every time).
@@ -184,6 +202,15 @@ pub struct Settings {
     pub allowed_origins: Vec<String>,
     /// `PULSE_TRUST_FORWARDED_FOR`: take the client IP from `X-Forwarded-For` (behind a proxy).
     pub trust_forwarded_for: bool,
+    /// `PULSE_VAPID_PRIVATE_KEY`: the Web Push signing key (base64url of the P-256 scalar),
+    /// shared by all instances; unset: generated in the data directory.
+    pub vapid_private_key: Option<String>,
+    /// `PULSE_PUSH_CONTACT`: the VAPID `sub` claim push services may contact (`mailto:` or `https:`).
+    pub push_contact: String,
+    /// `PULSE_PUSH_ALLOW_PRIVATE`: accept push endpoints on private addresses and `http://` (tests).
+    pub push_allow_private: bool,
+    /// `PULSE_PUSH_WHEN_LIVE`: push notifications that a socket already showed, too.
+    pub push_when_live: bool,
     pub limits: Limits,
 }
 
@@ -199,6 +226,13 @@ impl std::fmt::Debug for Settings {
             .field("redis_prefix", &self.redis_prefix)
             .field("data_dir", &self.data_dir)
             .field("root_key", &self.root_key.as_ref().map(|_| "<redacted>"))
+            .field(
+                "vapid_private_key",
+                &self.vapid_private_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("push_contact", &self.push_contact)
+            .field("push_allow_private", &self.push_allow_private)
+            .field("push_when_live", &self.push_when_live)
             .field("workers", &self.workers)
             .field("allowed_origins", &self.allowed_origins)
             .field("trust_forwarded_for", &self.trust_forwarded_for)
@@ -253,6 +287,26 @@ pub const SETTINGS_HELP: &[(&str, &str, &str)] = &[
     ),
     ("PULSE_WORKERS", "(cores)", "HTTP worker threads."),
     (
+        "PULSE_VAPID_PRIVATE_KEY",
+        "(generated)",
+        "Web Push signing key, base64url (`pulse keygen --vapid`); share it across instances.",
+    ),
+    (
+        "PULSE_PUSH_CONTACT",
+        "mailto:push@pulse.invalid",
+        "Contact push services see in the VAPID `sub` claim (mailto: or https:).",
+    ),
+    (
+        "PULSE_PUSH_ALLOW_PRIVATE",
+        "false",
+        "Accept push endpoints on loopback/private addresses and http:// (test set-ups only).",
+    ),
+    (
+        "PULSE_PUSH_WHEN_LIVE",
+        "false",
+        "Also push notifications that a socket of the recipient already showed.",
+    ),
+    (
         "PULSE_ALLOWED_ORIGINS",
         "(none)",
         "Extra browser origins allowed to call the API (CORS) and open sockets, comma-separated.",
@@ -280,6 +334,10 @@ impl Settings {
                 .unwrap_or(2),
             allowed_origins: Vec::new(),
             trust_forwarded_for: false,
+            vapid_private_key: None,
+            push_contact: "mailto:push@pulse.invalid".to_owned(),
+            push_allow_private: false,
+            push_when_live: false,
             limits: Limits::default(),
         }
     }
@@ -307,6 +365,10 @@ impl Settings {
                 })
                 .unwrap_or_default(),
             trust_forwarded_for: parse_env("PULSE_TRUST_FORWARDED_FOR", false)?,
+            vapid_private_key: non_empty("PULSE_VAPID_PRIVATE_KEY"),
+            push_contact: non_empty("PULSE_PUSH_CONTACT").unwrap_or(defaults.push_contact),
+            push_allow_private: parse_env("PULSE_PUSH_ALLOW_PRIVATE", false)?,
+            push_when_live: parse_env("PULSE_PUSH_WHEN_LIVE", false)?,
             limits: Limits::from_env()?,
         })
     }
@@ -343,6 +405,7 @@ impl Settings {
             "pulse: real-time notification backend\n\n\
              USAGE:\n  pulse [serve]    run the server\n  pulse migrate    apply database migrations and exit\n  \
              pulse keygen     print a new biscuit root private key (hex) for PULSE_ROOT_KEY\n  \
+             pulse keygen --vapid  print a new Web Push (VAPID) private key for PULSE_VAPID_PRIVATE_KEY\n  \
              pulse --version  the version\n  \
              pulse --help     this text\n\nSETTINGS (environment):\n",
         );

@@ -37,6 +37,7 @@ pub mod error;
 pub mod gate;
 pub mod media;
 pub(crate) mod middleware;
+pub mod push;
 pub mod ratelimit;
 pub mod realtime;
 pub mod routes;

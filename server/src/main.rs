@@ -31,6 +31,7 @@ async fn main() -> ExitCode {
         Command::Help => print!("{}", Settings::help_text()),
         Command::Version => println!("pulse {}", env!("CARGO_PKG_VERSION")),
         Command::Keygen => println!("{}", Keys::generate_hex()),
+        Command::KeygenVapid => println!("{}", pulse_server::push::Push::generate_key()),
         Command::Serve | Command::Migrate => return run(command).await,
     }
     ExitCode::SUCCESS

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
-use pulse_schema::db::{Backend, DbConfig};
+use pulse_schema::db::{Backend, DbConfig, NotifyPolicy};
 use pulse_schema::{tokens, Db};
 
 use crate::admission::{AdmissionLimits, Admissions};
@@ -16,6 +16,7 @@ use crate::auth::{Keys, Passwords};
 use crate::config::Settings;
 use crate::gate::HashGate;
 use crate::media::MediaStore;
+use crate::push::Push;
 use crate::ratelimit::RateLimiter;
 use crate::realtime::hub::Hub;
 use crate::shed::{ShedLimits, Shedder};
@@ -55,7 +56,11 @@ pub async fn open_database(settings: &Settings) -> anyhow::Result<Db> {
         backend,
         max_connections: settings.limits.db_pool_size,
         acquire_timeout: Duration::from_millis(settings.limits.db_acquire_timeout_ms),
-        group_window_secs: settings.limits.group_window_secs,
+        policy: NotifyPolicy {
+            group_window_secs: settings.limits.group_window_secs,
+            push_delay_ms: settings.limits.push_delay_ms,
+            push_ttl_secs: settings.limits.push_ttl_secs,
+        },
     };
     let db = Db::connect(&config).await?;
     db.migrate().await?;
@@ -73,11 +78,13 @@ pub struct Application {
 pub struct Shutdown {
     server: ServerHandle,
     hub: Arc<Hub>,
+    push: Push,
     drain: Duration,
 }
 
 impl Shutdown {
     pub async fn shutdown(&self) {
+        self.push.stop();
         self.server.pause().await;
         self.hub.drain(self.drain).await;
         self.server.stop(true).await;
@@ -128,9 +135,11 @@ impl Application {
             },
             metrics.clone(),
         );
+        let push = Push::start(&db, &settings, &metrics)?;
         let state = AppState {
             shedder: Arc::new(Shedder::new(shed_limits(&settings))),
-            sockets: socket_context(&db, &hub, &metrics, &settings),
+            sockets: socket_context(&db, &hub, &metrics, &settings, &push),
+            push,
             admissions,
             db,
             bus,
@@ -191,6 +200,7 @@ impl Application {
         Shutdown {
             server: self.server.handle(),
             hub: self.state.hub.clone(),
+            push: self.state.push.clone(),
             drain: Duration::from_millis(self.state.settings.limits.drain_ms),
         }
     }

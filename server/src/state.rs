@@ -9,6 +9,7 @@ use crate::admission::Admissions;
 use crate::auth::{Keys, Passwords};
 use crate::config::Settings;
 use crate::media::MediaStore;
+use crate::push::Push;
 use crate::ratelimit::RateLimiter;
 use crate::realtime::bus::Bus;
 use crate::realtime::hub::Hub;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub(crate) shedder: Arc<Shedder>,
     /// What this state's socket tasks share (its pool, the hub, metrics, limits).
     pub(crate) sockets: Arc<SocketContext>,
+    /// Web Push: the sender and the VAPID key.
+    pub push: Push,
 }
 
 impl AppState {
@@ -48,7 +51,7 @@ impl AppState {
         });
         AppState {
             admissions: self.admissions.with_db(db.clone()),
-            sockets: socket_context(&db, &self.hub, &self.metrics, &self.settings),
+            sockets: socket_context(&db, &self.hub, &self.metrics, &self.settings, &self.push),
             db,
             bus: self.bus.for_worker(),
             ..self.clone()
@@ -60,6 +63,7 @@ impl AppState {
         Publisher {
             bus: &self.bus,
             metrics: &self.metrics,
+            push: &self.push,
         }
     }
 }
@@ -70,11 +74,13 @@ pub(crate) fn socket_context(
     hub: &Arc<Hub>,
     metrics: &Arc<Metrics>,
     settings: &Settings,
+    push: &Push,
 ) -> Arc<SocketContext> {
     Arc::new(SocketContext {
         db: db.clone(),
         hub: hub.clone(),
         metrics: metrics.clone(),
         limits: settings.limits.clone(),
+        push: push.clone(),
     })
 }

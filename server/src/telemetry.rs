@@ -89,6 +89,82 @@ pub struct Metrics {
     pub bus_lag: Histogram,
     /// (method, route pattern, status) → count and latency.
     pub http: DashMap<(String, String, u16), Histogram>,
+    pub push: PushMetrics,
+}
+
+/// What the Web Push workers did (see the `push` module).
+#[derive(Debug, Default)]
+pub struct PushMetrics {
+    pub sent: AtomicU64,
+    /// Failed for good, by reason (`rejected` 4xx, `keys` unusable subscription keys).
+    pub failed: DashMap<&'static str, AtomicU64>,
+    /// Attempts that will be made again (429, 5xx, timeouts, connection errors).
+    pub retried: AtomicU64,
+    /// Pushes dropped because their TTL ran out before delivery.
+    pub expired: AtomicU64,
+    /// Subscriptions deleted because the push service answered 404 or 410.
+    pub subscriptions_dropped: AtomicU64,
+    /// Pushes not sent because a socket showed the notification live.
+    pub cancelled_live: AtomicU64,
+    /// Notification commit → accepted by the push service.
+    pub latency: Histogram,
+}
+
+impl PushMetrics {
+    pub fn failed(&self, reason: &'static str) {
+        self.failed
+            .entry(reason)
+            .or_default()
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String) {
+        let counters = [
+            (
+                "pulse_push_sent_total",
+                "Pushes accepted by a push service.",
+                &self.sent,
+            ),
+            (
+                "pulse_push_retried_total",
+                "Push attempts to be made again (429, 5xx, timeouts).",
+                &self.retried,
+            ),
+            (
+                "pulse_push_expired_total",
+                "Pushes dropped when their TTL ran out.",
+                &self.expired,
+            ),
+            (
+                "pulse_push_subscriptions_dropped_total",
+                "Subscriptions deleted on 404/410.",
+                &self.subscriptions_dropped,
+            ),
+            (
+                "pulse_push_cancelled_live_total",
+                "Pushes not sent because a socket showed the notification.",
+                &self.cancelled_live,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(out, "# HELP pulse_push_failed_total Pushes failed for good, by reason.\n# TYPE pulse_push_failed_total counter");
+        for entry in self.failed.iter() {
+            let _ = writeln!(
+                out,
+                "pulse_push_failed_total{{reason=\"{}\"}} {}",
+                entry.key(),
+                entry.value().load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(out, "# HELP pulse_push_latency_seconds Notification commit to push accepted.\n# TYPE pulse_push_latency_seconds histogram");
+        self.latency.render(out, "pulse_push_latency_seconds", "");
+    }
 }
 
 impl Metrics {
@@ -231,6 +307,7 @@ impl Metrics {
              pulse_db_connections{{state=\"in_use\"}} {}\npulse_db_connections{{state=\"open\"}} {}\npulse_db_connections{{state=\"max\"}} {}",
             pool.0, pool.1, pool.2
         );
+        self.push.render(&mut out);
         out
     }
 }

@@ -5,7 +5,7 @@
 //! # Rules
 //! - Every notification belongs to one group (`notifications.group_id`). A new one joins the
 //!   recipient's *open* group of the same kind and post if that group's newest member is
-//!   younger than the window ([`crate::db::DbConfig::group_window_secs`]); otherwise that group
+//!   younger than the window ([`crate::db::NotifyPolicy::group_window_secs`]); otherwise that group
 //!   is closed and a new one starts. A unique index keeps at most one open group per
 //!   recipient, kind and post. Reading a group closes it.
 //! - A group counts its *present* actors: a liker who still likes the post, a follower who

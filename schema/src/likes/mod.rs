@@ -29,12 +29,12 @@ pub async fn like(db: &Db, actor: &UserSummaryRow, post_id: PostId) -> DbResult<
     match db.write() {
         Pool::Postgres(pool) => {
             let mut conn = pool.get().await.map_err(DbError::from)?;
-            postgres::like(&mut conn, actor, post_id, db.group_window_secs()).await
+            postgres::like(&mut conn, actor, post_id, db.policy()).await
         }
         Pool::Sqlite(pool) => {
             let mut conn = pool.get().await.map_err(DbError::from)?;
-            let (actor, window) = (actor.clone(), db.group_window_secs());
-            conn.spawn_blocking(move |conn| Ok(sqlite::like(conn, &actor, post_id, window)))
+            let (actor, policy) = (actor.clone(), db.policy());
+            conn.spawn_blocking(move |conn| Ok(sqlite::like(conn, &actor, post_id, policy)))
                 .await
                 .map_err(DbError::from)?
         }

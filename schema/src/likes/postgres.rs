@@ -30,7 +30,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::outcome::LikeOutcome;
 use crate::counters::BumpLikeCount;
-use crate::db::{DbError, DbResult};
+use crate::db::{DbError, DbResult, NotifyPolicy};
 use crate::groups::rule::actors_json;
 use crate::groups::{Actor, GroupRow};
 use crate::ids::{GroupId, NotificationId, PostId, UserId};
@@ -43,15 +43,17 @@ pub(super) async fn like(
     conn: &mut AsyncPgConnection,
     actor: &UserSummaryRow,
     post_id: PostId,
-    window_secs: i64,
+    policy: NotifyPolicy,
 ) -> DbResult<LikeOutcome> {
     let statement = LikeStatement {
         post: post_id,
         liker: actor.id,
         at: crate::now_millis(),
         text: NewNotification::render(Kind::Like, actor, None),
-        window_secs,
+        window_secs: policy.group_window_secs,
         actor: actors_json(&[Actor::from(actor)]),
+        push_delay_ms: policy.push_delay_ms,
+        push_ttl_secs: policy.push_ttl_secs,
     };
     let (at, text) = (statement.at, statement.text.clone());
     let Some(row) = statement.get_result::<LikeRow>(conn).await.optional()? else {
@@ -59,6 +61,7 @@ pub(super) async fn like(
     };
     let (like_count, like_seq, author, notification_id, seq, unsettled) =
         (row.0, row.1, row.2, row.3, row.4, row.5);
+    let pushes = row.10;
     let delivery = match (notification_id, seq, row.6, row.7, row.8, row.9) {
         (Some(id), Some(seq), Some(group_id), Some(actor_count), Some(actors), Some(version)) => {
             let notification = NotificationRow {
@@ -90,9 +93,10 @@ pub(super) async fn like(
             Delivery {
                 notification: Some((notification, actor.clone())),
                 groups: vec![group],
+                pushes,
             }
         }
-        _ if unsettled => notify_afresh(conn, actor, author, post_id, text, window_secs).await?,
+        _ if unsettled => notify_afresh(conn, actor, author, post_id, text, policy).await?,
         _ => Delivery::default(),
     };
     Ok(LikeOutcome::added(
@@ -190,7 +194,7 @@ async fn notify_afresh(
     author: UserId,
     post_id: PostId,
     text: String,
-    window_secs: i64,
+    policy: NotifyPolicy,
 ) -> DbResult<Delivery> {
     use diesel_async::AsyncConnection as _;
     let new = NewNotification {
@@ -202,7 +206,7 @@ async fn notify_afresh(
         text,
     };
     conn.transaction::<_, DbError, _>(async |conn| {
-        crate::insert_notification!([.await] conn, new, window_secs).map(Delivery::from)
+        crate::insert_notification!([.await] conn, new, policy).map(Delivery::from)
     })
     .await
 }
@@ -226,6 +230,10 @@ pub(crate) struct LikeStatement {
     pub window_secs: i64,
     /// The liker as a JSON array of one [`Actor`], as the group stores its newest actors.
     pub actor: String,
+    /// When the author's pushes become due, after `at` (see [`crate::push`]).
+    pub push_delay_ms: i64,
+    /// How long the pushes may wait before they are dropped.
+    pub push_ttl_secs: i64,
 }
 
 /// What [`LikeStatement`] returns, column for column. The last, `unsettled`: the liker's first
@@ -233,7 +241,8 @@ pub(crate) struct LikeStatement {
 /// block or mute of the author's landed while the statement ran (see [`crate::blocks`]); the
 /// caller settles it with a fresh look. The same goes for a like whose author has an open group
 /// of this post's likes that is past the window: the statement joins groups, it never closes one.
-/// Then the group the notification joined or started: id, actor count, actors, version.
+/// Then the group the notification joined or started: id, actor count, actors, version; and
+/// how many push jobs the notification queued.
 type LikeRow = (
     i64,
     i64,
@@ -245,12 +254,13 @@ type LikeRow = (
     Option<i64>,
     Option<String>,
     Option<i64>,
+    i64,
 );
 
 const KIND: &str = Kind::Like.as_str();
 
-/// The statement's text; `$1`..`$7` are post, liker, at, text, kind, window and actor, each used
-/// once, in order.
+/// The statement's text; `$1`..`$9` are post, liker, at, text, kind, window, actor, push delay and
+/// push TTL, each used once, in order.
 const SQL: &str = include_str!("like.sql");
 
 impl QueryFragment<Pg> for LikeStatement {
@@ -276,6 +286,12 @@ impl QueryFragment<Pg> for LikeStatement {
         let (between, rest) = split_at_param(rest, "$7")?;
         out.push_sql(between);
         out.push_bind_param::<Text, str>(&self.actor)?;
+        let (between, rest) = split_at_param(rest, "$8")?;
+        out.push_sql(between);
+        out.push_bind_param::<BigInt, i64>(&self.push_delay_ms)?;
+        let (between, rest) = split_at_param(rest, "$9")?;
+        out.push_sql(between);
+        out.push_bind_param::<BigInt, i64>(&self.push_ttl_secs)?;
         out.push_sql(rest.trim_end());
         Ok(())
     }
@@ -305,6 +321,7 @@ impl Query for LikeStatement {
         Nullable<BigInt>,
         Nullable<Text>,
         Nullable<BigInt>,
+        BigInt,
     );
 }
 
@@ -321,14 +338,16 @@ mod tests {
             text: "bob liked your photo.".into(),
             window_secs: 60,
             actor: "[]".into(),
+            push_delay_ms: 500,
+            push_ttl_secs: 3600,
         };
         let sql = diesel::debug_query::<Pg, _>(&statement).to_string();
-        assert!(sql.starts_with("WITH args AS (SELECT $1::int8 AS post, $2::int8 AS liker, $3::timestamp AS at, $4::text AS text, $5::text AS kind, $6::int8 AS window_secs, $7::text AS actor)"), "{sql}");
+        assert!(sql.starts_with("WITH args AS (SELECT $1::int8 AS post, $2::int8 AS liker, $3::timestamp AS at, $4::text AS text, $5::text AS kind, $6::int8 AS window_secs, $7::text AS actor, $8::int8 AS push_delay_ms, $9::int8 AS push_ttl_secs)"), "{sql}");
         assert!(sql.contains("LEFT JOIN grouped ON true -- binds"), "{sql}");
-        assert!(!sql.contains("$8"), "{sql}");
+        assert!(!sql.contains("$10"), "{sql}");
         assert!(
             sql.ends_with(
-                r#"binds: [7, 3, 1970-01-01T00:00:00, "bob liked your photo.", "like", 60, "[]"]"#
+                r#"binds: [7, 3, 1970-01-01T00:00:00, "bob liked your photo.", "like", 60, "[]", 500, 3600]"#
             ),
             "{sql}"
         );

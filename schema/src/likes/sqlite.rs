@@ -13,7 +13,7 @@ use diesel::sqlite::SqliteConnection;
 
 use super::outcome::LikeOutcome;
 use crate::counters::BumpLikeCount;
-use crate::db::DbError;
+use crate::db::{DbError, NotifyPolicy};
 use crate::ids::PostId;
 use crate::notifications::{Delivery, Kind, NewNotification};
 use crate::schema::{blocks, like_notices, likes, posts};
@@ -24,7 +24,7 @@ pub(crate) fn like(
     conn: &mut SqliteConnection,
     actor: &UserSummaryRow,
     post_id: PostId,
-    window_secs: i64,
+    policy: NotifyPolicy,
 ) -> Result<LikeOutcome, DbError> {
     let liker = actor.id;
     conn.transaction::<_, DbError, _>(|conn| {
@@ -81,7 +81,7 @@ pub(crate) fn like(
                     comment_id: None,
                     text: NewNotification::render(Kind::Like, actor, None),
                 };
-                crate::insert_notification!([] conn, new, window_secs)?.into()
+                crate::insert_notification!([] conn, new, policy)?.into()
             }
             // Liked before: back in the first like's group, silently.
             (false, None) => {

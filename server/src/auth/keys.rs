@@ -84,7 +84,7 @@ fn parse_private_key(text: &str) -> anyhow::Result<PrivateKey> {
     key.map_err(|e| anyhow::anyhow!("PULSE_ROOT_KEY is not a valid private key: {e}"))
 }
 
-fn write_secret(path: &Path, contents: &str) -> anyhow::Result<()> {
+pub(crate) fn write_secret(path: &Path, contents: &str) -> anyhow::Result<()> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;

@@ -3,7 +3,7 @@
 //! A notification's frame is serialised once by the publisher and shared (a reference-counted
 //! `ByteString`, which actix-ws sends without copying it first) by every
 //! socket that receives it. On Redis the message is a header line followed by the frame:
-//! `N <user> <seq> <id> <committed_ms>\n<frame>`, a group change `G <user> <version>\n<frame>`;
+//! `N <user> <seq> <id> <committed_ms> <pushes 0|1>\n<frame>`, a group change `G <user> <version>\n<frame>`;
 //! the other kinds are one line.
 
 use bytestring::ByteString;
@@ -17,6 +17,8 @@ pub enum Event {
         seq: i64,
         id: NotificationId,
         committed_ms: i64,
+        /// Pushes were queued for it: a socket that shows it cancels them.
+        pushes: bool,
         frame: ByteString,
     },
     /// A post's like count changed; `seq` orders changes of one post.
@@ -68,9 +70,14 @@ impl Event {
                 seq,
                 id,
                 committed_ms,
+                pushes,
                 frame,
             } => {
-                format!("N {} {seq} {} {committed_ms}\n{frame}", user.0, id.0)
+                let pushes = u8::from(*pushes);
+                format!(
+                    "N {} {seq} {} {committed_ms} {pushes}\n{frame}",
+                    user.0, id.0
+                )
             }
             Event::LikeCount { post, seq, count } => format!("C {} {seq} {count}", post.0),
             Event::Read {
@@ -99,6 +106,7 @@ impl Event {
                 seq: int()?,
                 id: NotificationId(int()?),
                 committed_ms: int()?,
+                pushes: int()? == 1,
                 frame: ByteString::from(body),
             }),
             "C" => Some(Event::LikeCount {
@@ -142,6 +150,7 @@ mod tests {
                 seq: 3,
                 id: NotificationId(99),
                 committed_ms: 1_700_000_000_000,
+                pushes: true,
                 frame: ByteString::from_static("{\"type\":\"notification\",\"x\":\"a\\nb\"}"),
             },
             Event::LikeCount {

@@ -173,6 +173,7 @@ impl Hub {
                 seq,
                 id,
                 committed_ms,
+                pushes,
                 frame,
             } => {
                 if let Some(sockets) = self.users.get(&user) {
@@ -181,6 +182,7 @@ impl Hub {
                             seq,
                             id,
                             committed_ms,
+                            pushes,
                             frame: frame.clone(),
                         };
                         if socket.push_notification(queued) == Pushed::Overflowed {

@@ -12,17 +12,20 @@ use pulse_schema::UserId;
 use super::bus::Bus;
 use super::event::Event;
 use super::protocol::{group_frame, notification_frame, ServerFrame};
+use crate::push::Push;
 use crate::telemetry::Metrics;
 
 /// Publishes through `bus`, counting what it publishes in `metrics`.
 pub(crate) struct Publisher<'a> {
     pub(crate) bus: &'a Bus,
     pub(crate) metrics: &'a Metrics,
+    pub(crate) push: &'a Push,
 }
 
 impl Publisher<'_> {
     /// A committed notification, to every socket of its recipient.
-    pub(crate) async fn notification(&self, view: NotificationView) {
+    /// `pushes`: pushes were queued for it (a socket that shows it cancels them).
+    pub(crate) async fn notification(&self, view: NotificationView, pushes: bool) {
         self.metrics
             .notifications_created
             .fetch_add(1, Ordering::Relaxed);
@@ -34,6 +37,7 @@ impl Publisher<'_> {
             seq,
             id,
             committed_ms,
+            pushes,
             frame,
         };
         self.bus.publish(event).await;
@@ -41,8 +45,11 @@ impl Publisher<'_> {
 
     /// What a write tells its recipient: its notification, then the groups it changed.
     pub(crate) async fn deliver(&self, delivery: Delivery) {
+        if delivery.pushes > 0 {
+            self.push.queued();
+        }
         if let Some(view) = delivery.notification {
-            self.notification(view).await;
+            self.notification(view, delivery.pushes > 0).await;
         }
         self.groups(&delivery.groups).await;
     }

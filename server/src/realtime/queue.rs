@@ -20,6 +20,8 @@ pub struct QueuedNotification {
     pub seq: i64,
     pub id: NotificationId,
     pub committed_ms: i64,
+    /// Pushes were queued for it (see `crate::push`).
+    pub pushes: bool,
     pub frame: ByteString,
 }
 
@@ -203,6 +205,7 @@ mod tests {
             seq,
             id: NotificationId(seq),
             committed_ms: 0,
+            pushes: false,
             frame: ByteString::from_static("{}"),
         }
     }

@@ -154,6 +154,8 @@ pub async fn logout(state: web::Data<AppState>, user: AuthUser) -> ApiResult<Htt
     )
     .await?;
     let token_id = user.claims.token_id().to_owned();
+    // The device signs out: it gets no more pushes.
+    pulse_schema::push::delete_for_token(&state.db, &token_id).await?;
     state.publisher().revoke(user.id, token_id).await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -13,7 +13,9 @@ pub mod media;
 pub mod notifications;
 pub mod openapi;
 pub mod posts;
+pub mod preferences;
 pub mod protect;
+pub mod push;
 pub mod system;
 pub mod users;
 
@@ -44,7 +46,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_json_bytes: usize) {
             .configure(posts::configure)
             .configure(likes::configure)
             .configure(comments::configure)
+            .configure(preferences::configure)
             .configure(notifications::configure)
+            .configure(push::configure)
             .configure(live::configure)
             .configure(openapi::configure),
     )

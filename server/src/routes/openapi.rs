@@ -24,6 +24,8 @@ use crate::error::PROBLEM_TYPES;
         super::likes::like_post, super::likes::unlike_post,
         super::comments::list_comments, super::comments::add_comment,
         super::notifications::list_notifications, super::notifications::list_groups, super::notifications::mark_read,
+        super::preferences::get_preferences, super::preferences::put_preferences,
+        super::push::public_key, super::push::put_subscription, super::push::get_subscription, super::push::delete_subscription,
         super::live::open_socket, super::media::get_media,
         super::system::healthz, super::system::readyz, super::system::metrics,
     ),

@@ -44,6 +44,18 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
          # TYPE pulse_requests_queued gauge\npulse_requests_queued {}\n",
         state.shedder.queued()
     ));
+    // The push queue is shared by every instance: its depth and age come from the database.
+    if let Ok((depth, oldest)) = pulse_schema::push::queue_stats(&state.db).await {
+        let age = oldest.map_or(0.0, |at| {
+            (pulse_schema::now_millis() - at).num_milliseconds().max(0) as f64 / 1000.0
+        });
+        text.push_str(&format!(
+            "# HELP pulse_push_queue_depth Pushes waiting to be sent (all instances).\n\
+             # TYPE pulse_push_queue_depth gauge\npulse_push_queue_depth {depth}\n\
+             # HELP pulse_push_queue_oldest_seconds Age of the oldest waiting push.\n\
+             # TYPE pulse_push_queue_oldest_seconds gauge\npulse_push_queue_oldest_seconds {age}\n"
+        ));
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(text)

@@ -15,6 +15,7 @@ mod live;
 mod malformed;
 mod notifications;
 mod posts;
+mod push;
 mod rate_limits;
 mod resets;
 mod system;

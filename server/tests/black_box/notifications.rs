@@ -100,7 +100,10 @@ async fn marking_read_by_id_and_up_to() {
             json!({"up_to_id": ids[3]}),
         )
         .await;
-    assert_eq!(all.body, json!({"unread_count": 0, "unread_group_count": 0}));
+    assert_eq!(
+        all.body,
+        json!({"unread_count": 0, "unread_group_count": 0})
+    );
     assert_eq!(
         app.get("/notifications?unread_only=true", &alice.token)
             .await

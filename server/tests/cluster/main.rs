@@ -354,7 +354,10 @@ fn fold_group(state: &mut BTreeMap<i64, (i64, bool)>, frame: &serde_json::Value)
     let g = &frame["group"];
     state.insert(
         g["id"].as_i64().unwrap(),
-        (g["actor_count"].as_i64().unwrap(), g["read"].as_bool().unwrap()),
+        (
+            g["actor_count"].as_i64().unwrap(),
+            g["read"].as_bool().unwrap(),
+        ),
     );
     g["version"].as_i64().unwrap()
 }
@@ -390,9 +393,14 @@ async fn group_sockets_on_both_instances_converge_through_a_redis_restart() {
                 app.like(&fans[i], post).await.assert_status(StatusCode::OK);
             }
             if i % 3 == 0 {
-                app.call(Method::DELETE, &format!("/posts/{}/like", posts[0]), Some(&fans[i].token), None)
-                    .await
-                    .assert_status(StatusCode::OK);
+                app.call(
+                    Method::DELETE,
+                    &format!("/posts/{}/like", posts[0]),
+                    Some(&fans[i].token),
+                    None,
+                )
+                .await
+                .assert_status(StatusCode::OK);
             }
         }))
     };
@@ -405,9 +413,7 @@ async fn group_sockets_on_both_instances_converge_through_a_redis_restart() {
     })
     .await;
     round(6..8).await;
-    let listed = a
-        .get("/notifications/groups?limit=100", &alice.token)
-        .await;
+    let listed = a.get("/notifications/groups?limit=100", &alice.token).await;
     let expected: BTreeMap<i64, (i64, bool)> = listed.body["items"]
         .as_array()
         .unwrap()
@@ -415,7 +421,10 @@ async fn group_sockets_on_both_instances_converge_through_a_redis_restart() {
         .map(|g| {
             (
                 g["id"].as_i64().unwrap(),
-                (g["actor_count"].as_i64().unwrap(), g["read"].as_bool().unwrap()),
+                (
+                    g["actor_count"].as_i64().unwrap(),
+                    g["read"].as_bool().unwrap(),
+                ),
             )
         })
         .collect();

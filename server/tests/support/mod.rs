@@ -11,6 +11,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod push_service;
 pub mod socket;
 
 use std::path::PathBuf;

@@ -100,6 +100,9 @@ impl SocketTask {
             }
             if queued.seq == cursor.seq + 1 {
                 self.send(queued.frame).await?;
+                if queued.pushes {
+                    self.context.push.seen(queued.id.0);
+                }
                 self.context.metrics.observe_delivery(queued.committed_ms);
                 cursor.id = queued.id;
                 cursor.seq = queued.seq;
@@ -204,6 +207,7 @@ impl SocketTask {
         for view in rows {
             let (id, seq) = (view.0.id, view.0.seq);
             self.send(notification_frame(view)).await?;
+            self.context.push.seen(id.0);
             self.context
                 .metrics
                 .frames_delivered

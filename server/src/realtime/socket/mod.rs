@@ -36,6 +36,7 @@ use super::protocol::ServerFrame;
 use super::queue::SocketQueue;
 use crate::auth::Claims;
 use crate::config::Limits;
+use crate::push::Push;
 use crate::telemetry::Metrics;
 use timer::{Deadlines, Due};
 
@@ -49,6 +50,8 @@ pub(crate) struct SocketContext {
     pub(crate) hub: Arc<Hub>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) limits: Limits,
+    /// Cancels the pushes of notifications this socket shows.
+    pub(crate) push: Push,
 }
 
 /// What woke the socket's loop.

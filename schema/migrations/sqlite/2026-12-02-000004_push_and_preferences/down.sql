@@ -1,0 +1,3 @@
+DROP TABLE notification_preferences;
+DROP TABLE push_jobs;
+DROP TABLE push_subscriptions;

@@ -1,0 +1,323 @@
+//! The push worker every instance runs: claims due jobs (see `pulse_schema::push`), sends each
+//! to its push service with bounded concurrency per origin, and records the outcome.
+//!
+//! | push service answers | then |
+//! | --- | --- |
+//! | 2xx | done (`pulse_push_sent_total`, commit→push latency) |
+//! | 404, 410 | the subscription is gone: deleted with its pending pushes |
+//! | 429 | again after `Retry-After` (or the back-off), while the TTL lasts |
+//! | 5xx, timeout, no connection | again after the back-off (1 s doubling up to `PULSE_PUSH_MAX_BACKOFF_SECS`) |
+//! | other 4xx | dropped (`pulse_push_failed_total{reason="rejected"}`) |
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::NaiveDateTime;
+use dashmap::DashMap;
+use pulse_schema::push::{self, PushWork};
+use pulse_schema::{notifications, Db};
+use tokio::sync::{Notify, Semaphore};
+
+use super::encrypt::Receiver;
+use super::endpoint::{self, PublicResolver};
+use super::payload;
+use super::vapid::Vapid;
+use crate::config::Settings;
+use crate::telemetry::Metrics;
+use crate::views::{Notification, NotificationGroup};
+
+/// One instance's sender: the client, the key, and the limits.
+pub(crate) struct Pusher {
+    db: Db,
+    client: reqwest::Client,
+    vapid: Vapid,
+    contact: String,
+    metrics: Arc<Metrics>,
+    batch: i64,
+    lease: chrono::Duration,
+    poll: Duration,
+    max_backoff_secs: i64,
+    in_flight: Arc<Semaphore>,
+    per_origin: usize,
+    origins: DashMap<String, Arc<Semaphore>>,
+    /// Woken when this instance queued pushes, so they leave without waiting for the poll.
+    wake: Notify,
+    /// Set on shutdown: claim nothing more.
+    stopped: std::sync::atomic::AtomicBool,
+}
+
+/// What to do with a job after one attempt.
+enum Outcome {
+    Sent,
+    Gone,
+    Retry(Option<Duration>),
+    Failed(&'static str),
+}
+
+impl Pusher {
+    pub(crate) fn new(
+        db: Db,
+        vapid: Vapid,
+        settings: &Settings,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
+        let limits = &settings.limits;
+        let client = reqwest::Client::builder()
+            .dns_resolver(Arc::new(PublicResolver {
+                allow_private: settings.push_allow_private,
+            }))
+            .timeout(Duration::from_millis(limits.push_timeout_ms))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Pusher {
+            db,
+            client,
+            vapid,
+            contact: settings.push_contact.clone(),
+            metrics,
+            batch: limits.push_batch.max(1),
+            lease: chrono::Duration::seconds(limits.push_lease_secs.max(1)),
+            poll: Duration::from_millis(limits.push_poll_ms.max(10)),
+            max_backoff_secs: limits.push_max_backoff_secs.max(1),
+            in_flight: Arc::new(Semaphore::new(limits.push_concurrency.max(1))),
+            per_origin: limits.push_per_origin.max(1),
+            origins: DashMap::new(),
+            wake: Notify::new(),
+            stopped: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    pub(crate) fn vapid(&self) -> &Vapid {
+        &self.vapid
+    }
+
+    /// Pushes were queued on this instance: look for due ones after `delay`.
+    pub(crate) fn queued(self: &Arc<Self>, delay: Duration) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            this.wake.notify_one();
+        });
+    }
+
+    /// Claims nothing more (pushes being sent finish); on shutdown.
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+        self.wake.notify_one();
+    }
+
+    /// Runs until [`Self::stop`]: claim, send, repeat.
+    pub(crate) async fn run(self: Arc<Self>) {
+        while !self.stopped.load(Ordering::Relaxed) {
+            let claimed = match self.claim_batch().await {
+                Ok(claimed) => claimed,
+                Err(error) => {
+                    tracing::warn!(%error, "push worker could not claim jobs");
+                    0
+                }
+            };
+            if claimed < self.batch as usize {
+                let _ = tokio::time::timeout(self.poll, self.wake.notified()).await;
+            }
+        }
+    }
+
+    /// Claims one batch and starts sending it; returns how many were claimed.
+    async fn claim_batch(self: &Arc<Self>) -> Result<usize, pulse_schema::DbError> {
+        let now = pulse_schema::now_millis();
+        let jobs = push::claim(&self.db, now, now + self.lease, self.batch).await?;
+        let claimed = jobs.len();
+        let (live, expired): (Vec<_>, Vec<_>) = jobs.into_iter().partition(|j| j.expires_at > now);
+        for job in expired {
+            self.metrics.push.expired.fetch_add(1, Ordering::Relaxed);
+            push::done(&self.db, job.id).await?;
+        }
+        if live.is_empty() {
+            return Ok(claimed);
+        }
+        for work in push::load(&self.db, live).await? {
+            let permit = self.in_flight.clone().acquire_owned().await;
+            let this = self.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                this.deliver(work).await;
+            });
+        }
+        Ok(claimed)
+    }
+
+    /// One attempt of one job, and what follows from it.
+    async fn deliver(&self, work: PushWork) {
+        let job = work.job.id;
+        let attempts = work.job.attempts;
+        let expires_at = work.job.expires_at;
+        let committed = work.notification.created_at;
+        let subscription = work.subscription.id;
+        let outcome = self.attempt(work).await;
+        let result = match outcome {
+            Outcome::Sent => {
+                self.metrics.push.sent.fetch_add(1, Ordering::Relaxed);
+                let waited = pulse_schema::now_millis() - committed;
+                self.metrics.push.latency.observe(Duration::from_millis(
+                    waited.num_milliseconds().max(0) as u64,
+                ));
+                push::done(&self.db, job).await
+            }
+            Outcome::Gone => {
+                self.metrics
+                    .push
+                    .subscriptions_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+                push::drop_subscription(&self.db, subscription).await
+            }
+            Outcome::Failed(reason) => {
+                self.metrics.push.failed(reason);
+                push::done(&self.db, job).await
+            }
+            Outcome::Retry(after) => self.retry(job, attempts, after, expires_at).await,
+        };
+        if let Err(error) = result {
+            tracing::warn!(%error, job, "push outcome not recorded; the job is claimed again after its lease");
+        }
+    }
+
+    /// Schedules another attempt, or drops the job when that would be past its TTL.
+    async fn retry(
+        &self,
+        job: i64,
+        attempts: i32,
+        after: Option<Duration>,
+        expires_at: NaiveDateTime,
+    ) -> Result<(), pulse_schema::DbError> {
+        let backoff = 1i64 << attempts.clamp(0, 20).saturating_sub(1);
+        let wait = after
+            .map_or(backoff, |d| d.as_secs() as i64)
+            .clamp(1, self.max_backoff_secs);
+        let due = pulse_schema::now_millis() + chrono::Duration::seconds(wait);
+        if due >= expires_at {
+            self.metrics.push.expired.fetch_add(1, Ordering::Relaxed);
+            return push::done(&self.db, job).await;
+        }
+        self.metrics.push.retried.fetch_add(1, Ordering::Relaxed);
+        push::retry(&self.db, job, due).await
+    }
+
+    /// Encrypts and sends one push; classifies the answer.
+    async fn attempt(&self, work: PushWork) -> Outcome {
+        let decode = |text: &str| URL_SAFE_NO_PAD.decode(text.trim_end_matches('='));
+        let (Ok(p256dh), Ok(auth)) = (
+            decode(&work.subscription.p256dh),
+            decode(&work.subscription.auth),
+        ) else {
+            return Outcome::Failed("keys");
+        };
+        let Ok(receiver) = Receiver::new(&p256dh, &auth) else {
+            return Outcome::Failed("keys");
+        };
+        let Ok(url) = url::Url::parse(&work.subscription.endpoint) else {
+            return Outcome::Gone;
+        };
+        let recipient = work.notification.recipient_id;
+        let unread = notifications::unread_count(&self.db, recipient)
+            .await
+            .unwrap_or(0);
+        let group = work
+            .group
+            .as_ref()
+            .filter(|g| !g.removed)
+            .map(NotificationGroup::from);
+        let topic = work.notification.group_id.map_or_else(
+            || format!("n{}", work.notification.id.0),
+            |g| format!("g{}", g.0),
+        );
+        let notification = Notification::from((work.notification, work.actor));
+        let body = receiver.encrypt(&payload::build(notification, unread, group.as_ref()));
+        let ttl = (work.job.expires_at - pulse_schema::now_millis())
+            .num_seconds()
+            .max(0);
+        let origin = endpoint::origin(&url);
+        let gate = self
+            .origins
+            .entry(origin.clone())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.per_origin)))
+            .clone();
+        let _turn = gate.acquire_owned().await;
+        let request = self
+            .client
+            .post(url)
+            .header("TTL", ttl.to_string())
+            .header("Content-Encoding", "aes128gcm")
+            .header("Content-Type", "application/octet-stream")
+            .header("Urgency", "normal")
+            .header("Topic", topic)
+            .header(
+                "Authorization",
+                self.vapid.authorization(&origin, &self.contact),
+            )
+            .body(body);
+        classify(request.send().await)
+    }
+}
+
+/// The outcome of one request (see the module docs).
+fn classify(answer: Result<reqwest::Response, reqwest::Error>) -> Outcome {
+    let response = match answer {
+        Ok(response) => response,
+        Err(_timeout_or_connection) => return Outcome::Retry(None),
+    };
+    let status = response.status().as_u16();
+    match status {
+        200..=299 => Outcome::Sent,
+        404 | 410 => Outcome::Gone,
+        429 => {
+            let after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            Outcome::Retry(after)
+        }
+        500..=599 => Outcome::Retry(None),
+        _ => Outcome::Failed("rejected"),
+    }
+}
+
+/// Notifications shown on a socket: their pushes are cancelled in batches, off the socket's path.
+/// The queue is bounded; a notification that does not fit is pushed as if no socket had shown it.
+pub(crate) struct SeenLive {
+    sender: tokio::sync::mpsc::Sender<i64>,
+}
+
+/// Notifications waiting for their pushes to be cancelled, per instance.
+const SEEN_QUEUE_LEN: usize = 65_536;
+
+impl SeenLive {
+    /// Starts the task that deletes the pushes of notifications shown live.
+    pub(crate) fn start(db: Db, metrics: Arc<Metrics>) -> Self {
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<i64>(SEEN_QUEUE_LEN);
+        tokio::spawn(async move {
+            let mut ids = Vec::new();
+            while receiver.recv_many(&mut ids, 512).await > 0 {
+                match push::cancel_seen(&db, &ids).await {
+                    Ok(n) => {
+                        metrics
+                            .push
+                            .cancelled_live
+                            .fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    Err(error) => tracing::warn!(%error, "could not cancel pushes shown live"),
+                }
+                ids.clear();
+            }
+        });
+        SeenLive { sender }
+    }
+
+    pub(crate) fn seen(&self, notification_id: i64) {
+        let _ = self.sender.try_send(notification_id);
+    }
+}

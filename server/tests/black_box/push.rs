@@ -1,0 +1,384 @@
+//! Web Push against the loopback push service of `support::push_service`, which checks VAPID
+//! and decrypts every push as a browser's push service and user agent would. Both backends.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::support::push_service::{PushService, Subscriber};
+use crate::support::{eventually, TestApp, User};
+
+/// How long a test waits for a push it expects.
+const PUSH_WAIT: Duration = Duration::from_secs(10);
+
+/// An app that may push to loopback, with pushes due 100 ms after their notification.
+async fn app() -> TestApp {
+    TestApp::spawn_with(|s| {
+        s.push_allow_private = true;
+        s.limits.push_delay_ms = 100;
+        s.limits.push_poll_ms = 50;
+    })
+    .await
+}
+
+/// Subscribes `user`'s token to `service` at `/push/<path>`; returns the subscriber.
+async fn subscribe(app: &TestApp, user: &User, service: &PushService, path: &str) -> Subscriber {
+    let subscriber = Subscriber::new();
+    let body = json!({
+        "endpoint": service.endpoint(&subscriber, path),
+        "keys": {"p256dh": subscriber.p256dh_b64(), "auth": subscriber.auth_b64()},
+    });
+    let reply = app
+        .call(
+            reqwest::Method::PUT,
+            "/push/subscription",
+            Some(&user.token),
+            Some(body),
+        )
+        .await;
+    reply.assert_status(StatusCode::OK);
+    subscriber
+}
+
+async fn post_of(app: &TestApp, author: &User) -> i64 {
+    app.create_post(author, "p").await["id"].as_i64().unwrap()
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(name)
+                .and_then(|rest| rest.trim().parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+async fn vapid_key(app: &TestApp) -> [u8; 65] {
+    use base64::Engine as _;
+    let reply = app.get("/push/key", "").await;
+    reply.assert_status(StatusCode::OK);
+    let key = reply.body["vapid_public_key"].as_str().unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(key)
+        .unwrap();
+    bytes.try_into().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_without_a_socket_gets_the_push_within_a_second() {
+    let app = app().await;
+    let service = PushService::start(Some(vapid_key(&app).await));
+    let (alice, bob) = (app.register("alice").await, app.register("bob").await);
+    subscribe(&app, &alice, &service, "alice-phone").await;
+    let post = post_of(&app, &alice).await;
+    let liked = Instant::now();
+    app.like(&bob, post).await.assert_status(StatusCode::OK);
+    let pushed = service.wait_for("alice-phone", 1, PUSH_WAIT).await;
+    let took = pushed[0].received_at.duration_since(liked);
+    println!("like -> push received: {took:?}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    let payload = &pushed[0].payload;
+    assert_eq!(
+        payload["notification"]["text"],
+        json!(format!("{} liked your photo.", bob.username))
+    );
+    assert_eq!(payload["unread_count"], json!(1));
+    assert_eq!(payload["group"]["actor_count"], json!(1));
+    let group = payload["group"]["id"].as_i64().unwrap();
+    assert_eq!(
+        pushed[0].topic.as_deref(),
+        Some(format!("g{group}").as_str())
+    );
+    assert!(pushed[0].ttl > 0 && pushed[0].ttl <= 86_400);
+    assert_eq!(pushed[0].urgency.as_deref(), Some("normal"));
+    assert!(pushed[0].vapid_sub.starts_with("mailto:"));
+    service.assert_no_rejections();
+    let text = app.metrics_text().await;
+    assert_eq!(metric(&text, "pulse_push_sent_total"), 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_notification_shown_on_a_socket_is_not_pushed() {
+    let app = app().await;
+    let service = PushService::start(None);
+    let (alice, bob) = (app.register("alice").await, app.register("bob").await);
+    subscribe(&app, &alice, &service, "alice-phone").await;
+    let mut socket = app.socket(&alice, "").await;
+    let post = post_of(&app, &alice).await;
+    app.like(&bob, post).await.assert_status(StatusCode::OK);
+    socket.notification().await;
+    eventually("the push cancelled", || async {
+        let text = app.metrics_text().await;
+        (metric(&text, "pulse_push_cancelled_live_total") == 1.0
+            && metric(&text, "pulse_push_queue_depth") == 0.0)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(service.attempts("alice-phone"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gone_subscription_is_deleted_and_errors_are_retried_until_delivered_once() {
+    let app = app().await;
+    let service = PushService::start(None);
+    let (alice, bob, carol) = (
+        app.register("alice").await,
+        app.register("bob").await,
+        app.register("carol").await,
+    );
+    subscribe(&app, &alice, &service, "flaky").await;
+    subscribe(&app, &carol, &service, "gone").await;
+    service.script("flaky", vec![500, 429]);
+    service.gone("gone");
+    let (post_a, post_c) = (post_of(&app, &alice).await, post_of(&app, &carol).await);
+    app.like(&bob, post_a).await.assert_status(StatusCode::OK);
+    app.like(&bob, post_c).await.assert_status(StatusCode::OK);
+    let delivered = service.wait_for("flaky", 1, PUSH_WAIT).await;
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(service.attempts("flaky"), 3, "500, 429, then 201");
+    eventually("the gone subscription deleted", || async {
+        let status = app.get("/push/subscription", &carol.token).await.status;
+        (status == StatusCode::NOT_FOUND).then_some(())
+    })
+    .await;
+    let text = app.metrics_text().await;
+    assert_eq!(metric(&text, "pulse_push_retried_total"), 2.0);
+    assert_eq!(metric(&text, "pulse_push_subscriptions_dropped_total"), 1.0);
+    assert_eq!(service.deliveries_for("flaky").len(), 1, "exactly once");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_push_service_does_not_delay_another() {
+    let app = app().await;
+    let (slow, fast) = (PushService::start(None), PushService::start(None));
+    let (alice, bob, carol) = (
+        app.register("alice").await,
+        app.register("bob").await,
+        app.register("carol").await,
+    );
+    subscribe(&app, &alice, &slow, "slow").await;
+    subscribe(&app, &carol, &fast, "fast").await;
+    slow.set_delay("slow", Duration::from_secs(3));
+    let (post_a, post_c) = (post_of(&app, &alice).await, post_of(&app, &carol).await);
+    for _ in 0..3 {
+        let liker = app.register("fan").await;
+        app.like(&liker, post_a).await.assert_status(StatusCode::OK);
+    }
+    let liked = Instant::now();
+    app.like(&bob, post_c).await.assert_status(StatusCode::OK);
+    let pushed = fast.wait_for("fast", 1, PUSH_WAIT).await;
+    let took = pushed[0].received_at.duration_since(liked);
+    assert!(
+        took < Duration::from_secs(1),
+        "the fast service waited {took:?}"
+    );
+    slow.wait_for("slow", 3, PUSH_WAIT).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pushes_pending_when_the_instance_stops_are_delivered_once_after_the_restart() {
+    let store = crate::support::Store::fresh().await;
+    let service = PushService::start(None);
+    let later = |s: &mut pulse_server::config::Settings| {
+        s.push_allow_private = true;
+        s.limits.push_delay_ms = 1_500;
+        s.limits.push_poll_ms = 50;
+    };
+    let first = TestApp::spawn_on(&store, later).await;
+    let alice = first.register("alice").await;
+    subscribe(&first, &alice, &service, "alice").await;
+    let post = post_of(&first, &alice).await;
+    for _ in 0..5 {
+        let fan = first.register("fan").await;
+        first.like(&fan, post).await.assert_status(StatusCode::OK);
+    }
+    first.stop().await;
+    assert_eq!(
+        service.attempts("alice"),
+        0,
+        "nothing was due before the stop"
+    );
+    let second = TestApp::spawn_on(&store, later).await;
+    let pushed = service.wait_for("alice", 5, PUSH_WAIT).await;
+    let mut ids: Vec<i64> = pushed
+        .iter()
+        .map(|d| d.payload["notification"]["id"].as_i64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 5, "each notification once");
+    eventually("the queue empty", || async {
+        let text = second.metrics_text().await;
+        (metric(&text, "pulse_push_queue_depth") == 0.0).then_some(())
+    })
+    .await;
+    assert_eq!(service.deliveries_for("alice").len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_comment_is_cut_to_fit_four_kilobytes() {
+    let app = app().await;
+    let service = PushService::start(None);
+    let (alice, bob) = (app.register("alice").await, app.register("bob").await);
+    subscribe(&app, &alice, &service, "alice").await;
+    let post = post_of(&app, &alice).await;
+    let text = "😀".repeat(2200);
+    app.post(
+        &format!("/posts/{post}/comments"),
+        &bob.token,
+        json!({ "text": text }),
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
+    let pushed = service.wait_for("alice", 1, PUSH_WAIT).await;
+    let shown = pushed[0].payload["notification"]["text"].as_str().unwrap();
+    assert!(
+        shown.ends_with('…') && shown.len() < 4096,
+        "{} bytes",
+        shown.len()
+    );
+    service.assert_no_rejections();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subscriptions_are_validated_belong_to_the_token_and_end_with_logout() {
+    let app = TestApp::spawn().await; // private endpoints not allowed
+    let alice = app.register("alice").await;
+    let good = Subscriber::new();
+    let put = |body: Value| {
+        app.call(
+            reqwest::Method::PUT,
+            "/push/subscription",
+            Some(&alice.token),
+            Some(body),
+        )
+    };
+    let keys = json!({"p256dh": good.p256dh_b64(), "auth": good.auth_b64()});
+    for (endpoint, keys) in [
+        ("https://127.0.0.1/push/x", keys.clone()),
+        ("http://push.example.com/x", keys.clone()),
+        ("https://10.0.0.1/x", keys.clone()),
+        ("not a url", keys.clone()),
+        (
+            "https://8.8.8.8/x",
+            json!({"p256dh": "AAAA", "auth": good.auth_b64()}),
+        ),
+        (
+            "https://8.8.8.8/x",
+            json!({"p256dh": good.p256dh_b64(), "auth": "AAAA"}),
+        ),
+    ] {
+        put(json!({"endpoint": endpoint, "keys": keys}))
+            .await
+            .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "/problems/validation");
+    }
+    app.get("/push/subscription", &alice.token)
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
+    // A public endpoint is accepted (nothing is sent to it here), and replaced by a second PUT.
+    let reply = put(json!({"endpoint": "https://8.8.8.8/push/a", "keys": keys})).await;
+    reply.assert_status(StatusCode::OK);
+    let reply = put(json!({"endpoint": "https://8.8.8.8/push/b", "keys": keys})).await;
+    assert_eq!(reply.body["endpoint"], "https://8.8.8.8/push/b");
+    let seen = app.get("/push/subscription", &alice.token).await;
+    assert_eq!(seen.body["endpoint"], "https://8.8.8.8/push/b");
+    // Another device (token) has none of its own.
+    let other = app.login(&alice).await.body["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.get("/push/subscription", &other)
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
+    app.post("/auth/logout", &alice.token, json!({}))
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    let left: i64 = pulse_schema::push::queue_stats(&app.state.db)
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(left, 0);
+    assert!(pulse_schema::push::for_token(&app.state.db, "x")
+        .await
+        .unwrap()
+        .is_none());
+    app.delete("/push/subscription", &other)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn preferences_turn_kinds_off_per_channel_and_can_require_following() {
+    let app = app().await;
+    let service = PushService::start(None);
+    let (alice, bob, carol) = (
+        app.register("alice").await,
+        app.register("bob").await,
+        app.register("carol").await,
+    );
+    let defaults = app.get("/notifications/preferences", &alice.token).await;
+    assert_eq!(
+        defaults.body,
+        json!({"like": {"inbox": true, "push": true}, "comment": {"inbox": true, "push": true},
+               "follow": {"inbox": true, "push": true}, "from": "everyone"})
+    );
+    subscribe(&app, &alice, &service, "alice").await;
+    let post = post_of(&app, &alice).await;
+    let put = |body: Value| {
+        app.call(
+            reqwest::Method::PUT,
+            "/notifications/preferences",
+            Some(&alice.token),
+            Some(body),
+        )
+    };
+    // Likes: in the inbox, not pushed.
+    let saved = put(json!({"like": {"push": false}})).await;
+    assert_eq!(saved.body["like"], json!({"inbox": true, "push": false}));
+    app.like(&bob, post).await.assert_status(StatusCode::OK);
+    assert_eq!(app.all_notifications(&alice).await.len(), 1);
+    // Comments: not at all.
+    put(json!({"comment": {"inbox": false}}))
+        .await
+        .assert_status(StatusCode::OK);
+    app.post(
+        &format!("/posts/{post}/comments"),
+        &bob.token,
+        json!({"text": "hi"}),
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
+    assert_eq!(app.all_notifications(&alice).await.len(), 1);
+    // Only people alice follows: carol's follow notifies nobody until alice follows carol.
+    put(json!({"from": "following"}))
+        .await
+        .assert_status(StatusCode::OK);
+    app.follow(&carol, &alice).await;
+    assert_eq!(app.all_notifications(&alice).await.len(), 1);
+    app.follow(&alice, &bob).await;
+    app.follow(&bob, &alice).await;
+    let inbox = app.all_notifications(&alice).await;
+    assert_eq!(inbox.len(), 2);
+    assert_eq!(inbox[0]["kind"], "follow");
+    // The follow is pushed; the like never was.
+    let pushed = service.wait_for("alice", 1, PUSH_WAIT).await;
+    assert_eq!(pushed[0].payload["notification"]["kind"], "follow");
+    assert_eq!(service.attempts("alice"), 1);
+    // Bad input changes nothing.
+    for body in [
+        json!({"like": {"sms": true}}),
+        json!({"from": "friends"}),
+        json!({"poke": {}}),
+        json!({"like": {"inbox": "yes"}}),
+    ] {
+        let status = put(body.clone()).await.status;
+        assert!(
+            status == StatusCode::BAD_REQUEST || status == StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {status}"
+        );
+    }
+    let now = app.get("/notifications/preferences", &alice.token).await;
+    assert_eq!(now.body["from"], "following");
+    assert_eq!(now.body["comment"], json!({"inbox": false, "push": true}));
+}
