@@ -443,3 +443,51 @@ async fn group_sockets_on_both_instances_converge_through_a_redis_restart() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_push_each_notification_to_each_device_exactly_once() {
+    use support::push_service::{PushService, Subscriber};
+    let store = Store::fresh_postgres().await;
+    let settings = |s: &mut pulse_server::config::Settings| {
+        s.push_allow_private = true;
+        s.limits.push_delay_ms = 50;
+        s.limits.push_poll_ms = 20;
+        s.limits.push_batch = 4;
+    };
+    let a = TestApp::spawn_on(&store, settings).await;
+    let b = TestApp::spawn_on(&store, settings).await;
+    let service = PushService::start(None);
+    let alice = a.register("alice").await;
+    let laptop = b.login(&alice).await.body["token"].as_str().unwrap().to_owned();
+    for (token, path) in [(alice.token.clone(), "phone"), (laptop, "laptop")] {
+        let device = Subscriber::new();
+        let body = json!({"endpoint": service.endpoint(&device, path),
+                          "keys": {"p256dh": device.p256dh_b64(), "auth": device.auth_b64()}});
+        a.call(Method::PUT, "/push/subscription", Some(&token), Some(body))
+            .await
+            .assert_status(StatusCode::OK);
+    }
+    let post = a.create_post(&alice, "p").await["id"].as_i64().unwrap();
+    let fans = join_all((0..30).map(|i| {
+        let a = &a;
+        async move { a.register(&format!("p{i}")).await }
+    }))
+    .await;
+    join_all(fans.iter().enumerate().map(|(i, fan)| {
+        let app = if i % 2 == 0 { &a } else { &b };
+        async move {
+            app.like(fan, post).await.assert_status(StatusCode::OK);
+        }
+    }))
+    .await;
+    for path in ["phone", "laptop"] {
+        let pushed = service.wait_for(path, 30, Duration::from_secs(20)).await;
+        let ids: BTreeSet<i64> = pushed
+            .iter()
+            .map(|d| d.payload["notification"]["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(ids.len(), 30, "{path}: every notification");
+        assert_eq!(service.attempts(path), 30, "{path}: none sent twice");
+    }
+    service.assert_no_rejections();
+}
