@@ -51,8 +51,9 @@ if [ ! -d node_modules ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   printf '%s\n' "$want" >"$stamp"
 fi
 
-say "type-check (tsc --checkJs --noEmit, see tsconfig.json)"
+say "type-check (tsc --checkJs --noEmit, see tsconfig.json; the service worker: tsconfig.sw.json)"
 node_modules/.bin/tsc -p .
+node_modules/.bin/tsc -p tsconfig.sw.json
 echo "tsc: no errors"
 
 say "client unit tests (node --test)"

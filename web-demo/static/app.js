@@ -37,8 +37,15 @@
  *   post-author, note-actor, found-name   a person's name; for anyone but you a button that opens
  *                    person-menu: person-menu-status, block-button ("Block"/"Unblock"),
  *                    mute-button ("Mute"/"Unmute")
+ *   notify-panel     <details> around the notification settings:
+ *   push-control     Web Push for this tab's token; attribute data-state = unknown | busy | on |
+ *                    off | unavailable | blocked | error; it holds push-status (the sentence) and
+ *                    push-toggle ("Enable notifications" / "Turn off notifications")
+ *   prefs-form       the preferences: prefs-fields (disabled until loaded), the checkboxes
+ *                    pref-<like|comment|follow>-<inbox|push> and pref-from-following,
+ *                    prefs-status ("Saving…", "Saved.") and prefs-error (role=alert)
  */
-import { PulseClient, ProblemError } from './client.js';
+import { PulseClient, ProblemError, base64UrlToBytes } from './client.js';
 
 /** @typedef {import('./client.js').Post} Post */
 /** @typedef {import('./client.js').User} User */
@@ -47,6 +54,8 @@ import { PulseClient, ProblemError } from './client.js';
 /** @typedef {import('./client.js').NotificationGroup} NotificationGroup */
 /** @typedef {import('./client.js').GroupInbox} GroupInbox */
 /** @typedef {import('./client.js').ConnectionState} ConnectionState */
+/** @typedef {import('./client.js').NotificationPreferences} NotificationPreferences */
+/** @typedef {import('./client.js').PreferencesUpdate} PreferencesUpdate */
 
 const FEED_PAGE = 12;
 const INBOX_PAGE = 30;
@@ -54,6 +63,8 @@ const INBOX_PAGE = 30;
 const FEED_POLL_MS = 20_000;
 const TOAST_MS = 6_000;
 const MAX_UPLOAD_BYTES = 10 * 1024 * 1024;
+/** How long the browser may take to subscribe to push before the page calls it unavailable. */
+const PUSH_SUBSCRIBE_TIMEOUT_MS = 15_000;
 
 // --- session ---------------------------------------------------------------------------------
 
@@ -256,6 +267,15 @@ const ui = {
   personMenu: byId('person-menu'),
   uploadPanel: byId('upload-panel', HTMLDetailsElement),
   findPanel: byId('find-panel', HTMLDetailsElement),
+  notifyPanel: byId('notify-panel', HTMLDetailsElement),
+  pushControl: byId('push-control'),
+  pushStatus: byId('push-status'),
+  pushToggle: byId('push-toggle', HTMLButtonElement),
+  prefsForm: byId('prefs-form', HTMLFormElement),
+  prefsFields: byId('prefs-fields', HTMLFieldSetElement),
+  prefFromFollowing: byId('pref-from-following', HTMLInputElement),
+  prefsStatus: byId('prefs-status'),
+  prefsError: byId('prefs-error'),
   uploadForm: byId('upload-form', HTMLFormElement),
   uploadFile: byId('upload-file', HTMLInputElement),
   uploadCaption: byId('upload-caption', HTMLTextAreaElement),
@@ -1224,6 +1244,247 @@ function placePersonMenu() {
   menu.style.top = `${fitsBelow ? below : Math.max(margin, box.top - menu.offsetHeight - 4)}px`;
 }
 
+// --- notifications: Web Push and preferences -------------------------------------------------
+
+const PUSH_UNAVAILABLE =
+  'Push notifications aren’t available in this browser; you’ll still see them live while the page is open.';
+const PUSH_BLOCKED =
+  'Notifications are blocked for this site. Allow them in your browser’s site settings to get them with the page closed; you’ll still see them live while it is open.';
+const PUSH_NOT_ALLOWED =
+  'You didn’t allow notifications, so none will come with the page closed; you’ll still see them live while it is open.';
+
+/** @typedef {'unknown' | 'busy' | 'on' | 'off' | 'unavailable' | 'blocked' | 'error'} PushState */
+
+/** @type {PushState} */
+let pushState = 'unknown';
+
+/** What Web Push needs: a secure context (localhost counts), service workers, PushManager, notifications. */
+function pushSupported() {
+  return window.isSecureContext && 'serviceWorker' in navigator && 'PushManager' in window && 'Notification' in window;
+}
+
+/** @param {PushState} state @param {string} [message] the status sentence, when not the usual one */
+function renderPush(state, message) {
+  pushState = state;
+  /** @type {Record<PushState, string>} */
+  const usual = {
+    unknown: 'Checking whether this browser gets notifications…',
+    busy: 'Just a moment…',
+    on: 'On: this browser shows a notification when no page of yours is open.',
+    off: 'Off: you see notifications live while the page is open. Turn them on to get them with the page closed too.',
+    unavailable: PUSH_UNAVAILABLE,
+    blocked: PUSH_BLOCKED,
+    error: 'Something went wrong.',
+  };
+  ui.pushControl.dataset.state = state;
+  ui.pushStatus.textContent = message ?? usual[state];
+  ui.pushStatus.classList.toggle('push__status--warn', state === 'unavailable' || state === 'blocked' || state === 'error');
+  ui.pushToggle.disabled = state === 'busy' || state === 'unknown';
+  ui.pushToggle.textContent = state === 'on' ? 'Turn off notifications' : 'Enable notifications';
+  ui.pushToggle.classList.toggle('btn--primary', state === 'off');
+}
+
+/** Whether this device (this tab's token) has a push subscription on the server. */
+async function loadPushState() {
+  const who = me;
+  renderPush('unknown');
+  try {
+    const saved = await client.getPushSubscription();
+    if (me !== who) return;
+    if (saved) renderPush('on');
+    else if (!pushSupported()) renderPush('unavailable');
+    else if (Notification.permission === 'denied') renderPush('blocked');
+    else renderPush('off');
+  } catch (error) {
+    if (me === who) renderPush('error', describe(error));
+  }
+}
+
+/**
+ * Rejects when `promise` has not settled within `ms` (a browser without a reachable push
+ * service may never answer).
+ * @template T @param {Promise<T>} promise @param {number} ms @returns {Promise<T>}
+ */
+function withTimeout(promise, ms) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}
+
+/** @param {ArrayBuffer | null} a @param {Uint8Array} b */
+function sameBytes(a, b) {
+  if (!a || a.byteLength !== b.byteLength) return false;
+  const bytes = new Uint8Array(a);
+  return bytes.every((byte, i) => byte === b[i]);
+}
+
+/**
+ * The browser's push subscription for the server's key: the service worker registered (scope
+ * `/`), then the existing subscription, or a new one. One made for another key is dropped.
+ * @param {string} key the VAPID public key, base64url
+ */
+async function subscribeBrowser(key) {
+  await navigator.serviceWorker.register('/sw.js', { scope: '/' });
+  const registration = await navigator.serviceWorker.ready;
+  const applicationServerKey = base64UrlToBytes(key);
+  const existing = await registration.pushManager.getSubscription();
+  if (existing) {
+    if (sameBytes(existing.options.applicationServerKey, applicationServerKey)) return existing;
+    await existing.unsubscribe();
+  }
+  return registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey });
+}
+
+/** "Enable notifications": permission, the service worker, a subscription, and the server told. */
+async function enablePush() {
+  const who = me;
+  if (!pushSupported()) {
+    renderPush('unavailable');
+    return;
+  }
+  renderPush('busy', 'Asking your browser…');
+  try {
+    // Asked first, while the click still counts as the person's own gesture.
+    const permission = Notification.permission === 'granted' ? 'granted' : await Notification.requestPermission();
+    if (me !== who) return;
+    if (permission !== 'granted') {
+      renderPush('blocked', permission === 'denied' ? PUSH_BLOCKED : PUSH_NOT_ALLOWED);
+      return;
+    }
+    const key = await client.pushKey();
+    /** @type {PushSubscription} */
+    let subscription;
+    try {
+      subscription = await withTimeout(subscribeBrowser(key), PUSH_SUBSCRIBE_TIMEOUT_MS);
+    } catch (error) {
+      // No push service (headless browsers, some privacy settings), or no service worker.
+      console.info(`Web Push is not available here: ${error instanceof Error ? `${error.name}: ${error.message}` : error}`);
+      if (me === who) renderPush('unavailable');
+      return;
+    }
+    if (me !== who) return;
+    await client.putPushSubscription(subscription);
+    if (me === who) renderPush('on');
+  } catch (error) {
+    if (me !== who) return;
+    const refused = error instanceof ProblemError && error.status === 422;
+    renderPush('error', refused ? `The server can’t send push messages to this browser. ${describe(error)}` : describe(error));
+  }
+}
+
+/** "Turn off notifications": the server forgets this device's subscription, the browser its own. */
+async function disablePush() {
+  const who = me;
+  renderPush('busy', 'Turning notifications off…');
+  try {
+    await client.deletePushSubscription();
+  } catch (error) {
+    if (me === who) renderPush('on', `Notifications are still on: ${describe(error)}`);
+    return;
+  }
+  try {
+    // In /two both sides share this browser's one subscription: it ends for both.
+    const registration = pushSupported() ? await navigator.serviceWorker.getRegistration('/') : undefined;
+    await (await registration?.pushManager.getSubscription())?.unsubscribe();
+  } catch {
+    /* the server no longer pushes to it either way */
+  }
+  if (me === who) renderPush('off');
+}
+
+/** The preferences as last saved (null until loaded). @type {NotificationPreferences | null} */
+let prefs = null;
+/** Saves are sent one after the other, in the order of the clicks. */
+let prefsQueue = Promise.resolve();
+let prefsPending = 0;
+
+/** @returns {HTMLInputElement[]} the six kind × channel checkboxes */
+function channelBoxes() {
+  return [...ui.prefsFields.querySelectorAll('input[data-kind]')].filter((el) => el instanceof HTMLInputElement);
+}
+
+/** @param {NotificationPreferences} p */
+function renderPreferences(p) {
+  for (const box of channelBoxes()) {
+    const kind = /** @type {'like' | 'comment' | 'follow'} */ (box.dataset.kind);
+    const channel = /** @type {'inbox' | 'push'} */ (box.dataset.channel);
+    box.checked = p[kind][channel];
+  }
+  ui.prefFromFollowing.checked = p.from === 'following';
+}
+
+async function loadPreferences() {
+  const who = me;
+  ui.prefsFields.disabled = true;
+  showError(ui.prefsError, null);
+  try {
+    const loaded = await client.preferences();
+    if (me !== who) return;
+    prefs = loaded;
+    renderPreferences(loaded);
+    ui.prefsFields.disabled = false;
+  } catch (error) {
+    if (me === who) showError(ui.prefsError, describe(error));
+  }
+}
+
+/** A box changed: only that change is sent, after the ones before it. @param {Event} event */
+function onPreferenceChange(event) {
+  const box = event.target;
+  if (!(box instanceof HTMLInputElement) || !prefs) return;
+  /** @type {PreferencesUpdate} */
+  const change =
+    box === ui.prefFromFollowing
+      ? { from: box.checked ? 'following' : 'everyone' }
+      : /** @type {PreferencesUpdate} */ ({ [String(box.dataset.kind)]: { [String(box.dataset.channel)]: box.checked } });
+  const who = me;
+  prefsPending++;
+  ui.prefsForm.setAttribute('aria-busy', 'true');
+  ui.prefsStatus.textContent = 'Saving…';
+  showError(ui.prefsError, null);
+  prefsQueue = prefsQueue.then(async () => {
+    if (me !== who) return;
+    /** @type {string | null} */
+    let failed = null;
+    try {
+      const saved = await client.putPreferences(change);
+      if (me === who) prefs = saved;
+    } catch (error) {
+      failed = describe(error);
+    }
+    if (me !== who) return;
+    prefsPending--;
+    if (failed) showError(ui.prefsError, `Not saved: ${failed}`);
+    // Once nothing else is on its way, the boxes show what the server holds (a failed change
+    // goes back).
+    if (prefsPending === 0) {
+      if (prefs) renderPreferences(prefs);
+      ui.prefsForm.removeAttribute('aria-busy');
+      ui.prefsStatus.textContent = failed ? '' : 'Saved.';
+    }
+  });
+}
+
+function resetNotifySettings() {
+  prefs = null;
+  prefsPending = 0;
+  ui.prefsForm.removeAttribute('aria-busy');
+  ui.prefsFields.disabled = true;
+  ui.prefsStatus.textContent = '';
+  showError(ui.prefsError, null);
+  renderPush('unknown');
+}
+
 // --- auth ------------------------------------------------------------------------------------
 
 /** @param {SubmitEvent} event */
@@ -1295,6 +1556,7 @@ function showSignedOut(message) {
   inboxApplied = ++inboxRequests; // a page still on its way belonged to the session that ended
   people.clear();
   found = null;
+  resetNotifySettings();
   setUnread(0);
   closeInbox();
   renderInbox();
@@ -1322,6 +1584,8 @@ async function showSignedIn(user) {
   ui.userArea.hidden = false;
   ui.conn.hidden = false;
   if (focusWasInForm) ui.main.focus({ preventScroll: true });
+  void loadPushState();
+  void loadPreferences();
   const [, , newest] = await Promise.all([loadFeed(), loadInbox(), client.notifications({ limit: 1 })]);
   // Resume from what was read: the newest notification (a toast for anything committed since)
   // and the newest group version of the inbox page (every group changed since comes again).
@@ -1372,6 +1636,9 @@ ui.inboxClose.addEventListener('click', () => {
   ui.bell.focus();
 });
 ui.markAllRead.addEventListener('click', () => void markAllRead());
+ui.pushToggle.addEventListener('click', () => void (pushState === 'on' ? disablePush() : enablePush()));
+ui.prefsForm.addEventListener('change', onPreferenceChange);
+ui.prefsForm.addEventListener('submit', (event) => event.preventDefault());
 ui.feedMore.addEventListener('click', () => void loadMore());
 ui.feedRefresh.addEventListener('click', async () => {
   ui.feedRefresh.disabled = true;
@@ -1409,13 +1676,13 @@ setInterval(refreshTimes, 30_000);
 // is what a phone shows first.
 const narrow = window.matchMedia('(max-width: 860px)');
 function applyFolds() {
-  for (const panel of [ui.uploadPanel, ui.findPanel]) {
+  for (const panel of [ui.uploadPanel, ui.findPanel, ui.notifyPanel]) {
     panel.open = !narrow.matches;
     const summary = panel.querySelector('summary');
     if (summary) summary.tabIndex = narrow.matches ? 0 : -1;
   }
 }
-for (const panel of [ui.uploadPanel, ui.findPanel]) {
+for (const panel of [ui.uploadPanel, ui.findPanel, ui.notifyPanel]) {
   panel.querySelector('summary')?.addEventListener('click', (event) => {
     if (!narrow.matches) event.preventDefault();
   });

@@ -15,6 +15,11 @@
  *   // Grouped inbox: "carol and bob liked your photo.", kept true live
  *   const page = await pulse.groups({ limit: 30 });               // { items: NotificationGroup[], next_cursor, unread_count }
  *   pulse.connect({ onGroup: (g) => {}, onGroupRemoved: (id) => {} }, { groups: true });
+ *   // Preferences, and Web Push for when no page is open
+ *   await pulse.putPreferences({ like: { inbox: false } });       // the full preferences back
+ *   const sub = await registration.pushManager.subscribe({
+ *     userVisibleOnly: true, applicationServerKey: base64UrlToBytes(await pulse.pushKey()) });
+ *   await pulse.putPushSubscription(sub);                         // getPushSubscription(): null when none
  *
  * REST: every path is relative to `/api/v1`; `Authorization: Bearer <token>` is added when the
  * client holds a token; a non-2xx answer throws a {@link ProblemError} (RFC 9457).
@@ -72,6 +77,32 @@
 /** @typedef {{ user: User, token: string }} Session */
 /** @typedef {{ post_id: number, liked: boolean, like_count: number }} LikeState */
 /** @typedef {{ field: string, message: string }} FieldError */
+/**
+ * Where one kind of notification goes: `inbox` (created at all: the bell, the socket) and `push`
+ * (Web Push to the devices with a subscription, when no socket of yours showed it live).
+ * @typedef {{ inbox: boolean, push: boolean }} Channels
+ */
+/**
+ * Your notification preferences: per kind, and from whom (`following`: only people you follow).
+ * @typedef {{ like: Channels, comment: Channels, follow: Channels, from: 'everyone' | 'following' }} NotificationPreferences
+ */
+/**
+ * A change to the preferences: any subset; what is left out stays as it is.
+ * @typedef {{
+ *   like?: Partial<Channels>, comment?: Partial<Channels>, follow?: Partial<Channels>,
+ *   from?: 'everyone' | 'following'
+ * }} PreferencesUpdate
+ */
+/**
+ * A browser's `PushSubscription.toJSON()`: what `PUT /push/subscription` takes.
+ * @typedef {{ endpoint: string, keys: { p256dh: string, auth: string }, expirationTime?: number | null }} PushSubscriptionBody
+ */
+/** This device's (this token's) push subscription, as the server keeps it. @typedef {{ id: number, endpoint: string, created_at: string }} PushSubscriptionInfo */
+/**
+ * What a push message carries, decrypted (a service worker's `event.data.json()`). The server
+ * pushes only what no live socket of the user showed.
+ * @typedef {{ notification: Notification, unread_count: number, group: NotificationGroup }} PushPayload
+ */
 /** @typedef {{ limit?: number, cursor?: string | null }} PageQuery */
 
 /**
@@ -184,6 +215,17 @@ function queryString(query) {
   }
   const text = params.toString();
   return text ? `?${text}` : '';
+}
+
+/**
+ * Bytes from base64url (padded or not), e.g. the VAPID key for `applicationServerKey`.
+ * @param {string} text
+ * @returns {Uint8Array<ArrayBuffer>}
+ */
+export function base64UrlToBytes(text) {
+  const base64 = text.replace(/-/g, '+').replace(/_/g, '/').replace(/=+$/, '');
+  const binary = atob(base64.padEnd(base64.length + ((4 - (base64.length % 4)) % 4), '='));
+  return Uint8Array.from(binary, (ch) => ch.charCodeAt(0));
 }
 
 export class PulseClient {
@@ -479,6 +521,57 @@ export class PulseClient {
    */
   markGroupsRead(groupIds) {
     return this.post('/notifications/read', { group_ids: groupIds });
+  }
+
+  /** Your notification preferences (everything on, from everyone, until changed). @returns {Promise<NotificationPreferences>} */
+  preferences() {
+    return this.get('/notifications/preferences');
+  }
+
+  /**
+   * Changes some preferences, e.g. `putPreferences({ like: { inbox: false } })`; the rest stay.
+   * @param {PreferencesUpdate} changes @returns {Promise<NotificationPreferences>} all of them, as saved
+   */
+  putPreferences(changes) {
+    return this.put('/notifications/preferences', changes);
+  }
+
+  // --- Web Push --------------------------------------------------------------------------------
+
+  /**
+   * The server's VAPID public key (base64url of a 65-byte P-256 point): the
+   * `applicationServerKey` for `PushManager.subscribe` (see {@link base64UrlToBytes}).
+   * @returns {Promise<string>}
+   */
+  async pushKey() {
+    const answer = /** @type {{ vapid_public_key: string }} */ (await this.get('/push/key'));
+    return answer.vapid_public_key;
+  }
+
+  /**
+   * Saves the browser's push subscription for this device (this token), replacing the one it
+   * had. A 422 says the endpoint (https, on a public address) or the keys were refused.
+   * @param {PushSubscription | PushSubscriptionBody} subscription a `PushSubscription` or its `toJSON()`
+   * @returns {Promise<PushSubscriptionInfo>}
+   */
+  putPushSubscription(subscription) {
+    const body = 'toJSON' in subscription && typeof subscription.toJSON === 'function' ? subscription.toJSON() : subscription;
+    return this.put('/push/subscription', body);
+  }
+
+  /** This device's push subscription, or `null` when it has none (a 404). @returns {Promise<PushSubscriptionInfo | null>} */
+  async getPushSubscription() {
+    try {
+      return await this.get('/push/subscription');
+    } catch (error) {
+      if (error instanceof ProblemError && error.status === 404) return null;
+      throw error;
+    }
+  }
+
+  /** Deletes this device's push subscription (nothing happens when it has none). @returns {Promise<void>} */
+  async deletePushSubscription() {
+    await this.delete('/push/subscription');
   }
 
   // --- live socket ---------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 //
 // They pin the parts of the live-socket contract that are hard to provoke on a real server:
 // backoff, resuming with ?since=, re-subscribing, duplicate ids, gap, notifications_removed, 4401,
-// and the grouped inbox: ?groups=1, group frames in version order, resuming with groups_since=.
+// and the grouped inbox: ?groups=1, group frames in version order, resuming with groups_since=;
+// and the preferences and Web Push calls.
 import { test, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -129,7 +130,7 @@ afterEach(() => {
   globalThis.fetch = realFetch;
 });
 
-const { PulseClient, ProblemError } = await import('../static/client.js');
+const { PulseClient, ProblemError, base64UrlToBytes } = await import('../static/client.js');
 
 /** Waits for a condition to hold, driven by the client's own (short) timers. */
 async function until(condition, what, timeoutMs = 2000) {
@@ -531,4 +532,121 @@ test('noteGroupVersion moves the resume point forward only; a new token forgets 
   assert.equal(socket.url.searchParams.get('groups'), '1');
   assert.equal(socket.url.searchParams.get('groups_since'), null);
   client.disconnect();
+});
+
+test('preferences() reads them; putPreferences() sends only the change and returns them all', async () => {
+  const all = {
+    like: { inbox: false, push: true },
+    comment: { inbox: true, push: true },
+    follow: { inbox: true, push: false },
+    from: 'following',
+  };
+  answer = () => json(200, all);
+  const { client } = newClient();
+  assert.deepEqual(await client.preferences(), all);
+  assert.deepEqual(await client.putPreferences({ like: { inbox: false }, from: 'following' }), all);
+  assert.deepEqual(
+    requests.map((r) => `${r.method} ${r.url.pathname} ${r.body ?? ''}`.trim()),
+    [
+      'GET /api/v1/notifications/preferences',
+      'PUT /api/v1/notifications/preferences {"like":{"inbox":false},"from":"following"}',
+    ],
+  );
+  assert.equal(requests[1].headers.Authorization, 'Bearer tok');
+  assert.equal(requests[1].headers['Content-Type'], 'application/json');
+});
+
+test('an unknown preference is a ProblemError naming the field', async () => {
+  answer = () =>
+    json(
+      422,
+      { type: '/problems/validation', title: 'Invalid input', status: 422, detail: 'unknown variant `friends`',
+        errors: [{ field: 'from', message: 'must be everyone or following' }] },
+      'application/problem+json',
+    );
+  const { client } = newClient();
+  await assert.rejects(client.putPreferences({ from: /** @type {any} */ ('friends') }), (error) => {
+    assert.ok(error instanceof ProblemError);
+    assert.equal(error.status, 422);
+    assert.equal(error.fieldMessage('from'), 'must be everyone or following');
+    return true;
+  });
+});
+
+test('pushKey() returns the VAPID key; base64UrlToBytes() decodes it for applicationServerKey', async () => {
+  const point = new Uint8Array(65).map((_, i) => (i === 0 ? 4 : (i * 37) % 256));
+  const key = Buffer.from(point).toString('base64url');
+  answer = (req) => (req.url.pathname === '/api/v1/push/key' ? json(200, { vapid_public_key: key }) : json(404, {}));
+  const { client } = newClient(null);
+  assert.equal(await client.pushKey(), key);
+  assert.equal(requests[0].method, 'GET');
+  assert.equal(requests[0].headers.Authorization, undefined, 'the key needs no token');
+  const bytes = base64UrlToBytes(key);
+  assert.ok(bytes instanceof Uint8Array);
+  assert.deepEqual([...bytes], [...point]);
+  assert.match(key, /[-_]/, 'the key uses the URL-safe alphabet');
+  assert.deepEqual([...base64UrlToBytes('-_8=')], [0xfb, 0xff], 'padding is optional');
+  assert.deepEqual([...base64UrlToBytes('-_8')], [0xfb, 0xff]);
+});
+
+test('putPushSubscription() sends the subscription as toJSON() gives it; get is null on 404; delete is 204', async () => {
+  const saved = { id: 3, endpoint: 'https://push.example.net/send/abc', created_at: '2026-11-24T10:15:30.123Z' };
+  let stored = false;
+  answer = (req) => {
+    if (req.url.pathname !== '/api/v1/push/subscription') return json(404, {});
+    if (req.method === 'PUT') {
+      stored = true;
+      return json(200, saved);
+    }
+    if (req.method === 'DELETE') {
+      stored = false;
+      return new Response(null, { status: 204 });
+    }
+    return stored
+      ? json(200, saved)
+      : json(404, { type: '/problems/not-found', title: 'Not Found', status: 404, detail: 'This device has no push subscription.' }, 'application/problem+json');
+  };
+  const { client } = newClient();
+  assert.equal(await client.getPushSubscription(), null, 'no subscription yet: null, not an error');
+  const body = { endpoint: saved.endpoint, expirationTime: null, keys: { p256dh: 'BPp2', auth: 'YXV0aA' } };
+  // What a browser hands over: a PushSubscription, whose toJSON() is the body.
+  const browserSubscription = { endpoint: body.endpoint, options: {}, toJSON: () => body };
+  assert.deepEqual(await client.putPushSubscription(/** @type {any} */ (browserSubscription)), saved);
+  assert.deepEqual(await client.getPushSubscription(), saved);
+  assert.equal(await client.deletePushSubscription(), undefined);
+  assert.equal(await client.getPushSubscription(), null);
+  await client.putPushSubscription(body); // the plain JSON works too
+  assert.deepEqual(
+    requests.map((r) => `${r.method} ${r.url.pathname} ${r.body ?? ''}`.trim()),
+    [
+      'GET /api/v1/push/subscription',
+      `PUT /api/v1/push/subscription ${JSON.stringify(body)}`,
+      'GET /api/v1/push/subscription',
+      'DELETE /api/v1/push/subscription',
+      'GET /api/v1/push/subscription',
+      `PUT /api/v1/push/subscription ${JSON.stringify(body)}`,
+    ],
+  );
+  assert.ok(requests.every((r) => r.headers.Authorization === 'Bearer tok'));
+});
+
+test('a refused push endpoint is a 422 ProblemError; other errors of getPushSubscription() are thrown', async () => {
+  answer = (req) =>
+    req.method === 'PUT'
+      ? json(
+          422,
+          { type: '/problems/validation', title: 'Invalid input', status: 422, detail: 'endpoint: must be https',
+            errors: [{ field: 'endpoint', message: 'must be https' }] },
+          'application/problem+json',
+        )
+      : json(401, { type: '/problems/unauthorized', title: 'Unauthorized', status: 401 }, 'application/problem+json');
+  const { client } = newClient();
+  const body = { endpoint: 'http://push.example.net/x', keys: { p256dh: 'a', auth: 'b' } };
+  await assert.rejects(client.putPushSubscription(body), (error) => {
+    assert.ok(error instanceof ProblemError);
+    assert.equal(error.status, 422);
+    assert.equal(error.fieldMessage('endpoint'), 'must be https');
+    return true;
+  });
+  await assert.rejects(client.getPushSubscription(), (error) => error instanceof ProblemError && error.status === 401);
 });

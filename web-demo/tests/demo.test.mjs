@@ -557,6 +557,7 @@ async function main() {
         ['/app.js', 'app.js', 'text/javascript'],
         ['/client.js', 'client.js', 'text/javascript'],
         ['/app.css', 'app.css', 'text/css'],
+        ['/sw.js', 'sw.js', 'text/javascript'],
       ];
       for (const [path, file, type] of files) {
         const res = await fetch(`${server.base}${path}`, { signal: AbortSignal.timeout(5000) });
@@ -596,7 +597,7 @@ async function main() {
       ],
     });
     const suffix = randomBytes(4).toString('hex');
-    const names = { alice: `alice_${suffix}`, bob: `bob_${suffix}`, carol: `carol_${suffix}` };
+    const names = { alice: `alice_${suffix}`, bob: `bob_${suffix}`, carol: `carol_${suffix}`, dave: `dave_${suffix}` };
     /** The `notifications_removed` frames each person's sockets received, as Playwright saw them. */
     /** @type {Record<string, { notification_ids: number[], unread_count: number }[]>} */
     const removedFrames = {};
@@ -1241,6 +1242,261 @@ async function main() {
         `alice's badge went ${JSON.stringify(log.badges)}, want it to stay ${badgeBefore} (bob joined an unread group)`,
       );
       return `toasts on alice's side meanwhile: ${JSON.stringify(log.toasts)}`;
+    });
+
+    // --- Web Push and preferences -------------------------------------------------------------
+
+    /** dave: a fourth person, through the API. */
+    const dave = { token: '', id: 0 };
+    await step("alice presses \"Enable notifications\": this browser has no push service, the page says so in plain words and stays live; the service worker shows pushed payloads, one notification per group; bob, who did not allow notifications, is told they are blocked", async () => {
+      const aliceToken = (await alice.evaluate(() => sessionStorage.getItem('pulse.token'))) ?? '';
+      await alice.context().grantPermissions(['notifications'], { origin: server.base });
+      await dismissToasts(alice); // they sit over the side panels
+      const control = alice.getByTestId('push-control');
+      const stateOf = (/** @type {Surface} */ surface) =>
+        surface.evaluate(() => document.querySelector('[data-testid="push-control"]')?.getAttribute('data-state') ?? '');
+      const waitPushState = (/** @type {Surface} */ surface, /** @type {string[]} */ states, timeout = 5000) =>
+        surface.waitForFunction(
+          (want) => want.includes(document.querySelector('[data-testid="push-control"]')?.getAttribute('data-state') ?? ''),
+          states,
+          { timeout, polling: 20 },
+        );
+      await waitPushState(alice, ['off']);
+      const offText = (await alice.getByTestId('push-status').textContent()) ?? '';
+      check(offText.startsWith('Off'), `before: the control says "${offText}"`);
+      check((await alice.getByTestId('push-toggle').textContent()) === 'Enable notifications', 'the button offers to enable');
+
+      await alice.getByTestId('push-toggle').click();
+      // The page gives the browser 15 s to subscribe before it calls push unavailable.
+      await waitPushState(alice, ['unavailable', 'on', 'blocked', 'error'], 30_000);
+      const state = await stateOf(alice);
+      const said = (await alice.getByTestId('push-status').textContent()) ?? '';
+      const saved = await fetch(`${server.base}/api/v1/push/subscription`, {
+        headers: { Authorization: `Bearer ${aliceToken}` },
+        signal: AbortSignal.timeout(5000),
+      });
+      /** @type {string} */
+      let outcome;
+      if (state === 'unavailable') {
+        check(
+          said === 'Push notifications aren’t available in this browser; you’ll still see them live while the page is open.',
+          `the page says "${said}"`,
+        );
+        check(saved.status === 404, `nothing was saved for alice: GET /push/subscription answered ${saved.status}`);
+        check((await alice.getByTestId('push-toggle').textContent()) === 'Enable notifications', 'the button still offers to try');
+        check(await alice.getByTestId('push-toggle').isEnabled(), 'and can be pressed again');
+        outcome = `unavailable: "${said}"`;
+      } else if (state === 'on') {
+        check(saved.status === 200, `the browser subscribed, so GET /push/subscription answers 200, got ${saved.status}`);
+        const body = await saved.json();
+        check(typeof body.endpoint === 'string' && body.endpoint.startsWith('https://'), `saved: ${JSON.stringify(body)}`);
+        outcome = `subscribed: ${body.endpoint}`;
+      } else {
+        throw new Error(`the push control ended "${state}": "${said}"`);
+      }
+      await control.screenshot({ path: join(ARTIFACTS, 'push-control.png'), animations: 'disabled' });
+
+      // The service worker was registered on the way. No push service delivers here, so
+      // DevTools' "Push" (ServiceWorker.deliverPushMessage) hands it payloads shaped as the
+      // server's, built from alice's real groups: it must show one notification per group.
+      const cdp = await alice.context().newCDPSession(alice);
+      /** @type {{ registrationId: string, scopeURL: string, isDeleted: boolean }[]} */
+      const registrations = [];
+      cdp.on('ServiceWorker.workerRegistrationUpdated', (event) => registrations.push(...event.registrations));
+      await cdp.send('ServiceWorker.enable');
+      await until(
+        () => registrations.some((r) => r.scopeURL === `${server.base}/` && !r.isDeleted),
+        'the service worker registration for /',
+        5000,
+      );
+      const registrationId = /** @type {string} */ (registrations.find((r) => r.scopeURL === `${server.base}/`)?.registrationId);
+      const groups = await server.api('GET', '/notifications/groups?limit=5', undefined, aliceToken);
+      const notes = await server.api('GET', '/notifications?limit=5', undefined, aliceToken);
+      const group = groups.items[0];
+      const note = notes.items.find((/** @type {any} */ n) => n.group_id === group.id) ?? notes.items[0];
+      const other = notes.items.find((/** @type {any} */ n) => n.id !== note.id);
+      check(!!group && !!note && !!other, `alice has groups and notifications to push: ${JSON.stringify({ groups, notes })}`);
+      const push = (/** @type {unknown} */ payload) =>
+        cdp.send('ServiceWorker.deliverPushMessage', { origin: server.base, registrationId, data: JSON.stringify(payload) });
+      const shown = () =>
+        alice.evaluate(async () => {
+          const registration = await navigator.serviceWorker.ready;
+          return (await registration.getNotifications()).map((n) => ({ title: n.title, body: n.body, tag: n.tag, data: n.data }));
+        });
+      /** @param {(list: Awaited<ReturnType<typeof shown>>) => boolean} ok @param {string} what */
+      const waitShown = async (ok, what) => {
+        const deadline = Date.now() + 5000;
+        for (;;) {
+          const list = await shown();
+          if (ok(list)) return list;
+          if (Date.now() > deadline) throw new Error(`the service worker shows ${JSON.stringify(list)}, waiting for ${what}`);
+          await new Promise((r) => setTimeout(r, 20)); // poll interval against the deadline above
+        }
+      };
+      await push({ notification: note, unread_count: groups.unread_count, group: { ...group, text: 'an older sentence.' } });
+      await waitShown((list) => list.some((n) => n.tag === `group-${group.id}`), `group-${group.id}`);
+      await push({ notification: note, unread_count: groups.unread_count, group });
+      await push({ notification: other, unread_count: groups.unread_count, group: null });
+      const list = await waitShown(
+        (l) => l.length === 2 && l.some((n) => n.body === group.text) && l.some((n) => n.tag === `notification-${other.id}`),
+        'the group replaced in place and the group-less one',
+      );
+      const forGroup = list.find((n) => n.tag === `group-${group.id}`);
+      check(
+        forGroup?.title === 'Pulse' && forGroup.body === group.text && forGroup.data?.url === `${server.base}/`,
+        `the group's notification: ${JSON.stringify(forGroup)}`,
+      );
+      check(
+        list.find((n) => n.tag === `notification-${other.id}`)?.body === other.text,
+        `without a group the notification's text is shown: ${JSON.stringify(list)}`,
+      );
+      await cdp.detach();
+
+      await dismissToasts(bob);
+      await bob.getByTestId('push-toggle').click();
+      await waitPushState(bob, ['blocked', 'unavailable'], 30_000);
+      const bobSaid = (await bob.getByTestId('push-status').textContent()) ?? '';
+      check(
+        (await stateOf(bob)) === 'blocked' && bobSaid.includes('blocked') && bobSaid.includes('live while it is open'),
+        `bob did not allow notifications: his page says "${bobSaid}"`,
+      );
+
+      // The page still works: a like from someone new arrives live.
+      const registered = await server.api('POST', '/auth/register', { username: names.dave, password: PASSWORD });
+      dave.token = registered.token;
+      dave.id = registered.user.id;
+      const photo = newPhotos[0];
+      await alice.getByTestId(`post-${photo}`).scrollIntoViewIfNeeded();
+      await alice.waitForFunction((id) => /** @type {any} */ (window).pulseDemo.client.watchedPostIds.includes(id), photo, {
+        timeout: 5000,
+      });
+      const { like_count: likesBefore } = await server.api('GET', `/posts/${photo}`, undefined, dave.token);
+      const badgeBefore = await badgeOf(alice);
+      await armRecorder(alice, {
+        toast: `${names.dave} liked your photo`,
+        badge: String(badgeBefore + 1),
+        postId: photo,
+        count: String(likesBefore + 1),
+        group: `${names.dave} liked your photo.`,
+      });
+      const t0 = Date.now();
+      await server.api('PUT', `/posts/${photo}/like`, undefined, dave.token);
+      const seen = await collectRecorder(alice, t0, 5000);
+      const worst = Math.max(seen.toast, seen.badge, seen.count, seen.group);
+      check(worst < LIVE_BUDGET_MS, `slowest update took ${worst} ms (budget ${LIVE_BUDGET_MS} ms)`);
+      check(await alice.evaluate(() => /** @type {any} */ (window).__pulseNoReload === true), 'alice page was reloaded');
+      return `${outcome}; the service worker showed ${JSON.stringify(list.map((n) => `${n.tag}: ${n.body}`))}; bob: "${bobSaid}"; then dave's like reached alice live: toast ${seen.toast} ms, row ${seen.group} ms, badge ${seen.badge} ms`;
+    });
+
+    await step("alice turns likes off in the bell: dave's like of her photo shows nothing (his follow, sent after it, arrives alone); likes back on and \"only from people I follow\", saved on the server; a refused save shows why and the box goes back", async () => {
+      const aliceToken = (await alice.evaluate(() => sessionStorage.getItem('pulse.token'))) ?? '';
+      const preferences = () => server.api('GET', '/notifications/preferences', undefined, aliceToken);
+      const everything = { like: { inbox: true, push: true }, comment: { inbox: true, push: true }, follow: { inbox: true, push: true }, from: 'everyone' };
+      check(JSON.stringify(await preferences()) === JSON.stringify(everything), 'alice starts with everything on, from everyone');
+      await alice.waitForFunction(
+        () => !(/** @type {HTMLFieldSetElement} */ (document.querySelector('[data-testid="prefs-fields"]'))).disabled,
+        null,
+        { timeout: 5000, polling: 20 },
+      );
+      for (const kind of ['like', 'comment', 'follow']) {
+        for (const channel of ['inbox', 'push']) {
+          check(await alice.getByTestId(`pref-${kind}-${channel}`).isChecked(), `pref-${kind}-${channel} shows what the server holds`);
+        }
+      }
+      check(!(await alice.getByTestId('pref-from-following').isChecked()), 'from everyone');
+      const waitSaved = () =>
+        alice.waitForFunction(
+          () =>
+            !document.querySelector('[data-testid="prefs-form"]')?.hasAttribute('aria-busy') &&
+            document.querySelector('[data-testid="prefs-status"]')?.textContent === 'Saved.',
+          null,
+          { timeout: 5000, polling: 20 },
+        );
+
+      await dismissToasts(alice);
+      await alice.getByTestId('pref-like-inbox').uncheck();
+      await waitSaved();
+      const off = await preferences();
+      check(
+        JSON.stringify(off) === JSON.stringify({ ...everything, like: { inbox: false, push: true } }),
+        `saved: ${JSON.stringify(off)}`,
+      );
+      await alice.getByTestId('notify-panel').screenshot({ path: join(ARTIFACTS, 'preferences.png'), animations: 'disabled' });
+
+      // The photo bob and carol liked last: its row is unread, and it is on screen (its count is watched).
+      const photo = newPhotos[1];
+      await alice.getByTestId(`post-${photo}`).scrollIntoViewIfNeeded();
+      await alice.waitForFunction((id) => /** @type {any} */ (window).pulseDemo.client.watchedPostIds.includes(id), photo, {
+        timeout: 5000,
+      });
+      const rowBefore = (await inboxEntries(alice)).find((e) => e.postId === photo);
+      check(!!rowBefore, `the photo has a row in alice's bell: ${JSON.stringify(await inboxEntries(alice))}`);
+      const badgeBefore = await badgeOf(alice);
+      await armActivityLog(alice);
+      const like = await server.api('PUT', `/posts/${photo}/like`, undefined, dave.token);
+      check(like.liked === true, `dave likes the photo: ${JSON.stringify(like)}`);
+      // The like count is not a notification: it still moves live.
+      await alice.waitForFunction(
+        ([id, want]) => document.querySelector(`[data-testid="post-${id}"] [data-testid="like-count"]`)?.textContent === want,
+        /** @type {const} */ ([photo, String(like.like_count)]),
+        { timeout: 5000, polling: 20 },
+      );
+      // Follows still notify, and dave's follow is sent after his like was answered: once it is
+      // shown, anything the like caused would have been shown before it.
+      const { id: aliceId } = await server.api('GET', `/users/${names.alice}`, undefined, dave.token);
+      await server.api('PUT', `/users/${aliceId}/follow`, undefined, dave.token);
+      await alice.getByTestId('toast').filter({ hasText: `${names.dave} started following you` }).first().waitFor({ timeout: 5000 });
+      await waitBadge(alice, badgeBefore + 1);
+      const log = await activityLog(alice);
+      check(!log.toasts.some((t) => t.includes(`${names.dave} liked`)), `a like reached alice with likes off: ${JSON.stringify(log.toasts)}`);
+      check(
+        JSON.stringify(log.badges) === JSON.stringify([badgeBefore, badgeBefore + 1]),
+        `alice's badge went ${JSON.stringify(log.badges)}, want ${badgeBefore} then ${badgeBefore + 1} (the follow only)`,
+      );
+      const rowNow = (await inboxEntries(alice)).find((e) => e.postId === photo);
+      check(
+        JSON.stringify(rowNow) === JSON.stringify(rowBefore),
+        `the photo's row did not change: ${JSON.stringify(rowBefore)} → ${JSON.stringify(rowNow)}`,
+      );
+      const inbox = await server.api('GET', '/notifications?limit=100', undefined, aliceToken);
+      check(
+        !inbox.items.some((/** @type {any} */ n) => n.kind === 'like' && n.post_id === photo && n.actor.username === names.dave),
+        'the server made no notification of the like',
+      );
+
+      await dismissToasts(alice);
+      await alice.getByTestId('pref-like-inbox').check();
+      await waitSaved();
+      check(JSON.stringify(await preferences()) === JSON.stringify(everything), 'likes are back on in the bell');
+      await alice.getByTestId('pref-from-following').check();
+      await waitSaved();
+      check((await preferences()).from === 'following', '"Only from people I follow" is saved');
+      await alice.getByTestId('pref-from-following').uncheck();
+      await waitSaved();
+      check(JSON.stringify(await preferences()) === JSON.stringify(everything), 'and back to everyone');
+
+      // A save the server refuses: the page says why (role=alert) and the box shows the truth.
+      const refuse = (/** @type {import('playwright-core').Route} */ route) =>
+        route.request().method() === 'PUT'
+          ? route.fulfill({
+              status: 422,
+              contentType: 'application/problem+json',
+              body: JSON.stringify({ type: '/problems/validation', title: 'Invalid input', status: 422, detail: 'Preferences are read-only today.' }),
+            })
+          : route.continue();
+      await alice.route('**/api/v1/notifications/preferences', refuse);
+      await alice.getByTestId('pref-comment-push').uncheck();
+      const error = alice.getByTestId('prefs-error');
+      await error.filter({ hasText: 'Preferences are read-only today.' }).waitFor({ timeout: 5000 });
+      check((await error.getAttribute('role')) === 'alert', 'the error is announced');
+      await alice.waitForFunction(
+        () => /** @type {HTMLInputElement} */ (document.querySelector('[data-testid="pref-comment-push"]')).checked,
+        null,
+        { timeout: 5000, polling: 20 },
+      );
+      await alice.unroute('**/api/v1/notifications/preferences', refuse);
+      check(JSON.stringify(await preferences()) === JSON.stringify(everything), 'nothing changed on the server');
+      return `likes off: dave's like made no toast, row or badge; his follow arrived alone; error shown: "${await error.textContent()}"`;
     });
 
     await step('the page is usable on a phone-sized screen', async () => {

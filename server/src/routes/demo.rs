@@ -30,6 +30,12 @@ const FILES: &[(&[&str], &[u8], &str)] = &[
         "text/javascript; charset=utf-8",
     ),
     (
+        // The service worker: served from the root, its default scope is the whole demo.
+        &["/sw.js"],
+        include_bytes!("../../../web-demo/static/sw.js"),
+        "text/javascript; charset=utf-8",
+    ),
+    (
         &["/app.css"],
         include_bytes!("../../../web-demo/static/app.css"),
         "text/css; charset=utf-8",
