@@ -1,8 +1,8 @@
 -- One like as the server sends it to PostgreSQL for PUT /api/v1/posts/{id}/like, as a pgbench
 -- script. This file is the head: the variables and the authentication read. The like itself is
 -- schema/src/likes/like.sql, the very text the server binds; load-tests/lib/pgbench-like.sh
--- appends it with pgbench variables in place of its seven parameters (post, liker, at, text,
--- kind, grouping window, actor JSON; `at` becomes LOCALTIMESTAMP(3) where the server binds its clock).
+-- appends it with pgbench variables in place of its nine parameters (post, liker, at, text,
+-- kind, grouping window, actor JSON, push delay and TTL; `at` becomes LOCALTIMESTAMP(3) where the server binds its clock).
 --   auth   SELECT id, username, display_name FROM users WHERE id = $1 AND NOT EXISTS
 --          (revoked_tokens ... = ANY ($2))   (the caller, who is the notification's actor)
 --   like   one statement, its own transaction (see schema/src/likes/postgres.rs).

@@ -261,3 +261,11 @@ pub async fn queue_stats(db: &Db) -> DbResult<(i64, Option<NaiveDateTime>)> {
             .map_err(Into::into)
     })
 }
+
+/// Deletes the subscriptions whose token has expired (with their pending pushes); how many.
+pub async fn purge_expired(db: &Db, now: NaiveDateTime) -> DbResult<usize> {
+    use push_subscriptions as s;
+    crate::run!(db.write(), conn => {
+        diesel::delete(s::table.filter(s::expires_at.lt(now))).execute(conn).await.map_err(Into::into)
+    })
+}

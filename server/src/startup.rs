@@ -265,6 +265,12 @@ fn spawn_background(hub: &Arc<Hub>, db: &Db, limiter: &Arc<RateLimiter>, interva
             if let Err(error) = tokens::purge_expired(&db, pulse_schema::now_millis()).await {
                 tracing::warn!(%error, "purging expired revocations failed");
             }
+            // A device's subscription ends with its token.
+            if let Err(error) =
+                pulse_schema::push::purge_expired(&db, pulse_schema::now_millis()).await
+            {
+                tracing::warn!(%error, "purging expired push subscriptions failed");
+            }
         }
     });
 }

@@ -37,12 +37,7 @@ impl Vapid {
                 let path = data_dir.join(VAPID_KEY_FILE);
                 match std::fs::read_to_string(&path) {
                     Ok(text) => text,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        let text = Self::generate();
-                        crate::auth::write_secret(&path, &text)?;
-                        tracing::info!(path = %path.display(), "generated a new VAPID key");
-                        text
-                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(&path)?,
                     Err(e) => {
                         return Err(
                             anyhow::Error::new(e).context(format!("reading {}", path.display()))
@@ -55,6 +50,9 @@ impl Vapid {
     }
 
     fn parse(text: &str) -> anyhow::Result<Self> {
+        if text.trim().is_empty() {
+            anyhow::bail!("the VAPID key file is empty");
+        }
         let bytes = URL_SAFE_NO_PAD
             .decode(text.trim().trim_end_matches('='))
             .map_err(|_| anyhow::anyhow!("PULSE_VAPID_PRIVATE_KEY is not base64url"))?;
@@ -94,6 +92,31 @@ impl Vapid {
     }
 }
 
+/// Writes a new key to `path`, unless another instance sharing the data directory wrote one
+/// first: the key is written whole to a file of this process's, then linked into place, which
+/// fails if `path` exists (then that key is the one). Returns the key in `path`.
+fn create(path: &Path) -> anyhow::Result<String> {
+    let text = Vapid::generate();
+    let own = path.with_extension(format!(
+        "key.{}.{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    crate::auth::write_secret(&own, &text)?;
+    let linked = std::fs::hard_link(&own, path);
+    let _ = std::fs::remove_file(&own);
+    match linked {
+        Ok(()) => {
+            tracing::info!(path = %path.display(), "generated a new VAPID key");
+            Ok(text)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Ok(std::fs::read_to_string(path)?)
+        }
+        Err(e) => Err(anyhow::Error::new(e).context(format!("writing {}", path.display()))),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::expect_used)]
 mod tests {
@@ -122,5 +145,26 @@ mod tests {
         assert_eq!(claims["aud"], "https://push.example.net");
         assert_eq!(claims["sub"], "mailto:ops@example.net");
         assert!(Vapid::parse("not a key").is_err());
+    }
+
+    #[test]
+    fn instances_starting_together_on_one_data_directory_share_one_key() {
+        let dir = std::env::temp_dir().join(format!("pulse-vapid-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).expect("a temp dir");
+        let keys: Vec<String> = std::thread::scope(|scope| {
+            let starts: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(|| {
+                        Vapid::load_or_create(None, &dir).map(|v| v.public_key().to_owned())
+                    })
+                })
+                .collect();
+            starts
+                .into_iter()
+                .map(|s| s.join().expect("no panic").expect("a key"))
+                .collect()
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(keys.windows(2).all(|w| w[0] == w[1]), "{keys:?}");
     }
 }
