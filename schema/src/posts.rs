@@ -105,6 +105,7 @@ pub async fn delete(db: &Db, id: PostId, requester: UserId) -> DbResult<Vec<Grou
                     g::actor_count.eq(0i64),
                     g::actors.eq("[]"),
                     g::version.eq(version),
+                    g::updated_at.eq(crate::now_millis()),
                 ))
                 .returning(GroupRow::as_returning())
                 .get_result(conn)

@@ -69,6 +69,7 @@ diesel::table! {
         actors -> Text,
         latest_notification_id -> Int8,
         updated_at -> Timestamp,
+        newest_at -> Timestamp,
         read -> Bool,
         open -> Bool,
         removed -> Bool,

@@ -212,25 +212,6 @@ fn decode_cursor(raw: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::BadRequest("cursor is not one this server issued".into()))
 }
 
-/// The cursor of a list ordered by time, then id: base64url of both (milliseconds, id).
-pub fn encode_time_cursor(at_ms: i64, id: i64) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("t1:{at_ms}.{id}"))
-}
-
-/// Reads a cursor of [`encode_time_cursor`].
-pub fn decode_time_cursor(raw: &str) -> Result<(i64, i64), ApiError> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(raw)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|s| {
-            let (at, id) = s.strip_prefix("t1:")?.split_once('.')?;
-            Some((at.parse::<i64>().ok()?, id.parse::<i64>().ok()?))
-        })
-        .filter(|(at, id)| *at >= 0 && (1..=MAX_ID).contains(id))
-        .ok_or_else(|| ApiError::BadRequest("cursor is not one this server issued".into()))
-}
-
 /// The `next_cursor` for a page: present only when the page came back full.
 pub fn next_cursor<T>(items: &[T], limit: i64, id_of: impl Fn(&T) -> i64) -> Option<String> {
     if items.len() as i64 == limit {

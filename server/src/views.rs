@@ -172,7 +172,7 @@ pub struct NotificationGroup {
     pub actor_count: i64,
     pub text: String,
     pub latest_notification_id: i64,
-    /// When the newest member joined.
+    /// When the group last changed (the list's order).
     pub updated_at: String,
     pub read: bool,
     /// The recipient's group version of this group's latest change.

@@ -52,7 +52,10 @@ pub struct GroupRow {
     /// JSON array of [`Actor`], newest first.
     pub actors: String,
     pub latest_notification_id: NotificationId,
+    /// When the group last changed.
     pub updated_at: NaiveDateTime,
+    /// When its newest member joined (the grouping window).
+    pub newest_at: NaiveDateTime,
     pub read: bool,
     pub removed: bool,
     pub version: i64,
@@ -112,7 +115,7 @@ macro_rules! group_place {
             .select($crate::groups::GroupRow::as_select())
             .first($conn) $($aw)* .optional()?;
         match open {
-            Some(group) if $crate::groups::rule::joinable(group.updated_at, $at, $window) => {
+            Some(group) if $crate::groups::rule::joinable(group.newest_at, $at, $window) => {
                 let again = n::table
                     .filter(n::recipient_id.eq($recipient))
                     .filter(n::actor_id.eq($actor))
@@ -149,6 +152,7 @@ macro_rules! group_join {
                         g::actors.eq($crate::groups::rule::prepend(&group.actors, actor)),
                         g::latest_notification_id.eq(new.notification),
                         g::updated_at.eq(new.at),
+                        g::newest_at.eq(new.at),
                         g::removed.eq(false),
                         g::version.eq(new.version),
                     ))
@@ -166,6 +170,7 @@ macro_rules! group_join {
                         g::actors.eq($crate::groups::rule::actors_json(&[actor])),
                         g::latest_notification_id.eq(new.notification),
                         g::updated_at.eq(new.at),
+                        g::newest_at.eq(new.at),
                         g::version.eq(new.version),
                     ))
                     .returning($crate::groups::GroupRow::as_returning())
@@ -250,6 +255,7 @@ macro_rules! group_shift {
                         g::actors.eq(actors),
                         g::removed.eq(count == 0),
                         g::version.eq(version),
+                        g::updated_at.eq($crate::now_millis()),
                     ))
                     .returning($crate::groups::GroupRow::as_returning())
                     .get_result($conn) $($aw)* ?;
@@ -301,6 +307,7 @@ macro_rules! group_refresh {
                 g::actors.eq($crate::groups::rule::actors_json(&actors)),
                 g::removed.eq(count == 0),
                 g::version.eq(version),
+                g::updated_at.eq($crate::now_millis()),
             ))
             .returning($crate::groups::GroupRow::as_returning())
             .get_result::<$crate::groups::GroupRow>($conn) $($aw)* ?
@@ -326,7 +333,7 @@ macro_rules! groups_mark_read {
         for id in ids {
             let version = $crate::group_version!([$($aw)*] $conn, $recipient);
             let row: $crate::groups::GroupRow = diesel::update(g::table.find(id))
-                .set((g::read.eq(true), g::open.eq(false), g::version.eq(version)))
+                .set((g::read.eq(true), g::open.eq(false), g::version.eq(version), g::updated_at.eq($crate::now_millis())))
                 .returning($crate::groups::GroupRow::as_returning())
                 .get_result($conn) $($aw)* ?;
             changed.push(row);
@@ -343,12 +350,12 @@ pub struct ReadOutcome {
     pub groups: Vec<GroupRow>,
 }
 
-/// One page of `recipient`'s groups (not removed), newest `updated_at` first, strictly after
-/// the keyset position `before` (`updated_at`, id).
+/// One page of `recipient`'s groups (not removed), most recently changed first (the order of
+/// their versions, and of `updated_at`), changed before version `before`.
 pub async fn page(
     db: &Db,
     recipient: UserId,
-    before: Option<(NaiveDateTime, GroupId)>,
+    before: Option<i64>,
     limit: i64,
     unread_only: bool,
 ) -> DbResult<Vec<GroupRow>> {
@@ -358,11 +365,11 @@ pub async fn page(
             .filter(g::recipient_id.eq(recipient))
             .filter(g::removed.eq(false))
             .select(GroupRow::as_select())
-            .order((g::updated_at.desc(), g::id.desc()))
+            .order(g::version.desc())
             .limit(limit)
             .into_boxed();
-        if let Some((at, id)) = before {
-            query = query.filter(g::updated_at.lt(at).or(g::updated_at.eq(at).and(g::id.lt(id))));
+        if let Some(before) = before {
+            query = query.filter(g::version.lt(before));
         }
         if unread_only {
             query = query.filter(g::read.eq(false));

@@ -29,13 +29,12 @@ use diesel::{ExpressionMethods, QueryDsl};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::outcome::LikeOutcome;
-use crate::counters::BumpLikeCount;
 use crate::db::{DbError, DbResult, NotifyPolicy};
 use crate::groups::rule::actors_json;
 use crate::groups::{Actor, GroupRow};
 use crate::ids::{GroupId, NotificationId, PostId, UserId};
 use crate::notifications::{Delivery, Kind, NewNotification, NotificationRow};
-use crate::schema::{blocks, likes, posts};
+use crate::schema::{blocks, posts};
 use crate::users::UserSummaryRow;
 
 /// [`super::like`] on PostgreSQL: one round trip (two for a like again, see [`relike`]).
@@ -61,7 +60,7 @@ pub(super) async fn like(
     };
     let (like_count, like_seq, author, notification_id, seq, unsettled) =
         (row.0, row.1, row.2, row.3, row.4, row.5);
-    let pushes = row.10;
+    let (pushes, again) = (row.10, row.11);
     let delivery = match (notification_id, seq, row.6, row.7, row.8, row.9) {
         (Some(id), Some(seq), Some(group_id), Some(actor_count), Some(actors), Some(version)) => {
             let notification = NotificationRow {
@@ -86,6 +85,7 @@ pub(super) async fn like(
                 actors,
                 latest_notification_id: id,
                 updated_at: at,
+                newest_at: at,
                 read: false,
                 removed: false,
                 version,
@@ -97,6 +97,7 @@ pub(super) async fn like(
             }
         }
         _ if unsettled => notify_afresh(conn, actor, author, post_id, text, policy).await?,
+        _ if again => rejoin(conn, author, actor.id, post_id).await?,
         _ => Delivery::default(),
     };
     Ok(LikeOutcome::added(
@@ -106,9 +107,9 @@ pub(super) async fn like(
     ))
 }
 
-/// The statement added no like: already liked, hidden by a block, or liked before (then
-/// [`relike`]). A statement of its own, so that it sees a concurrent like of the same pair that
-/// the insert waited for (see [`LikeStatement`]).
+/// The statement added no like: already liked, or hidden by a block. A statement of its own,
+/// so that it sees a concurrent like of the same pair that the insert waited for (see
+/// [`LikeStatement`]).
 async fn not_added(
     conn: &mut AsyncPgConnection,
     actor: &UserSummaryRow,
@@ -117,70 +118,34 @@ async fn not_added(
     let hidden = blocks::table
         .filter(blocks::blocker_id.eq(posts::author_id))
         .filter(blocks::blocked_id.eq(actor.id));
-    let liked = likes::table
-        .filter(likes::post_id.eq(post_id))
-        .filter(likes::user_id.eq(actor.id));
-    let (like_count, like_seq, hidden, liked) = posts::table
+    let (like_count, like_seq, hidden) = posts::table
         .find(post_id)
         .select((
             posts::like_count,
             posts::like_seq,
             diesel::dsl::exists(hidden),
-            diesel::dsl::exists(liked),
         ))
-        .first::<(i64, i64, bool, bool)>(conn)
+        .first::<(i64, i64, bool)>(conn)
         .await?;
     if hidden {
         return Err(DbError::NotFound);
     }
-    if liked {
-        return Ok(LikeOutcome::already_liked(post_id, (like_count, like_seq)));
-    }
-    relike(conn, actor.id, post_id).await
+    Ok(LikeOutcome::already_liked(post_id, (like_count, like_seq)))
 }
 
 /// A like of a post the liker liked before (and unliked): no notification (once ever), but the
-/// liker is back in the group of their first like's notification. One transaction, as on SQLite.
-async fn relike(
+/// liker is back in the group of their first like's notification, in a transaction of its own
+/// right after the like's statement.
+async fn rejoin(
     conn: &mut AsyncPgConnection,
+    author: UserId,
     liker: UserId,
     post_id: PostId,
-) -> DbResult<LikeOutcome> {
+) -> DbResult<Delivery> {
     use diesel_async::AsyncConnection as _;
     conn.transaction::<_, DbError, _>(async |conn| {
-        let inserted = diesel::insert_into(likes::table)
-            .values((
-                likes::post_id.eq(post_id),
-                likes::user_id.eq(liker),
-                likes::created_at.eq(crate::now_millis()),
-            ))
-            .on_conflict_do_nothing()
-            .execute(conn)
-            .await?;
-        if inserted == 0 {
-            let counts = posts::table
-                .find(post_id)
-                .select((posts::like_count, posts::like_seq))
-                .first(conn)
-                .await?;
-            return Ok(LikeOutcome::already_liked(post_id, counts));
-        }
-        let (like_count, like_seq, author): (i64, i64, UserId) = BumpLikeCount {
-            post: post_id,
-            delta: 1,
-        }
-        .get_result(conn)
-        .await?;
-        let group = if author == liker {
-            None
-        } else {
-            crate::group_shift!([.await] conn, author, Kind::Like, Some(post_id), liker, 1)
-        };
-        Ok(LikeOutcome::added(
-            post_id,
-            (like_count, like_seq),
-            Delivery::from(group),
-        ))
+        let group = crate::group_shift!([.await] conn, author, Kind::Like, Some(post_id), liker, 1);
+        Ok(Delivery::from(group))
     })
     .await
 }
@@ -236,13 +201,16 @@ pub(crate) struct LikeStatement {
     pub push_ttl_secs: i64,
 }
 
-/// What [`LikeStatement`] returns, column for column. The last, `unsettled`: the liker's first
-/// like of the post drew no notification, because the author muted the liker or because a
-/// block or mute of the author's landed while the statement ran (see [`crate::blocks`]); the
-/// caller settles it with a fresh look. The same goes for a like whose author has an open group
-/// of this post's likes that is past the window: the statement joins groups, it never closes one.
-/// Then the group the notification joined or started: id, actor count, actors, version; and
-/// how many push jobs the notification queued.
+/// What [`LikeStatement`] returns, column for column. The sixth, `unsettled`: the liker's first
+/// like of the post drew no notification, because the author muted the liker or turned likes
+/// off, because a block, mute or preference change of the author's landed while the statement
+/// ran (see [`crate::blocks`]), or because the author's open group of this post's likes is past
+/// the window (the statement joins groups, it never closes one: the upsert's `WHERE` refuses,
+/// and the `seq` and version it drew stay unused, a hole sockets settle from the database); the
+/// caller settles it with a fresh look.
+/// Then the group the notification joined or started: id, actor count, actors, version; how
+/// many push jobs the notification queued; and `rejoin`: a like of a post the liker liked
+/// before, who goes back into their first like's group (see [`rejoin`]).
 type LikeRow = (
     i64,
     i64,
@@ -255,6 +223,7 @@ type LikeRow = (
     Option<String>,
     Option<i64>,
     i64,
+    bool,
 );
 
 const KIND: &str = Kind::Like.as_str();
@@ -322,6 +291,7 @@ impl Query for LikeStatement {
         Nullable<Text>,
         Nullable<BigInt>,
         BigInt,
+        diesel::sql_types::Bool,
     );
 }
 

@@ -12,7 +12,7 @@ use utoipa::openapi::schema::{
 };
 use utoipa::openapi::RefOr;
 
-use crate::domain::{decode_time_cursor, encode_time_cursor, next_cursor, PageQuery, MAX_ID};
+use crate::domain::{next_cursor, PageQuery, MAX_ID};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::routes::extract::AuthUser;
 use crate::state::AppState;
@@ -55,7 +55,8 @@ pub async fn list_notifications(
     }))
 }
 
-/// Your notification groups, newest `updated_at` first, with the number of unread groups.
+/// Your notification groups, most recently changed (`updated_at`) first, with the number of
+/// unread groups.
 #[utoipa::path(get, path = "/api/v1/notifications/groups", tag = "notifications", security(("bearer" = [])), params(PageQuery),
     responses((status = 200, body = GroupPage), (status = 400, body = Problem), (status = 401, body = Problem)))]
 pub async fn list_groups(
@@ -64,23 +65,10 @@ pub async fn list_groups(
     query: web::Query<PageQuery>,
 ) -> ApiResult<HttpResponse> {
     let limits = &state.settings.limits;
-    let limit = query.limit(limits.default_page_size, limits.max_page_size)?;
+    let page = query.page(limits.default_page_size, limits.max_page_size)?;
     let unread_only = query.unread_only()?;
-    let before = match query.cursor.as_deref() {
-        None => None,
-        Some(raw) => {
-            let (at_ms, id) = decode_time_cursor(raw)?;
-            let at = chrono::DateTime::from_timestamp_millis(at_ms)
-                .ok_or_else(|| ApiError::BadRequest("cursor is not one this server issued".into()))?
-                .naive_utc();
-            Some((at, GroupId(id)))
-        }
-    };
-    let rows = groups::page(&state.db, user.id, before, limit, unread_only).await?;
-    let next = (rows.len() as i64 == limit)
-        .then(|| rows.last())
-        .flatten()
-        .map(|last| encode_time_cursor(last.updated_at.and_utc().timestamp_millis(), last.id.0));
+    let rows = groups::page(&state.db, user.id, page.after, page.limit, unread_only).await?;
+    let next = next_cursor(&rows, page.limit, |g| g.version);
     let unread_count = groups::unread_count(&state.db, user.id).await?;
     Ok(HttpResponse::Ok().json(GroupPage {
         items: rows.iter().map(NotificationGroup::from).collect(),

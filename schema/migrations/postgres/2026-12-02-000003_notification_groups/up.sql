@@ -18,8 +18,10 @@ CREATE TABLE notification_groups (
     -- JSON array of the newest actors (at most 3) as UserSummary, newest first.
     actors TEXT NOT NULL,
     latest_notification_id BIGINT NOT NULL,
-    -- When the newest member joined: the grouping window and the inbox order.
+    -- When the group last changed (it orders the inbox, as `version` does).
     updated_at TIMESTAMP NOT NULL,
+    -- When the newest member joined: the grouping window.
+    newest_at TIMESTAMP NOT NULL,
     read BOOLEAN NOT NULL DEFAULT FALSE,
     -- Still taking new members: unread, and not replaced by a newer group.
     open BOOLEAN NOT NULL DEFAULT TRUE,
@@ -29,11 +31,8 @@ CREATE TABLE notification_groups (
 -- At most one open group per recipient, kind and post: the like statement upserts into it.
 CREATE UNIQUE INDEX notification_groups_open_idx
     ON notification_groups (recipient_id, kind, post_key) WHERE open;
--- Resuming from a version.
+-- Resuming from a version, and the inbox of groups (newest change first).
 CREATE INDEX notification_groups_version_idx ON notification_groups (recipient_id, version);
--- The inbox of groups, newest first.
-CREATE INDEX notification_groups_page_idx
-    ON notification_groups (recipient_id, updated_at, id) WHERE NOT removed;
 
 -- Every notification belongs to one group. No foreign key: groups are never deleted on their own.
 ALTER TABLE notifications ADD COLUMN group_id BIGINT;
@@ -42,12 +41,12 @@ CREATE INDEX notifications_group_idx ON notifications (group_id, id);
 
 -- Notifications from before grouping: one group each (closed, so new ones start new groups).
 INSERT INTO notification_groups (recipient_id, kind, post_id, post_key, actor_count, actors,
-    latest_notification_id, updated_at, read, open, removed, version)
+    latest_notification_id, updated_at, newest_at, read, open, removed, version)
 SELECT n.recipient_id, n.kind, n.post_id, COALESCE(n.post_id, 0),
     CASE WHEN gone THEN 0 ELSE 1 END,
     CASE WHEN gone THEN '[]' ELSE json_build_array(json_build_object(
         'id', u.id, 'username', u.username, 'display_name', u.display_name))::text END,
-    n.id, n.created_at, n.read, FALSE, gone, n.seq
+    n.id, n.created_at, n.created_at, n.read, FALSE, gone, n.seq
 FROM (SELECT n.*,
         (n.kind = 'like' AND NOT EXISTS (SELECT 1 FROM likes l
             WHERE l.post_id = n.post_id AND l.user_id = n.actor_id))

@@ -12,6 +12,7 @@ CREATE TABLE notification_groups (
     actors TEXT NOT NULL,
     latest_notification_id BIGINT NOT NULL,
     updated_at TIMESTAMP NOT NULL,
+    newest_at TIMESTAMP NOT NULL,
     read BOOLEAN NOT NULL DEFAULT FALSE,
     open BOOLEAN NOT NULL DEFAULT TRUE,
     removed BOOLEAN NOT NULL DEFAULT FALSE,
@@ -20,19 +21,17 @@ CREATE TABLE notification_groups (
 CREATE UNIQUE INDEX notification_groups_open_idx
     ON notification_groups (recipient_id, kind, post_key) WHERE open;
 CREATE INDEX notification_groups_version_idx ON notification_groups (recipient_id, version);
-CREATE INDEX notification_groups_page_idx
-    ON notification_groups (recipient_id, updated_at, id) WHERE NOT removed;
 
 ALTER TABLE notifications ADD COLUMN group_id BIGINT;
 CREATE INDEX notifications_group_idx ON notifications (group_id, id);
 
 INSERT INTO notification_groups (recipient_id, kind, post_id, post_key, actor_count, actors,
-    latest_notification_id, updated_at, read, open, removed, version)
+    latest_notification_id, updated_at, newest_at, read, open, removed, version)
 SELECT n.recipient_id, n.kind, n.post_id, COALESCE(n.post_id, 0),
     CASE WHEN gone THEN 0 ELSE 1 END,
     CASE WHEN gone THEN '[]' ELSE json_array(json_object(
         'id', u.id, 'username', u.username, 'display_name', u.display_name)) END,
-    n.id, n.created_at, n.read, FALSE, gone, n.seq
+    n.id, n.created_at, n.created_at, n.read, FALSE, gone, n.seq
 FROM (SELECT n.*,
         (n.kind = 'like' AND NOT EXISTS (SELECT 1 FROM likes l
             WHERE l.post_id = n.post_id AND l.user_id = n.actor_id))
