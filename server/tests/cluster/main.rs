@@ -458,7 +458,10 @@ async fn two_instances_push_each_notification_to_each_device_exactly_once() {
     let b = TestApp::spawn_on(&store, settings).await;
     let service = PushService::start(None);
     let alice = a.register("alice").await;
-    let laptop = b.login(&alice).await.body["token"].as_str().unwrap().to_owned();
+    let laptop = b.login(&alice).await.body["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     for (token, path) in [(alice.token.clone(), "phone"), (laptop, "laptop")] {
         let device = Subscriber::new();
         let body = json!({"endpoint": service.endpoint(&device, path),
