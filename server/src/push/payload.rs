@@ -76,7 +76,14 @@ mod tests {
         let value: serde_json::Value = serde_json::from_slice(&short).expect("json");
         assert_eq!(value["notification"]["text"], "bob commented: hi");
         assert_eq!(value["unread_count"], 3);
-        for filler in ["x", "é", "😀"] {
+        // 2,200 one-byte characters (the longest comment) fit; two- and four-byte ones do not.
+        let ascii = build(notification("x".repeat(2200)), 3, None);
+        let value: serde_json::Value = serde_json::from_slice(&ascii).expect("json");
+        assert_eq!(
+            value["notification"]["text"].as_str().map(str::len),
+            Some(2200)
+        );
+        for filler in ["é", "😀"] {
             let long = build(notification(filler.repeat(2200)), 3, None);
             assert!(long.len() <= MAX_PLAINTEXT, "{filler}: {}", long.len());
             let value: serde_json::Value = serde_json::from_slice(&long).expect("json");

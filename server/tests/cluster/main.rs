@@ -413,6 +413,12 @@ async fn group_sockets_on_both_instances_converge_through_a_redis_restart() {
     })
     .await;
     round(6..8).await;
+    // A last change after both are back, as in the test above: a socket that missed anything
+    // while its instance resubscribed sees the version jump and reads what it missed.
+    let sentinel = a.register("sentinel").await;
+    b.like(&sentinel, posts[1])
+        .await
+        .assert_status(StatusCode::OK);
     let listed = a.get("/notifications/groups?limit=100", &alice.token).await;
     let expected: BTreeMap<i64, (i64, bool)> = listed.body["items"]
         .as_array()
@@ -493,4 +499,49 @@ async fn two_instances_push_each_notification_to_each_device_exactly_once() {
         assert_eq!(service.attempts(path), 30, "{path}: none sent twice");
     }
     service.assert_no_rejections();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_notification_shown_on_a_socket_of_one_instance_is_not_pushed_by_either() {
+    use support::push_service::{PushService, Subscriber};
+    let store = Store::fresh_postgres().await;
+    let settings = |s: &mut pulse_server::config::Settings| {
+        s.push_allow_private = true;
+        s.limits.push_delay_ms = 300;
+        s.limits.push_poll_ms = 20;
+    };
+    let a = TestApp::spawn_on(&store, settings).await;
+    let b = TestApp::spawn_on(&store, settings).await;
+    let service = PushService::start(None);
+    let (alice, bob) = (a.register("alice").await, a.register("bob").await);
+    let device = Subscriber::new();
+    let body = json!({"endpoint": service.endpoint(&device, "alice"),
+                      "keys": {"p256dh": device.p256dh_b64(), "auth": device.auth_b64()}});
+    a.call(
+        Method::PUT,
+        "/push/subscription",
+        Some(&alice.token),
+        Some(body),
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    let post = a.create_post(&alice, "p").await["id"].as_i64().unwrap();
+    let mut on_a = a.socket(&alice, "").await;
+    b.like(&bob, post).await.assert_status(StatusCode::OK);
+    on_a.notification().await;
+    support::eventually("the push cancelled by instance A", || async {
+        let cancelled = a
+            .state
+            .metrics
+            .push
+            .cancelled_live
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let left = pulse_schema::push::queue_stats(&a.state.db)
+            .await
+            .unwrap()
+            .0;
+        (cancelled == 1 && left == 0).then_some(())
+    })
+    .await;
+    assert_eq!(service.attempts("alice"), 0);
 }
