@@ -50,10 +50,27 @@ pub struct Preferences {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreferencesUpdate {
+    #[serde(default, deserialize_with = "object_or_null")]
     pub like: Option<ChannelsUpdate>,
+    #[serde(default, deserialize_with = "object_or_null")]
     pub comment: Option<ChannelsUpdate>,
+    #[serde(default, deserialize_with = "object_or_null")]
     pub follow: Option<ChannelsUpdate>,
     pub from: Option<From>,
+}
+
+/// A kind's channels as a JSON object (serde would also take an array of two), or `null`.
+fn object_or_null<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<ChannelsUpdate>, D::Error> {
+    use serde::de::Error as _;
+    match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::Null => Ok(None),
+        value @ serde_json::Value::Object(_) => {
+            serde_json::from_value(value).map(Some).map_err(D::Error::custom)
+        }
+        _ => Err(D::Error::custom("a kind's channels must be an object")),
+    }
 }
 
 impl Preferences {
