@@ -66,9 +66,9 @@ fn object_or_null<'de, D: serde::Deserializer<'de>>(
     use serde::de::Error as _;
     match serde_json::Value::deserialize(deserializer)? {
         serde_json::Value::Null => Ok(None),
-        value @ serde_json::Value::Object(_) => {
-            serde_json::from_value(value).map(Some).map_err(D::Error::custom)
-        }
+        value @ serde_json::Value::Object(_) => serde_json::from_value(value)
+            .map(Some)
+            .map_err(D::Error::custom),
         _ => Err(D::Error::custom("a kind's channels must be an object")),
     }
 }
