@@ -4,7 +4,7 @@
 //! | push service answers | then |
 //! | --- | --- |
 //! | 2xx | done (`pulse_push_sent_total`, commit→push latency) |
-//! | 404, 410 | the subscription is gone: deleted with its pending pushes |
+//! | 404, 410 | the subscription is gone: deleted with its pending pushes (so is one whose token expired) |
 //! | 429 | again after `Retry-After` (or the back-off), while the TTL lasts |
 //! | 5xx, timeout, no connection | again after the back-off (1 s doubling up to `PULSE_PUSH_MAX_BACKOFF_SECS`) |
 //! | other 4xx | dropped (`pulse_push_failed_total{reason="rejected"}`) |
@@ -207,6 +207,10 @@ impl Pusher {
 
     /// Encrypts and sends one push; classifies the answer.
     async fn attempt(&self, work: PushWork) -> Outcome {
+        if work.subscription.expires_at <= pulse_schema::now_millis() {
+            // The device's token expired after the push was queued: the device is signed out.
+            return Outcome::Gone;
+        }
         let decode = |text: &str| URL_SAFE_NO_PAD.decode(text.trim_end_matches('='));
         let (Ok(p256dh), Ok(auth)) = (
             decode(&work.subscription.p256dh),

@@ -386,3 +386,28 @@ async fn preferences_turn_kinds_off_per_channel_and_can_require_following() {
     assert_eq!(now.body["from"], "following");
     assert_eq!(now.body["comment"], json!({"inbox": false, "push": true}));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_push_queued_before_its_device_signed_out_by_expiry_is_not_sent() {
+    // Tokens live 2 s; the push waits 2.5 s: by then the device's token has expired.
+    let app = TestApp::spawn_with(|s| {
+        s.push_allow_private = true;
+        s.limits.token_ttl_secs = 2;
+        s.limits.push_delay_ms = 2_500;
+        s.limits.push_poll_ms = 50;
+    })
+    .await;
+    let service = PushService::start(None);
+    let (alice, bob) = (app.register("alice").await, app.register("bob").await);
+    subscribe(&app, &alice, &service, "alice").await;
+    let post = post_of(&app, &alice).await;
+    app.like(&bob, post).await.assert_status(StatusCode::OK);
+    eventually("the expired device's subscription dropped", || async {
+        let text = app.metrics_text().await;
+        (metric(&text, "pulse_push_subscriptions_dropped_total") == 1.0
+            && metric(&text, "pulse_push_queue_depth") == 0.0)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(service.attempts("alice"), 0);
+}
