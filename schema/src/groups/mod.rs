@@ -21,9 +21,9 @@
 //!
 //! # Cost
 //! Joining is constant in the group's size: the count goes up by one and the stored newest
-//! actors (at most three, [`rule::SHOWN_ACTORS`]) shift. Only an actor leaving from among the
-//! newest three makes the group read its newest members again, from the newest down, until it
-//! has three present ones. A block recounts the groups it touches in full.
+//! actors (at most three, [`rule::SHOWN_ACTORS`]) shift. Leaving or coming back reads the
+//! group's members from the newest down until it has three present ones
+//! ([`group_newest_present!`]). A block recounts the groups it touches in full.
 //!
 //! The macros take the await marker first: `[.await]` inside `run!`/`transaction!`, `[]` on a
 //! plain (blocking) SQLite connection (`likes::sqlite`).
@@ -186,11 +186,12 @@ macro_rules! group_join {
     }};
 }
 
-/// The newest present actors of group `$group` (like and follow groups, whose actors appear
-/// once each); evaluates to the JSON to store.
+/// The query of group `$group`'s present members (a liker who still likes the post, a follower
+/// who still follows, every commenter), newest first, as users: one per notification, so a
+/// commenter may appear more than once.
 #[macro_export]
-macro_rules! group_newest_present {
-    ([$($aw:tt)*] $conn:expr, $group:expr) => {{
+macro_rules! group_present_members {
+    ($group:expr) => {{
         use diesel::{
             BoolExpressionMethods as _, ExpressionMethods as _, JoinOnDsl as _,
             NullableExpressionMethods as _, QueryDsl as _, SelectableHelper as _,
@@ -206,13 +207,23 @@ macro_rules! group_newest_present {
             .eq("comment")
             .or(n::kind.eq("like").and(diesel::dsl::exists(liked)))
             .or(n::kind.eq("follow").and(diesel::dsl::exists(following)));
-        let newest: Vec<$crate::users::UserSummaryRow> = n::table
+        n::table
             .inner_join(u::table.on(u::id.eq(n::actor_id)))
             .filter(n::group_id.eq($group))
             .filter(present)
             .order(n::id.desc())
-            .limit($crate::groups::rule::SHOWN_ACTORS as i64)
             .select($crate::users::UserSummaryRow::as_select())
+    }};
+}
+
+/// The newest present actors of group `$group` (like and follow groups, whose actors appear
+/// once each); evaluates to the JSON to store.
+#[macro_export]
+macro_rules! group_newest_present {
+    ([$($aw:tt)*] $conn:expr, $group:expr) => {{
+        use diesel::QueryDsl as _;
+        let newest: Vec<$crate::users::UserSummaryRow> = $crate::group_present_members!($group)
+            .limit($crate::groups::rule::SHOWN_ACTORS as i64)
             .load($conn) $($aw)* ?;
         let actors: Vec<$crate::groups::Actor> = newest.iter().map(Into::into).collect();
         $crate::groups::rule::actors_json(&actors)
@@ -270,36 +281,11 @@ macro_rules! group_shift {
 #[macro_export]
 macro_rules! group_refresh {
     ([$($aw:tt)*] $conn:expr, $recipient:expr, $group:expr) => {{
-        use diesel::{
-            BoolExpressionMethods as _, ExpressionMethods as _, JoinOnDsl as _,
-            NullableExpressionMethods as _, QueryDsl as _, SelectableHelper as _,
-        };
-        use $crate::schema::{follows as f, likes as l, notification_groups as g, notifications as n, users as u};
-        let liked = l::table
-            .filter(l::post_id.nullable().eq(n::post_id))
-            .filter(l::user_id.eq(n::actor_id));
-        let following = f::table
-            .filter(f::follower_id.eq(n::actor_id))
-            .filter(f::followee_id.eq(n::recipient_id));
-        let present = n::kind
-            .eq("comment")
-            .or(n::kind.eq("like").and(diesel::dsl::exists(liked)))
-            .or(n::kind.eq("follow").and(diesel::dsl::exists(following)));
-        let members: Vec<$crate::users::UserSummaryRow> = n::table
-            .inner_join(u::table.on(u::id.eq(n::actor_id)))
-            .filter(n::group_id.eq($group))
-            .filter(present)
-            .order(n::id.desc())
-            .select($crate::users::UserSummaryRow::as_select())
-            .load($conn) $($aw)* ?;
-        let mut actors: Vec<$crate::groups::Actor> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for member in &members {
-            if seen.insert(member.id) && actors.len() < $crate::groups::rule::SHOWN_ACTORS {
-                actors.push(member.into());
-            }
-        }
-        let count = seen.len() as i64;
+        use diesel::{ExpressionMethods as _, QueryDsl as _, SelectableHelper as _};
+        use $crate::schema::notification_groups as g;
+        let members: Vec<$crate::users::UserSummaryRow> =
+            $crate::group_present_members!($group).load($conn) $($aw)* ?;
+        let (count, actors) = $crate::groups::rule::distinct_newest(&members);
         let version = $crate::group_version!([$($aw)*] $conn, $recipient);
         diesel::update(g::table.find($group))
             .set((

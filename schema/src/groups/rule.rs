@@ -49,6 +49,19 @@ pub fn prepend(stored: &str, actor: Actor) -> String {
     actors_json(&actors)
 }
 
+/// From a group's present members, newest first (a commenter may appear more than once): how
+/// many distinct actors there are, and the newest [`SHOWN_ACTORS`] of them.
+pub fn distinct_newest(members: &[UserSummaryRow]) -> (i64, Vec<Actor>) {
+    let mut seen = std::collections::HashSet::new();
+    let mut actors = Vec::new();
+    for member in members {
+        if seen.insert(member.id) && actors.len() < SHOWN_ACTORS {
+            actors.push(Actor::from(member));
+        }
+    }
+    (seen.len() as i64, actors)
+}
+
 /// The sentence a group reads as: "bob liked your photo.", "bob and carol liked your photo.",
 /// "bob, carol and 2 others liked your photo." (the same for comments and follows).
 pub fn render(kind: &str, actors: &[Actor], actor_count: i64) -> String {

@@ -165,6 +165,17 @@ impl Hub {
         }
     }
 
+    /// Queues something on every local socket of `user` with `push`, counting overflows.
+    fn queue_for(&self, user: UserId, push: impl Fn(&SocketQueue) -> Pushed) {
+        if let Some(sockets) = self.users.get(&user) {
+            for socket in sockets.iter() {
+                if push(socket) == Pushed::Overflowed {
+                    self.metrics.queue_overflows.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
     /// Hands an event to the local sockets it concerns. Never waits.
     pub fn dispatch(&self, event: Event) {
         match event {
@@ -175,22 +186,15 @@ impl Hub {
                 committed_ms,
                 pushes,
                 frame,
-            } => {
-                if let Some(sockets) = self.users.get(&user) {
-                    for socket in sockets.iter() {
-                        let queued = QueuedNotification {
-                            seq,
-                            id,
-                            committed_ms,
-                            pushes,
-                            frame: frame.clone(),
-                        };
-                        if socket.push_notification(queued) == Pushed::Overflowed {
-                            self.metrics.queue_overflows.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-            }
+            } => self.queue_for(user, |socket| {
+                socket.push_notification(QueuedNotification {
+                    seq,
+                    id,
+                    committed_ms,
+                    pushes,
+                    frame: frame.clone(),
+                })
+            }),
             Event::LikeCount { post, seq, count } => self.coalesce_like_count(post, seq, count),
             Event::Read {
                 user,
@@ -207,19 +211,12 @@ impl Hub {
                 user,
                 version,
                 frame,
-            } => {
-                if let Some(sockets) = self.users.get(&user) {
-                    for socket in sockets.iter() {
-                        let queued = QueuedGroup {
-                            version,
-                            frame: frame.clone(),
-                        };
-                        if socket.push_group(queued) == Pushed::Overflowed {
-                            self.metrics.queue_overflows.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-            }
+            } => self.queue_for(user, |socket| {
+                socket.push_group(QueuedGroup {
+                    version,
+                    frame: frame.clone(),
+                })
+            }),
             Event::Frame { user, frame } => {
                 if let Some(sockets) = self.users.get(&user) {
                     sockets.iter().for_each(|s| s.push_frame(&frame));

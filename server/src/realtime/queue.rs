@@ -89,42 +89,34 @@ impl SocketQueue {
     }
 
     pub fn push_notification(&self, notification: QueuedNotification) -> Pushed {
-        let outcome = {
-            let mut pending = self.lock();
-            if pending.close.is_some() {
-                return Pushed::Closed;
-            }
-            if pending.notifications.len() >= self.capacity {
-                // Drop what is queued (and its memory); the socket reads the database instead.
-                pending.notifications = VecDeque::new();
-                pending.catch_up = true;
-                Pushed::Overflowed
-            } else {
-                pending.notifications.push_back(notification);
-                Pushed::Queued
-            }
-        };
-        self.wake.wake();
-        outcome
+        self.push_bounded(|pending| &mut pending.notifications, notification)
     }
 
-    /// Queues a group change (dropped for a socket without `?groups=1`); on overflow, as for
-    /// notifications, the queue is emptied and the socket reads the database instead.
+    /// Queues a group change (dropped for a socket without `?groups=1`), bounded like
+    /// notifications.
     pub fn push_group(&self, group: QueuedGroup) -> Pushed {
         if !self.groups {
             return Pushed::Queued;
         }
+        self.push_bounded(|pending| &mut pending.groups, group)
+    }
+
+    /// Appends to one of the bounded queues; on overflow drops that queue (and its memory) and
+    /// asks the socket to read the database instead.
+    fn push_bounded<T>(&self, queue: fn(&mut Pending) -> &mut VecDeque<T>, item: T) -> Pushed {
         let outcome = {
             let mut pending = self.lock();
             if pending.close.is_some() {
                 return Pushed::Closed;
             }
-            if pending.groups.len() >= self.capacity {
-                pending.groups = VecDeque::new();
+            let capacity = self.capacity;
+            let queued = queue(&mut pending);
+            if queued.len() >= capacity {
+                *queued = VecDeque::new();
                 pending.catch_up = true;
                 Pushed::Overflowed
             } else {
-                pending.groups.push_back(group);
+                queued.push_back(item);
                 Pushed::Queued
             }
         };

@@ -97,39 +97,35 @@ impl utoipa::PartialSchema for MarkReadRequest {
                 .minimum(Some(1))
                 .maximum(Some(MAX_ID))
         };
-        let absent = || ObjectBuilder::new().schema_type(Type::Null);
-        let up_to = ObjectBuilder::new()
-            .property("up_to_id", id())
-            .property("ids", absent())
-            .property("group_ids", absent())
-            .required("up_to_id")
-            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
-        let ids = ObjectBuilder::new()
-            .property(
-                "ids",
-                ArrayBuilder::new()
-                    .items(id())
-                    .max_items(Some(crate::config::Limits::default().max_read_ids)),
-            )
-            .property("up_to_id", absent())
-            .property("group_ids", absent())
-            .required("ids")
-            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
-        let group_ids = ObjectBuilder::new()
-            .property(
-                "group_ids",
-                ArrayBuilder::new()
-                    .items(id())
-                    .max_items(Some(crate::config::Limits::default().max_read_ids)),
-            )
-            .property("up_to_id", absent())
-            .property("ids", absent())
-            .required("group_ids")
-            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        let ids = || {
+            ArrayBuilder::new()
+                .items(id())
+                .max_items(Some(crate::config::Limits::default().max_read_ids))
+                .into()
+        };
+        let fields: [(&str, RefOr<Schema>); 3] = [
+            ("up_to_id", id().into()),
+            ("ids", ids()),
+            ("group_ids", ids()),
+        ];
+        // One form per field: that field required, the other two absent (null).
+        let form = |named: &str| {
+            let mut object = ObjectBuilder::new()
+                .required(named)
+                .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+            for (field, schema) in &fields {
+                object = if *field == named {
+                    object.property(*field, schema.clone())
+                } else {
+                    object.property(*field, ObjectBuilder::new().schema_type(Type::Null))
+                };
+            }
+            object
+        };
         OneOfBuilder::new()
-            .item(up_to)
-            .item(ids)
-            .item(group_ids)
+            .item(form("up_to_id"))
+            .item(form("ids"))
+            .item(form("group_ids"))
             .description(Some(
                 "`{\"up_to_id\": N}` marks everything up to N; `{\"ids\": [...]}` marks those; `{\"group_ids\": [...]}` marks every notification of those groups.",
             ))

@@ -367,6 +367,25 @@ fn fold(state: &mut BTreeMap<i64, (i64, bool, i64)>, frame: &Value) -> i64 {
     version
 }
 
+/// Reads group changes from `socket` into `state` until it is `expected`, each version above the
+/// one before (starting after `last`); returns the frames read and the last version.
+async fn converge(
+    socket: &mut Socket,
+    state: &mut BTreeMap<i64, (i64, bool, i64)>,
+    expected: &BTreeMap<i64, (i64, bool, i64)>,
+    mut last: i64,
+) -> (Vec<Value>, i64) {
+    let mut frames = Vec::new();
+    while state != expected {
+        let frame = group_change(socket).await;
+        let version = fold(state, &frame);
+        assert!(version > last, "versions increase: {version} after {last}");
+        last = version;
+        frames.push(frame);
+    }
+    (frames, last)
+}
+
 async fn server_state(app: &TestApp, user: &User) -> BTreeMap<i64, (i64, bool, i64)> {
     groups(app, user)
         .await
@@ -404,15 +423,11 @@ async fn resuming_from_a_version_replays_what_changed_including_removals() {
         .socket(&alice, &format!("?groups=1&groups_since={seen}"))
         .await;
     let expected = server_state(&app, &alice).await;
-    let mut last = seen;
-    let mut removals = 0;
-    while state != expected {
-        let frame = group_change(&mut resumed).await;
-        let version = fold(&mut state, &frame);
-        removals += usize::from(frame["type"] == "group_removed");
-        assert!(version > last, "versions increase: {version} after {last}");
-        last = version;
-    }
+    let (frames, last) = converge(&mut resumed, &mut state, &expected, seen).await;
+    let removals = frames
+        .iter()
+        .filter(|f| f["type"] == "group_removed")
+        .count();
     assert_eq!(
         removals, 1,
         "the second post's group was removed while away"
@@ -457,13 +472,7 @@ async fn two_sockets_of_one_user_converge_on_the_servers_state() {
     join_all(work).await;
     let expected = server_state(&app, &alice).await;
     for socket in &mut sockets {
-        let mut state = BTreeMap::new();
-        let mut last = 0;
-        while state != expected {
-            let version = fold(&mut state, &group_change(socket).await);
-            assert!(version > last);
-            last = version;
-        }
+        converge(socket, &mut BTreeMap::new(), &expected, 0).await;
     }
 }
 
@@ -521,11 +530,5 @@ async fn a_stalled_groups_socket_that_overflowed_converges_once_it_reads() {
     unlike(&app, &bob, posts[0]).await;
     let expected = server_state(&app, &alice).await;
     assert_eq!(expected.len(), 2, "two comment groups: {expected:?}");
-    let mut state = BTreeMap::new();
-    let mut last = 0;
-    while state != expected {
-        let version = fold(&mut state, &group_change(&mut stalled).await);
-        assert!(version > last, "versions increase: {version} after {last}");
-        last = version;
-    }
+    converge(&mut stalled, &mut BTreeMap::new(), &expected, 0).await;
 }

@@ -24,21 +24,7 @@ async fn app() -> TestApp {
 
 /// Subscribes `user`'s token to `service` at `/push/<path>`; returns the subscriber.
 async fn subscribe(app: &TestApp, user: &User, service: &PushService, path: &str) -> Subscriber {
-    let subscriber = Subscriber::new();
-    let body = json!({
-        "endpoint": service.endpoint(&subscriber, path),
-        "keys": {"p256dh": subscriber.p256dh_b64(), "auth": subscriber.auth_b64()},
-    });
-    let reply = app
-        .call(
-            reqwest::Method::PUT,
-            "/push/subscription",
-            Some(&user.token),
-            Some(body),
-        )
-        .await;
-    reply.assert_status(StatusCode::OK);
-    subscriber
+    app.subscribe_push(&user.token, service, path).await
 }
 
 async fn post_of(app: &TestApp, author: &User) -> i64 {

@@ -25,6 +25,18 @@ async fn pair() -> (TestApp, TestApp) {
     (a, b)
 }
 
+/// Two instances on a Redis process of the test's own (to kill and restart), reconnecting fast.
+async fn pair_on_own_redis() -> (redis_process::RedisProcess, TestApp, TestApp) {
+    let redis = redis_process::RedisProcess::start().await;
+    let mut store = Store::fresh_postgres().await;
+    store.redis_url = Some(redis.url());
+    let fast_reconnect =
+        |s: &mut pulse_server::config::Settings| s.limits.redis_max_backoff_ms = 200;
+    let a = TestApp::spawn_on(&store, fast_reconnect).await;
+    let b = TestApp::spawn_on(&store, fast_reconnect).await;
+    (redis, a, b)
+}
+
 fn id(frame: &serde_json::Value) -> i64 {
     frame["id"].as_i64().unwrap()
 }
@@ -220,13 +232,7 @@ async fn a_reconnect_storm_ends_with_exactly_the_database_set() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_killed_and_restarted_mid_test_loses_nothing() {
-    let mut redis = redis_process::RedisProcess::start().await;
-    let mut store = Store::fresh_postgres().await;
-    store.redis_url = Some(redis.url());
-    let fast_reconnect =
-        |s: &mut pulse_server::config::Settings| s.limits.redis_max_backoff_ms = 200;
-    let a = TestApp::spawn_on(&store, fast_reconnect).await;
-    let b = TestApp::spawn_on(&store, fast_reconnect).await;
+    let (mut redis, a, b) = pair_on_own_redis().await;
     let alice = a.register("alice").await;
     let post = a.create_post(&alice, "p").await["id"].as_i64().unwrap();
     let mut on_a = a.socket(&alice, "").await;
@@ -364,13 +370,7 @@ fn fold_group(state: &mut BTreeMap<i64, (i64, bool)>, frame: &serde_json::Value)
 
 #[tokio::test(flavor = "multi_thread")]
 async fn group_sockets_on_both_instances_converge_through_a_redis_restart() {
-    let mut redis = redis_process::RedisProcess::start().await;
-    let mut store = Store::fresh_postgres().await;
-    store.redis_url = Some(redis.url());
-    let fast_reconnect =
-        |s: &mut pulse_server::config::Settings| s.limits.redis_max_backoff_ms = 200;
-    let a = TestApp::spawn_on(&store, fast_reconnect).await;
-    let b = TestApp::spawn_on(&store, fast_reconnect).await;
+    let (mut redis, a, b) = pair_on_own_redis().await;
     let alice = a.register("alice").await;
     let posts = [
         a.create_post(&alice, "p").await["id"].as_i64().unwrap(),
@@ -452,7 +452,7 @@ async fn group_sockets_on_both_instances_converge_through_a_redis_restart() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_instances_push_each_notification_to_each_device_exactly_once() {
-    use support::push_service::{PushService, Subscriber};
+    use support::push_service::PushService;
     let store = Store::fresh_postgres().await;
     let settings = |s: &mut pulse_server::config::Settings| {
         s.push_allow_private = true;
@@ -469,12 +469,7 @@ async fn two_instances_push_each_notification_to_each_device_exactly_once() {
         .unwrap()
         .to_owned();
     for (token, path) in [(alice.token.clone(), "phone"), (laptop, "laptop")] {
-        let device = Subscriber::new();
-        let body = json!({"endpoint": service.endpoint(&device, path),
-                          "keys": {"p256dh": device.p256dh_b64(), "auth": device.auth_b64()}});
-        a.call(Method::PUT, "/push/subscription", Some(&token), Some(body))
-            .await
-            .assert_status(StatusCode::OK);
+        a.subscribe_push(&token, &service, path).await;
     }
     let post = a.create_post(&alice, "p").await["id"].as_i64().unwrap();
     let fans = join_all((0..30).map(|i| {
@@ -503,7 +498,7 @@ async fn two_instances_push_each_notification_to_each_device_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_notification_shown_on_a_socket_of_one_instance_is_not_pushed_by_either() {
-    use support::push_service::{PushService, Subscriber};
+    use support::push_service::PushService;
     let store = Store::fresh_postgres().await;
     let settings = |s: &mut pulse_server::config::Settings| {
         s.push_allow_private = true;
@@ -514,17 +509,7 @@ async fn a_notification_shown_on_a_socket_of_one_instance_is_not_pushed_by_eithe
     let b = TestApp::spawn_on(&store, settings).await;
     let service = PushService::start(None);
     let (alice, bob) = (a.register("alice").await, a.register("bob").await);
-    let device = Subscriber::new();
-    let body = json!({"endpoint": service.endpoint(&device, "alice"),
-                      "keys": {"p256dh": device.p256dh_b64(), "auth": device.auth_b64()}});
-    a.call(
-        Method::PUT,
-        "/push/subscription",
-        Some(&alice.token),
-        Some(body),
-    )
-    .await
-    .assert_status(StatusCode::OK);
+    a.subscribe_push(&alice.token, &service, "alice").await;
     let post = a.create_post(&alice, "p").await["id"].as_i64().unwrap();
     let mut on_a = a.socket(&alice, "").await;
     b.like(&bob, post).await.assert_status(StatusCode::OK);

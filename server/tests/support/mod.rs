@@ -443,6 +443,25 @@ impl TestApp {
             .expect("socket opens")
     }
 
+    /// Subscribes the device holding `token` to `service` at `/push/<path>` (a new key pair, as
+    /// a browser makes); returns the subscriber that decrypts its pushes.
+    pub async fn subscribe_push(
+        &self,
+        token: &str,
+        service: &push_service::PushService,
+        path: &str,
+    ) -> push_service::Subscriber {
+        let subscriber = push_service::Subscriber::new();
+        let body = json!({
+            "endpoint": service.endpoint(&subscriber, path),
+            "keys": {"p256dh": subscriber.p256dh_b64(), "auth": subscriber.auth_b64()},
+        });
+        self.call(Method::PUT, "/push/subscription", Some(token), Some(body))
+            .await
+            .assert_status(StatusCode::OK);
+        subscriber
+    }
+
     pub async fn ticket(&self, user: &User) -> String {
         let reply = self.post("/auth/ws-ticket", &user.token, json!({})).await;
         reply.assert_status(StatusCode::OK);
