@@ -128,6 +128,8 @@ limits! {
     ws_heartbeat_secs: u64 = 20 => "PULSE_WS_HEARTBEAT_SECS";
     /// Seconds without any frame from the client before the socket is dropped.
     ws_client_timeout_secs: u64 = 60 => "PULSE_WS_CLIENT_TIMEOUT_SECS";
+    /// Seconds between the comment lines of an event stream (GET /events; socket limits apply to streams too).
+    sse_heartbeat_secs: u64 = 15 => "PULSE_SSE_HEARTBEAT_SECS";
     /// Bytes of encoded frames a socket's task may queue for its connection before it waits.
     ws_outbox_bytes: usize = 16 * 1024 => "PULSE_WS_OUTBOX_BYTES";
     /// Seconds a socket may accept nothing before it is closed with 4008.

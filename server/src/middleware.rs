@@ -49,10 +49,15 @@ pub(crate) async fn observe(
     Ok(response)
 }
 
-/// Paths under `/api/v1` that are never shed: socket opens have their own admission queue, and
+/// Paths under `/api/v1` that are never shed: socket and stream opens have their own admission queue, and
 /// logins and registrations their own bounded gate in front of password hashing, which by
 /// design takes longer than a turn may wait.
-const NOT_SHED: [&str; 3] = ["/api/v1/ws", "/api/v1/auth/login", "/api/v1/auth/register"];
+const NOT_SHED: [&str; 4] = [
+    "/api/v1/ws",
+    "/api/v1/events",
+    "/api/v1/auth/login",
+    "/api/v1/auth/register",
+];
 
 /// Runs an API request when the instance has a turn for it, or answers 503 with `Retry-After`
 /// (see `shed`). Everything outside `/api/v1` (health, metrics, media, the demo) and the paths

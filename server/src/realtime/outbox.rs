@@ -1,4 +1,5 @@
-//! A socket's outgoing frames, between its task and its connection.
+//! A live connection's outgoing frames, between its task and its connection: WebSocket frames
+//! (`GET /api/v1/ws`) or server-sent events (`GET /api/v1/events`), chosen by [`Framing`].
 //!
 //! The socket task encodes each frame straight into the [`Outbox`]'s byte buffer; the
 //! connection's response body ([`OutboxBody`]) hands the whole buffer to actix-http's writer
@@ -27,6 +28,16 @@ use actix_web::web::{Bytes, BytesMut};
 /// RFC 6455: a control frame's payload is at most 125 bytes.
 const MAX_CONTROL_PAYLOAD_BYTES: usize = 125;
 
+/// How frames go on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// RFC 6455 frames.
+    WebSocket,
+    /// Server-sent events: each JSON frame is an event named by its `"type"`, pings are comment
+    /// lines, and the close is a `close` event after which the response ends.
+    EventStream,
+}
+
 /// The connection is gone, or the close frame has been written.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Closed;
@@ -51,6 +62,7 @@ struct Shared {
 #[derive(Debug)]
 pub struct Outbox {
     shared: Rc<RefCell<Shared>>,
+    framing: Framing,
 }
 
 /// Reading end: the WebSocket response's body.
@@ -77,10 +89,43 @@ fn frame(buf: &mut BytesMut, payload: &[u8], opcode: OpCode) {
     Parser::write_message(buf, payload, opcode, true, false);
 }
 
+/// The `"type"` a JSON frame starts with (every server frame does, see `protocol`), else
+/// `message` (the event type `EventSource` reports for events without one).
+fn frame_type(json: &str) -> &str {
+    json.strip_prefix(r#"{"type":""#)
+        .and_then(|rest| rest.split_once('"'))
+        .map(|(kind, _)| kind)
+        .filter(|kind| !kind.is_empty() && !kind.contains(['\n', '\r']))
+        .unwrap_or("message")
+}
+
+/// Writes one server-sent event: `id:` when given, `event:` named by the frame's type, and one
+/// `data:` line per line of `data`.
+fn event(buf: &mut BytesMut, kind: &str, id: Option<&str>, data: &str) {
+    if let Some(id) = id {
+        buf.extend_from_slice(b"id: ");
+        buf.extend_from_slice(id.as_bytes());
+        buf.extend_from_slice(b"\n");
+    }
+    buf.extend_from_slice(b"event: ");
+    buf.extend_from_slice(kind.as_bytes());
+    buf.extend_from_slice(b"\n");
+    for line in data.split(['\n', '\r']) {
+        buf.extend_from_slice(b"data: ");
+        buf.extend_from_slice(line.as_bytes());
+        buf.extend_from_slice(b"\n");
+    }
+    buf.extend_from_slice(b"\n");
+}
+
 impl Outbox {
     /// An outbox that waits while `limit` bytes are buffered, and the body that drains it.
     /// `keep_alive` is dropped with the body.
-    pub fn new(limit: usize, keep_alive: Box<dyn std::any::Any>) -> (Outbox, OutboxBody) {
+    pub fn new(
+        framing: Framing,
+        limit: usize,
+        keep_alive: Box<dyn std::any::Any>,
+    ) -> (Outbox, OutboxBody) {
         let shared = Rc::new(RefCell::new(Shared {
             buf: BytesMut::new(),
             limit: limit.max(1),
@@ -92,6 +137,7 @@ impl Outbox {
         (
             Outbox {
                 shared: shared.clone(),
+                framing,
             },
             OutboxBody {
                 shared,
@@ -100,21 +146,52 @@ impl Outbox {
         )
     }
 
+    pub fn framing(&self) -> Framing {
+        self.framing
+    }
+
     /// Queues a text frame, waiting while the buffer is full.
     pub async fn text(&self, text: &str) -> Result<(), Closed> {
-        self.write(|buf| frame(buf, text.as_bytes(), OpCode::Text), false)
-            .await
+        self.text_with_id(text, None).await
     }
 
+    /// Queues a text frame; on an event stream `id` becomes the event's id (what a client
+    /// resumes from with `Last-Event-ID`). A WebSocket has no ids: it is ignored.
+    pub async fn text_with_id(&self, text: &str, id: Option<&str>) -> Result<(), Closed> {
+        match self.framing {
+            Framing::WebSocket => {
+                self.write(|buf| frame(buf, text.as_bytes(), OpCode::Text), false)
+                    .await
+            }
+            Framing::EventStream => {
+                self.write(|buf| event(buf, frame_type(text), id, text), false)
+                    .await
+            }
+        }
+    }
+
+    /// A WebSocket ping, or a comment line on an event stream (keeps proxies from timing out).
     pub async fn ping(&self, bytes: &[u8]) -> Result<(), Closed> {
-        self.write(
-            |buf| frame(buf, control_payload(bytes), OpCode::Ping),
-            false,
-        )
-        .await
+        match self.framing {
+            Framing::WebSocket => {
+                self.write(
+                    |buf| frame(buf, control_payload(bytes), OpCode::Ping),
+                    false,
+                )
+                .await
+            }
+            Framing::EventStream => {
+                self.write(|buf| buf.extend_from_slice(b":\n\n"), false)
+                    .await
+            }
+        }
     }
 
+    /// Answers a client's ping (event-stream clients send none: nothing to do).
     pub async fn pong(&self, bytes: &[u8]) -> Result<(), Closed> {
+        if self.framing == Framing::EventStream {
+            return Ok(());
+        }
         self.write(
             |buf| frame(buf, control_payload(bytes), OpCode::Pong),
             false,
@@ -122,8 +199,20 @@ impl Outbox {
         .await
     }
 
-    /// Queues the close frame (its reason cut to fit a control frame); nothing can follow it.
+    /// Queues the close frame (its reason cut to fit a control frame), or on an event stream a
+    /// `close` event carrying the same code and reason; nothing can follow it.
     pub async fn close(&self, mut reason: CloseReason) -> Result<(), Closed> {
+        if self.framing == Framing::EventStream {
+            let data = serde_json::json!({
+                "type": "close",
+                "code": u16::from(reason.code),
+                "reason": reason.description.unwrap_or_default(),
+            })
+            .to_string();
+            return self
+                .write(|buf| event(buf, "close", None, &data), true)
+                .await;
+        }
         if let Some(description) = reason.description.as_mut() {
             let mut end = description.len().min(MAX_CONTROL_PAYLOAD_BYTES - 2);
             while !description.is_char_boundary(end) {
@@ -133,6 +222,20 @@ impl Outbox {
         }
         self.write(|buf| Parser::write_close(buf, Some(reason), false), true)
             .await
+    }
+
+    /// Resolves once the connection is gone (its body was dropped): how an event stream, which
+    /// the client never writes to, learns that its client left.
+    pub async fn gone(&self) {
+        poll_fn(|cx| {
+            let mut shared = self.shared.borrow_mut();
+            if shared.closed {
+                return Poll::Ready(());
+            }
+            set_waker(&mut shared.sender_waker, cx);
+            Poll::Pending
+        })
+        .await
     }
 
     /// Waits for room, then lets `encode` append one frame; `closes`: it is the close frame.
@@ -243,7 +346,7 @@ mod tests {
 
     #[tokio::test]
     async fn frames_sent_while_the_connection_was_busy_go_out_in_one_chunk() {
-        let (outbox, mut body) = Outbox::new(1024, Box::new(()));
+        let (outbox, mut body) = Outbox::new(Framing::WebSocket, 1024, Box::new(()));
         assert_eq!(next(&mut body), Poll::Pending);
         assert_eq!(outbox.text("one").await, Ok(()));
         assert_eq!(outbox.text("two").await, Ok(()));
@@ -263,7 +366,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_send_waits_while_the_limit_is_buffered_and_resumes_once_taken() {
-        let (outbox, mut body) = Outbox::new(8, Box::new(()));
+        let (outbox, mut body) = Outbox::new(Framing::WebSocket, 8, Box::new(()));
         assert_eq!(outbox.text("0123456789").await, Ok(()));
         let mut cx = Context::from_waker(noop_waker_ref());
         let mut second = Box::pin(outbox.text("more"));
@@ -274,7 +377,7 @@ mod tests {
 
     #[tokio::test]
     async fn nothing_follows_a_close_frame_and_the_body_ends_after_it() {
-        let (outbox, mut body) = Outbox::new(1024, Box::new(()));
+        let (outbox, mut body) = Outbox::new(Framing::WebSocket, 1024, Box::new(()));
         let reason = CloseReason {
             code: CloseCode::from(4008),
             description: Some("é".repeat(200)),
@@ -299,14 +402,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_event_stream_writes_events_named_by_type_comments_and_a_close_event() {
+        let (outbox, mut body) = Outbox::new(Framing::EventStream, 1024, Box::new(()));
+        let frame = r#"{"type":"notification","notification":{"id":7}}"#;
+        assert_eq!(outbox.text_with_id(frame, Some("7")).await, Ok(()));
+        assert_eq!(outbox.text("not json\nat all").await, Ok(()));
+        assert_eq!(outbox.ping(b"").await, Ok(()));
+        assert_eq!(outbox.pong(b"x").await, Ok(()));
+        let reason = CloseReason {
+            code: CloseCode::from(4401),
+            description: Some("token revoked".to_owned()),
+        };
+        assert_eq!(outbox.close(reason).await, Ok(()));
+        assert_eq!(outbox.text("late").await, Err(Closed));
+        let Poll::Ready(Some(chunk)) = next(&mut body) else {
+            panic!("the events go out");
+        };
+        let expected = format!(
+            "id: 7\nevent: notification\ndata: {frame}\n\n\
+             event: message\ndata: not json\ndata: at all\n\n\
+             :\n\n\
+             event: close\ndata: {{\"code\":4401,\"reason\":\"token revoked\",\"type\":\"close\"}}\n\n"
+        );
+        assert_eq!(std::str::from_utf8(&chunk), Ok(expected.as_str()));
+        assert_eq!(next(&mut body), Poll::Ready(None));
+    }
+
+    #[tokio::test]
     async fn the_body_ends_when_the_sender_is_dropped_and_sends_fail_when_the_body_is() {
-        let (outbox, mut body) = Outbox::new(1024, Box::new(()));
+        let (outbox, mut body) = Outbox::new(Framing::WebSocket, 1024, Box::new(()));
         assert_eq!(outbox.text("last").await, Ok(()));
         drop(outbox);
         assert!(matches!(next(&mut body), Poll::Ready(Some(_))));
         assert_eq!(next(&mut body), Poll::Ready(None));
 
-        let (outbox, body) = Outbox::new(1024, Box::new(()));
+        let (outbox, body) = Outbox::new(Framing::WebSocket, 1024, Box::new(()));
         drop(body);
         assert_eq!(outbox.ping(b"").await, Err(Closed));
     }

@@ -1,6 +1,7 @@
 //! `GET /api/v1/ws`: verifies the token, registers the socket with the hub, waits until the bus
 //! is subscribed for the user, checks revocation while reading where the user's notifications
-//! stand (one statement), and only then answers 101 and starts the socket's task.
+//! stand (one statement), and only then answers 101 and starts the socket's task. The event
+//! stream (`routes::events`) opens the same way, through the functions shared here.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -10,13 +11,15 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use pulse_schema::{tokens, NotificationId};
 use serde::Deserialize;
 
+use crate::auth::Claims;
 use crate::auth::Operation;
 use crate::domain::MAX_ID;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::ratelimit::Bucket;
 use crate::realtime::hub::RegisterError;
-use crate::realtime::outbox::Outbox;
-use crate::realtime::socket::{GroupsWanted, SocketTask};
+use crate::realtime::outbox::{Framing, Outbox};
+use crate::realtime::queue::SocketQueue;
+use crate::realtime::socket::{GroupsWanted, Inbound, SocketTask};
 use crate::routes::extract::bearer;
 use crate::routes::protect::throttle_user;
 use crate::state::AppState;
@@ -44,34 +47,56 @@ pub struct SocketQuery {
 }
 
 impl SocketQuery {
-    /// `?groups=` and `?groups_since=`, checked.
     fn groups(&self) -> Result<GroupsWanted, ApiError> {
-        let enabled = match self.groups.as_deref() {
-            None | Some("0") | Some("false") => false,
-            Some("1") | Some("true") => true,
-            Some(_) => return Err(ApiError::BadRequest("groups must be 1 or 0".into())),
-        };
-        let since = match &self.groups_since {
+        groups_wanted(self.groups.as_deref(), self.groups_since.as_deref())
+    }
+}
+
+/// `?groups=` and `?groups_since=`, checked.
+pub(super) fn groups_wanted(
+    groups: Option<&str>,
+    groups_since: Option<&str>,
+) -> Result<GroupsWanted, ApiError> {
+    let enabled = match groups {
+        None | Some("0") | Some("false") => false,
+        Some("1") | Some("true") => true,
+        Some(_) => return Err(ApiError::BadRequest("groups must be 1 or 0".into())),
+    };
+    let since =
+        match groups_since {
             None => None,
             Some(_) if !enabled => {
                 return Err(ApiError::BadRequest("groups_since needs groups=1".into()))
             }
-            Some(raw) => Some(
-                raw.parse::<i64>()
-                    .ok()
-                    .filter(|n| (0..=MAX_ID).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::BadRequest("groups_since must be a group version".into())
-                    })?,
-            ),
+            Some(raw) => Some(parse_id(raw).ok_or_else(|| {
+                ApiError::BadRequest("groups_since must be a group version".into())
+            })?),
         };
-        Ok(GroupsWanted { enabled, since })
-    }
+    Ok(GroupsWanted {
+        enabled,
+        since,
+        recent: false,
+    })
+}
+
+/// A non-negative id or version within the API's range.
+pub(super) fn parse_id(raw: &str) -> Option<i64> {
+    raw.parse::<i64>().ok().filter(|n| (0..=MAX_ID).contains(n))
+}
+
+/// `?since=`, checked.
+pub(super) fn since_param(raw: Option<&str>) -> Result<Option<NotificationId>, ApiError> {
+    raw.map(|raw| {
+        parse_id(raw)
+            .map(NotificationId)
+            .ok_or_else(|| ApiError::BadRequest("since must be a notification id".into()))
+    })
+    .transpose()
 }
 
 /// Browsers send `Origin`; only the server's own origin and `PULSE_ALLOWED_ORIGINS` may open a
 /// socket (cross-site WebSocket hijacking). Clients without `Origin` (apps, k6) are not browsers.
-fn origin_allowed(req: &HttpRequest, state: &AppState) -> bool {
+pub(super) fn origin_allowed(req: &HttpRequest, state: &AppState) -> bool {
     let Some(origin) = req.headers().get("origin").and_then(|o| o.to_str().ok()) else {
         return true;
     };
@@ -102,9 +127,40 @@ pub async fn open_socket(
     if !origin_allowed(&req, &state) {
         return Err(ApiError::Forbidden("This origin may not open sockets."));
     }
-    // Signature and expiry only: the revocation check comes after the socket is registered
-    // (below), together with the read of where the user's notifications stand.
-    let claims = match (&query.ticket, bearer(&req)) {
+    let claims = authenticate(&req, &state, query.ticket.as_deref()).await?;
+    let since = since_param(query.since.as_deref())?;
+    let groups = query.groups()?;
+    throttle_user(&state, Bucket::SocketConnects, claims.user_id).await?;
+    let (response, _session, stream) = actix_ws::handle(&req, body)
+        .map_err(|e| ApiError::BadRequest(format!("Not a WebSocket upgrade: {e}")))?;
+    // The socket writes through an `Outbox` instead of actix-ws's session (a channel). actix-ws's
+    // own body is kept, never polled, inside the outbox's: its drop is how actix-ws's inbound
+    // stream learns that the connection is gone.
+    let (response, ws_body) = response.into_parts();
+    let (outbox, body) = Outbox::new(
+        Framing::WebSocket,
+        state.settings.limits.ws_outbox_bytes,
+        Box::new(ws_body),
+    );
+    let live = Live {
+        claims,
+        since,
+        groups,
+        watch: Vec::new(),
+    };
+    let task = admit(&state, live, outbox).await?;
+    actix_web::rt::spawn(task.run(Inbound::Socket(stream)));
+    Ok(response.set_body(body).map_into_boxed_body())
+}
+
+/// The token of a live connection, from `?ticket=` (used up here) or `Authorization`; signature
+/// and expiry only: revocation is checked at admission (see [`admit`]).
+pub(super) async fn authenticate(
+    req: &HttpRequest,
+    state: &AppState,
+    ticket: Option<&str>,
+) -> ApiResult<Claims> {
+    match (ticket, bearer(req)) {
         (Some(ticket), _) => {
             let claims = state.keys.verify(ticket, Operation::Socket)?;
             if !claims.is_ticket {
@@ -116,37 +172,59 @@ pub async fn open_socket(
             if !tokens::use_ticket(&state.db, &ticket_id, claims.expires_naive()).await? {
                 return Err(ApiError::Unauthorized("This ticket was already used."));
             }
-            claims
+            Ok(claims)
         }
-        (None, Some(token)) => state.keys.verify(token, Operation::Socket)?,
-        (None, None) => {
-            return Err(ApiError::Unauthorized(
-                "Send Authorization: Bearer <token> or ?ticket=.",
-            ))
-        }
-    };
-    let since = match &query.since {
-        None => None,
-        Some(raw) => Some(NotificationId(
-            raw.parse::<i64>()
-                .ok()
-                .filter(|n| (0..=MAX_ID).contains(n))
-                .ok_or_else(|| ApiError::BadRequest("since must be a notification id".into()))?,
+        (None, Some(token)) => Ok(state.keys.verify(token, Operation::Socket)?),
+        (None, None) => Err(ApiError::Unauthorized(
+            "Send Authorization: Bearer <token> or ?ticket=.",
         )),
-    };
+    }
+}
 
-    let groups = query.groups()?;
-    throttle_user(&state, Bucket::SocketConnects, claims.user_id).await?;
-    let (response, _session, stream) = actix_ws::handle(&req, body)
-        .map_err(|e| ApiError::BadRequest(format!("Not a WebSocket upgrade: {e}")))?;
-    // The socket writes through an `Outbox` instead of actix-ws's session (a channel). actix-ws's
-    // own body is kept, never polled, inside the outbox's: its drop is how actix-ws's inbound
-    // stream learns that the connection is gone.
-    let (response, ws_body) = response.into_parts();
-    let (outbox, body) = Outbox::new(state.settings.limits.ws_outbox_bytes, Box::new(ws_body));
+/// What a live connection asked for.
+pub(super) struct Live {
+    pub(super) claims: Claims,
+    pub(super) since: Option<NotificationId>,
+    pub(super) groups: GroupsWanted,
+    /// Posts whose like counts it watches from the start.
+    pub(super) watch: Vec<i64>,
+}
+
+/// Registers the connection with the hub, waits for the bus, then admits it (revocation and
+/// where the user's notifications stand, one statement); returns its task, ready to run.
+pub(super) async fn admit(state: &AppState, live: Live, outbox: Outbox) -> ApiResult<SocketTask> {
+    let queue = register(state, &live).await?;
+    // Registered first, read second: a notification committed after this read reaches the
+    // queue, and a logout committed after it reaches the registered socket (4401).
+    let latest = match state.admissions.admit(&live.claims).await {
+        Ok(latest) => latest,
+        Err(refused) => {
+            state.hub.unregister(&queue, &HashSet::new());
+            return Err(refused);
+        }
+    };
+    state.metrics.sockets_opened.fetch_add(1, Ordering::Relaxed);
+    state.metrics.sockets_open.fetch_add(1, Ordering::Relaxed);
+    let connection_id = format!("{:x}-{}", std::process::id(), queue.conn_id);
+    Ok(SocketTask {
+        context: state.sockets.clone(),
+        queue,
+        claims: live.claims,
+        since: live.since,
+        groups: live.groups,
+        latest,
+        connection_id,
+        outbox,
+        watch: live.watch,
+    })
+}
+
+/// Registers the connection with the hub and waits until the bus listens for its user.
+async fn register(state: &AppState, live: &Live) -> ApiResult<std::sync::Arc<SocketQueue>> {
+    let user = live.claims.user_id;
     let (queue, subscribed) = state
         .hub
-        .register(claims.user_id, claims.token_id(), groups.enabled)
+        .register(user, live.claims.token_id(), live.groups.enabled)
         .map_err(|e| match e {
             RegisterError::TooManySockets => ApiError::RateLimited {
                 retry_after_secs: 5,
@@ -159,33 +237,7 @@ pub async fn open_socket(
         .await
         .is_err()
     {
-        tracing::warn!(
-            user = claims.user_id.0,
-            "bus subscription not confirmed in time"
-        );
+        tracing::warn!(user = user.0, "bus subscription not confirmed in time");
     }
-    // Registered first, read second: a notification committed after this read reaches the
-    // queue, and a logout committed after it reaches the registered socket (4401).
-    let latest = match state.admissions.admit(&claims).await {
-        Ok(latest) => latest,
-        Err(refused) => {
-            state.hub.unregister(&queue, &HashSet::new());
-            return Err(refused);
-        }
-    };
-    state.metrics.sockets_opened.fetch_add(1, Ordering::Relaxed);
-    state.metrics.sockets_open.fetch_add(1, Ordering::Relaxed);
-    let connection_id = format!("{:x}-{}", std::process::id(), queue.conn_id);
-    let task = SocketTask {
-        context: state.sockets.clone(),
-        queue,
-        claims,
-        since,
-        groups,
-        latest,
-        connection_id,
-        outbox,
-    };
-    actix_web::rt::spawn(task.run(stream));
-    Ok(response.set_body(body).map_into_boxed_body())
+    Ok(queue)
 }

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod blocks;
 pub mod comments;
 pub mod demo;
+pub mod events;
 pub mod extract;
 pub mod likes;
 pub mod live;
@@ -50,6 +51,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_json_bytes: usize) {
             .configure(notifications::configure)
             .configure(push::configure)
             .configure(live::configure)
+            .configure(events::configure)
             .configure(openapi::configure),
     )
     .configure(media::configure)

@@ -26,7 +26,7 @@ use crate::error::PROBLEM_TYPES;
         super::notifications::list_notifications, super::notifications::list_groups, super::notifications::mark_read,
         super::preferences::get_preferences, super::preferences::put_preferences,
         super::push::public_key, super::push::put_subscription, super::push::get_subscription, super::push::delete_subscription,
-        super::live::open_socket, super::media::get_media,
+        super::live::open_socket, super::events::open_stream, super::media::get_media,
         super::system::healthz, super::system::readyz, super::system::metrics,
     ),
     modifiers(&BearerAuth, &ProblemTypes, &CommonResponses),

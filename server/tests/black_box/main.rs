@@ -10,6 +10,7 @@ mod support;
 mod auth;
 mod blocks;
 mod concurrency;
+mod events;
 mod groups;
 mod live;
 mod malformed;

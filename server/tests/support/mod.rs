@@ -11,6 +11,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod events;
 pub mod push_service;
 pub mod socket;
 
@@ -441,6 +442,32 @@ impl TestApp {
         Socket::open(&self.ws_url(query), Some(&user.token), None)
             .await
             .expect("socket opens")
+    }
+
+    /// Opens an event stream (`GET /api/v1/events<query>`) with the bearer token, and reads
+    /// the `hello`.
+    pub async fn events(&self, user: &User, query: &str) -> events::EventStream {
+        self.events_with(Some(&user.token), query, &[])
+            .await
+            .expect("the stream opens")
+    }
+
+    /// Opens an event stream with any token and extra headers; `Err((status, body))` if refused.
+    pub async fn events_with(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<events::EventStream, (u16, String)> {
+        let path = format!("/events{query}");
+        events::EventStream::open(events::Request {
+            port: self.port,
+            path: &path,
+            token,
+            headers,
+            recv_buffer: None,
+        })
+        .await
     }
 
     /// Subscribes the device holding `token` to `service` at `/push/<path>` (a new key pair, as

@@ -48,7 +48,11 @@ impl SocketTask {
     }
 
     /// Sends a command's answer, or its error frame (closing after too many bad frames).
-    async fn answer(&mut self, reply: Reply, liveness: &mut Liveness) -> Result<(), Close> {
+    pub(super) async fn answer(
+        &mut self,
+        reply: Reply,
+        liveness: &mut Liveness,
+    ) -> Result<(), Close> {
         match reply {
             Ok(answer) => {
                 liveness.bad_frames = 0;
@@ -89,7 +93,7 @@ impl SocketTask {
 
     /// Watches `post_ids` (at most `ws_max_subscriptions` in all) and confirms them once the
     /// bus listens, so a like made right after `subscribed` (through any instance) is reported.
-    async fn subscribe(&self, post_ids: &[i64], watched: &mut HashSet<PostId>) -> Reply {
+    pub(super) async fn subscribe(&self, post_ids: &[i64], watched: &mut HashSet<PostId>) -> Reply {
         let max = self.context.limits.ws_max_subscriptions;
         let mut new: HashSet<PostId> = post_ids
             .iter()

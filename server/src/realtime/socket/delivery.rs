@@ -10,6 +10,7 @@ use pulse_schema::notifications::{self, NotificationView};
 use pulse_schema::NotificationId;
 
 use super::{Close, SocketTask, SLOW_CLIENT};
+use crate::realtime::outbox::Framing;
 use crate::realtime::protocol::{group_frame, notification_frame, ServerFrame};
 use crate::realtime::queue::Pending;
 
@@ -99,7 +100,8 @@ impl SocketTask {
                 continue;
             }
             if queued.seq == cursor.seq + 1 {
-                self.send(queued.frame).await?;
+                let id = self.notification_event_id(queued.id);
+                self.send_with_id(queued.frame, id).await?;
                 if queued.pushes {
                     self.context.push.seen(queued.id.0);
                 }
@@ -120,8 +122,9 @@ impl SocketTask {
                 continue;
             }
             if queued.version == cursor.group_version + 1 {
-                self.send(queued.frame).await?;
                 cursor.group_version = queued.version;
+                let id = self.group_event_id(cursor);
+                self.send_with_id(queued.frame, id).await?;
             } else {
                 Box::pin(self.send_groups_after(cursor)).await?;
                 cursor.group_version = cursor.group_version.max(queued.version);
@@ -152,11 +155,15 @@ impl SocketTask {
         let current = groups::current_version(&self.context.db, user)
             .await
             .map_err(|e| db_failed(&e))?;
-        let Some(since) = self.groups.since else {
-            cursor.group_version = current;
-            return Ok(());
+        let since = match self.groups.since {
+            Some(since) => since,
+            None if self.groups.recent => current - self.context.limits.ws_replay_limit,
+            None => {
+                cursor.group_version = current;
+                return Ok(());
+            }
         };
-        cursor.group_version = since.min(current);
+        cursor.group_version = since.clamp(0, current);
         self.send_groups_after(cursor).await
     }
 
@@ -170,8 +177,9 @@ impl SocketTask {
                 .await
                 .map_err(|e| db_failed(&e))?;
             for row in &rows {
-                self.send(group_frame(row)).await?;
                 cursor.group_version = row.version;
+                let id = self.group_event_id(cursor);
+                self.send_with_id(group_frame(row), id).await?;
             }
             if (rows.len() as i64) < limit {
                 return Ok(());
@@ -206,7 +214,9 @@ impl SocketTask {
         }
         for view in rows {
             let (id, seq) = (view.0.id, view.0.seq);
-            self.send(notification_frame(view)).await?;
+            let event_id = self.notification_event_id(id);
+            self.send_with_id(notification_frame(view), event_id)
+                .await?;
             self.context.push.seen(id.0);
             self.context
                 .metrics
@@ -220,8 +230,30 @@ impl SocketTask {
 
     /// Writes one frame; a socket that accepts nothing for the stall timeout is closed (4008).
     pub(super) async fn send(&mut self, frame: impl AsRef<str>) -> Result<(), Close> {
+        self.send_with_id(frame, None).await
+    }
+
+    /// An event stream's id for a notification event: the notification's id.
+    fn notification_event_id(&self, id: NotificationId) -> Option<String> {
+        (self.outbox.framing() == Framing::EventStream).then(|| id.0.to_string())
+    }
+
+    /// An event stream's id for a group event: `<notification id>:<group version>`, both where
+    /// the stream stands (`Last-Event-ID` resumes both).
+    fn group_event_id(&self, cursor: &Cursor) -> Option<String> {
+        (self.outbox.framing() == Framing::EventStream)
+            .then(|| format!("{}:{}", cursor.id.0, cursor.group_version))
+    }
+
+    /// [`Self::send`], with an event id for event streams (ignored on sockets).
+    async fn send_with_id(
+        &mut self,
+        frame: impl AsRef<str>,
+        id: Option<String>,
+    ) -> Result<(), Close> {
         let stall = Duration::from_secs(self.context.limits.ws_stall_timeout_secs);
-        match tokio::time::timeout(stall, self.outbox.text(frame.as_ref())).await {
+        let write = self.outbox.text_with_id(frame.as_ref(), id.as_deref());
+        match tokio::time::timeout(stall, write).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_closed)) => Err(None),
             Err(_elapsed) => {

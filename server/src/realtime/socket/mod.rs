@@ -1,6 +1,8 @@
-//! One socket's task: hello, replay, then a single `select!` loop over its queue, client frames,
-//! heartbeats and token expiry. Only this task writes to the socket, so a slow reader only ever
-//! delays itself.
+//! One live connection's task: hello, replay, then a single `select!` loop over its queue,
+//! client frames, heartbeats and token expiry. Only this task writes to the connection, so a
+//! slow reader only ever delays itself. The same task serves a WebSocket and a server-sent
+//! event stream (`GET /api/v1/events`): the stream has no client frames (its post ids come with
+//! the request), and its outbox writes events instead of frames (see `outbox`).
 //!
 //! - `timer`: the heartbeat and token-expiry deadlines behind the loop's one timer.
 //! - `client`: what the client may send (ping, subscribe, unsubscribe) and the answers.
@@ -31,7 +33,7 @@ use futures_util::StreamExt;
 use pulse_schema::{Db, NotificationId, PostId};
 
 use super::hub::Hub;
-use super::outbox::Outbox;
+use super::outbox::{Framing, Outbox};
 use super::protocol::ServerFrame;
 use super::queue::SocketQueue;
 use crate::auth::Claims;
@@ -57,7 +59,7 @@ pub(crate) struct SocketContext {
 /// What woke the socket's loop.
 enum Wake {
     Queue,
-    Client(Option<Result<AggregatedMessage, actix_ws::ProtocolError>>),
+    Client(ClientMessage),
     Timer,
 }
 
@@ -77,6 +79,37 @@ pub(crate) struct SocketTask {
     pub(crate) latest: (i64, NotificationId),
     pub(crate) connection_id: String,
     pub(crate) outbox: Outbox,
+    /// Posts to watch from the start (an event stream's `?post_ids=`; a socket subscribes with
+    /// frames instead).
+    pub(crate) watch: Vec<i64>,
+}
+
+/// Where client frames come from: a WebSocket's stream, or nothing (an event stream, whose
+/// only news from the client is that it left).
+pub(crate) enum Inbound {
+    Socket(actix_ws::MessageStream),
+    EventStream,
+}
+
+/// [`Inbound`], with a socket's continuation frames aggregated.
+enum Frames {
+    Socket(actix_ws::AggregatedMessageStream),
+    EventStream,
+}
+
+type ClientMessage = Option<Result<AggregatedMessage, actix_ws::ProtocolError>>;
+
+impl Frames {
+    /// The next client frame; `None` once the client is gone.
+    async fn next(&mut self, outbox: &Outbox) -> ClientMessage {
+        match self {
+            Frames::Socket(stream) => stream.next().await,
+            Frames::EventStream => {
+                outbox.gone().await;
+                None
+            }
+        }
+    }
 }
 
 /// Whether a socket takes group changes (`?groups=1`), and the version it resumes from.
@@ -84,6 +117,10 @@ pub(crate) struct SocketTask {
 pub(crate) struct GroupsWanted {
     pub(crate) enabled: bool,
     pub(crate) since: Option<i64>,
+    /// Resuming without a version (an event stream's `Last-Event-ID` from before any group
+    /// event): the last `ws_replay_limit` group changes are sent again (a group event replaces
+    /// its group's state, so a repeat is harmless).
+    pub(crate) recent: bool,
 }
 
 /// Removes the socket from the hub however the task ends.
@@ -111,17 +148,22 @@ struct Liveness {
 
 impl SocketTask {
     /// Serves the socket until it closes, then sends the close frame the loop chose.
-    pub(crate) async fn run(mut self, stream: actix_ws::MessageStream) {
+    pub(crate) async fn run(mut self, inbound: Inbound) {
         self.queue.attach_to_this_worker();
         let mut registration = Registration {
             context: self.context.clone(),
             queue: self.queue.clone(),
             watched: HashSet::new(),
         };
-        let stream = stream
-            .max_frame_size(self.context.limits.ws_max_frame_bytes)
-            .aggregate_continuations();
-        let close = self.serve(stream, &mut registration.watched).await;
+        let frames = match inbound {
+            Inbound::Socket(stream) => Frames::Socket(
+                stream
+                    .max_frame_size(self.context.limits.ws_max_frame_bytes)
+                    .aggregate_continuations(),
+            ),
+            Inbound::EventStream => Frames::EventStream,
+        };
+        let close = self.serve(frames, &mut registration.watched).await;
         self.context
             .metrics
             .record_close(close.map(|c| c.0).unwrap_or(1000));
@@ -149,30 +191,32 @@ impl SocketTask {
     ///
     /// Every branch but the wait itself is boxed: awaited inline, a database read or a frame
     /// write would size this task's state machine, which every idle socket keeps for its life.
-    async fn serve(
-        &mut self,
-        mut stream: actix_ws::AggregatedMessageStream,
-        watched: &mut HashSet<PostId>,
-    ) -> Close {
-        let heartbeat = Duration::from_secs(self.context.limits.ws_heartbeat_secs.max(1));
+    async fn serve(&mut self, mut frames: Frames, watched: &mut HashSet<PostId>) -> Close {
         let mut cursor = match Box::pin(self.replay()).await {
             Ok(cursor) => cursor,
             Err(close) => return close,
         };
-        let mut deadlines = Deadlines::start(heartbeat, self.claims.expires_at);
-        let timer = tokio::time::sleep_until(deadlines.next());
-        tokio::pin!(timer);
         let mut liveness = Liveness {
             last_heard: Instant::now(),
             bad_frames: 0,
         };
+        if !self.watch.is_empty() {
+            let posts = std::mem::take(&mut self.watch);
+            let reply = Box::pin(self.subscribe(&posts, watched)).await;
+            if let Err(close) = Box::pin(self.answer(reply, &mut liveness)).await {
+                return close;
+            }
+        }
+        let mut deadlines = Deadlines::start(self.heartbeat(), self.claims.expires_at);
+        let timer = tokio::time::sleep_until(deadlines.next());
+        tokio::pin!(timer);
         loop {
             // A fixed order (tokio's default picks a random first branch on every poll): the
             // client and the timer first, so a busy queue never delays a client frame or a
             // heartbeat; only the socket's own client can hold up its own queue.
             let wake = tokio::select! {
                 biased;
-                message = stream.next() => Wake::Client(message),
+                message = frames.next(&self.outbox) => Wake::Client(message),
                 () = &mut timer => Wake::Timer,
                 () = self.queue.ready() => Wake::Queue,
             };
@@ -207,7 +251,9 @@ impl SocketTask {
             Due::Expiry => Err(Some((4401, "token expired"))),
             Due::Heartbeat => {
                 let timeout = Duration::from_secs(self.context.limits.ws_client_timeout_secs);
-                if liveness.last_heard.elapsed() > timeout {
+                // An event stream's client never writes: its write failing is how it is missed.
+                let silent = self.outbox.framing() == Framing::EventStream;
+                if !silent && liveness.last_heard.elapsed() > timeout {
                     return Err(Some((1001, "heartbeat timeout")));
                 }
                 self.outbox.ping(b"").await.map_err(|_| None)?;
@@ -218,12 +264,22 @@ impl SocketTask {
         }
     }
 
+    /// How often the connection is pinged: a WebSocket ping, or an event stream's comment line.
+    fn heartbeat(&self) -> Duration {
+        let limits = &self.context.limits;
+        let secs = match self.outbox.framing() {
+            Framing::WebSocket => limits.ws_heartbeat_secs,
+            Framing::EventStream => limits.sse_heartbeat_secs,
+        };
+        Duration::from_secs(secs.max(1))
+    }
+
     /// Sends the `hello` frame (the socket's identity and heartbeat period).
     fn hello(&self) -> String {
         ServerFrame::Hello {
             user_id: self.claims.user_id.0,
             connection_id: &self.connection_id,
-            heartbeat_s: self.context.limits.ws_heartbeat_secs,
+            heartbeat_s: self.heartbeat().as_secs(),
         }
         .to_json()
     }
