@@ -16,7 +16,9 @@
  *   me               signed-in username         signout-button
  *   slot-label       "A"/"B" when ?slot= is set
  *   conn-state       connection indicator; attribute data-state = connecting | live |
- *                    reconnecting | signed-out | offline; text "live", "reconnecting…", …
+ *                    reconnecting | signed-out | offline; text "live", "reconnecting…", …;
+ *                    attribute data-transport = websocket | sse (what carries live frames:
+ *                    the event stream where WebSockets cannot be opened; text "live (SSE)")
  *   bell             opens the inbox            badge           unread groups (hidden when 0)
  *   inbox            inbox panel (hidden when closed)           inbox-list, inbox-empty
  *   group-<id>       one inbox row per notification group (class is-unread while unread;
@@ -358,14 +360,18 @@ function renderConn(state, detail = {}) {
     offline: 'offline',
   };
   const shown = state === 'closed' ? 'offline' : state;
+  const sse = client.transport === 'sse';
   ui.conn.dataset.state = shown;
+  ui.conn.dataset.transport = client.transport;
   const text = ui.conn.querySelector('.conn__text');
-  if (text) text.textContent = labels[state];
+  if (text) text.textContent = state === 'live' && sse ? 'live (SSE)' : labels[state];
   ui.conn.title =
     state === 'reconnecting' && detail.delayMs !== undefined
       ? `Connection lost. Attempt ${detail.attempt ?? 1}, retrying in ${(detail.delayMs / 1000).toFixed(1)} s.`
       : state === 'live'
-        ? 'Connected: notifications arrive the instant they happen.'
+        ? sse
+          ? 'Connected over server-sent events (this network does not let WebSockets through): notifications arrive the instant they happen.'
+          : 'Connected: notifications arrive the instant they happen.'
         : 'Live connection to the server';
 }
 

@@ -31,6 +31,14 @@
  * posts after every reconnect, drops duplicate notification ids, and stops for good when the
  * server says the token is no longer valid (close code 4401, or a 401 for the ticket).
  *
+ * Where WebSockets are broken (some corporate proxies and mobile networks), the client falls back
+ * to the same stream as server-sent events (`GET /api/v1/events`, an `EventSource`): after
+ * {@link SOCKET_FAILURES_BEFORE_SSE} sockets in a row close before the server's hello while the
+ * server itself answers, it stays on the event stream for the rest of the connection
+ * (`client.transport` says which is in use). The stream carries the same frames as events and
+ * the same resume point; it cannot take frames from the client, so changing the watched posts
+ * reopens it (with a fresh ticket and `?since=`, so nothing is missed).
+ *
  * With `connect(…, { groups: true })` the socket is opened with `?groups=1` and also reports
  * notification groups (`onGroup`, `onGroupRemoved`, and `onRead`'s unread group count). Group
  * versions grow with every change to the user's groups: the client remembers the highest one
@@ -145,6 +153,8 @@
  * @property {number} [groupsSince] with `groups`: the highest group version already shown (e.g.
  *   the newest `version` of the groups page just rendered); replaces the remembered one, since
  *   versions belong to one user
+ * @property {'auto' | 'websocket' | 'sse'} [transport] `auto` (the default): a WebSocket, or
+ *   the event stream where sockets cannot be opened; `websocket` or `sse` to use only that one
  * @property {number} [minBackoffMs] first reconnect delay ceiling (default 250)
  * @property {number} [maxBackoffMs] largest reconnect delay ceiling (default 10000)
  */
@@ -152,6 +162,25 @@
 const API_PREFIX = '/api/v1';
 /** Close code the server uses for a revoked or expired token. */
 export const CLOSE_TOKEN_INVALID = 4401;
+/**
+ * With `transport: 'auto'`: sockets in a row that closed before the server's hello (while the
+ * ticket request worked, so the server is up) before the client switches to the event stream.
+ */
+export const SOCKET_FAILURES_BEFORE_SSE = 2;
+/** The event types of the stream that carry frames (its `close` event is handled apart). */
+const STREAM_FRAME_EVENTS = [
+  'hello',
+  'notification',
+  'like_count',
+  'read',
+  'group',
+  'group_removed',
+  'notifications_removed',
+  'gap',
+  'subscribed',
+];
+/** How long watch()/unwatch() changes are gathered before the event stream is reopened. */
+const RESTREAM_DELAY_MS = 100;
 /** How many notification ids are remembered to drop duplicates (bounded on purpose). */
 const SEEN_IDS_LIMIT = 2000;
 
@@ -248,6 +277,16 @@ export class PulseClient {
     // --- live socket state -------------------------------------------------------------------
     /** @private @type {WebSocket | null} */
     this.socket = null;
+    /** @private @type {EventSource | null} */
+    this.stream = null;
+    /** @type {'websocket' | 'sse'} What carries the live frames (see `ConnectOptions.transport`). */
+    this.transport = 'websocket';
+    /** @private @type {'auto' | 'websocket' | 'sse'} */
+    this.transportOption = 'auto';
+    /** @private Sockets in a row that closed before their hello. */
+    this.socketFailures = 0;
+    /** @private @type {ReturnType<typeof setTimeout> | null} */
+    this.restreamTimer = null;
     /** @private @type {LiveHandlers} */
     this.handlers = {};
     /** @type {ConnectionState} */
@@ -590,6 +629,9 @@ export class PulseClient {
     if (options.groupsSince !== undefined) {
       this.lastGroupVersion = Number.isSafeInteger(options.groupsSince) && options.groupsSince >= 0 ? options.groupsSince : null;
     }
+    this.transportOption = options.transport ?? 'auto';
+    this.transport = this.transportOption === 'sse' ? 'sse' : 'websocket';
+    this.socketFailures = 0;
     if (options.minBackoffMs !== undefined) this.minBackoffMs = options.minBackoffMs;
     if (options.maxBackoffMs !== undefined) this.maxBackoffMs = options.maxBackoffMs;
     this.attempt = 0;
@@ -606,6 +648,7 @@ export class PulseClient {
     if (this.retryTimer !== null) clearTimeout(this.retryTimer);
     this.retryTimer = null;
     this.stopHeartbeat();
+    this.dropStream();
     const socket = this.socket;
     this.socket = null;
     if (socket && socket.readyState <= WebSocket.OPEN) socket.close(1000, 'bye');
@@ -620,6 +663,7 @@ export class PulseClient {
     const added = [...postIds].filter((id) => !this.watched.has(id));
     for (const id of added) this.watched.add(id);
     if (added.length) this.send({ type: 'subscribe', post_ids: added });
+    if (added.length) this.restreamSoon();
   }
 
   /** @param {Iterable<number>} postIds */
@@ -627,6 +671,7 @@ export class PulseClient {
     const removed = [...postIds].filter((id) => this.watched.has(id));
     for (const id of removed) this.watched.delete(id);
     if (removed.length) this.send({ type: 'unsubscribe', post_ids: removed });
+    if (removed.length) this.restreamSoon();
   }
 
   /** The posts currently watched. */
@@ -687,6 +732,101 @@ export class PulseClient {
     this.handlers.onState?.(state, detail);
   }
 
+  /**
+   * The event stream takes its watched posts with the request: after a change, reopen it (once
+   * per burst of changes). A socket subscribes with frames instead (see `send`).
+   * @private
+   */
+  restreamSoon() {
+    if (this.transport !== 'sse' || this.stream === null || this.restreamTimer !== null) return;
+    const generation = this.generation;
+    this.restreamTimer = setTimeout(() => {
+      this.restreamTimer = null;
+      if (generation !== this.generation || this.stream === null) return;
+      this.dropStream();
+      void this.openSocket(generation);
+    }, RESTREAM_DELAY_MS);
+  }
+
+  /** @private Closes the event stream, if one is open (an EventSource would reconnect by itself). */
+  dropStream() {
+    if (this.restreamTimer !== null) clearTimeout(this.restreamTimer);
+    this.restreamTimer = null;
+    const stream = this.stream;
+    this.stream = null;
+    stream?.close();
+  }
+
+  /**
+   * A socket closed before its hello while the server answered the ticket request: WebSockets
+   * may be broken on this network. With `transport: 'auto'`, enough of them in a row switch to
+   * the event stream.
+   * @private
+   */
+  noteSocketFailure() {
+    this.socketFailures++;
+    if (this.transportOption === 'auto' && this.socketFailures >= SOCKET_FAILURES_BEFORE_SSE) {
+      this.transport = 'sse';
+    }
+  }
+
+  /** @private */
+  streamUrl(/** @type {string} */ ticket) {
+    const url = new URL(`${API_PREFIX}/events`, this.baseUrl || window.location.origin);
+    url.searchParams.set('ticket', ticket);
+    if (this.lastNotificationId !== null) url.searchParams.set('since', String(this.lastNotificationId));
+    if (this.groupsEnabled) {
+      url.searchParams.set('groups', '1');
+      if (this.lastGroupVersion !== null) url.searchParams.set('groups_since', String(this.lastGroupVersion));
+    }
+    if (this.watched.size) url.searchParams.set('post_ids', [...this.watched].join(','));
+    return url.toString();
+  }
+
+  /**
+   * Opens the event stream with a ticket. Its `close` event says why the server ended it (the
+   * socket's close codes); anything else that ends it is an `error` without data. Either way the
+   * client reconnects itself, with a fresh ticket: an EventSource would retry with the used one.
+   * @private @param {string} ticket @param {number} generation
+   */
+  openStream(ticket, generation) {
+    const stream = new EventSource(this.streamUrl(ticket));
+    this.stream = stream;
+    const current = () => generation === this.generation && this.stream === stream;
+    /** @param {Event} event */
+    const onEvent = (event) => {
+      if (!current()) return;
+      this.lastFrameAt = Date.now();
+      this.onFrame(/** @type {MessageEvent} */ (event).data, generation);
+    };
+    for (const type of STREAM_FRAME_EVENTS) stream.addEventListener(type, onEvent);
+    stream.addEventListener('close', (event) => {
+      if (!current()) return;
+      /** @type {unknown} */
+      let data = null;
+      try {
+        data = JSON.parse(/** @type {MessageEvent} */ (event).data);
+      } catch {
+        /* no code: reconnect */
+      }
+      const code = isObject(data) && typeof data.code === 'number' ? data.code : undefined;
+      this.dropStream();
+      if (code === CLOSE_TOKEN_INVALID) this.signedOut(code);
+      else this.scheduleReconnect(generation, code);
+    });
+    stream.addEventListener('error', (event) => {
+      if (!current()) return;
+      const data = /** @type {MessageEvent} */ (event).data;
+      // The server's own `error` frames arrive as events named `error` too, with data.
+      if (typeof data === 'string') {
+        this.onFrame(data, generation);
+        return;
+      }
+      this.dropStream();
+      this.scheduleReconnect(generation);
+    });
+  }
+
   /** @private */
   wsUrl(/** @type {string} */ ticket) {
     const base = this.baseUrl || window.location.origin;
@@ -718,6 +858,10 @@ export class PulseClient {
       return;
     }
     if (generation !== this.generation) return;
+    if (this.transport === 'sse') {
+      this.openStream(ticket, generation);
+      return;
+    }
 
     // The ticket travels in the query string: encode it (biscuits are base64url, but a
     // server is free to change the format).
@@ -732,6 +876,7 @@ export class PulseClient {
       if (generation !== this.generation || this.socket !== socket) return;
       this.socket = null;
       this.stopHeartbeat();
+      if (this.state !== 'live') this.noteSocketFailure();
       if (event.code === CLOSE_TOKEN_INVALID) {
         this.signedOut(event.code);
       } else {
@@ -757,9 +902,13 @@ export class PulseClient {
           /** @type {unknown} */ (frame)
         );
         this.attempt = 0;
+        this.socketFailures = 0;
         this.setState('live', { attempt: 0 });
-        if (this.watched.size) this.send({ type: 'subscribe', post_ids: [...this.watched] });
-        this.startHeartbeat(typeof hello.heartbeat_s === 'number' ? hello.heartbeat_s : 20);
+        if (this.transport === 'websocket') {
+          if (this.watched.size) this.send({ type: 'subscribe', post_ids: [...this.watched] });
+          this.startHeartbeat(typeof hello.heartbeat_s === 'number' ? hello.heartbeat_s : 20);
+        }
+        // An event stream watches its posts from the URL, and the browser notices its end.
         this.handlers.onHello?.(hello);
         break;
       }
@@ -844,6 +993,7 @@ export class PulseClient {
     this.stopHeartbeat();
     if (this.retryTimer !== null) clearTimeout(this.retryTimer);
     this.retryTimer = null;
+    this.dropStream();
     this.socket = null;
     this.setToken(null);
     this.setState('signed-out', { attempt: this.attempt, code });

@@ -3,8 +3,9 @@
 //
 // They pin the parts of the live-socket contract that are hard to provoke on a real server:
 // backoff, resuming with ?since=, re-subscribing, duplicate ids, gap, notifications_removed, 4401,
-// and the grouped inbox: ?groups=1, group frames in version order, resuming with groups_since=;
-// and the preferences and Web Push calls.
+// the grouped inbox: ?groups=1, group frames in version order, resuming with groups_since=; the
+// fallback to server-sent events (a fake EventSource) where sockets cannot open; and the
+// preferences and Web Push calls.
 import { test, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -73,6 +74,44 @@ class FakeSocket {
   }
 }
 
+/** An EventSource stand-in: the test sends its events from the "server" side. */
+class FakeEventSource {
+  /** @type {FakeEventSource[]} */
+  static all = [];
+  /** @type {((stream: FakeEventSource) => void)[]} */
+  static waiting = [];
+
+  /** @param {string} url */
+  constructor(url) {
+    this.url = new URL(url);
+    this.closed = false;
+    /** @type {Record<string, ((event: any) => void)[]>} */
+    this.listeners = {};
+    FakeEventSource.all.push(this);
+    for (const resolve of FakeEventSource.waiting.splice(0)) resolve(this);
+  }
+  /** @param {string} type @param {(event: any) => void} fn */
+  addEventListener(type, fn) {
+    (this.listeners[type] ??= []).push(fn);
+  }
+  close() {
+    this.closed = true;
+  }
+  // --- the server's side ---
+  /** @param {{ type: string }} frame */
+  push(frame) {
+    this.emit(frame.type, { data: JSON.stringify(frame) });
+  }
+  /** @param {string} type @param {any} event */
+  emit(type, event) {
+    for (const fn of this.listeners[type] ?? []) fn(event);
+  }
+  /** @returns {Promise<FakeEventSource>} the next stream the client opens */
+  static next() {
+    return new Promise((resolve) => FakeEventSource.waiting.push(resolve));
+  }
+}
+
 /** @type {{ method: string, url: URL, headers: Record<string, string>, body: any }[]} */
 let requests = [];
 /** @type {(req: { method: string, url: URL, headers: Record<string, string>, body: any }) => Response} */
@@ -107,9 +146,12 @@ beforeEach(() => {
   ticketNumber = 0;
   FakeSocket.all = [];
   FakeSocket.waiting = [];
+  FakeEventSource.all = [];
+  FakeEventSource.waiting = [];
   answer = ticketServer();
   Object.assign(globalThis, {
     WebSocket: FakeSocket,
+    EventSource: FakeEventSource,
     fetch: async (/** @type {string} */ url, /** @type {RequestInit} */ init = {}) => {
       const req = {
         method: init.method ?? 'GET',
@@ -649,4 +691,82 @@ test('a refused push endpoint is a 422 ProblemError; other errors of getPushSubs
     return true;
   });
   await assert.rejects(client.getPushSubscription(), (error) => error instanceof ProblemError && error.status === 401);
+});
+
+test('sockets that close before hello twice in a row switch to the event stream, which resumes like the socket', async () => {
+  const { client } = newClient();
+  /** @type {number[]} */
+  const got = [];
+  /** @type {string[]} */
+  const states = [];
+  let opened = FakeSocket.next();
+  client.connect(
+    { onNotification: (n) => got.push(n.id), onState: (state) => states.push(state) },
+    { since: 40, groups: true, groupsSince: 9, minBackoffMs: 5, maxBackoffMs: 20 },
+  );
+  client.watch([4, 5]);
+  for (let i = 0; i < 2; i++) {
+    const socket = await opened;
+    opened = FakeSocket.next();
+    socket.serverClose(1006); // a proxy that refuses the upgrade: never a hello
+  }
+  const stream = await FakeEventSource.next();
+  assert.equal(client.transport, 'sse');
+  assert.equal(FakeSocket.all.length, 2, 'no third socket');
+  assert.equal(stream.url.pathname, '/api/v1/events');
+  const query = Object.fromEntries(stream.url.searchParams);
+  assert.deepEqual(query, { ticket: 't/3=', since: '40', groups: '1', groups_since: '9', post_ids: '4,5' });
+  stream.push({ type: 'hello', user_id: 7, connection_id: 'c1', heartbeat_s: 15 });
+  assert.equal(states.at(-1), 'live');
+  stream.push({ type: 'notification', notification: { id: 41, kind: 'like', text: 'x' } });
+  stream.push({ type: 'notification', notification: { id: 41, kind: 'like', text: 'x' } });
+  assert.deepEqual(got, [41], 'once');
+
+  // Watching another post reopens the stream (a new ticket, resuming after 41) once.
+  const reopened = FakeEventSource.next();
+  client.watch([6]);
+  client.watch([7]);
+  const second = await reopened;
+  assert.ok(stream.closed, 'the old stream is closed');
+  assert.equal(second.url.searchParams.get('ticket'), 't/4=');
+  assert.equal(second.url.searchParams.get('since'), '41');
+  assert.equal(second.url.searchParams.get('post_ids'), '4,5,6,7');
+  assert.equal(FakeEventSource.all.length, 2);
+
+  // A dropped stream (an error without data) reconnects over the stream again.
+  second.push({ type: 'hello', user_id: 7, connection_id: 'c2', heartbeat_s: 15 });
+  const third = FakeEventSource.next();
+  second.emit('error', {});
+  assert.equal(states.at(-1), 'reconnecting');
+  assert.equal((await third).url.searchParams.get('ticket'), 't/5=');
+  assert.ok(second.closed, 'closed by the client: an EventSource would retry with a used ticket');
+  client.disconnect();
+});
+
+test("the stream's close event: 4401 signs out, other codes reconnect; error events with data are server frames", async () => {
+  const { client, tokens } = newClient();
+  /** @type {string[]} */
+  const errors = [];
+  /** @type {string[]} */
+  const states = [];
+  let opened = FakeEventSource.next();
+  client.connect(
+    { onServerError: (code) => errors.push(code), onState: (state) => states.push(state) },
+    { transport: 'sse', minBackoffMs: 5, maxBackoffMs: 20 },
+  );
+  const first = await opened;
+  assert.equal(FakeSocket.all.length, 0, 'transport sse opens no socket');
+  first.push({ type: 'hello', user_id: 7, connection_id: 'c1', heartbeat_s: 15 });
+  first.push({ type: 'error', code: 'subscribe_failed', message: 'retry' });
+  assert.deepEqual(errors, ['subscribe_failed']);
+  assert.equal(states.at(-1), 'live', 'a server error frame is not a dropped stream');
+  opened = FakeEventSource.next();
+  first.push({ type: 'close', code: 1001, reason: 'shutting down' });
+  assert.equal(states.at(-1), 'reconnecting');
+  const second = await opened;
+  second.push({ type: 'hello', user_id: 7, connection_id: 'c2', heartbeat_s: 15 });
+  second.push({ type: 'close', code: 4401, reason: 'token revoked' });
+  assert.equal(states.at(-1), 'signed-out');
+  assert.ok(second.closed);
+  assert.deepEqual(tokens, [null], 'the token is forgotten');
 });
