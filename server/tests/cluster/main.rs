@@ -6,6 +6,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod events;
 mod redis_process;
 
 use std::collections::{BTreeMap, BTreeSet};
