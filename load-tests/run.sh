@@ -19,6 +19,8 @@
 # Options:
 #   --instances N        server instances (ports 18081.., FIRST_PORT to change)
 #   --backend pg|embedded
+#   --redis single|cluster  pg: the one Redis (default), or a Redis Cluster of the run's own (6
+#                        redis-server processes, 3 masters and 3 replicas; REDIS_CLUSTER_URLS)
 #   --rate R             likes/s (likes, embedded, smoke) or LIKE_RATE (fanout)
 #   --duration D         60s, 2m, ...
 #   --sockets N          fanout, idle
@@ -67,6 +69,7 @@ while [[ $# -gt 0 ]]; do
   case $1 in
     --instances) INSTANCES=$2; shift 2 ;;
     --backend) BACKEND=$2; shift 2 ;;
+    --redis) REDIS_MODE=$2; shift 2 ;;
     --rate) RATE_OPT=$2; shift 2 ;;
     --duration) DURATION_OPT=$2; shift 2 ;;
     --sockets) SOCKETS_OPT=$2; shift 2 ;;
@@ -108,6 +111,7 @@ if [[ -n "$RECEIVER_OPT" ]]; then
 fi
 [[ -z "$CAPACITY_OPT$SWEEP_OPT$SWEEP_DURATION_OPT" || $SCENARIO == overload ]] || die "--capacity, --sweep and --sweep-duration are for the overload scenario"
 [[ "$BACKEND" == pg || "$BACKEND" == embedded ]] || die "--backend is pg or embedded"
+[[ "$REDIS_MODE" == single || ("$REDIS_MODE" == cluster && "$BACKEND" == pg) ]] || die "--redis is single or cluster (cluster needs --backend pg)"
 [[ "$BACKEND" == pg || "$INSTANCES" == 1 ]] || die "embedded mode has one instance (SQLite file, in-process fan-out)"
 
 K6_ENV=()
@@ -320,12 +324,12 @@ fi
 if [[ -s "$RESULT" ]]; then
   META=$(jq -n --arg scenario "$SCENARIO" --arg command "$COMMAND_LINE" --arg date "$STAMP" \
     --arg cores "$(cores)" --arg cpu_model "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')" \
-    --arg load "$LOAD_BEFORE" --arg backend "$BACKEND" --argjson instances "$INSTANCES" --arg base_urls "$BASE_URLS" \
+    --arg load "$LOAD_BEFORE" --arg backend "$BACKEND" --arg redis "$REDIS_MODE" --argjson instances "$INSTANCES" --arg base_urls "$BASE_URLS" \
     --arg bin "$BIN" --argjson k6_exit "$K6_RC" --argjson rss "$RSS_JSON" --argjson cpu "$CPU_JSON" \
     --argjson overload "$OVERLOAD_JSON" \
     --arg env "$(run_env)" \
     '{scenario: $scenario, command: $command, date: $date, cores: $cores, cpu_model: $cpu_model, backend: $backend,
-      instances: $instances, base_urls: $base_urls, bin: $bin, k6_exit: $k6_exit, rss: $rss, cpu: $cpu, env: $env,
+      redis: $redis, instances: $instances, base_urls: $base_urls, bin: $bin, k6_exit: $k6_exit, rss: $rss, cpu: $cpu, env: $env,
       load_before: $load} + (if $overload == null then {} else {overload: $overload} end)')
   jq --argjson meta "$META" '. + {pulse_run: $meta}' "$RESULT" >"$RESULT.tmp" && mv "$RESULT.tmp" "$RESULT"
   "$HERE/lib/figures.sh" "$RESULT" || true

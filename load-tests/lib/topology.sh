@@ -1,6 +1,8 @@
 # Shared by run.sh and ceiling.sh: start and stop a Pulse topology on loopback.
 # Source it; it defines functions and uses these globals:
 #   HERE ROOT WORK BIN BACKEND DB_NAME DATABASE_URL_LOAD REDIS_URL_LOAD ROOT_KEY KEEP
+#   REDIS_MODE (single: the Redis at REDIS_HOST:REDIS_PORT; cluster: a Redis Cluster of this run's
+#   own, 3 masters and 3 replicas on CLUSTER_FIRST_PORT.., see start_redis_cluster)
 #   SERVER_PIDS (array) BASE_URLS (comma separated) EXTRA_DBS (array)
 # Every process it starts is remembered by pid and stopped by pid in topo_cleanup.
 
@@ -10,6 +12,10 @@ PG_USER=${PG_USER:-postgres}
 REDIS_HOST=${REDIS_HOST:-127.0.0.1}
 REDIS_PORT=${REDIS_PORT:-6379}
 FIRST_PORT=${FIRST_PORT:-18081}
+REDIS_MODE=${REDIS_MODE:-single}
+CLUSTER_FIRST_PORT=${CLUSTER_FIRST_PORT:-17100}
+REDIS_CLUSTER_URLS_LOAD=""
+CLUSTER_PIDS=()
 SERVER_PIDS=()
 BG_PIDS=()
 EXTRA_DBS=()
@@ -34,6 +40,7 @@ topo_cleanup() {
   trap - EXIT INT TERM
   for pid in "${BG_PIDS[@]}"; do stop_pid "$pid"; done
   for pid in "${SERVER_PIDS[@]}"; do stop_pid "$pid"; done
+  for pid in "${CLUSTER_PIDS[@]}"; do stop_pid "$pid"; done
   if [[ "$KEEP" != 1 ]]; then
     for db in "$DB_NAME" "${EXTRA_DBS[@]}"; do
       [[ -n "$db" ]] && psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
@@ -129,6 +136,34 @@ ensure_services() {
   fi
 }
 
+# start_redis_cluster: six redis-server processes in cluster mode on CLUSTER_FIRST_PORT..+5 (data
+# in WORK/redis-cluster, nothing persisted), joined by redis-cli --cluster create with one
+# replica per master; sets REDIS_CLUSTER_URLS_LOAD and remembers the pids for topo_cleanup.
+start_redis_cluster() {
+  local dir="$WORK/redis-cluster" port i nodes=() urls=()
+  command -v redis-cli >/dev/null 2>&1 || apt-get install -y redis-server >&2 || die "apt-get install redis-server failed"
+  mkdir -p "$dir"
+  for i in 0 1 2 3 4 5; do
+    port=$((CLUSTER_FIRST_PORT + i))
+    port_free "$port" || die "port $port is taken (set CLUSTER_FIRST_PORT)"
+    mkdir -p "$dir/$port"
+    (cd "$dir/$port" && exec redis-server --port "$port" --bind 127.0.0.1 --cluster-enabled yes \
+      --cluster-config-file nodes.conf --cluster-node-timeout 2000 --save "" --appendonly no \
+      >"$dir/$port.log" 2>&1) &
+    CLUSTER_PIDS+=("$!")
+    nodes+=("127.0.0.1:$port")
+    urls+=("redis://127.0.0.1:$port")
+  done
+  for port in "${nodes[@]}"; do
+    wait_for 15 "redis $port" redis-cli -h 127.0.0.1 -p "${port#*:}" ping
+  done
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1 \
+    || { cat "$dir/create.log" >&2; die "redis-cli --cluster create failed"; }
+  wait_for 30 "the cluster" bash -c "redis-cli -h 127.0.0.1 -p $CLUSTER_FIRST_PORT cluster info | grep -q cluster_state:ok"
+  REDIS_CLUSTER_URLS_LOAD=$(IFS=,; echo "${urls[*]}")
+  log "redis cluster: ${nodes[*]} (3 masters, 3 replicas)"
+}
+
 # results_path NAME: sets STAMP (UTC), RESULTS_DIR (default results/, created), OUT
 # (RESULTS_DIR/NAME-STAMP, without extension) and LOAD_BEFORE (the load average before the run).
 results_path() {
@@ -159,7 +194,9 @@ pulse_env() {
     PULSE_RATE_REGISTRATIONS_PER_HOUR PULSE_RATE_LOGIN_FAILURES; do
     e+=("$v=${!v:-0}")
   done
-  if [[ "$BACKEND" == pg ]]; then
+  if [[ "$BACKEND" == pg && -n "$REDIS_CLUSTER_URLS_LOAD" ]]; then
+    e+=(DATABASE_URL="$DATABASE_URL_LOAD" REDIS_CLUSTER_URLS="$REDIS_CLUSTER_URLS_LOAD")
+  elif [[ "$BACKEND" == pg ]]; then
     e+=(DATABASE_URL="$DATABASE_URL_LOAD" REDIS_URL="$REDIS_URL_LOAD")
   fi
   printf '%s\n' "${e[@]}"
@@ -168,7 +205,7 @@ pulse_env() {
 run_pulse() { # args... : runs the pulse binary with this run's environment, in the foreground
   local -a envs
   mapfile -t envs < <(pulse_env)
-  env -u DATABASE_URL -u REDIS_URL "${envs[@]}" "$BIN" "$@"
+  env -u DATABASE_URL -u REDIS_URL -u REDIS_CLUSTER_URLS "${envs[@]}" "$BIN" "$@"
 }
 
 # prepare_backend: database (pg) or data dir (embedded), root key, migrations.
@@ -179,7 +216,12 @@ prepare_backend() {
     DB_NAME=pulse_load_$(date -u +%Y%m%d%H%M%S)
     DATABASE_URL_LOAD=$(create_db "$DB_NAME")
     REDIS_URL_LOAD=${LOAD_REDIS_URL:-redis://$REDIS_HOST:$REDIS_PORT/}
-    log "database $DB_NAME, redis $REDIS_URL_LOAD"
+    if [[ "$REDIS_MODE" == cluster ]]; then
+      start_redis_cluster
+      log "database $DB_NAME, redis cluster $REDIS_CLUSTER_URLS_LOAD"
+    else
+      log "database $DB_NAME, redis $REDIS_URL_LOAD"
+    fi
   fi
   ROOT_KEY=$("$BIN" keygen 2>/dev/null | grep -oE '[0-9a-fA-F]{64,}' | tail -1) || true
   [[ -n "$ROOT_KEY" ]] || die "'pulse keygen' printed no hex key"
@@ -198,7 +240,7 @@ start_instances() {
   for i in $(seq 1 "$n"); do
     port=$((FIRST_PORT + i - 1))
     port_free "$port" || die "port $port is taken (set FIRST_PORT)"
-    env -u DATABASE_URL -u REDIS_URL "${envs[@]}" PULSE_ADDR="127.0.0.1:$port" \
+    env -u DATABASE_URL -u REDIS_URL -u REDIS_CLUSTER_URLS "${envs[@]}" PULSE_ADDR="127.0.0.1:$port" \
       "$BIN" "${serve_args[@]}" >"$WORK/pulse-$i.log" 2>&1 &
     pid=$!
     SERVER_PIDS+=("$pid")
