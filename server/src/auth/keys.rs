@@ -40,10 +40,7 @@ impl Keys {
                 match std::fs::read_to_string(&path) {
                     Ok(hex) => parse_private_key(&hex)?,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        let private = KeyPair::new().private();
-                        write_secret(&path, &private.to_bytes_hex())?;
-                        tracing::info!(path = %path.display(), "generated a new root key");
-                        private
+                        parse_private_key(&create_secret(&path, "root key", Keys::generate_hex)?)?
                     }
                     Err(e) => {
                         return Err(
@@ -84,7 +81,35 @@ fn parse_private_key(text: &str) -> anyhow::Result<PrivateKey> {
     key.map_err(|e| anyhow::anyhow!("PULSE_ROOT_KEY is not a valid private key: {e}"))
 }
 
-pub(crate) fn write_secret(path: &Path, contents: &str) -> anyhow::Result<()> {
+/// Writes a new secret (`what`, made by `generate`) to `path`, unless another instance sharing the
+/// data directory wrote one first: the secret is written whole to a file of this process's,
+/// then linked into place, which fails if `path` exists (then that one is the secret). Returns
+/// the secret in `path`, so instances starting together agree on it.
+pub(crate) fn create_secret(
+    path: &Path,
+    what: &str,
+    generate: impl FnOnce() -> String,
+) -> anyhow::Result<String> {
+    let text = generate();
+    let mut own = path.as_os_str().to_owned();
+    own.push(format!(".{}.{}", std::process::id(), rand::random::<u32>()));
+    let own = std::path::PathBuf::from(own);
+    write_secret(&own, &text)?;
+    let linked = std::fs::hard_link(&own, path);
+    let _ = std::fs::remove_file(&own);
+    match linked {
+        Ok(()) => {
+            tracing::info!(path = %path.display(), "generated a new {what}");
+            Ok(text)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Ok(std::fs::read_to_string(path)?)
+        }
+        Err(e) => Err(anyhow::Error::new(e).context(format!("writing {}", path.display()))),
+    }
+}
+
+fn write_secret(path: &Path, contents: &str) -> anyhow::Result<()> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
@@ -184,5 +209,36 @@ impl Keys {
                 .collect(),
             is_ticket: parsed.block_count() > 1,
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instances_starting_together_on_one_data_directory_share_one_root_key() {
+        let dir = std::env::temp_dir().join(format!("pulse-root-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).expect("a temp dir");
+        let keys: Vec<String> = std::thread::scope(|scope| {
+            let starts: Vec<_> = (0..4)
+                .map(|_| {
+                    scope
+                        .spawn(|| Keys::load_or_create(None, &dir).map(|k| k.public.to_bytes_hex()))
+                })
+                .collect();
+            starts
+                .into_iter()
+                .map(|s| s.join().expect("no panic").expect("a key"))
+                .collect()
+        });
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .expect("the dir")
+            .flatten()
+            .collect();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(keys.windows(2).all(|w| w[0] == w[1]), "{keys:?}");
+        assert_eq!(left.len(), 1, "only the key file stays: {left:?}");
     }
 }

@@ -18,6 +18,6 @@ pub mod keys;
 pub mod passwords;
 
 pub use claims::{Claims, Operation};
-pub(crate) use keys::write_secret;
+pub(crate) use keys::create_secret;
 pub use keys::Keys;
 pub use passwords::Passwords;

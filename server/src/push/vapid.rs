@@ -37,7 +37,9 @@ impl Vapid {
                 let path = data_dir.join(VAPID_KEY_FILE);
                 match std::fs::read_to_string(&path) {
                     Ok(text) => text,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(&path)?,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        crate::auth::create_secret(&path, "VAPID key", Vapid::generate)?
+                    }
                     Err(e) => {
                         return Err(
                             anyhow::Error::new(e).context(format!("reading {}", path.display()))
@@ -89,31 +91,6 @@ impl Vapid {
         let signature: Signature = self.key.sign(signed.as_bytes());
         let signature = URL_SAFE_NO_PAD.encode(signature.to_bytes());
         format!("vapid t={signed}.{signature}, k={}", self.public_b64)
-    }
-}
-
-/// Writes a new key to `path`, unless another instance sharing the data directory wrote one
-/// first: the key is written whole to a file of this process's, then linked into place, which
-/// fails if `path` exists (then that key is the one). Returns the key in `path`.
-fn create(path: &Path) -> anyhow::Result<String> {
-    let text = Vapid::generate();
-    let own = path.with_extension(format!(
-        "key.{}.{}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    crate::auth::write_secret(&own, &text)?;
-    let linked = std::fs::hard_link(&own, path);
-    let _ = std::fs::remove_file(&own);
-    match linked {
-        Ok(()) => {
-            tracing::info!(path = %path.display(), "generated a new VAPID key");
-            Ok(text)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            Ok(std::fs::read_to_string(path)?)
-        }
-        Err(e) => Err(anyhow::Error::new(e).context(format!("writing {}", path.display()))),
     }
 }
 
