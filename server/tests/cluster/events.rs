@@ -10,7 +10,9 @@ async fn a_stream_gets_what_the_other_instance_commits_and_ends_on_logout_there(
     let (a, b) = pair().await;
     let (alice, bob) = (a.register("alice").await, a.register("bob").await);
     let post = a.create_post(&alice, "p").await["id"].as_i64().unwrap();
-    let mut stream = a.events(&alice, &format!("?post_ids={post}&groups=1")).await;
+    let mut stream = a
+        .events(&alice, &format!("?post_ids={post}&groups=1"))
+        .await;
     assert_eq!(stream.next().await.kind, "subscribed");
 
     b.like(&bob, post).await.assert_status(StatusCode::OK);
@@ -22,7 +24,11 @@ async fn a_stream_gets_what_the_other_instance_commits_and_ends_on_logout_there(
         rest.push(stream.next().await.kind);
     }
     rest.sort();
-    assert_eq!(rest, ["group", "like_count"], "the group and the count follow");
+    assert_eq!(
+        rest,
+        ["group", "like_count"],
+        "the group and the count follow"
+    );
 
     b.call(Method::POST, "/auth/logout", Some(&alice.token), None)
         .await
