@@ -4,7 +4,8 @@
 # 1. makes sure PostgreSQL and Redis run on 127.0.0.1 (installs and starts them if missing) and
 #    that the tests have a PostgreSQL role of their own (below),
 # 2. runs every Rust test: unit tests, the black-box suite on SQLite, the two-instance suite on
-#    PostgreSQL + Redis, and the black-box suite again on PostgreSQL + Redis,
+#    PostgreSQL + Redis (and on Redis Clusters of six local redis-server processes that its
+#    tests start and kill themselves), and the black-box suite again on PostgreSQL + Redis,
 # 3. runs schemathesis against the OpenAPI document,
 # 4. runs the browser test of the demo (installs Chromium when missing),
 # 5. runs the likes smoke scenario with k6, the Node driver and the Rust driver,
@@ -113,7 +114,16 @@ drop_test_databases() {
 
 # --- Redis ------------------------------------------------------------------------------------
 ensure_redis() {
-    command -v redis-server >/dev/null || apt_install redis-server
+    # redis-cli (Debian's redis-tools, a dependency of redis-server) creates the Redis Cluster
+    # that the two-instance suite starts for its sharded pub/sub tests (Redis 7 or newer).
+    command -v redis-server >/dev/null && command -v redis-cli >/dev/null ||
+        apt_install redis-server redis-tools
+    local version
+    version=$(redis-server --version | sed -n 's/.* v=\([0-9]*\)\..*/\1/p')
+    if [ "${version:-0}" -lt 7 ]; then
+        echo "redis-server $(redis-server --version): the Redis Cluster tests need Redis 7 or newer (sharded pub/sub)" >&2
+        return 1
+    fi
     if ! port_open 6379; then
         log "starting Redis"
         redis-server --port 6379 --bind 127.0.0.1 --save '' --appendonly no --daemonize yes >/dev/null

@@ -182,6 +182,26 @@ fn parse_env<T: FromStr>(name: &str, default: T) -> Result<T, String> {
     }
 }
 
+/// Splits a comma-separated setting, dropping blanks.
+fn comma_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(|item| item.trim().to_owned())
+        .filter(|item| !item.is_empty())
+        .collect()
+}
+
+/// How events reach other instances, from `REDIS_URL` or `REDIS_CLUSTER_URLS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FanOut<'a> {
+    /// Neither is set: one instance, in-process.
+    InProcess,
+    /// One Redis (`REDIS_URL`): PUBLISH/SUBSCRIBE.
+    Redis(&'a str),
+    /// A Redis Cluster (`REDIS_CLUSTER_URLS`, seed nodes): SPUBLISH/SSUBSCRIBE.
+    Cluster(&'a [String]),
+}
+
 /// Everything the server is configured with.
 #[derive(Clone)]
 pub struct Settings {
@@ -191,6 +211,9 @@ pub struct Settings {
     pub database_url: Option<String>,
     /// `REDIS_URL`: `redis://…`; unset means in-process fan-out (one instance).
     pub redis_url: Option<String>,
+    /// `REDIS_CLUSTER_URLS`: comma-separated `redis://…` seed nodes of a Redis Cluster, for
+    /// sharded fan-out and shared rate limits (instead of `REDIS_URL`); empty: not a cluster.
+    pub redis_cluster_urls: Vec<String>,
     /// `PULSE_REDIS_PREFIX`: namespace for this deployment's Redis channel names.
     pub redis_prefix: String,
     /// `PULSE_DATA_DIR`: SQLite file, media and the generated root key.
@@ -225,6 +248,14 @@ impl std::fmt::Debug for Settings {
                 &self.database_url.as_ref().map(|u| redact_url(u)),
             )
             .field("redis_url", &self.redis_url.as_ref().map(|u| redact_url(u)))
+            .field(
+                "redis_cluster_urls",
+                &self
+                    .redis_cluster_urls
+                    .iter()
+                    .map(|u| redact_url(u))
+                    .collect::<Vec<_>>(),
+            )
             .field("redis_prefix", &self.redis_prefix)
             .field("data_dir", &self.data_dir)
             .field("root_key", &self.root_key.as_ref().map(|_| "<redacted>"))
@@ -271,6 +302,11 @@ pub const SETTINGS_HELP: &[(&str, &str, &str)] = &[
         "REDIS_URL",
         "(unset)",
         "redis://… for fan-out across instances; unset: in-process.",
+    ),
+    (
+        "REDIS_CLUSTER_URLS",
+        "(unset)",
+        "redis://host:port,… seed nodes of a Redis Cluster (7+, sharded pub/sub) instead of REDIS_URL.",
     ),
     (
         "PULSE_REDIS_PREFIX",
@@ -328,6 +364,7 @@ impl Settings {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: None,
             redis_url: None,
+            redis_cluster_urls: Vec::new(),
             redis_prefix: "pulse:".to_owned(),
             data_dir: PathBuf::from("./pulse-data"),
             root_key: None,
@@ -348,10 +385,13 @@ impl Settings {
     pub fn from_env() -> Result<Self, String> {
         let defaults = Self::defaults();
         let non_empty = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        Ok(Settings {
+        Settings {
             addr: parse_env("PULSE_ADDR", defaults.addr)?,
             database_url: non_empty("DATABASE_URL"),
             redis_url: non_empty("REDIS_URL"),
+            redis_cluster_urls: non_empty("REDIS_CLUSTER_URLS")
+                .map(|v| comma_list(&v))
+                .unwrap_or_default(),
             redis_prefix: std::env::var("PULSE_REDIS_PREFIX").unwrap_or(defaults.redis_prefix),
             data_dir: non_empty("PULSE_DATA_DIR")
                 .map(PathBuf::from)
@@ -359,12 +399,7 @@ impl Settings {
             root_key: non_empty("PULSE_ROOT_KEY"),
             workers: parse_env("PULSE_WORKERS", defaults.workers)?.max(1),
             allowed_origins: non_empty("PULSE_ALLOWED_ORIGINS")
-                .map(|v| {
-                    v.split(',')
-                        .map(|o| o.trim().to_owned())
-                        .filter(|o| !o.is_empty())
-                        .collect()
-                })
+                .map(|v| comma_list(&v))
                 .unwrap_or_default(),
             trust_forwarded_for: parse_env("PULSE_TRUST_FORWARDED_FOR", false)?,
             vapid_private_key: non_empty("PULSE_VAPID_PRIVATE_KEY"),
@@ -372,7 +407,29 @@ impl Settings {
             push_allow_private: parse_env("PULSE_PUSH_ALLOW_PRIVATE", false)?,
             push_when_live: parse_env("PULSE_PUSH_WHEN_LIVE", false)?,
             limits: Limits::from_env()?,
-        })
+        }
+        .checked()
+    }
+
+    /// The settings, or why they contradict each other.
+    fn checked(self) -> Result<Self, String> {
+        self.fan_out()?;
+        Ok(self)
+    }
+
+    /// Where events fan out (and rate limits are shared); an error if both `REDIS_URL` and
+    /// `REDIS_CLUSTER_URLS` are set.
+    pub fn fan_out(&self) -> Result<FanOut<'_>, String> {
+        match (&self.redis_url, self.redis_cluster_urls.as_slice()) {
+            (None, []) => Ok(FanOut::InProcess),
+            (Some(url), []) => Ok(FanOut::Redis(url)),
+            (None, urls) => Ok(FanOut::Cluster(urls)),
+            (Some(_), _) => Err(
+                "REDIS_URL and REDIS_CLUSTER_URLS are both set: set REDIS_URL for one Redis, \
+                 or REDIS_CLUSTER_URLS for a Redis Cluster, not both"
+                    .to_owned(),
+            ),
+        }
     }
 
     /// One readable line for the start-up log: where data lives, how events fan out, the
@@ -382,9 +439,17 @@ impl Settings {
             Some(url) => format!("PostgreSQL {}", redact_url(url)),
             None => format!("SQLite in {}", self.data_dir.display()),
         };
-        let fan_out = match &self.redis_url {
-            Some(url) => format!("Redis {} (prefix {:?})", redact_url(url), self.redis_prefix),
-            None => "in-process".to_owned(),
+        let fan_out = match self.fan_out() {
+            Ok(FanOut::InProcess) => "in-process".to_owned(),
+            Ok(FanOut::Redis(url)) => {
+                format!("Redis {} (prefix {:?})", redact_url(url), self.redis_prefix)
+            }
+            Ok(FanOut::Cluster(urls)) => format!(
+                "Redis Cluster via {} seed nodes (prefix {:?})",
+                urls.len(),
+                self.redis_prefix
+            ),
+            Err(error) => error,
         };
         let mut line = format!(
             "database: {database}; fan-out: {fan_out}; workers: {}",
@@ -457,6 +522,25 @@ mod tests {
         for name in ["DATABASE_URL", "REDIS_URL", "RUST_LOG"] {
             assert!(help.contains(name) && readme.contains(name), "{name}");
         }
+    }
+
+    #[test]
+    fn redis_and_a_redis_cluster_together_are_refused() {
+        let mut settings = Settings::defaults();
+        settings.redis_cluster_urls = comma_list(" redis://a:7000, ,redis://b:7001 ");
+        assert_eq!(
+            settings.fan_out(),
+            Ok(FanOut::Cluster(&[
+                "redis://a:7000".into(),
+                "redis://b:7001".into()
+            ]))
+        );
+        settings.redis_url = Some("redis://c:6379".into());
+        let Err(error) = settings.fan_out() else {
+            panic!("both were accepted");
+        };
+        assert!(error.contains("REDIS_CLUSTER_URLS"), "{error}");
+        assert!(settings.checked().is_err());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::config::Settings;
 use crate::gate::HashGate;
 use crate::media::MediaStore;
 use crate::push::Push;
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{RateLimiter, SharedRedis};
 use crate::realtime::hub::Hub;
 use crate::shed::{ShedLimits, Shedder};
 use crate::state::{socket_context, AppState};
@@ -104,18 +104,9 @@ impl Application {
         let media = MediaStore::open(&settings.data_dir, &settings.limits)?;
         let metrics = Arc::new(Metrics::default());
         let (hub, bus) = realtime::start(&settings, &metrics).await?;
-        let limiter_redis = match &settings.redis_url {
-            Some(url) => {
-                let config = redis::aio::ConnectionManagerConfig::new()
-                    .set_response_timeout(Some(Duration::from_secs(1)))
-                    .set_connection_timeout(Some(Duration::from_secs(1)));
-                let conn = redis::Client::open(url.as_str())?
-                    .get_connection_manager_with_config(config)
-                    .await?;
-                Some((conn, settings.redis_prefix.clone()))
-            }
-            None => None,
-        };
+        let limiter_redis = SharedRedis::open(&settings)
+            .await?
+            .map(|connection| (connection, settings.redis_prefix.clone()));
         let limiter = Arc::new(RateLimiter::new(settings.limits.clone(), limiter_redis));
         spawn_background(
             &hub,

@@ -1,6 +1,8 @@
 //! Rate limits: windowed counters per (bucket, subject) with the sliding-window approximation
 //! (see [`Window`]), answered with 429 and `Retry-After`. With Redis the counters live there (`INCR` + `EXPIRE`), so every instance
 //! shares them; without Redis, or while Redis is unreachable, they live in this process.
+//! On a Redis Cluster too: a subject's keys carry a hash tag (`{likes:42}`), so the two windows
+//! one check reads (a pipeline, an `MGET`) are in one slot.
 //!
 //! The buckets and their defaults are in `config.rs` (`PULSE_RATE_*`); a limit of 0 turns a
 //! bucket off. Per-user buckets guard each kind of write; one per-IP bucket guards every write
@@ -12,12 +14,13 @@ use std::time::Duration;
 
 use actix_web::HttpRequest;
 use dashmap::DashMap;
-use redis::aio::ConnectionManager;
 
 use crate::config::Limits;
 use crate::error::ApiError;
+pub(crate) use shared::SharedRedis;
 use window::{LocalCount, Window};
 
+mod shared;
 mod window;
 
 /// How long a Redis round trip may take before this instance counts locally instead.
@@ -70,13 +73,13 @@ struct Rule {
 
 pub struct RateLimiter {
     limits: Limits,
-    redis: Option<(ConnectionManager, String)>,
+    redis: Option<(SharedRedis, String)>,
     /// (bucket, subject) → counts of this and the previous window; purged by [`Self::purge`].
     local: DashMap<(Bucket, String), LocalCount>,
 }
 
 impl RateLimiter {
-    pub fn new(limits: Limits, redis: Option<(ConnectionManager, String)>) -> Self {
+    pub(crate) fn new(limits: Limits, redis: Option<(SharedRedis, String)>) -> Self {
         RateLimiter {
             limits,
             redis,
@@ -144,8 +147,10 @@ impl RateLimiter {
         Ok(())
     }
 
+    /// The counter of one window. The braces are a Redis Cluster hash tag: only what they
+    /// enclose picks the slot, so every window of a (bucket, subject) is in one slot.
     fn key(&self, prefix: &str, bucket: Bucket, subject: &str, index: u64) -> String {
-        format!("{prefix}rl:{}:{subject}:{index}", bucket.name())
+        format!("{prefix}rl:{{{}:{subject}}}:{index}", bucket.name())
     }
 
     /// Adds one to the current window; returns (current, previous) window counts.

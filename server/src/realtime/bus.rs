@@ -4,6 +4,9 @@
 //! - Redis: `publish` sends `PUBLISH <channel> <event>` after the database commit. One
 //!   subscriber connection per instance receives only the channels the hub asked for (a user's
 //!   channel while that user has a socket here, a post's while someone here watches it).
+//! - Redis Cluster (`REDIS_CLUSTER_URLS`): the same with sharded pub/sub (`SPUBLISH`,
+//!   `SSUBSCRIBE`), so each event goes to the one shard that owns its channel's slot; see
+//!   [`cluster`].
 //!
 //! Each HTTP worker publishes over a Redis connection of its own, opened on its thread on first
 //! use ([`Bus::for_worker`]): redis-rs drives a connection from a task spawned where it is
@@ -16,6 +19,7 @@
 //! so no connected client misses a notification committed while Redis was away.
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +31,8 @@ use tokio::sync::mpsc;
 use super::event::Event;
 use super::hub::{Hub, SubscriptionChange};
 
+mod cluster;
+
 /// How long a Redis command may take before the publish counts as failed.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
@@ -35,6 +41,7 @@ const MIN_BACKOFF: Duration = Duration::from_millis(50);
 pub enum Bus {
     InProcess(Arc<Hub>),
     Redis(Arc<RedisBus>),
+    Cluster(Arc<cluster::ClusterBus>),
 }
 
 pub struct RedisBus {
@@ -65,7 +72,8 @@ impl Bus {
     /// the connection is opened on its first publish. In-process, the bus itself.
     pub fn for_worker(&self) -> Bus {
         match self {
-            Bus::InProcess(_) => self.clone(),
+            // A cluster connection multiplexes every node for all workers.
+            Bus::InProcess(_) | Bus::Cluster(_) => self.clone(),
             Bus::Redis(bus) => Bus::Redis(Arc::new(RedisBus {
                 publisher: bus.publisher.clone(),
                 own_publisher: Some(OwnPublisher::default()),
@@ -90,15 +98,10 @@ impl Bus {
                     .query_async::<i64>(&mut conn)
                     .await;
                 if let Err(error) = sent {
-                    // Local sockets get it now; remote instances catch up when Redis returns.
-                    tracing::warn!(%error, "publish failed; delivering locally only");
-                    bus.hub
-                        .metrics
-                        .publish_failures
-                        .fetch_add(1, Ordering::Relaxed);
-                    bus.hub.dispatch(event);
+                    publish_failed(&bus.hub, event, &error);
                 }
             }
+            Bus::Cluster(bus) => bus.publish(event).await,
         }
     }
 
@@ -107,6 +110,7 @@ impl Bus {
         match self {
             Bus::InProcess(_) => true,
             Bus::Redis(bus) => bus.connected.load(Ordering::Relaxed),
+            Bus::Cluster(bus) => bus.is_connected(),
         }
     }
 
@@ -127,12 +131,14 @@ impl Bus {
         let connected = Arc::new(AtomicBool::new(false));
         let subscriber = Subscriber {
             client: client.clone(),
-            hub: hub.clone(),
-            connected: connected.clone(),
-            max_backoff,
-            prefix: prefix.to_owned(),
+            feed: Feed {
+                hub: hub.clone(),
+                connected: connected.clone(),
+                max_backoff,
+                prefix: prefix.to_owned(),
+            },
         };
-        tokio::spawn(subscriber.run(changes));
+        tokio::spawn(keep_subscribed(subscriber, changes));
         Ok(Bus::Redis(Arc::new(RedisBus {
             publisher,
             own_publisher: None,
@@ -143,6 +149,33 @@ impl Bus {
             connected,
         })))
     }
+
+    /// Connects to a Redis Cluster (seed nodes `urls`) and starts the subscriber feeding `hub`
+    /// (see [`cluster`]).
+    pub async fn cluster(
+        urls: &[String],
+        prefix: &str,
+        hub: Arc<Hub>,
+        changes: mpsc::Receiver<SubscriptionChange>,
+        max_backoff: Duration,
+    ) -> anyhow::Result<Self> {
+        let feed = Feed {
+            hub,
+            connected: Arc::new(AtomicBool::new(false)),
+            max_backoff,
+            prefix: prefix.to_owned(),
+        };
+        let bus = cluster::ClusterBus::start(urls, feed, changes).await?;
+        Ok(Bus::Cluster(Arc::new(bus)))
+    }
+}
+
+/// A publish failed: local sockets get the event now; remote instances catch up from the
+/// database when their subscriber reconnects.
+fn publish_failed(hub: &Hub, event: Event, error: &dyn std::fmt::Display) {
+    tracing::warn!(%error, "publish failed; delivering locally only");
+    hub.metrics.publish_failures.fetch_add(1, Ordering::Relaxed);
+    hub.dispatch(event);
 }
 
 fn publisher_config(max_backoff: Duration) -> ConnectionManagerConfig {
@@ -187,54 +220,121 @@ impl RedisBus {
     }
 }
 
-/// The one pub/sub connection of this instance.
-struct Subscriber {
-    client: redis::Client,
+/// What a subscriber feeds and keeps across reconnects, whichever Redis it talks to.
+struct Feed {
     hub: Arc<Hub>,
+    /// Whether the subscription is up (what [`Bus::is_connected`] answers).
     connected: Arc<AtomicBool>,
     max_backoff: Duration,
+    /// Namespace in front of every channel name (`PULSE_REDIS_PREFIX`).
     prefix: String,
 }
 
-impl Subscriber {
-    async fn run(self, mut changes: mpsc::Receiver<SubscriptionChange>) {
-        // The channels the hub wants, kept across reconnects.
-        let mut wanted: HashSet<String> = HashSet::new();
-        let mut backoff = MIN_BACKOFF;
-        let mut reconnecting = false;
-        loop {
-            match self.serve(&mut wanted, &mut changes, reconnecting).await {
-                Ok(()) => return, // the hub is gone: shutting down
-                Err(error) => {
-                    self.connected.store(false, Ordering::Relaxed);
-                    tracing::warn!(%error, backoff_ms = backoff.as_millis() as u64, "redis subscriber lost");
-                    reconnecting = true;
-                }
-            }
-            // Keep acknowledging subscription changes while Redis is away so sockets can open;
-            // they catch up from the database once the subscription is back.
-            let sleep = tokio::time::sleep(backoff);
-            tokio::pin!(sleep);
-            loop {
-                tokio::select! {
-                    _ = &mut sleep => break,
-                    change = changes.recv() => match change {
-                        Some(change) => apply_offline(&mut wanted, self.namespaced(change)),
-                        None => return,
-                    },
-                }
-            }
-            backoff = (backoff * 2).min(self.max_backoff);
-        }
-    }
-
+impl Feed {
     fn namespaced(&self, mut change: SubscriptionChange) -> SubscriptionChange {
         change.channel.insert_str(0, &self.prefix);
         change
     }
 
-    /// Subscribes everything wanted, then relays messages and subscription changes until the
-    /// connection fails (`Err`) or the hub goes away (`Ok`).
+    /// Everything wanted is subscribed (again). After a reconnect every local socket catches
+    /// up from the database: messages published while the subscription was down are lost.
+    fn subscribed(&self, channels: usize, reconnecting: bool) {
+        self.connected.store(true, Ordering::Relaxed);
+        if reconnecting {
+            tracing::info!(channels, "redis subscriber back; sockets catch up");
+            self.hub
+                .metrics
+                .redis_reconnects
+                .fetch_add(1, Ordering::Relaxed);
+            self.hub.catch_up_all();
+        }
+    }
+
+    /// A message from `channel`, to the hub.
+    fn deliver(&self, channel: &str, payload: &[u8]) {
+        match std::str::from_utf8(payload).ok().and_then(Event::decode) {
+            Some(event) => {
+                if let Event::Notification { committed_ms, .. } = &event {
+                    self.hub.metrics.observe_bus_lag(*committed_ms);
+                }
+                self.hub.dispatch(event)
+            }
+            None => tracing::warn!(channel, "undecodable bus message"),
+        }
+    }
+}
+
+/// One subscriber connection's life: subscribe everything wanted, then relay messages and
+/// subscription changes until the connection fails (`Err`) or the hub goes away (`Ok`).
+trait Session: Send + Sync + 'static {
+    fn feed(&self) -> &Feed;
+
+    fn serve<'a>(
+        &'a self,
+        wanted: &'a mut HashSet<String>,
+        changes: &'a mut mpsc::Receiver<SubscriptionChange>,
+        reconnecting: bool,
+    ) -> impl Future<Output = redis::RedisResult<()>> + Send + 'a;
+}
+
+/// Runs sessions one after the other, with capped exponential back-off between them, keeping
+/// the channels the hub wants across reconnects.
+async fn keep_subscribed(session: impl Session, mut changes: mpsc::Receiver<SubscriptionChange>) {
+    let feed = session.feed();
+    let mut wanted: HashSet<String> = HashSet::new();
+    let mut backoff = MIN_BACKOFF;
+    let mut reconnecting = false;
+    loop {
+        match session.serve(&mut wanted, &mut changes, reconnecting).await {
+            Ok(()) => return, // the hub is gone: shutting down
+            Err(error) => {
+                // A session that was up starts the back-off over.
+                if feed.connected.swap(false, Ordering::Relaxed) {
+                    backoff = MIN_BACKOFF;
+                }
+                tracing::warn!(%error, backoff_ms = backoff.as_millis() as u64, "redis subscriber lost");
+                reconnecting = true;
+            }
+        }
+        if !wait_offline(feed, backoff, &mut wanted, &mut changes).await {
+            return;
+        }
+        backoff = (backoff * 2).min(feed.max_backoff);
+    }
+}
+
+/// Keeps acknowledging subscription changes for `backoff` while Redis is away, so sockets can
+/// open; they catch up from the database once the subscription is back. False: the hub is gone.
+async fn wait_offline(
+    feed: &Feed,
+    backoff: Duration,
+    wanted: &mut HashSet<String>,
+    changes: &mut mpsc::Receiver<SubscriptionChange>,
+) -> bool {
+    let sleep = tokio::time::sleep(backoff);
+    tokio::pin!(sleep);
+    loop {
+        tokio::select! {
+            _ = &mut sleep => return true,
+            change = changes.recv() => match change {
+                Some(change) => apply_offline(wanted, feed.namespaced(change)),
+                None => return false,
+            },
+        }
+    }
+}
+
+/// The one pub/sub connection of this instance, on a single Redis.
+struct Subscriber {
+    client: redis::Client,
+    feed: Feed,
+}
+
+impl Session for Subscriber {
+    fn feed(&self) -> &Feed {
+        &self.feed
+    }
+
     async fn serve(
         &self,
         wanted: &mut HashSet<String>,
@@ -246,37 +346,18 @@ impl Subscriber {
             let channels: Vec<&String> = wanted.iter().collect();
             sink.subscribe(channels).await?;
         }
-        self.connected.store(true, Ordering::Relaxed);
-        if reconnecting {
-            tracing::info!(
-                channels = wanted.len(),
-                "redis subscriber back; sockets catch up"
-            );
-            self.hub
-                .metrics
-                .redis_reconnects
-                .fetch_add(1, Ordering::Relaxed);
-            self.hub.catch_up_all();
-        }
+        self.feed.subscribed(wanted.len(), reconnecting);
         loop {
             tokio::select! {
                 message = stream.next() => {
                     let Some(message) = message else {
                         return Err(redis::RedisError::from((redis::ErrorKind::Io, "pub/sub connection closed")));
                     };
-                    match std::str::from_utf8(message.get_payload_bytes()).ok().and_then(Event::decode) {
-                        Some(event) => {
-                            if let Event::Notification { committed_ms, .. } = &event {
-                                self.hub.metrics.observe_bus_lag(*committed_ms);
-                            }
-                            self.hub.dispatch(event)
-                        }
-                        None => tracing::warn!(channel = message.get_channel_name(), "undecodable bus message"),
-                    }
+                    self.feed.deliver(message.get_channel_name(), message.get_payload_bytes());
                 }
                 change = changes.recv() => {
                     let Some(change) = change else { return Ok(()) };
-                    let change = self.namespaced(change);
+                    let change = self.feed.namespaced(change);
                     // `wanted` changes first: if the command fails, the reconnect still applies it.
                     if change.subscribe {
                         if wanted.insert(change.channel.clone()) {

@@ -7,7 +7,8 @@
 //! - [`relay`]: wake-ups of socket tasks, batched per worker thread.
 //! - [`hub`]: this instance's live map (user → sockets, post → watchers).
 //! - [`coalesce`]: like-count coalescing, with an interval that backs off when sockets fall behind.
-//! - [`bus`]: how events reach every instance's hub: in-process, or Redis pub/sub.
+//! - [`bus`]: how events reach every instance's hub: in-process, Redis pub/sub, or sharded
+//!   pub/sub on a Redis Cluster.
 //! - [`socket`]: the per-socket task (replay, catch-up, heartbeats, client frames).
 //! - [`publish`]: how routes hand committed changes to the bus, the one entry point they use.
 //! - [`outbox`]: a socket's encoded outgoing frames, shared by its task and its connection.
@@ -23,7 +24,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::config::Settings;
+use crate::config::{FanOut, Settings};
 use crate::telemetry::Metrics;
 use bus::Bus;
 use coalesce::Coalescing;
@@ -54,7 +55,8 @@ pub(crate) fn like_count_interval(limits: &crate::config::Limits) -> Duration {
 }
 
 /// Builds this instance's hub and the bus that feeds it: Redis pub/sub when `REDIS_URL` is
-/// set (the hub tells the bus which channels to subscribe), else the hub itself.
+/// set, sharded pub/sub on a Redis Cluster with `REDIS_CLUSTER_URLS` (the hub tells the bus
+/// which channels to subscribe), else the hub itself.
 pub(crate) async fn start(
     settings: &Settings,
     metrics: &Arc<Metrics>,
@@ -64,32 +66,33 @@ pub(crate) async fn start(
         like_count_interval(limits),
         Duration::from_millis(limits.like_count_max_interval_ms),
     );
-    let Some(url) = &settings.redis_url else {
-        let hub = Arc::new(Hub::new(
+    let hub = |subscriptions| {
+        Arc::new(Hub::new(
             limits.ws_queue_len,
             limits.ws_max_sockets_per_user,
             coalescing,
-            None,
+            subscriptions,
             metrics.clone(),
-        ));
-        return Ok((hub.clone(), Bus::InProcess(hub)));
+        ))
     };
     let (changes_tx, changes_rx) = mpsc::channel(limits.bus_command_queue_len.max(1));
-    let hub = Arc::new(Hub::new(
-        limits.ws_queue_len,
-        limits.ws_max_sockets_per_user,
-        coalescing,
-        Some(changes_tx),
-        metrics.clone(),
-    ));
     let max_backoff = Duration::from_millis(limits.redis_max_backoff_ms);
-    let bus = Bus::redis(
-        url,
-        &settings.redis_prefix,
-        hub.clone(),
-        changes_rx,
-        max_backoff,
-    )
-    .await?;
+    let prefix = &settings.redis_prefix;
+    let (hub, bus) = match settings.fan_out().map_err(anyhow::Error::msg)? {
+        FanOut::InProcess => {
+            let hub = hub(None);
+            (hub.clone(), Bus::InProcess(hub))
+        }
+        FanOut::Redis(url) => {
+            let hub = hub(Some(changes_tx));
+            let bus = Bus::redis(url, prefix, hub.clone(), changes_rx, max_backoff).await?;
+            (hub, bus)
+        }
+        FanOut::Cluster(urls) => {
+            let hub = hub(Some(changes_tx));
+            let bus = Bus::cluster(urls, prefix, hub.clone(), changes_rx, max_backoff).await?;
+            (hub, bus)
+        }
+    };
     Ok((hub, bus))
 }

@@ -7,7 +7,9 @@
 mod support;
 
 mod events;
+mod redis_cluster;
 mod redis_process;
+mod sharded;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};

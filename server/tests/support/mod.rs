@@ -69,6 +69,8 @@ pub struct Store {
     pub backend: Backend,
     pub database_url: Option<String>,
     pub redis_url: Option<String>,
+    /// Seed nodes of a Redis Cluster (instead of `redis_url`); empty: none.
+    pub redis_cluster_urls: Vec<String>,
     pub redis_prefix: String,
     pub data_dir: PathBuf,
     pub root_key: String,
@@ -97,6 +99,15 @@ impl Store {
         Store::fresh_for(Backend::Postgres).await
     }
 
+    /// A fresh PostgreSQL database, with fan-out and rate limits on the Redis Cluster whose
+    /// seed nodes are `urls` (instead of the shared Redis).
+    pub async fn fresh_postgres_on_cluster(urls: Vec<String>) -> Store {
+        let mut store = Store::fresh_postgres().await;
+        store.redis_url = None;
+        store.redis_cluster_urls = urls;
+        store
+    }
+
     pub async fn fresh_for(backend: Backend) -> Store {
         let suffix = random_suffix();
         let data_dir = std::env::temp_dir().join(format!("pulse-test-{suffix}"));
@@ -108,6 +119,7 @@ impl Store {
                 backend,
                 database_url: None,
                 redis_url: None,
+                redis_cluster_urls: Vec::new(),
                 redis_prefix: String::new(),
                 data_dir,
                 root_key,
@@ -133,6 +145,7 @@ impl Store {
                     backend,
                     database_url: Some(format!("{base}/{name}")),
                     redis_url: Some(redis_url()),
+                    redis_cluster_urls: Vec::new(),
                     redis_prefix: format!("test-{suffix}:"),
                     data_dir,
                     root_key,
@@ -147,6 +160,7 @@ impl Store {
         settings.addr = "127.0.0.1:0".parse().unwrap();
         settings.database_url = self.database_url.clone();
         settings.redis_url = self.redis_url.clone();
+        settings.redis_cluster_urls = self.redis_cluster_urls.clone();
         settings.redis_prefix = self.redis_prefix.clone();
         settings.data_dir = self.data_dir.clone();
         settings.root_key = Some(self.root_key.clone());

@@ -1,0 +1,76 @@
+//! The bus on a Redis Cluster, with sharded pub/sub: `SPUBLISH` reaches only the shard that
+//! owns the channel's slot (plain `PUBLISH` would be copied to every node of the cluster), and
+//! the [`subscriber`] holds `SSUBSCRIBE`s on the shards that own the channels the hub wants.
+//!
+//! A failed publish is delivered to local sockets, as on one Redis; the other instances'
+//! subscribers lost that shard too, and catch their sockets up once they are subscribed again.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::cluster_async::ClusterConnection;
+use tokio::sync::mpsc;
+
+use super::{keep_subscribed, publish_failed, Feed, REDIS_TIMEOUT};
+use crate::realtime::event::Event;
+use crate::realtime::hub::{Hub, SubscriptionChange};
+use subscriber::ShardSubscriber;
+
+mod pushes;
+mod subscriber;
+
+pub struct ClusterBus {
+    publisher: ClusterConnection,
+    prefix: String,
+    hub: Arc<Hub>,
+    /// Whether the subscriber is up (shared with it).
+    connected: Arc<AtomicBool>,
+}
+
+impl ClusterBus {
+    /// Connects the publisher and starts the subscriber feeding `feed.hub`.
+    pub(super) async fn start(
+        urls: &[String],
+        feed: Feed,
+        changes: mpsc::Receiver<SubscriptionChange>,
+    ) -> anyhow::Result<ClusterBus> {
+        let publisher = builder(urls).build()?.get_async_connection().await?;
+        let bus = ClusterBus {
+            publisher,
+            prefix: feed.prefix.clone(),
+            hub: feed.hub.clone(),
+            connected: feed.connected.clone(),
+        };
+        let subscriber = ShardSubscriber::new(urls.to_vec(), feed);
+        tokio::spawn(keep_subscribed(subscriber, changes));
+        Ok(bus)
+    }
+
+    /// `SPUBLISH`es a committed event; on failure, delivers it to local sockets only.
+    pub(super) async fn publish(&self, event: Event) {
+        let sent = redis::cmd("SPUBLISH")
+            .arg(format!("{}{}", self.prefix, event.channel()))
+            .arg(event.encode())
+            .query_async::<i64>(&mut self.publisher.clone())
+            .await;
+        if let Err(error) = sent {
+            publish_failed(&self.hub, event, &error);
+        }
+    }
+
+    pub(super) fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+}
+
+/// A cluster client for `urls` (seed nodes; the rest is discovered). Every command, retries
+/// after `MOVED` or a lost node included, is bounded by [`REDIS_TIMEOUT`]; retries start
+/// after 10 to 400 ms, so a few fit in it.
+fn builder(urls: &[String]) -> ClusterClientBuilder {
+    ClusterClient::builder(urls.iter().map(String::as_str))
+        .connection_timeout(REDIS_TIMEOUT)
+        .response_timeout(REDIS_TIMEOUT)
+        .min_retry_wait(10)
+        .max_retry_wait(400)
+}

@@ -1,0 +1,286 @@
+//! Two instances on a Redis Cluster of the test's own (`REDIS_CLUSTER_URLS`): fan-out with
+//! sharded pub/sub, rate limits in the cluster, and a master failing over mid-test.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use futures_util::future::join_all;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::redis_cluster::RedisCluster;
+use crate::support::{self, Store, TestApp, User};
+
+/// Two instances sharing one PostgreSQL database and `cluster`, reconnecting fast.
+async fn pair_on(
+    cluster: &RedisCluster,
+    adjust: impl Fn(&mut pulse_server::config::Settings),
+) -> (TestApp, TestApp) {
+    let store = Store::fresh_postgres_on_cluster(cluster.urls()).await;
+    let settings = |s: &mut pulse_server::config::Settings| {
+        s.limits.redis_max_backoff_ms = 200;
+        adjust(s);
+    };
+    let a = TestApp::spawn_on(&store, settings).await;
+    let b = TestApp::spawn_on(&store, settings).await;
+    (a, b)
+}
+
+async fn fans(app: &TestApp, prefix: &str, n: usize) -> Vec<User> {
+    join_all((0..n).map(|i| async move { app.register(&format!("{prefix}{i}")).await })).await
+}
+
+fn id(notification: &serde_json::Value) -> i64 {
+    notification["id"].as_i64().unwrap()
+}
+
+/// The channel name a user's events travel on, with the instance's prefix.
+fn user_channel(app: &TestApp, user: &User) -> String {
+    format!("{}u:{}", app.state.settings.redis_prefix, user.id)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_cluster_a_like_through_one_instance_reaches_the_other_once_and_counts_cross() {
+    let cluster = RedisCluster::start().await;
+    let (a, b) = pair_on(&cluster, |_| {}).await;
+    let (alice, bob, carol) = (
+        a.register("alice").await,
+        a.register("bob").await,
+        a.register("carol").await,
+    );
+    let post = a.create_post(&alice, "p").await["id"].as_i64().unwrap();
+    let mut on_b = b.socket(&alice, "").await;
+    let started = Instant::now();
+    a.like(&bob, post).await.assert_status(StatusCode::OK);
+    assert_eq!(on_b.notification().await["actor"]["id"], bob.id);
+    println!(
+        "delivery latency (cluster, like via A -> frame on B): {:?}",
+        started.elapsed()
+    );
+    b.follow(&carol, &alice).await; // sentinel: the next frame after the like must be this
+    assert_eq!(on_b.notification().await["kind"], "follow", "no duplicate");
+
+    // Like counts of a post watched on both instances, liked through both.
+    let mut watchers = [a.socket(&carol, "").await, b.socket(&carol, "").await];
+    for socket in &mut watchers {
+        socket
+            .send_json(json!({"type": "subscribe", "post_ids": [post]}))
+            .await;
+        assert_eq!(
+            socket.next().await,
+            json!({"type": "subscribed", "post_ids": [post]})
+        );
+    }
+    let likers = fans(&a, "f", 6).await;
+    join_all(likers.iter().enumerate().map(|(i, fan)| {
+        let app = if i % 2 == 0 { &a } else { &b };
+        async move {
+            app.like(fan, post).await.assert_status(StatusCode::OK);
+        }
+    }))
+    .await;
+    for socket in &mut watchers {
+        let mut last = 0;
+        while last != 7 {
+            let frame = socket.next_of("like_count", &[]).await;
+            let count = frame["like_count"].as_i64().unwrap();
+            assert!(count >= last, "counts never go back");
+            last = count;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_cluster_publishes_and_subscriptions_stay_on_the_shard_of_the_channel() {
+    let cluster = RedisCluster::start().await;
+    let (a, b) = pair_on(&cluster, |_| {}).await;
+    let (alice, bob) = (a.register("alice").await, a.register("bob").await);
+    let post = a.create_post(&alice, "p").await["id"].as_i64().unwrap();
+    let mut sockets = [a.socket(&alice, "").await, b.socket(&alice, "").await];
+    let channel = user_channel(&a, &alice);
+    let owner = cluster.master_of(cluster.slot_of(&channel).await).await;
+    let post_channel = format!("{}p:{post}", a.state.settings.redis_prefix);
+    let post_owner = cluster
+        .master_of(cluster.slot_of(&post_channel).await)
+        .await;
+    for port in cluster.ports() {
+        cluster.text_on(port, &["CONFIG", "RESETSTAT"]).await;
+    }
+
+    b.like(&bob, post).await.assert_status(StatusCode::OK);
+    for socket in &mut sockets {
+        assert_eq!(socket.notification().await["kind"], "like");
+    }
+
+    let masters: Vec<_> = cluster
+        .nodes()
+        .await
+        .into_iter()
+        .filter(|n| n.master)
+        .collect();
+    assert_eq!(masters.len(), 3);
+    for node in &masters {
+        let stats = cluster.text_on(node.port, &["INFO", "commandstats"]).await;
+        let subscribers = cluster.shard_subscribers(node.port, &channel).await;
+        assert!(
+            !stats.contains("cmdstat_publish:"),
+            "no plain PUBLISH: {stats}"
+        );
+        if node.id == owner.id {
+            assert!(stats.contains("cmdstat_spublish:"), "SPUBLISH on the owner");
+            assert_eq!(subscribers, 2, "both instances subscribe on the owner");
+        } else {
+            assert_eq!(subscribers, 0, "no subscription on {}", node.port);
+            if node.id != post_owner.id {
+                assert!(
+                    !stats.contains("cmdstat_spublish:"),
+                    "no SPUBLISH on {}, which owns neither channel: {stats}",
+                    node.port
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_cluster_rate_limits_are_shared_by_the_instances() {
+    let cluster = RedisCluster::start().await;
+    let (a, b) = pair_on(&cluster, |s| {
+        s.limits.rate_likes_per_min = 3;
+        s.limits.rate_login_failures = 2;
+    })
+    .await;
+    let (author, fan) = (a.register("author").await, a.register("fan").await);
+    let post = a.create_post(&author, "p").await["id"].as_i64().unwrap();
+    // Counted in a pipeline (INCR, EXPIRE, GET of the previous window: one slot).
+    a.like(&fan, post).await.assert_status(StatusCode::OK);
+    b.delete(&format!("/posts/{post}/like"), &fan.token)
+        .await
+        .assert_status(StatusCode::OK);
+    a.like(&fan, post).await.assert_status(StatusCode::OK);
+    b.like(&fan, post)
+        .await
+        .assert_problem(StatusCode::TOO_MANY_REQUESTS, "/problems/rate-limited");
+    // Checked with MGET of both windows (one slot), counted on failure.
+    let wrong = json!({"username": fan.username, "password": "wrong-password-1"});
+    for app in [&a, &b] {
+        app.call(Method::POST, "/auth/login", None, Some(wrong.clone()))
+            .await
+            .assert_status(StatusCode::UNAUTHORIZED);
+    }
+    a.call(Method::POST, "/auth/login", None, Some(wrong))
+        .await
+        .assert_problem(StatusCode::TOO_MANY_REQUESTS, "/problems/rate-limited");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_master_failing_over_mid_test_loses_nothing_and_duplicates_nothing() {
+    let mut cluster = RedisCluster::start().await;
+    let (a, b) = pair_on(&cluster, |_| {}).await;
+    let alice = a.register("alice").await;
+    let post = a.create_post(&alice, "p").await["id"].as_i64().unwrap();
+    let mut sockets = [a.socket(&alice, "").await, b.socket(&alice, "").await];
+    let fans = fans(&a, "r", 60).await;
+    let slot = cluster.slot_of(&user_channel(&a, &alice)).await;
+    let master = cluster.master_of(slot).await;
+
+    // Each like by a new fan, through A and B in turn.
+    let next = AtomicUsize::new(0);
+    let like = |app: &'static str| {
+        let (app, fans, next) = (if app == "A" { &a } else { &b }, &fans, &next);
+        async move {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            app.like(&fans[i], post).await.assert_status(StatusCode::OK);
+        }
+    };
+    for app in ["A", "B", "A", "B"] {
+        like(app).await;
+    }
+    let killed = Instant::now();
+    cluster.kill(master.port);
+    // Four clients keep liking while the replica takes over (REST does not need Redis),
+    // leaving fans for the likes after it.
+    let promoted = AtomicBool::new(false);
+    let lane = |app: &'static str| {
+        let (like, promoted, next) = (&like, &promoted, &next);
+        async move {
+            while !promoted.load(Ordering::Relaxed) && next.load(Ordering::Relaxed) < 60 - 12 {
+                like(app).await;
+            }
+        }
+    };
+    let watch = async {
+        let serving = support::eventually("a replica promoted", || async {
+            cluster.serving(slot).await.filter(|n| n.id != master.id)
+        })
+        .await;
+        promoted.store(true, Ordering::Relaxed);
+        serving
+    };
+    let (promoted, ..) = tokio::join!(watch, lane("A"), lane("B"), lane("A"), lane("B"));
+    println!(
+        "failover: replica {} serves slot {slot} {:?} after the kill, {} likes meanwhile",
+        promoted.port,
+        killed.elapsed(),
+        next.load(Ordering::Relaxed) - 4
+    );
+    // Right after the promotion, before the instances are subscribed again.
+    for app in ["A", "B", "A", "B"] {
+        like(app).await;
+    }
+    cluster.wait_until_healthy().await;
+    support::eventually("both instances resubscribed", || async {
+        let reconnects = |app: &TestApp| app.state.metrics.redis_reconnects.load(Ordering::Relaxed);
+        (reconnects(&a) >= 1
+            && reconnects(&b) >= 1
+            && a.state.bus.is_connected()
+            && b.state.bus.is_connected())
+        .then_some(())
+    })
+    .await;
+    println!(
+        "both subscribers back {:?} after the kill",
+        killed.elapsed()
+    );
+    for app in ["A", "B", "A", "B"] {
+        like(app).await;
+    }
+
+    let in_db = a.notification_ids(&alice).await;
+    assert_eq!(in_db.len(), next.load(Ordering::Relaxed));
+    for (name, socket) in ["A", "B"].into_iter().zip(sockets.iter_mut()) {
+        let mut seen = Vec::new();
+        while seen.len() < in_db.len() {
+            seen.push(id(&socket.notification().await));
+        }
+        assert_eq!(
+            seen, in_db,
+            "socket on {name}: every notification once, in order"
+        );
+    }
+    // Nothing more is queued: the next frame on each socket is a fresh sentinel.
+    let sentinel = a.register("sentinel").await;
+    b.follow(&sentinel, &alice).await;
+    for socket in &mut sockets {
+        assert_eq!(socket.notification().await["kind"], "follow");
+    }
+    let failures = |app: &TestApp| app.state.metrics.publish_failures.load(Ordering::Relaxed);
+    println!(
+        "{} notifications; publish failures during the failover: A {}, B {}",
+        in_db.len(),
+        failures(&a),
+        failures(&b)
+    );
+}
+
+/// Both `REDIS_URL` and `REDIS_CLUSTER_URLS`: the application refuses to start.
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_and_a_redis_cluster_together_are_a_startup_error() {
+    let mut store = Store::fresh_postgres().await;
+    store.redis_cluster_urls = vec!["redis://127.0.0.1:1".into()];
+    let error = match pulse_server::startup::Application::build(store.settings()).await {
+        Ok(_) => panic!("started with both REDIS_URL and REDIS_CLUSTER_URLS"),
+        Err(error) => error.to_string(),
+    };
+    assert!(error.contains("REDIS_CLUSTER_URLS"), "{error}");
+}
