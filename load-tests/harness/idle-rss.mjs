@@ -1,8 +1,10 @@
 // node load-tests/harness/idle-rss.mjs <pulse binary> [count=5000] [ws|sse]: RSS per idle
-// authenticated connection of one server process (SQLite, one user, 500 warm-up connections not
-// counted). `ws` (the default): live sockets, each exchanging one ping/pong after hello. `sse`:
-// event streams (GET /api/v1/events), each read up to its hello. A quick single-process check
-// beside run.sh idle (which measures 19k sockets on PostgreSQL + Redis).
+// authenticated connection of one server process (SQLite, one user): 500 warm-up connections,
+// then two batches of `count`; the figure is the RSS growth over the second batch per connection
+// (the first batch's cost depends on what the allocator kept from the warm-up, which varies from
+// run to run; it is printed too). `ws` (the default): live sockets, each exchanging one ping/pong
+// after hello. `sse`: event streams (GET /api/v1/events), each read up to its hello. A quick
+// single-process check beside run.sh idle (which measures 19k sockets on PostgreSQL + Redis).
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { readFileSync, mkdtempSync } from 'node:fs';
@@ -38,10 +40,16 @@ const open = async (count) => { const out = []; for (let i = 0; i < count; i += 
     ws.once('error', rej); })))); } return out; };
 const warm = await open(500); // warm up allocator pools
 const before = rss();
-const sockets = await open(n);
+const first = await open(n);
+await new Promise(r => setTimeout(r, 2000));
+const middle = rss();
+// A second batch of n: its cost is the steady one (the first batch's can depend on what the
+// allocator kept from the warm-up, which varies from run to run).
+const second = await open(n);
 await new Promise(r => setTimeout(r, 2000));
 const after = rss();
-console.log(JSON.stringify({ bin, mode, connections: n, rss_before: before, rss_after: after, bytes_per_connection: Math.round((after - before) / n) }));
-[...warm, ...sockets].forEach(ws => ws.terminate());
+console.log(JSON.stringify({ bin, mode, connections: n, rss_before: before, rss_middle: middle, rss_after: after,
+  bytes_per_connection_first: Math.round((middle - before) / n), bytes_per_connection: Math.round((after - middle) / n) }));
+[...warm, ...first, ...second].forEach(c => c.terminate());
 server.kill();
 process.exit(0);
