@@ -198,6 +198,44 @@ impl RedisCluster {
         count
     }
 
+    /// Moves `slot` (which must hold no keys) from the master `from` to the master `to`, the
+    /// way a resharding does: importing, migrating, then the new owner told to every master.
+    pub async fn move_slot(&self, slot: u16, from: &NodeInfo, to: &NodeInfo) {
+        let slot = slot.to_string();
+        let keys = self
+            .text_on(from.port, &["CLUSTER", "COUNTKEYSINSLOT", &slot])
+            .await;
+        assert_eq!(keys, "0", "slot {slot} holds keys");
+        let setslot = |state: &'static str, id: &str| {
+            ["CLUSTER", "SETSLOT", &slot, state, id].map(str::to_owned)
+        };
+        let importing = setslot("IMPORTING", &from.id);
+        let migrating = setslot("MIGRATING", &to.id);
+        self.run_on(to.port, &importing).await;
+        self.run_on(from.port, &migrating).await;
+        let owner = setslot("NODE", &to.id);
+        for node in [to.port, from.port] {
+            self.run_on(node, &owner).await;
+        }
+        let masters = self
+            .nodes()
+            .await
+            .into_iter()
+            .filter(|n| n.master && !n.failed);
+        for node in masters.filter(|n| n.id != from.id && n.id != to.id) {
+            self.run_on(node.port, &owner).await;
+        }
+    }
+
+    async fn run_on(&self, port: u16, args: &[String]) {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let answer = self.text_on(port, &args).await;
+        assert!(
+            answer.contains("Okay") || answer == "OK",
+            "{args:?}: {answer}"
+        );
+    }
+
     /// SIGKILLs the node on `port` (it stays down).
     pub fn kill(&mut self, port: u16) {
         let node = self.nodes.iter_mut().find(|n| n.port == port).unwrap();
@@ -272,6 +310,8 @@ async fn text(port: u16, args: &[&str]) -> redis::RedisResult<String> {
         redis::Value::BulkString(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         redis::Value::VerbatimString { text, .. } => text,
         redis::Value::SimpleString(text) => text,
+        redis::Value::Okay => "OK".to_owned(),
+        redis::Value::Int(n) => n.to_string(),
         other => format!("{other:?}"),
     })
 }

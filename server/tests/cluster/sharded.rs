@@ -43,21 +43,19 @@ fn user_channel(app: &TestApp, user: &User) -> String {
 async fn on_a_cluster_a_like_through_one_instance_reaches_the_other_once_and_counts_cross() {
     let cluster = RedisCluster::start().await;
     let (a, b) = pair_on(&cluster, |_| {}).await;
-    let (alice, bob, carol) = (
-        a.register("alice").await,
-        a.register("bob").await,
-        a.register("carol").await,
-    );
+    let (alice, carol) = (a.register("alice").await, a.register("carol").await);
     let post = a.create_post(&alice, "p").await["id"].as_i64().unwrap();
     let mut on_b = b.socket(&alice, "").await;
-    let started = Instant::now();
-    a.like(&bob, post).await.assert_status(StatusCode::OK);
-    assert_eq!(on_b.notification().await["actor"]["id"], bob.id);
-    println!(
-        "delivery latency (cluster, like via A -> frame on B): {:?}",
-        started.elapsed()
-    );
-    b.follow(&carol, &alice).await; // sentinel: the next frame after the like must be this
+    let mut latencies = Vec::new();
+    for liker in fans(&a, "l", 5).await {
+        let started = Instant::now();
+        a.like(&liker, post).await.assert_status(StatusCode::OK);
+        assert_eq!(on_b.notification().await["actor"]["id"], liker.id);
+        latencies.push(started.elapsed());
+    }
+    latencies.sort();
+    println!("delivery latency (cluster, like via A -> frame on B), 5 likes: {latencies:?}");
+    b.follow(&carol, &alice).await; // sentinel: the next frame after the likes must be this
     assert_eq!(on_b.notification().await["kind"], "follow", "no duplicate");
 
     // Like counts of a post watched on both instances, liked through both.
@@ -81,7 +79,7 @@ async fn on_a_cluster_a_like_through_one_instance_reaches_the_other_once_and_cou
     .await;
     for socket in &mut watchers {
         let mut last = 0;
-        while last != 7 {
+        while last != 11 {
             let frame = socket.next_of("like_count", &[]).await;
             let count = frame["like_count"].as_i64().unwrap();
             assert!(count >= last, "counts never go back");
@@ -271,6 +269,60 @@ async fn a_master_failing_over_mid_test_loses_nothing_and_duplicates_nothing() {
         failures(&a),
         failures(&b)
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slot_moving_to_another_master_takes_the_subscriptions_along() {
+    let cluster = RedisCluster::start().await;
+    let (a, b) = pair_on(&cluster, |_| {}).await;
+    let alice = a.register("alice").await;
+    let post = a.create_post(&alice, "p").await["id"].as_i64().unwrap();
+    let mut sockets = [a.socket(&alice, "").await, b.socket(&alice, "").await];
+    let fans = fans(&a, "m", 3).await;
+    let channel = user_channel(&a, &alice);
+    let slot = cluster.slot_of(&channel).await;
+    let from = cluster.master_of(slot).await;
+    let nodes = cluster.nodes().await;
+    let to = nodes.iter().find(|n| n.master && n.id != from.id).unwrap();
+
+    let moving = Instant::now();
+    cluster.move_slot(slot, &from, to).await;
+    // Committed while the instances move their subscriptions.
+    a.like(&fans[0], post).await.assert_status(StatusCode::OK);
+    support::eventually("both instances subscribed on the new owner", || async {
+        let moved = cluster.shard_subscribers(to.port, &channel).await == 2;
+        let resubscribed = |app: &TestApp| {
+            app.state.metrics.redis_reconnects.load(Ordering::Relaxed) == 1
+                && app.state.bus.is_connected()
+        };
+        (moved && resubscribed(&a) && resubscribed(&b)).then_some(())
+    })
+    .await;
+    println!(
+        "slot moved: subscriptions followed in {:?}",
+        moving.elapsed()
+    );
+    assert_eq!(cluster.shard_subscribers(from.port, &channel).await, 0);
+    b.like(&fans[1], post).await.assert_status(StatusCode::OK);
+    a.like(&fans[2], post).await.assert_status(StatusCode::OK);
+
+    let in_db = a.notification_ids(&alice).await;
+    assert_eq!(in_db.len(), 3);
+    for (name, socket) in ["A", "B"].into_iter().zip(sockets.iter_mut()) {
+        let mut seen = Vec::new();
+        while seen.len() < in_db.len() {
+            seen.push(id(&socket.notification().await));
+        }
+        assert_eq!(
+            seen, in_db,
+            "socket on {name}: every notification once, in order"
+        );
+    }
+    let sentinel = a.register("sentinel").await;
+    b.follow(&sentinel, &alice).await;
+    for socket in &mut sockets {
+        assert_eq!(socket.notification().await["kind"], "follow");
+    }
 }
 
 /// Both `REDIS_URL` and `REDIS_CLUSTER_URLS`: the application refuses to start.
