@@ -50,6 +50,22 @@ pub async fn active_user(
     })
 }
 
+/// Every revocation id of a token that has not expired yet, with that expiry: the copy each
+/// instance keeps in memory so that checking a request's token takes no round trip.
+pub async fn unexpired_revocations(
+    db: &Db,
+    now: NaiveDateTime,
+) -> DbResult<Vec<(String, NaiveDateTime)>> {
+    crate::run!(db.read(), conn => {
+        revoked_tokens::table
+            .filter(revoked_tokens::expires_at.gt(now))
+            .select((revoked_tokens::revocation_id, revoked_tokens::expires_at))
+            .load(conn)
+            .await
+            .map_err(Into::into)
+    })
+}
+
 /// What a socket needs to open, in one statement: [`active_user`], and where the user's
 /// notification stream stands now, the newest notification's (`seq`, `id`), `(0, 0)` for none.
 /// A socket open used to read the two in separate statements; at thousands of opens a second

@@ -77,6 +77,19 @@ pub async fn find(db: &Db, id: UserId) -> DbResult<UserRow> {
     })
 }
 
+/// A user's id and names (what notifications show), if the user exists.
+pub async fn summary(db: &Db, id: UserId) -> DbResult<Option<UserSummaryRow>> {
+    crate::run!(db.read(), conn => {
+        users::table
+            .find(id)
+            .select(UserSummaryRow::as_select())
+            .first(conn)
+            .await
+            .optional()
+            .map_err(Into::into)
+    })
+}
+
 pub async fn find_by_username(db: &Db, username: &str) -> DbResult<UserRow> {
     crate::run!(db.read(), conn => {
         users::table

@@ -90,6 +90,10 @@ limits! {
     token_ttl_secs: u64 = 30 * 24 * 3600 => "PULSE_TOKEN_TTL_SECS";
     /// Verified login tokens remembered per instance (0: verify signature and Datalog every time).
     token_cache_size: usize = 100_000 => "PULSE_TOKEN_CACHE_SIZE";
+    /// Users whose names are kept in memory (for requests' callers and notifications' actors).
+    user_cache_size: usize = 100_000 => "PULSE_USER_CACHE_SIZE";
+    /// Seconds between merges of the database's revoked tokens into each instance's copy.
+    revocations_refresh_secs: u64 = 60 => "PULSE_REVOCATIONS_REFRESH_SECS";
     /// Password hashes (argon2id, 19 MiB each) running at once; further logins and registrations wait.
     password_hash_concurrency: usize = 4 => "PULSE_PASSWORD_HASH_CONCURRENCY";
     /// Logins and registrations waiting for a password hash before the next gets 503.

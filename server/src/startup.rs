@@ -12,6 +12,7 @@ use pulse_schema::db::{Backend, DbConfig, NotifyPolicy};
 use pulse_schema::{tokens, Db};
 
 use crate::admission::{AdmissionLimits, Admissions};
+use crate::auth::Sessions;
 use crate::auth::{Keys, Passwords};
 use crate::config::Settings;
 use crate::gate::HashGate;
@@ -26,6 +27,8 @@ use crate::{middleware, realtime, routes};
 
 /// How often expired revocation rows are purged.
 const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+/// How long startup waits for the bus to confirm the revocations channel.
+const REVOCATIONS_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often local rate-limit counters of finished windows are dropped.
 const RATE_LIMIT_PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -103,7 +106,9 @@ impl Application {
         ))?;
         let media = MediaStore::open(&settings.data_dir, &settings.limits)?;
         let metrics = Arc::new(Metrics::default());
-        let (hub, bus) = realtime::start(&settings, &metrics).await?;
+        let sessions = Arc::new(Sessions::new(db.clone(), settings.limits.user_cache_size));
+        let (hub, bus) = realtime::start(&settings, &metrics, &sessions).await?;
+        hear_revocations(&hub).await;
         let limiter_redis = SharedRedis::open(&settings)
             .await?
             .map(|connection| (connection, settings.redis_prefix.clone()));
@@ -127,7 +132,10 @@ impl Application {
             metrics.clone(),
         );
         let push = Push::start(&db, &settings, &metrics)?;
+        let refresh = Duration::from_secs(settings.limits.revocations_refresh_secs);
+        spawn_session_refresh(&sessions, refresh);
         let state = AppState {
+            sessions,
             shedder: Arc::new(Shedder::new(shed_limits(&settings))),
             sockets: socket_context(&db, &hub, &metrics, &settings, &push),
             push,
@@ -225,6 +233,35 @@ fn shed_limits(settings: &Settings) -> ShedLimits {
 }
 
 /// The like-count flusher, the rate-limit counter purge and the revocation purge.
+/// Subscribes the revocations channel and loads this instance's copy of the revocations (see
+/// `auth::sessions`) before serving. Should the bus not confirm in time, requests check the
+/// database until it does.
+async fn hear_revocations(hub: &Hub) {
+    if let Err(error) = hub.hear_revocations(REVOCATIONS_TIMEOUT).await {
+        tracing::warn!(%error, "revoked tokens not loaded yet; the database answers until they are");
+    }
+}
+
+/// Every `every`: forgets the revocations of expired tokens, and merges the database's (a
+/// revocation whose publish was lost on its way is learnt this late at worst).
+fn spawn_session_refresh(sessions: &Arc<Sessions>, every: Duration) {
+    let sessions = Arc::downgrade(sessions);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every.max(Duration::from_secs(1)));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(sessions) = sessions.upgrade() else {
+                return;
+            };
+            sessions.purge_expired();
+            if let Err(error) = sessions.merge().await {
+                tracing::warn!(%error, "refreshing revoked tokens failed");
+            }
+        }
+    });
+}
+
 fn spawn_background(hub: &Arc<Hub>, db: &Db, limiter: &Arc<RateLimiter>, interval: Duration) {
     let limiter = Arc::downgrade(limiter);
     tokio::spawn(async move {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use pulse_schema::Db;
 
 use crate::admission::Admissions;
-use crate::auth::{Keys, Passwords};
+use crate::auth::{Keys, Passwords, Sessions};
 use crate::config::Settings;
 use crate::media::MediaStore;
 use crate::push::Push;
@@ -26,6 +26,8 @@ pub struct AppState {
     pub bus: Bus,
     pub hub: Arc<Hub>,
     pub keys: Keys,
+    /// Revoked tokens and users' names, so a request's token is checked without a round trip.
+    pub sessions: Arc<Sessions>,
     pub passwords: Passwords,
     pub media: MediaStore,
     pub settings: Arc<Settings>,

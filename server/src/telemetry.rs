@@ -76,6 +76,9 @@ pub struct Metrics {
     pub admission_batches: AtomicU64,
     /// API requests refused by load shedding (see the `shed` module).
     pub requests_shed: AtomicU64,
+    /// Requests' token checks answered from this instance's memory, and from the database.
+    pub auth_checks_memory: AtomicU64,
+    pub auth_checks_database: AtomicU64,
     pub notifications_created: AtomicU64,
     pub frames_delivered: AtomicU64,
     pub queue_overflows: AtomicU64,
@@ -168,6 +171,14 @@ impl PushMetrics {
 }
 
 impl Metrics {
+    pub fn count_auth_check(&self, checked_in: crate::auth::CheckedIn) {
+        let counter = match checked_in {
+            crate::auth::CheckedIn::Memory => &self.auth_checks_memory,
+            crate::auth::CheckedIn::Database => &self.auth_checks_database,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn record_close(&self, code: u16) {
         self.sockets_closed
             .entry(code)
@@ -245,6 +256,15 @@ impl Metrics {
             "pulse_requests_shed_total",
             "API requests refused with 503 by load shedding (PULSE_MAX_IN_FLIGHT and its queue).",
             self.requests_shed.load(Ordering::Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP pulse_auth_checks_total Requests' token revocation checks, by where they were answered.\n\
+             # TYPE pulse_auth_checks_total counter\n\
+             pulse_auth_checks_total{{answered_in=\"memory\"}} {}\n\
+             pulse_auth_checks_total{{answered_in=\"database\"}} {}",
+            self.auth_checks_memory.load(Ordering::Relaxed),
+            self.auth_checks_database.load(Ordering::Relaxed),
         );
         counter(
             &mut out,

@@ -241,6 +241,7 @@ impl Feed {
     fn subscribed(&self, channels: usize, reconnecting: bool) {
         self.connected.store(true, Ordering::Relaxed);
         if reconnecting {
+            self.hub.bus_subscribed();
             tracing::info!(channels, "redis subscriber back; sockets catch up");
             self.hub
                 .metrics
@@ -288,6 +289,7 @@ async fn keep_subscribed(session: impl Session, mut changes: mpsc::Receiver<Subs
         match session.serve(&mut wanted, &mut changes, reconnecting).await {
             Ok(()) => return, // the hub is gone: shutting down
             Err(error) => {
+                feed.hub.bus_lost();
                 // A session that was up starts the back-off over.
                 if feed.connected.swap(false, Ordering::Relaxed) {
                     backoff = MIN_BACKOFF;

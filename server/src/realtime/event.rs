@@ -38,9 +38,15 @@ pub enum Event {
     },
     /// A token of `user` was revoked: close its sockets with 4401.
     Revoke { user: UserId, token_id: String },
+    /// A token's revocation ids and expiry (Unix seconds), for every instance's copy of the
+    /// revoked tokens (`auth::sessions`); on [`REVOCATIONS_CHANNEL`], which every instance hears.
+    Revocation { ids: Vec<String>, expires_secs: i64 },
     /// A frame for every socket of `user`, already serialised (say, notifications removed).
     Frame { user: UserId, frame: ByteString },
 }
+
+/// The channel of [`Event::Revocation`]: subscribed by every instance, for good.
+pub const REVOCATIONS_CHANNEL: &str = "revocations";
 
 /// The Redis channel an event travels on.
 pub fn user_channel(user: UserId) -> String {
@@ -60,6 +66,7 @@ impl Event {
             | Event::Revoke { user, .. }
             | Event::Frame { user, .. } => user_channel(*user),
             Event::LikeCount { post, .. } => post_channel(*post),
+            Event::Revocation { .. } => REVOCATIONS_CHANNEL.to_owned(),
         }
     }
 
@@ -91,6 +98,9 @@ impl Event {
                 frame,
             } => format!("G {} {version}\n{frame}", user.0),
             Event::Revoke { user, token_id } => format!("X {} {token_id}", user.0),
+            Event::Revocation { ids, expires_secs } => {
+                format!("V {expires_secs} {}", ids.join(" "))
+            }
             Event::Frame { user, frame } => format!("F {}\n{frame}", user.0),
         }
     }
@@ -132,6 +142,11 @@ impl Event {
                 let user = UserId(int()?);
                 let token_id = fields.next()?.to_owned();
                 Some(Event::Revoke { user, token_id })
+            }
+            "V" => {
+                let expires_secs = int()?;
+                let ids: Vec<String> = fields.map(str::to_owned).collect();
+                (!ids.is_empty()).then_some(Event::Revocation { ids, expires_secs })
             }
             _ => None,
         }

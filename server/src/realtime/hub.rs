@@ -8,7 +8,7 @@
 //! reach the bus in the order the map changed.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,9 +19,10 @@ use pulse_schema::{PostId, UserId};
 use tokio::sync::{mpsc, oneshot};
 
 use super::coalesce::{Coalescing, CountState, Offer};
-use super::event::{post_channel, user_channel, Event};
+use super::event::{post_channel, user_channel, Event, REVOCATIONS_CHANNEL};
 use super::protocol::ServerFrame;
 use super::queue::{Pushed, QueuedGroup, QueuedNotification, SocketQueue};
+use crate::auth::Sessions;
 use crate::telemetry::Metrics;
 
 /// A request to the Redis subscriber to (un)subscribe a channel; `ack` fires once subscribed.
@@ -50,6 +51,10 @@ pub struct Hub {
     /// Set in Redis mode: where subscription changes go.
     subscriptions: Option<mpsc::Sender<SubscriptionChange>>,
     pub metrics: Arc<Metrics>,
+    /// This instance's copy of the revocations, kept current from the bus.
+    sessions: Option<Arc<Sessions>>,
+    /// Whether [`REVOCATIONS_CHANNEL`] is among the bus's channels (Redis: once confirmed).
+    hears_revocations: AtomicBool,
 }
 
 impl Hub {
@@ -61,6 +66,8 @@ impl Hub {
         metrics: Arc<Metrics>,
     ) -> Self {
         Hub {
+            sessions: None,
+            hears_revocations: AtomicBool::new(false),
             users: DashMap::new(),
             watchers: DashMap::new(),
             counts: DashMap::new(),
@@ -222,6 +229,14 @@ impl Hub {
                     sockets.iter().for_each(|s| s.push_frame(&frame));
                 }
             }
+            Event::Revocation { ids, expires_secs } => {
+                if let Some(sessions) = &self.sessions {
+                    let expires = chrono::DateTime::from_timestamp(expires_secs, 0)
+                        .unwrap_or_default()
+                        .naive_utc();
+                    sessions.revoke(&ids, expires);
+                }
+            }
             Event::Revoke { user, token_id } => {
                 if let Some(sockets) = self.users.get(&user) {
                     sockets
@@ -318,6 +333,53 @@ impl Hub {
     }
 
     /// Asks every local socket to catch up from the database (after a bus outage).
+    /// Keeps this instance's copy of the revocations current (see `auth::sessions`).
+    pub fn with_sessions(mut self, sessions: Arc<Sessions>) -> Self {
+        self.sessions = Some(sessions);
+        self
+    }
+
+    /// Subscribes [`REVOCATIONS_CHANNEL`] for good, then loads the revocations committed so far:
+    /// from then on the copy is current (see `auth::sessions`). Fails if the bus does not
+    /// confirm within `timeout` (the database answers revocation checks meanwhile).
+    pub async fn hear_revocations(&self, timeout: Duration) -> anyhow::Result<()> {
+        let Some(sessions) = self.sessions.clone() else {
+            return Ok(());
+        };
+        let (ack, subscribed) = oneshot::channel();
+        if !self.request(REVOCATIONS_CHANNEL.to_owned(), true, Some(ack)) {
+            anyhow::bail!("the bus command queue is full");
+        }
+        // Wanted from now on: every later resubscription includes it (see `bus_subscribed`).
+        self.hears_revocations.store(true, Ordering::Release);
+        let loaded = tokio::spawn(async move {
+            match subscribed.await {
+                Ok(()) => sessions.load().await.map(drop).map_err(anyhow::Error::from),
+                // The change was dropped with a lost connection: the resubscription reloads.
+                Err(_) => Ok(()),
+            }
+        });
+        tokio::time::timeout(timeout, loaded).await??
+    }
+
+    /// The bus listens again after an outage (every channel resubscribed): revocations made
+    /// meanwhile were missed, so the copy is loaded again.
+    pub fn bus_subscribed(&self) {
+        if let (Some(sessions), true) = (
+            &self.sessions,
+            self.hears_revocations.load(Ordering::Acquire),
+        ) {
+            sessions.reload_soon();
+        }
+    }
+
+    /// The bus lost its connection: revocations may be missed until it is back.
+    pub fn bus_lost(&self) {
+        if let Some(sessions) = &self.sessions {
+            sessions.stale();
+        }
+    }
+
     pub fn catch_up_all(&self) {
         for sockets in self.users.iter() {
             sockets.iter().for_each(|s| s.request_catch_up());

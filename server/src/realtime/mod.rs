@@ -57,9 +57,11 @@ pub(crate) fn like_count_interval(limits: &crate::config::Limits) -> Duration {
 /// Builds this instance's hub and the bus that feeds it: Redis pub/sub when `REDIS_URL` is
 /// set, sharded pub/sub on a Redis Cluster with `REDIS_CLUSTER_URLS` (the hub tells the bus
 /// which channels to subscribe), else the hub itself.
+/// The hub keeps `sessions` (this instance's copy of the revocations) current from the bus.
 pub(crate) async fn start(
     settings: &Settings,
     metrics: &Arc<Metrics>,
+    sessions: &Arc<crate::auth::Sessions>,
 ) -> anyhow::Result<(Arc<Hub>, Bus)> {
     let limits = &settings.limits;
     let coalescing = Coalescing::new(
@@ -67,13 +69,16 @@ pub(crate) async fn start(
         Duration::from_millis(limits.like_count_max_interval_ms),
     );
     let hub = |subscriptions| {
-        Arc::new(Hub::new(
-            limits.ws_queue_len,
-            limits.ws_max_sockets_per_user,
-            coalescing,
-            subscriptions,
-            metrics.clone(),
-        ))
+        Arc::new(
+            Hub::new(
+                limits.ws_queue_len,
+                limits.ws_max_sockets_per_user,
+                coalescing,
+                subscriptions,
+                metrics.clone(),
+            )
+            .with_sessions(sessions.clone()),
+        )
     };
     let (changes_tx, changes_rx) = mpsc::channel(limits.bus_command_queue_len.max(1));
     let max_backoff = Duration::from_millis(limits.redis_max_backoff_ms);

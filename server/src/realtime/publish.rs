@@ -113,8 +113,15 @@ impl Publisher<'_> {
         self.read(user, after).await;
     }
 
-    /// A token of `user` was revoked: its sockets close with 4401 on every instance.
-    pub(crate) async fn revoke(&self, user: UserId, token_id: String) {
+    /// A token of `user` was revoked: its sockets close with 4401 on every instance, and every
+    /// instance's copy of the revocations learns its ids.
+    pub(crate) async fn revoke(&self, user: UserId, claims: &crate::auth::Claims) {
+        let ids = claims.revocation_ids.clone();
+        let expires_secs = claims.expires_naive().and_utc().timestamp();
+        self.bus
+            .publish(Event::Revocation { ids, expires_secs })
+            .await;
+        let token_id = claims.token_id().to_owned();
         self.bus.publish(Event::Revoke { user, token_id }).await;
     }
 }

@@ -153,10 +153,12 @@ pub async fn logout(state: web::Data<AppState>, user: AuthUser) -> ApiResult<Htt
         user.claims.expires_naive(),
     )
     .await?;
-    let token_id = user.claims.token_id().to_owned();
+    state
+        .sessions
+        .revoke(&user.claims.revocation_ids, user.claims.expires_naive());
     // The device signs out: it gets no more pushes.
-    pulse_schema::push::delete_for_token(&state.db, &token_id).await?;
-    state.publisher().revoke(user.id, token_id).await;
+    pulse_schema::push::delete_for_token(&state.db, user.claims.token_id()).await?;
+    state.publisher().revoke(user.id, &user.claims).await;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -3,7 +3,6 @@
 
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
-use pulse_schema::tokens;
 use pulse_schema::users::UserSummaryRow;
 use pulse_schema::UserId;
 
@@ -20,18 +19,19 @@ pub struct Authenticated {
     pub user: UserSummaryRow,
 }
 
-/// Verifies a token, checks it was not revoked and reads its user, in one database statement.
+/// Verifies a token, checks it was not revoked and reads its user: from memory once this
+/// instance's copy of the revocations is current, else in one database statement (`sessions`).
 pub async fn authenticate(
     state: &AppState,
     token: &str,
     operation: Operation,
 ) -> Result<Authenticated, ApiError> {
     let claims = state.keys.verify(token, operation)?;
-    let user = tokens::active_user(&state.db, claims.user_id, &claims.revocation_ids)
-        .await?
-        .ok_or(ApiError::Unauthorized(
-            "The token is missing, invalid, expired or revoked.",
-        ))?;
+    let (user, checked_in) = state.sessions.active_user(&state.db, &claims).await?;
+    state.metrics.count_auth_check(checked_in);
+    let user = user.ok_or(ApiError::Unauthorized(
+        "The token is missing, invalid, expired or revoked.",
+    ))?;
     Ok(Authenticated { claims, user })
 }
 

@@ -5,7 +5,7 @@ use std::time::Instant;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::support::{TestApp, PASSWORD};
+use crate::support::{Store, TestApp, PASSWORD};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn register_folds_case_and_returns_a_working_token() {
@@ -230,6 +230,55 @@ async fn missing_garbage_and_revoked_tokens_are_401() {
     app.get("/me", &other_token)
         .await
         .assert_status(StatusCode::OK);
+}
+
+/// `pulse_auth_checks_total{answered_in="<place>"}` of an instance.
+async fn auth_checks(app: &TestApp, place: &str) -> u64 {
+    let metric = format!("pulse_auth_checks_total{{answered_in=\"{place}\"}} ");
+    let text = app.metrics_text().await;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&metric))
+        .unwrap_or_else(|| panic!("no {metric} in {text}"));
+    line[metric.len()..].parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_are_checked_in_memory_and_revocations_survive_a_restart() {
+    let store = Store::fresh().await;
+    let app = TestApp::spawn_on(&store, |_| {}).await;
+    let (alice, bob) = (app.register("alice").await, app.register("bob").await);
+    app.call(Method::POST, "/auth/logout", Some(&alice.token), None)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    let database_before = auth_checks(&app, "database").await;
+    let memory_before = auth_checks(&app, "memory").await;
+    for _ in 0..5 {
+        app.get("/me", &bob.token)
+            .await
+            .assert_status(StatusCode::OK);
+        app.get("/me", &alice.token)
+            .await
+            .assert_problem(StatusCode::UNAUTHORIZED, "/problems/unauthorized");
+    }
+    assert_eq!(auth_checks(&app, "memory").await, memory_before + 10);
+    assert_eq!(
+        auth_checks(&app, "database").await,
+        database_before,
+        "no round trip"
+    );
+    app.stop().await;
+
+    // A new instance on the same store loads the revocations before it serves.
+    let again = TestApp::spawn_on(&store, |_| {}).await;
+    again
+        .get("/me", &alice.token)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "/problems/unauthorized");
+    let me = again.get("/me", &bob.token).await;
+    me.assert_status(StatusCode::OK);
+    assert_eq!(me.body["username"], bob.username.as_str());
+    assert_eq!(auth_checks(&again, "memory").await, 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]

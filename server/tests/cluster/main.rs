@@ -9,6 +9,7 @@ mod support;
 mod events;
 mod redis_cluster;
 mod redis_process;
+mod revocations;
 mod sharded;
 
 use std::collections::{BTreeMap, BTreeSet};
