@@ -72,8 +72,8 @@ impl Bus {
     /// the connection is opened on its first publish. In-process, the bus itself.
     pub fn for_worker(&self) -> Bus {
         match self {
-            // A cluster connection multiplexes every node for all workers.
-            Bus::InProcess(_) | Bus::Cluster(_) => self.clone(),
+            Bus::InProcess(_) => self.clone(),
+            Bus::Cluster(bus) => Bus::Cluster(Arc::new(bus.for_worker())),
             Bus::Redis(bus) => Bus::Redis(Arc::new(RedisBus {
                 publisher: bus.publisher.clone(),
                 own_publisher: Some(OwnPublisher::default()),

@@ -2,26 +2,28 @@
 //! owns the channel's slot (plain `PUBLISH` would be copied to every node of the cluster), and
 //! the [`subscriber`] holds `SSUBSCRIBE`s on the shards that own the channels the hub wants.
 //!
-//! A failed publish is delivered to local sockets, as on one Redis; the other instances'
-//! subscribers lost that shard too, and catch their sockets up once they are subscribed again.
+//! Each worker publishes over a cluster connection of its own ([`publisher`]). A failed
+//! publish is delivered to local sockets, as on one Redis; the other instances' subscribers
+//! lost that shard too, and catch their sockets up once they are subscribed again.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
-use redis::cluster_async::ClusterConnection;
 use tokio::sync::mpsc;
 
 use super::{keep_subscribed, publish_failed, Feed, REDIS_TIMEOUT};
 use crate::realtime::event::Event;
 use crate::realtime::hub::{Hub, SubscriptionChange};
+use publisher::Publisher;
 use subscriber::ShardSubscriber;
 
+mod publisher;
 mod pushes;
 mod subscriber;
 
 pub struct ClusterBus {
-    publisher: ClusterConnection,
+    publisher: Publisher,
     prefix: String,
     hub: Arc<Hub>,
     /// Whether the subscriber is up (shared with it).
@@ -37,7 +39,7 @@ impl ClusterBus {
     ) -> anyhow::Result<ClusterBus> {
         let publisher = builder(urls).build()?.get_async_connection().await?;
         let bus = ClusterBus {
-            publisher,
+            publisher: Publisher::new(publisher, urls),
             prefix: feed.prefix.clone(),
             hub: feed.hub.clone(),
             connected: feed.connected.clone(),
@@ -47,12 +49,22 @@ impl ClusterBus {
         Ok(bus)
     }
 
+    /// This bus for one HTTP worker thread, publishing over a connection of the worker's own.
+    pub(super) fn for_worker(&self) -> ClusterBus {
+        ClusterBus {
+            publisher: self.publisher.for_worker(),
+            prefix: self.prefix.clone(),
+            hub: self.hub.clone(),
+            connected: self.connected.clone(),
+        }
+    }
+
     /// `SPUBLISH`es a committed event; on failure, delivers it to local sockets only.
     pub(super) async fn publish(&self, event: Event) {
         let sent = redis::cmd("SPUBLISH")
             .arg(format!("{}{}", self.prefix, event.channel()))
             .arg(event.encode())
-            .query_async::<i64>(&mut self.publisher.clone())
+            .query_async::<i64>(&mut self.publisher.here())
             .await;
         if let Err(error) = sent {
             publish_failed(&self.hub, event, &error);
