@@ -325,6 +325,23 @@ async fn a_slot_moving_to_another_master_takes_the_subscriptions_along() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_cluster_a_logout_closes_the_tokens_sockets_on_both_instances() {
+    let cluster = RedisCluster::start().await;
+    let (a, b) = pair_on(&cluster, |_| {}).await;
+    let alice = a.register("alice").await;
+    let mut on_a = a.socket(&alice, "").await;
+    let mut on_b = b.socket(&alice, "").await;
+    b.call(Method::POST, "/auth/logout", Some(&alice.token), None)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    assert_eq!(on_a.closed().await, Some(4401));
+    assert_eq!(on_b.closed().await, Some(4401));
+    a.get("/me", &alice.token)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "/problems/unauthorized");
+}
+
 /// Both `REDIS_URL` and `REDIS_CLUSTER_URLS`: the application refuses to start.
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_and_a_redis_cluster_together_are_a_startup_error() {
