@@ -6,6 +6,9 @@
 # 2. runs every Rust test: unit tests, the black-box suite on SQLite, the two-instance suite on
 #    PostgreSQL + Redis (and on Redis Clusters of six local redis-server processes that its
 #    tests start and kill themselves), and the black-box suite again on PostgreSQL + Redis,
+#    then the two-instance and black-box suites once more with fan-out and rate limits on a Redis
+#    Cluster that this script starts (six redis-server processes, 3 masters and 3 replicas, on
+#    127.0.0.1:7100-7105; PULSE_TEST_REDIS_CLUSTER_URLS) and stops,
 # 3. runs schemathesis against the OpenAPI document,
 # 4. runs the browser test of the demo (installs Chromium when missing),
 # 5. runs the likes smoke scenario with k6, the Node driver and the Rust driver,
@@ -149,6 +152,53 @@ test_rust_postgres() {
     PULSE_TEST_BACKEND=postgres cargo test --locked -p pulse-server --test black_box
 }
 
+# --- Redis Cluster ----------------------------------------------------------------------------
+CLUSTER_PORTS=(7100 7101 7102 7103 7104 7105)
+CLUSTER_DIR=""
+
+start_redis_cluster() {
+    local port nodes=()
+    CLUSTER_DIR=$(mktemp -d /tmp/pulse-test-cluster.XXXXXX)
+    for port in "${CLUSTER_PORTS[@]}"; do
+        if port_open "$port"; then echo "port $port is taken: the Redis Cluster needs 7100-7105" >&2; return 1; fi
+        mkdir -p "$CLUSTER_DIR/$port"
+        (cd "$CLUSTER_DIR/$port" && redis-server --port "$port" --bind 127.0.0.1 --cluster-enabled yes \
+            --cluster-config-file nodes.conf --cluster-node-timeout 1000 --save '' --appendonly no \
+            --daemonize yes --pidfile "$CLUSTER_DIR/$port.pid" --logfile "$CLUSTER_DIR/$port.log")
+        nodes+=("127.0.0.1:$port")
+    done
+    for port in "${CLUSTER_PORTS[@]}"; do wait_port "$port"; done
+    redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >"$CLUSTER_DIR/create.log" 2>&1 ||
+        { cat "$CLUSTER_DIR/create.log" >&2; return 1; }
+    for _ in $(seq 1 150); do
+        redis-cli -p "${CLUSTER_PORTS[0]}" cluster info | grep -q cluster_state:ok && break
+        sleep 0.2
+    done
+    redis-cli -p "${CLUSTER_PORTS[0]}" cluster info | grep -q cluster_state:ok ||
+        { echo "the Redis Cluster did not become ready" >&2; return 1; }
+    PULSE_TEST_REDIS_CLUSTER_URLS=$(printf 'redis://127.0.0.1:%s,' "${CLUSTER_PORTS[@]}")
+    export PULSE_TEST_REDIS_CLUSTER_URLS=${PULSE_TEST_REDIS_CLUSTER_URLS%,}
+}
+
+stop_redis_cluster() {
+    local pidfile
+    [ -n "$CLUSTER_DIR" ] || return 0
+    for pidfile in "$CLUSTER_DIR"/*.pid; do
+        [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+    done
+    rm -rf "$CLUSTER_DIR"
+    CLUSTER_DIR=""
+    unset PULSE_TEST_REDIS_CLUSTER_URLS
+}
+
+test_rust_cluster() {
+    log "Rust tests: two instances, and black-box, on PostgreSQL + a Redis Cluster"
+    start_redis_cluster
+    cargo test --locked -p pulse-server --test cluster
+    PULSE_TEST_BACKEND=postgres cargo test --locked -p pulse-server --test black_box
+    stop_redis_cluster
+}
+
 test_schemathesis() {
     log "schemathesis against the OpenAPI document"
     .ci/schemathesis.sh
@@ -186,7 +236,7 @@ main() {
     local started=$SECONDS
     run ensure_postgres
     run ensure_redis
-    trap drop_test_databases EXIT
+    trap 'stop_redis_cluster; drop_test_databases' EXIT
     drop_test_databases
     run check_docs
     run check_schema
@@ -194,6 +244,7 @@ main() {
     run build
     run test_rust
     run test_rust_postgres
+    run test_rust_cluster
     run test_schemathesis
     run test_web_demo
     run test_smoke

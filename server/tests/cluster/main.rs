@@ -34,6 +34,7 @@ async fn pair_on_own_redis() -> (redis_process::RedisProcess, TestApp, TestApp) 
     let redis = redis_process::RedisProcess::start().await;
     let mut store = Store::fresh_postgres().await;
     store.redis_url = Some(redis.url());
+    store.redis_cluster_urls.clear();
     let fast_reconnect =
         |s: &mut pulse_server::config::Settings| s.limits.redis_max_backoff_ms = 200;
     let a = TestApp::spawn_on(&store, fast_reconnect).await;

@@ -346,6 +346,7 @@ async fn on_a_cluster_a_logout_closes_the_tokens_sockets_on_both_instances() {
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_and_a_redis_cluster_together_are_a_startup_error() {
     let mut store = Store::fresh_postgres().await;
+    store.redis_url = Some(support::redis_url());
     store.redis_cluster_urls = vec!["redis://127.0.0.1:1".into()];
     let error = match pulse_server::startup::Application::build(store.settings()).await {
         Ok(_) => panic!("started with both REDIS_URL and REDIS_CLUSTER_URLS"),

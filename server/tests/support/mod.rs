@@ -59,6 +59,17 @@ pub fn admin_database_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
+/// `PULSE_TEST_REDIS_CLUSTER_URLS`: seed nodes of a Redis Cluster that PostgreSQL stores fan out
+/// through instead of Redis (`.ci/test.sh` runs the suites once more that way); unset: none.
+pub fn redis_cluster_urls() -> Vec<String> {
+    std::env::var("PULSE_TEST_REDIS_CLUSTER_URLS")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|url| !url.trim().is_empty())
+        .map(|url| url.trim().to_owned())
+        .collect()
+}
+
 pub fn redis_url() -> String {
     std::env::var("PULSE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
@@ -144,8 +155,8 @@ impl Store {
                 Store {
                     backend,
                     database_url: Some(format!("{base}/{name}")),
-                    redis_url: Some(redis_url()),
-                    redis_cluster_urls: Vec::new(),
+                    redis_url: redis_cluster_urls().is_empty().then(redis_url),
+                    redis_cluster_urls: redis_cluster_urls(),
                     redis_prefix: format!("test-{suffix}:"),
                     data_dir,
                     root_key,
