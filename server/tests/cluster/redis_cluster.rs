@@ -44,11 +44,8 @@ impl RedisCluster {
             dir,
         };
         for _ in 0..NODES {
-            let node = cluster.spawn_node();
+            let node = cluster.spawn_listening_node().await;
             cluster.nodes.push(node);
-        }
-        for port in cluster.ports() {
-            wait_for_port(port).await;
         }
         cluster.create().await;
         cluster.wait_until_healthy().await;
@@ -65,6 +62,19 @@ impl RedisCluster {
             .iter()
             .map(|p| format!("redis://127.0.0.1:{p}"))
             .collect()
+    }
+
+    /// A node that listens. A free port can be taken by someone else (another test's client,
+    /// say) before `redis-server` binds it; such a node exits at once, and another is started
+    /// on other ports.
+    async fn spawn_listening_node(&self) -> Node {
+        for _ in 0..5 {
+            let mut node = self.spawn_node();
+            if wait_for_listening(&mut node).await {
+                return node;
+            }
+        }
+        panic!("no redis-server of the cluster could bind its ports in 5 tries");
     }
 
     fn spawn_node(&self) -> Node {
@@ -279,15 +289,28 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn wait_for_port(port: u16) {
+/// Waits for the node to accept connections; false if its process exited first.
+async fn wait_for_listening(node: &mut Node) -> bool {
     let deadline = tokio::time::Instant::now() + DEADLINE;
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
+    loop {
+        if tokio::net::TcpStream::connect(("127.0.0.1", node.port))
+            .await
+            .is_ok()
+        {
+            return true;
+        }
+        let exited = node
+            .child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(Some(_))));
+        if exited {
+            node.child = None;
+            return false;
+        }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "redis-server on {port} did not start"
+            "redis-server on {} did not start",
+            node.port
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
