@@ -287,6 +287,8 @@ export class PulseClient {
     this.socketFailures = 0;
     /** @private @type {ReturnType<typeof setTimeout> | null} */
     this.restreamTimer = null;
+    /** @private The watched posts the open event stream was asked for (`post_ids`). */
+    this.streamPosts = '';
     /** @private @type {LiveHandlers} */
     this.handlers = {};
     /** @type {ConnectionState} */
@@ -743,6 +745,8 @@ export class PulseClient {
     this.restreamTimer = setTimeout(() => {
       this.restreamTimer = null;
       if (generation !== this.generation || this.stream === null) return;
+      // A page that unwatches and watches the same posts again (a re-render) changes nothing.
+      if (this.watchedParam() === this.streamPosts) return;
       this.dropStream();
       void this.openSocket(generation);
     }, RESTREAM_DELAY_MS);
@@ -770,6 +774,11 @@ export class PulseClient {
     }
   }
 
+  /** The watched posts as `post_ids` takes them, in a stable order. @private */
+  watchedParam() {
+    return [...this.watched].sort((a, b) => a - b).join(',');
+  }
+
   /** @private */
   streamUrl(/** @type {string} */ ticket) {
     const url = new URL(`${API_PREFIX}/events`, this.baseUrl || window.location.origin);
@@ -779,7 +788,8 @@ export class PulseClient {
       url.searchParams.set('groups', '1');
       if (this.lastGroupVersion !== null) url.searchParams.set('groups_since', String(this.lastGroupVersion));
     }
-    if (this.watched.size) url.searchParams.set('post_ids', [...this.watched].join(','));
+    this.streamPosts = this.watchedParam();
+    if (this.streamPosts) url.searchParams.set('post_ids', this.streamPosts);
     return url.toString();
   }
 
@@ -903,7 +913,8 @@ export class PulseClient {
         );
         this.attempt = 0;
         this.socketFailures = 0;
-        this.setState('live', { attempt: 0 });
+        // An event stream reopened for other posts was live all along: not a reconnect.
+        if (this.state !== 'live') this.setState('live', { attempt: 0 });
         if (this.transport === 'websocket') {
           if (this.watched.size) this.send({ type: 'subscribe', post_ids: [...this.watched] });
           this.startHeartbeat(typeof hello.heartbeat_s === 'number' ? hello.heartbeat_s : 20);

@@ -732,9 +732,16 @@ test('sockets that close before hello twice in a row switch to the event stream,
   assert.equal(second.url.searchParams.get('since'), '41');
   assert.equal(second.url.searchParams.get('post_ids'), '4,5,6,7');
   assert.equal(FakeEventSource.all.length, 2);
+  second.push({ type: 'hello', user_id: 7, connection_id: 'c2', heartbeat_s: 15 });
+  assert.equal(states.filter((state) => state === 'live').length, 1, 'reopening for other posts is no reconnect');
+
+  // Unwatching and watching the same posts again (a page re-rendering) reopens nothing.
+  client.unwatch([4, 5, 6, 7]);
+  client.watch([7, 6, 5, 4]);
+  await new Promise((r) => setTimeout(r, 150));
+  assert.equal(FakeEventSource.all.length, 2, 'the same posts: the stream stays');
 
   // A dropped stream (an error without data) reconnects over the stream again.
-  second.push({ type: 'hello', user_id: 7, connection_id: 'c2', heartbeat_s: 15 });
   const third = FakeEventSource.next();
   second.emit('error', {});
   assert.equal(states.at(-1), 'reconnecting');

@@ -603,6 +603,8 @@ async function main() {
     const removedFrames = {};
     /** WebSocket upgrades refused per person (a network that breaks WebSockets). @type {Record<string, number>} */
     const refusedUpgrades = {};
+    /** Event streams (GET /api/v1/events) each person's page opened. @type {Record<string, number>} */
+    const streamsOpened = {};
     const newPage = async (
       /** @type {string} */ who,
       /** @type {{ width: number, height: number }} */ viewport,
@@ -620,6 +622,7 @@ async function main() {
       // The page must load nothing from anywhere else (and the CSP would refuse it anyway).
       context.on('request', (request) => {
         const url = request.url();
+        if (url.startsWith(`${server.base}/api/v1/events`)) streamsOpened[who] = (streamsOpened[who] ?? 0) + 1;
         if (!url.startsWith(`${server.base}/`) && !url.startsWith(`ws://127.0.0.1:${server.port}/`) && !/^(data|blob):/.test(url)) {
           foreignRequests.push(`[${who}] ${url}`);
         }
@@ -1585,10 +1588,15 @@ async function main() {
       return 'artifacts/phone.png, artifacts/phone-inbox.png';
     });
 
-    await step('no uncaught errors, no CSP violations, nothing loaded from another origin', async () => {
+    await step('no uncaught errors, no CSP violations, nothing loaded from another origin; bob\'s event stream was reopened only when it had to be', async () => {
       check(pageErrors.length === 0, `page errors:\n${pageErrors.join('\n')}`);
+      // Opened on sign-in, after the restart, and when the posts on his screen changed; a page
+      // re-rendering the same posts reopens nothing.
+      const streams = streamsOpened.bob ?? 0;
+      check(streams >= 2 && streams <= 20, `bob's page opened ${streams} event streams`);
       check(cspViolations.length === 0, `CSP violations:\n${cspViolations.join('\n')}`);
       check(foreignRequests.length === 0, `requests to other origins:\n${foreignRequests.join('\n')}`);
+      return `bob's page opened ${streams} event streams`;
     });
     passed = true;
   } catch (error) {
