@@ -181,12 +181,18 @@ start_redis_cluster() {
 }
 
 stop_redis_cluster() {
-    local pidfile
+    local pidfile pids=() pid
     [ -n "$CLUSTER_DIR" ] || return 0
     for pidfile in "$CLUSTER_DIR"/*.pid; do
-        [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+        [ -f "$pidfile" ] && pids+=("$(cat "$pidfile")")
     done
-    rm -rf "$CLUSTER_DIR"
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    # A node writes its cluster config as it stops: wait for all of them before removing it.
+    for pid in "${pids[@]}"; do
+        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null || true
+    done
+    rm -rf "$CLUSTER_DIR" || true
     CLUSTER_DIR=""
     unset PULSE_TEST_REDIS_CLUSTER_URLS
 }
