@@ -32,6 +32,9 @@ use super::event::Event;
 use super::hub::{Hub, SubscriptionChange};
 
 mod cluster;
+mod own;
+
+use own::OwnConnection;
 
 /// How long a Redis command may take before the publish counts as failed.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
@@ -48,7 +51,7 @@ pub struct RedisBus {
     /// The process-wide publisher, opened at startup.
     publisher: ConnectionManager,
     /// A worker's own publisher (`None` on the process-wide bus).
-    own_publisher: Option<OwnPublisher>,
+    own_publisher: Option<Arc<OwnConnection<ConnectionManager>>>,
     client: redis::Client,
     max_backoff: Duration,
     /// Namespace in front of every channel name (`PULSE_REDIS_PREFIX`), so several deployments
@@ -56,14 +59,6 @@ pub struct RedisBus {
     prefix: String,
     hub: Arc<Hub>,
     connected: Arc<AtomicBool>,
-}
-
-/// A worker's publisher: connected once, in the background, on the worker's thread.
-#[derive(Default)]
-struct OwnPublisher {
-    connection: std::sync::OnceLock<ConnectionManager>,
-    /// Set while a connection attempt runs (cleared when one fails, so a later publish retries).
-    connecting: AtomicBool,
 }
 
 impl Bus {
@@ -76,7 +71,7 @@ impl Bus {
             Bus::Cluster(bus) => Bus::Cluster(Arc::new(bus.for_worker())),
             Bus::Redis(bus) => Bus::Redis(Arc::new(RedisBus {
                 publisher: bus.publisher.clone(),
-                own_publisher: Some(OwnPublisher::default()),
+                own_publisher: Some(Arc::default()),
                 client: bus.client.clone(),
                 max_backoff: bus.max_backoff,
                 prefix: bus.prefix.clone(),
@@ -192,31 +187,10 @@ impl RedisBus {
         let Some(own) = &bus.own_publisher else {
             return bus.publisher.clone();
         };
-        if let Some(connection) = own.connection.get() {
-            return connection.clone();
-        }
-        if !own.connecting.swap(true, Ordering::AcqRel) {
-            let bus = bus.clone();
-            // Spawned here, on the worker's runtime, so the connection's driver task runs here.
-            tokio::spawn(async move {
-                let opened = bus
-                    .client
-                    .get_connection_manager_with_config(publisher_config(bus.max_backoff))
-                    .await;
-                if let Some(own) = &bus.own_publisher {
-                    match opened {
-                        Ok(connection) => {
-                            let _ = own.connection.set(connection);
-                        }
-                        Err(error) => {
-                            tracing::debug!(%error, "worker publisher not connected; using the shared one");
-                            own.connecting.store(false, Ordering::Release);
-                        }
-                    }
-                }
-            });
-        }
-        bus.publisher.clone()
+        let (client, config) = (bus.client.clone(), publisher_config(bus.max_backoff));
+        own.here(&bus.publisher, move || async move {
+            client.get_connection_manager_with_config(config).await
+        })
     }
 }
 
