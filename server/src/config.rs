@@ -150,6 +150,10 @@ limits! {
     bus_command_queue_len: usize = 65536 => "PULSE_BUS_COMMAND_QUEUE_LEN";
     /// Longest back-off between Redis reconnection attempts, in ms.
     redis_max_backoff_ms: u64 = 5000 => "PULSE_REDIS_MAX_BACKOFF_MS";
+    /// A publish that failed (delivered here at once) is tried again on Redis for this many ms, for the other instances' sockets.
+    republish_window_ms: u64 = 30_000 => "PULSE_REPUBLISH_WINDOW_MS";
+    /// Failed publishes waiting to be tried again; more are given up (other instances catch up when their subscriber reconnects, or at the next notification).
+    republish_queue_len: usize = 10_000 => "PULSE_REPUBLISH_QUEUE_LEN";
     /// On shutdown, sockets are closed (1001) in batches spread over this many ms.
     drain_ms: u64 = 3000 => "PULSE_DRAIN_MS";
     /// On shutdown, how long in-flight requests get to finish, in seconds.

@@ -86,6 +86,10 @@ pub struct Metrics {
     pub slow_disconnects: AtomicU64,
     pub redis_reconnects: AtomicU64,
     pub publish_failures: AtomicU64,
+    /// Failed publishes that went through when tried again.
+    pub republished: AtomicU64,
+    /// Failed publishes given up (older than the window, or the queue full).
+    pub republish_abandoned: AtomicU64,
     /// Notification commit → written to the socket.
     pub delivery_latency: Histogram,
     /// Notification commit → received from Redis by this instance's subscriber.
@@ -307,6 +311,18 @@ impl Metrics {
             "pulse_publish_failures_total",
             "Events that could not be published to Redis.",
             self.publish_failures.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "pulse_republished_total",
+            "Failed publishes that went through when tried again.",
+            self.republished.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "pulse_republish_abandoned_total",
+            "Failed publishes given up: older than PULSE_REPUBLISH_WINDOW_MS, or PULSE_REPUBLISH_QUEUE_LEN waiting.",
+            self.republish_abandoned.load(Ordering::Relaxed),
         );
         let _ = writeln!(out, "# HELP pulse_delivery_latency_seconds Notification commit to socket write.\n# TYPE pulse_delivery_latency_seconds histogram");
         self.delivery_latency

@@ -14,7 +14,7 @@
 //! worker's own connection is up (or if it cannot be opened), the process-wide one serves.
 //!
 //! If Redis goes away, REST and local sockets keep working: a failed publish is delivered to
-//! local sockets directly, the subscriber reconnects with capped exponential back-off,
+//! local sockets directly and tried again in the background (`republish`), the subscriber reconnects with capped exponential back-off,
 //! resubscribes every channel, and then asks every local socket to catch up from the database,
 //! so no connected client misses a notification committed while Redis was away.
 
@@ -33,8 +33,11 @@ use super::hub::{Hub, SubscriptionChange};
 
 mod cluster;
 mod own;
+mod republish;
 
 use own::OwnConnection;
+pub(crate) use republish::RepublishLimits;
+use republish::Republisher;
 
 /// How long a Redis command may take before the publish counts as failed.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
@@ -59,6 +62,7 @@ pub struct RedisBus {
     prefix: String,
     hub: Arc<Hub>,
     connected: Arc<AtomicBool>,
+    republisher: Republisher,
 }
 
 impl Bus {
@@ -77,6 +81,7 @@ impl Bus {
                 prefix: bus.prefix.clone(),
                 hub: bus.hub.clone(),
                 connected: bus.connected.clone(),
+                republisher: bus.republisher.clone(),
             })),
         }
     }
@@ -86,14 +91,9 @@ impl Bus {
         match self {
             Bus::InProcess(hub) => hub.dispatch(event),
             Bus::Redis(bus) => {
-                let mut conn = RedisBus::publisher_here(bus);
-                let sent = redis::cmd("PUBLISH")
-                    .arg(format!("{}{}", bus.prefix, event.channel()))
-                    .arg(event.encode())
-                    .query_async::<i64>(&mut conn)
-                    .await;
-                if let Err(error) = sent {
-                    publish_failed(&bus.hub, event, &error);
+                let conn = RedisBus::publisher_here(bus);
+                if let Err(error) = publish_on(conn, &bus.prefix, &event).await {
+                    publish_failed(&bus.hub, &bus.republisher, event, &error);
                 }
             }
             Bus::Cluster(bus) => bus.publish(event).await,
@@ -111,14 +111,15 @@ impl Bus {
 
     /// Connects to Redis and starts the single subscriber task feeding `hub`.
     ///
-    /// `max_backoff` caps the subscriber's and the publishers' reconnect back-off.
-    pub async fn redis(
+    /// `limits.max_backoff` caps the subscriber's and the publishers' reconnect back-off.
+    pub(crate) async fn redis(
         url: &str,
         prefix: &str,
         hub: Arc<Hub>,
         changes: mpsc::Receiver<SubscriptionChange>,
-        max_backoff: Duration,
+        limits: RepublishLimits,
     ) -> anyhow::Result<Self> {
+        let max_backoff = limits.max_backoff;
         let client = redis::Client::open(url)?;
         let publisher = client
             .get_connection_manager_with_config(publisher_config(max_backoff))
@@ -134,6 +135,14 @@ impl Bus {
             },
         };
         tokio::spawn(keep_subscribed(subscriber, changes));
+        let republisher = {
+            let (publisher, prefix) = (publisher.clone(), prefix.to_owned());
+            let publish = move |event: Event| {
+                let (publisher, prefix) = (publisher.clone(), prefix.clone());
+                async move { publish_on(publisher, &prefix, &event).await }
+            };
+            Republisher::start(publish, limits, hub.metrics.clone())
+        };
         Ok(Bus::Redis(Arc::new(RedisBus {
             publisher,
             own_publisher: None,
@@ -142,34 +151,56 @@ impl Bus {
             prefix: prefix.to_owned(),
             hub,
             connected,
+            republisher,
         })))
     }
 
     /// Connects to a Redis Cluster (seed nodes `urls`) and starts the subscriber feeding `hub`
     /// (see [`cluster`]).
-    pub async fn cluster(
+    pub(crate) async fn cluster(
         urls: &[String],
         prefix: &str,
         hub: Arc<Hub>,
         changes: mpsc::Receiver<SubscriptionChange>,
-        max_backoff: Duration,
+        limits: RepublishLimits,
     ) -> anyhow::Result<Self> {
         let feed = Feed {
             hub,
             connected: Arc::new(AtomicBool::new(false)),
-            max_backoff,
+            max_backoff: limits.max_backoff,
             prefix: prefix.to_owned(),
         };
-        let bus = cluster::ClusterBus::start(urls, feed, changes).await?;
+        let bus = cluster::ClusterBus::start(urls, feed, changes, limits).await?;
         Ok(Bus::Cluster(Arc::new(bus)))
     }
 }
 
-/// A publish failed: local sockets get the event now; remote instances catch up from the
+/// `PUBLISH`es `event` on one Redis.
+async fn publish_on(
+    mut connection: ConnectionManager,
+    prefix: &str,
+    event: &Event,
+) -> redis::RedisResult<()> {
+    redis::cmd("PUBLISH")
+        .arg(format!("{prefix}{}", event.channel()))
+        .arg(event.encode())
+        .query_async::<i64>(&mut connection)
+        .await
+        .map(drop)
+}
+
+/// A publish failed: local sockets get the event now, and it is tried again in the background
+/// for the other instances' sockets (see [`republish`]); past that, they catch up from the
 /// database when their subscriber reconnects.
-fn publish_failed(hub: &Hub, event: Event, error: &dyn std::fmt::Display) {
-    tracing::warn!(%error, "publish failed; delivering locally only");
+fn publish_failed(
+    hub: &Hub,
+    republisher: &Republisher,
+    event: Event,
+    error: &dyn std::fmt::Display,
+) {
+    tracing::warn!(%error, "publish failed; delivering locally, trying again");
     hub.metrics.publish_failures.fetch_add(1, Ordering::Relaxed);
+    republisher.offer(event.clone());
     hub.dispatch(event);
 }
 

@@ -58,6 +58,20 @@ pub fn post_channel(post: PostId) -> String {
 }
 
 impl Event {
+    /// Whether every receiver can take this event twice with no effect the second time:
+    /// notifications and group changes carry their recipient's sequence, like counts their
+    /// post's, and revocations are sets. (Unread counts and raw frames do not.)
+    pub fn repeatable(&self) -> bool {
+        match self {
+            Event::Notification { .. }
+            | Event::Group { .. }
+            | Event::LikeCount { .. }
+            | Event::Revoke { .. }
+            | Event::Revocation { .. } => true,
+            Event::Read { .. } | Event::Frame { .. } => false,
+        }
+    }
+
     pub fn channel(&self) -> String {
         match self {
             Event::Notification { user, .. }

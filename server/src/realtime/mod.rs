@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{FanOut, Settings};
 use crate::telemetry::Metrics;
-use bus::Bus;
+use bus::{Bus, RepublishLimits};
 use coalesce::Coalescing;
 use hub::Hub;
 
@@ -81,7 +81,11 @@ pub(crate) async fn start(
         )
     };
     let (changes_tx, changes_rx) = mpsc::channel(limits.bus_command_queue_len.max(1));
-    let max_backoff = Duration::from_millis(limits.redis_max_backoff_ms);
+    let republish = RepublishLimits {
+        window: Duration::from_millis(limits.republish_window_ms),
+        queue_len: limits.republish_queue_len,
+        max_backoff: Duration::from_millis(limits.redis_max_backoff_ms),
+    };
     let prefix = &settings.redis_prefix;
     let (hub, bus) = match settings.fan_out().map_err(anyhow::Error::msg)? {
         FanOut::InProcess => {
@@ -90,12 +94,12 @@ pub(crate) async fn start(
         }
         FanOut::Redis(url) => {
             let hub = hub(Some(changes_tx));
-            let bus = Bus::redis(url, prefix, hub.clone(), changes_rx, max_backoff).await?;
+            let bus = Bus::redis(url, prefix, hub.clone(), changes_rx, republish).await?;
             (hub, bus)
         }
         FanOut::Cluster(urls) => {
             let hub = hub(Some(changes_tx));
-            let bus = Bus::cluster(urls, prefix, hub.clone(), changes_rx, max_backoff).await?;
+            let bus = Bus::cluster(urls, prefix, hub.clone(), changes_rx, republish).await?;
             (hub, bus)
         }
     };

@@ -13,7 +13,10 @@ mod revocations;
 mod sharded;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use pulse_server::telemetry::Metrics;
 
 use futures_util::future::join_all;
 use reqwest::{Method, StatusCode};
@@ -233,6 +236,48 @@ async fn a_reconnect_storm_ends_with_exactly_the_database_set() {
         "reconnect storm: {} notifications over {connects} connections",
         seen.len()
     );
+}
+
+/// A publish that fails while both subscribers stay connected (Redis refuses `PUBLISH` for a
+/// while): the like reaches the socket on its own instance at once, and the other instance's
+/// socket as soon as Redis takes the publish again, with no later event to reveal the gap;
+/// each socket gets it once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_publish_that_failed_reaches_the_other_instance_when_redis_takes_it() {
+    let (redis, a, b) = pair_on_own_redis().await;
+    let (alice, bob) = (a.register("alice").await, a.register("bob").await);
+    let post = a.create_post(&alice, "p").await["id"].as_i64().unwrap();
+    let mut on_a = a.socket(&alice, "").await;
+    let mut on_b = b.socket(&alice, "").await;
+    let count = |app: &TestApp, pick: fn(&Metrics) -> &AtomicU64| {
+        pick(&app.state.metrics).load(Ordering::Relaxed)
+    };
+
+    redis.allow_publish(false).await;
+    a.like(&bob, post).await.assert_status(StatusCode::OK);
+    let liked = on_a.notification().await;
+    assert_eq!(liked["actor"]["id"], bob.id);
+    // The notification, the like count and the group change.
+    assert_eq!(count(&a, |m| &m.publish_failures), 3);
+    assert_eq!(count(&a, |m| &m.republished), 0, "nothing goes through yet");
+    redis.allow_publish(true).await;
+    let on_other = on_b.notification().await;
+    assert_eq!(id(&on_other), id(&liked));
+    assert!(count(&a, |m| &m.republished) >= 1);
+    assert_eq!(count(&a, |m| &m.republish_abandoned), 0);
+    assert_eq!(
+        count(&b, |m| &m.redis_reconnects),
+        0,
+        "B's subscriber never dropped"
+    );
+
+    // Nothing more is queued (A's subscriber heard the copy too, and dropped it): the next
+    // frame on each socket is a fresh sentinel.
+    let carol = b.register("carol").await;
+    b.follow(&carol, &alice).await;
+    for socket in [&mut on_a, &mut on_b] {
+        assert_eq!(socket.notification().await["kind"], "follow");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -58,6 +58,24 @@ impl RedisProcess {
         }
     }
 
+    /// Takes `PUBLISH` away from every client (`ACL SETUSER default -publish`), or gives it
+    /// back: a publish then fails at once while subscribers stay connected and receiving.
+    pub async fn allow_publish(&self, allowed: bool) {
+        let mut connection = redis::Client::open(self.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let rule = if allowed { "+publish" } else { "-publish" };
+        let () = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg("default")
+            .arg(rule)
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+    }
+
     /// SIGKILL, and wait until the port is closed.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

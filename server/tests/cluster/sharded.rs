@@ -1,12 +1,14 @@
 //! Two instances on a Redis Cluster of the test's own (`REDIS_CLUSTER_URLS`): fan-out with
 //! sharded pub/sub, rate limits in the cluster, and a master failing over mid-test.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use futures_util::future::join_all;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
+
+use pulse_server::telemetry::Metrics;
 
 use crate::redis_cluster::RedisCluster;
 use crate::support::{self, Store, TestApp, User};
@@ -246,6 +248,18 @@ async fn a_master_failing_over_mid_test_loses_nothing_and_duplicates_nothing() {
 
     let in_db = a.notification_ids(&alice).await;
     assert_eq!(in_db.len(), next.load(Ordering::Relaxed));
+    let metric = |app: &TestApp, pick: fn(&Metrics) -> &AtomicU64| {
+        pick(&app.state.metrics).load(Ordering::Relaxed)
+    };
+    for app in [&a, &b] {
+        println!(
+            "{} notifications; publishes failed {}, sent again {}, given up {}",
+            in_db.len(),
+            metric(app, |m| &m.publish_failures),
+            metric(app, |m| &m.republished),
+            metric(app, |m| &m.republish_abandoned),
+        );
+    }
     for (name, socket) in ["A", "B"].into_iter().zip(sockets.iter_mut()) {
         let mut seen = Vec::new();
         while seen.len() < in_db.len() {
@@ -262,13 +276,6 @@ async fn a_master_failing_over_mid_test_loses_nothing_and_duplicates_nothing() {
     for socket in &mut sockets {
         assert_eq!(socket.notification().await["kind"], "follow");
     }
-    let failures = |app: &TestApp| app.state.metrics.publish_failures.load(Ordering::Relaxed);
-    println!(
-        "{} notifications; publish failures during the failover: A {}, B {}",
-        in_db.len(),
-        failures(&a),
-        failures(&b)
-    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -3,15 +3,16 @@
 //! the [`subscriber`] holds `SSUBSCRIBE`s on the shards that own the channels the hub wants.
 //!
 //! Each worker publishes over a cluster connection of its own ([`publisher`]). A failed
-//! publish is delivered to local sockets, as on one Redis; the other instances' subscribers
-//! lost that shard too, and catch their sockets up once they are subscribed again.
+//! publish is delivered to local sockets and tried again in the background, as on one Redis.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::cluster_async::ClusterConnection;
 use tokio::sync::mpsc;
 
+use super::republish::{RepublishLimits, Republisher};
 use super::{keep_subscribed, publish_failed, Feed, REDIS_TIMEOUT};
 use crate::realtime::event::Event;
 use crate::realtime::hub::{Hub, SubscriptionChange};
@@ -28,6 +29,7 @@ pub struct ClusterBus {
     hub: Arc<Hub>,
     /// Whether the subscriber is up (shared with it).
     connected: Arc<AtomicBool>,
+    republisher: Republisher,
 }
 
 impl ClusterBus {
@@ -36,13 +38,23 @@ impl ClusterBus {
         urls: &[String],
         feed: Feed,
         changes: mpsc::Receiver<SubscriptionChange>,
+        limits: RepublishLimits,
     ) -> anyhow::Result<ClusterBus> {
         let publisher = builder(urls).build()?.get_async_connection().await?;
+        let republisher = {
+            let (publisher, prefix) = (publisher.clone(), feed.prefix.clone());
+            let publish = move |event: Event| {
+                let (publisher, prefix) = (publisher.clone(), prefix.clone());
+                async move { spublish_on(publisher, &prefix, &event).await }
+            };
+            Republisher::start(publish, limits, feed.hub.metrics.clone())
+        };
         let bus = ClusterBus {
             publisher: Publisher::new(publisher, urls),
             prefix: feed.prefix.clone(),
             hub: feed.hub.clone(),
             connected: feed.connected.clone(),
+            republisher,
         };
         let subscriber = ShardSubscriber::new(urls.to_vec(), feed);
         tokio::spawn(keep_subscribed(subscriber, changes));
@@ -56,24 +68,35 @@ impl ClusterBus {
             prefix: self.prefix.clone(),
             hub: self.hub.clone(),
             connected: self.connected.clone(),
+            republisher: self.republisher.clone(),
         }
     }
 
-    /// `SPUBLISH`es a committed event; on failure, delivers it to local sockets only.
+    /// `SPUBLISH`es a committed event; on failure, delivers it to local sockets and tries it
+    /// again in the background.
     pub(super) async fn publish(&self, event: Event) {
-        let sent = redis::cmd("SPUBLISH")
-            .arg(format!("{}{}", self.prefix, event.channel()))
-            .arg(event.encode())
-            .query_async::<i64>(&mut self.publisher.here())
-            .await;
-        if let Err(error) = sent {
-            publish_failed(&self.hub, event, &error);
+        if let Err(error) = spublish_on(self.publisher.here(), &self.prefix, &event).await {
+            publish_failed(&self.hub, &self.republisher, event, &error);
         }
     }
 
     pub(super) fn is_connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
     }
+}
+
+/// `SPUBLISH`es `event` on the shard of its channel.
+async fn spublish_on(
+    mut connection: ClusterConnection,
+    prefix: &str,
+    event: &Event,
+) -> redis::RedisResult<()> {
+    redis::cmd("SPUBLISH")
+        .arg(format!("{prefix}{}", event.channel()))
+        .arg(event.encode())
+        .query_async::<i64>(&mut connection)
+        .await
+        .map(drop)
 }
 
 /// A cluster client for `urls` (seed nodes; the rest is discovered). Every command, retries
