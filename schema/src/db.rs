@@ -376,8 +376,12 @@ where
         diesel_async::methods::LoadQuery<'a, C, i32>,
     diesel::query_builder::SqlQuery: diesel::query_builder::QueryFragment<C::Backend>,
 {
+    // Last in, first out: the connection used most recently serves next, so at moderate load
+    // a few backends do the work, warm, instead of every backend of the pool in turn being
+    // woken (see docs/notes/like-path.md, "The most recently used connection first").
     DeadPool::builder(manager)
         .max_size(size.max(1))
+        .queue_mode(deadpool::managed::QueueMode::Lifo)
         .runtime(deadpool::Runtime::Tokio1)
         .wait_timeout(Some(config.acquire_timeout))
         .create_timeout(Some(config.acquire_timeout))
