@@ -13,6 +13,7 @@
 //! - [`error`]: `ApiError`, rendered as problem+json.
 //! - [`auth`]: biscuit tokens and socket tickets, password hashing.
 //! - [`admission`]: the revocation check of opening sockets, batched per worker.
+//! - `like_queue`: likes of one post that arrive together, written in one transaction.
 //! - [`gate`]: how much heavy blocking work (password hashes, image decodes) runs at once and
 //!   how many requests may wait for it.
 //! - [`domain`]: validated input (usernames, captions, page cursors, path ids).
@@ -35,6 +36,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod gate;
+pub(crate) mod like_queue;
 pub mod media;
 pub(crate) mod middleware;
 pub mod push;

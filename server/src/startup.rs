@@ -16,6 +16,7 @@ use crate::auth::Sessions;
 use crate::auth::{Keys, Passwords};
 use crate::config::Settings;
 use crate::gate::HashGate;
+use crate::like_queue::{LikeQueue, LikeQueueLimits};
 use crate::media::MediaStore;
 use crate::push::Push;
 use crate::ratelimit::{RateLimiter, SharedRedis};
@@ -135,6 +136,7 @@ impl Application {
         let refresh = Duration::from_secs(settings.limits.revocations_refresh_secs);
         spawn_session_refresh(&sessions, refresh);
         let state = AppState {
+            likes: LikeQueue::new(db.clone(), like_queue_limits(&settings), metrics.clone()),
             sessions,
             shedder: Arc::new(Shedder::new(shed_limits(&settings))),
             sockets: socket_context(&db, &hub, &metrics, &settings, &push),
@@ -322,5 +324,12 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn like_queue_limits(settings: &Settings) -> LikeQueueLimits {
+    LikeQueueLimits {
+        max_batch: settings.limits.like_batch_max,
+        authors: settings.limits.like_author_cache_size,
     }
 }

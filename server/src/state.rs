@@ -8,6 +8,7 @@ use pulse_schema::Db;
 use crate::admission::Admissions;
 use crate::auth::{Keys, Passwords, Sessions};
 use crate::config::Settings;
+use crate::like_queue::LikeQueue;
 use crate::media::MediaStore;
 use crate::push::Push;
 use crate::ratelimit::RateLimiter;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub metrics: Arc<Metrics>,
     pub limiter: Arc<RateLimiter>,
+    /// Likes of one post written together (one queue per worker, over its pool).
+    pub(crate) likes: LikeQueue,
     /// The turns API requests take (one gate per instance, shared by its workers).
     pub(crate) shedder: Arc<Shedder>,
     /// What this state's socket tasks share (its pool, the hub, metrics, limits).
@@ -53,6 +56,7 @@ impl AppState {
         });
         AppState {
             admissions: self.admissions.with_db(db.clone()),
+            likes: self.likes.with_db(db.clone()),
             sockets: socket_context(&db, &self.hub, &self.metrics, &self.settings, &self.push),
             db,
             bus: self.bus.for_worker(),

@@ -86,6 +86,8 @@ pub struct Metrics {
     pub slow_disconnects: AtomicU64,
     pub redis_reconnects: AtomicU64,
     pub publish_failures: AtomicU64,
+    /// Likes written in a transaction with other likes of their post (`like_queue`).
+    pub likes_together: AtomicU64,
     /// Failed publishes that went through when tried again.
     pub republished: AtomicU64,
     /// Failed publishes given up (older than the window, or the queue full).
@@ -311,6 +313,12 @@ impl Metrics {
             "pulse_publish_failures_total",
             "Events that could not be published to Redis.",
             self.publish_failures.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "pulse_likes_written_together_total",
+            "Likes written in one transaction with other likes of their post (they arrived while one was being written).",
+            self.likes_together.load(Ordering::Relaxed),
         );
         counter(
             &mut out,

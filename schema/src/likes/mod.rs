@@ -41,6 +41,40 @@ pub async fn like(db: &Db, actor: &UserSummaryRow, post_id: PostId) -> DbResult<
     }
 }
 
+/// Writes each `(liker, post)` like in order, each answered as [`like`] answers it.
+///
+/// On PostgreSQL they share one transaction and one commit ([`postgres::like_together`]): the
+/// posts' and their authors' rows, which each like holds until its commit, are then held once
+/// for all of them. Should that transaction fail (a like of a post deleted meanwhile), each like
+/// is written again alone, so that a like fails only on its own account. On SQLite each is
+/// written alone: its one writer takes them in turn anyway.
+pub async fn like_together(
+    db: &Db,
+    likes: &[(UserSummaryRow, PostId)],
+) -> Vec<DbResult<LikeOutcome>> {
+    if let (Pool::Postgres(pool), true) = (db.write(), likes.len() > 1) {
+        let together = match pool.get().await {
+            Ok(mut conn) => postgres::like_together(&mut conn, likes, db.policy()).await,
+            Err(error) => Err(DbError::from(error)),
+        };
+        match together {
+            Ok(outcomes) => return outcomes.into_iter().map(Ok).collect(),
+            Err(DbError::Unavailable(why)) => {
+                return likes
+                    .iter()
+                    .map(|_| Err(DbError::Unavailable(why.clone())))
+                    .collect()
+            }
+            Err(_) => {} // written alone below
+        }
+    }
+    let mut outcomes = Vec::with_capacity(likes.len());
+    for (actor, post_id) in likes {
+        outcomes.push(like(db, actor, *post_id).await);
+    }
+    outcomes
+}
+
 /// Removes a like, taking the liker out of their notification's group. Idempotent; notifies
 /// nobody.
 pub async fn unlike(db: &Db, liker: UserId, post_id: PostId) -> DbResult<LikeOutcome> {

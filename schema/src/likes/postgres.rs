@@ -107,6 +107,41 @@ pub(super) async fn like(
     ))
 }
 
+/// [`super::like_together`] on PostgreSQL: each like's statement (and whatever it needs after)
+/// in turn, in one transaction. Any error rolls them all back.
+///
+/// Likes of several posts lock those posts first, in id order, before the first like locks
+/// their author: a transaction that holds an author's row then never waits for a post, and
+/// every other writer (a like alone, an unlike, another batch) locks posts before authors, so
+/// no two can wait for each other.
+pub(super) async fn like_together(
+    conn: &mut AsyncPgConnection,
+    likes: &[(UserSummaryRow, PostId)],
+    policy: NotifyPolicy,
+) -> DbResult<Vec<LikeOutcome>> {
+    use diesel_async::AsyncConnection as _;
+    let mut posts: Vec<PostId> = likes.iter().map(|(_, post)| *post).collect();
+    posts.sort_unstable();
+    posts.dedup();
+    conn.transaction::<_, DbError, _>(async |conn| {
+        if posts.len() > 1 {
+            posts::table
+                .filter(posts::id.eq_any(&posts))
+                .order(posts::id)
+                .select(posts::id)
+                .for_no_key_update()
+                .load::<PostId>(conn)
+                .await?;
+        }
+        let mut outcomes = Vec::with_capacity(likes.len());
+        for (actor, post_id) in likes {
+            outcomes.push(like(conn, actor, *post_id, policy).await?);
+        }
+        Ok(outcomes)
+    })
+    .await
+}
+
 /// The statement added no like: already liked, or hidden by a block. A statement of its own,
 /// so that it sees a concurrent like of the same pair that the insert waited for (see
 /// [`LikeStatement`]).

@@ -62,7 +62,7 @@ async fn set_like(
     let post = PostId(path_id(path)?);
     throttle_user(state, Bucket::Likes, user.id).await?;
     let outcome = match liked {
-        true => likes::like(&state.db, &user.summary, post).await?,
+        true => state.likes.like(&user.summary, post).await?,
         false => likes::unlike(&state.db, user.id, post).await?,
     };
     Ok(publish(state, outcome).await)

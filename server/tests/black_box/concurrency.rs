@@ -116,6 +116,146 @@ async fn concurrent_writes_to_one_recipient_commit_ids_in_order() {
     );
 }
 
+/// Likes of one post that arrive together are written together (one transaction per batch,
+/// `server/src/like_queue.rs`): each still gets its own count, every liker one notification, ids
+/// in commit order, and a socket that resumes while they commit misses nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_hundred_likers_of_one_post_at_once_each_get_their_own_count_and_notification() {
+    const LIKERS: usize = 200;
+    let app = TestApp::spawn().await;
+    let author = app.register("author").await;
+    let post = app.create_post(&author, "viral").await["id"]
+        .as_i64()
+        .unwrap();
+    let likers = join_all((0..LIKERS).map(|i| {
+        let app = &app;
+        async move { app.register(&format!("v{i}")).await }
+    }))
+    .await;
+    let mut live = app.socket(&author, "").await;
+
+    let liking = join_all(likers.iter().map(|liker| app.like(liker, post)));
+    // While they commit: a socket resuming after the first notification it sees.
+    let resuming = async {
+        let first = live.notification().await["id"].as_i64().unwrap();
+        let socket = app.socket(&author, &format!("?since={first}")).await;
+        (first, socket)
+    };
+    let (replies, (first, mut resumed)) = tokio::join!(liking, resuming);
+
+    let mut counts: Vec<i64> = replies
+        .iter()
+        .map(|r| {
+            r.assert_status(StatusCode::OK);
+            r.body["like_count"].as_i64().unwrap()
+        })
+        .collect();
+    counts.sort_unstable();
+    assert_eq!(
+        counts,
+        (1..=LIKERS as i64).collect::<Vec<_>>(),
+        "each like its own count"
+    );
+    assert_eq!(
+        app.get(&format!("/posts/{post}"), &author.token).await.body["like_count"],
+        LIKERS
+    );
+    let mut inbox: Vec<(i64, i64)> = app
+        .all_notifications(&author)
+        .await
+        .iter()
+        .map(|n| {
+            (
+                n["id"].as_i64().unwrap(),
+                n["actor"]["id"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    inbox.reverse(); // oldest first
+    let ids: Vec<i64> = inbox.iter().map(|(id, _)| *id).collect();
+    let mut actors: Vec<i64> = inbox.iter().map(|(_, actor)| *actor).collect();
+    actors.sort_unstable();
+    actors.dedup();
+    assert_eq!(actors.len(), LIKERS, "one notification per liker");
+    assert_eq!(ids[0], first);
+
+    // The socket open throughout and the one that resumed: every id, once, in order.
+    let mut seen = vec![first];
+    while seen.len() < LIKERS {
+        seen.push(live.notification().await["id"].as_i64().unwrap());
+    }
+    assert_eq!(seen, ids);
+    let mut after = Vec::new();
+    while after.len() < LIKERS - 1 {
+        after.push(resumed.notification().await["id"].as_i64().unwrap());
+    }
+    assert_eq!(after, ids[1..]);
+    let together = &app.state.metrics.likes_together;
+    println!(
+        "{} of {LIKERS} likes written together with others",
+        together.load(std::sync::atomic::Ordering::Relaxed)
+    );
+}
+
+/// Likes of several posts of one author at once (written together per author): per post each
+/// like its own count, one notification per like, and the author's socket gets them all once,
+/// in id order.
+#[tokio::test(flavor = "multi_thread")]
+async fn sixty_likers_of_five_posts_of_one_author_at_once_stay_exact() {
+    const LIKERS: usize = 60;
+    let app = TestApp::spawn().await;
+    let author = app.register("author").await;
+    let mut posts = Vec::new();
+    for n in 0..5 {
+        posts.push(
+            app.create_post(&author, &format!("p{n}")).await["id"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    let likers = join_all((0..LIKERS).map(|i| {
+        let app = &app;
+        async move { app.register(&format!("h{i}")).await }
+    }))
+    .await;
+    let mut live = app.socket(&author, "").await;
+    let likes: Vec<(i64, &crate::support::User)> = likers
+        .iter()
+        .flat_map(|liker| posts.iter().map(move |post| (*post, liker)))
+        .collect();
+    let replies = join_all(likes.iter().map(|(post, liker)| app.like(liker, *post))).await;
+    for post in &posts {
+        let mut counts: Vec<i64> = likes
+            .iter()
+            .zip(&replies)
+            .filter(|((p, _), _)| p == post)
+            .map(|(_, r)| {
+                r.assert_status(StatusCode::OK);
+                r.body["like_count"].as_i64().unwrap()
+            })
+            .collect();
+        counts.sort_unstable();
+        assert_eq!(
+            counts,
+            (1..=LIKERS as i64).collect::<Vec<_>>(),
+            "post {post}"
+        );
+    }
+    let mut ids: Vec<i64> = app
+        .all_notifications(&author)
+        .await
+        .iter()
+        .map(|n| n["id"].as_i64().unwrap())
+        .collect();
+    ids.reverse();
+    assert_eq!(ids.len(), likes.len(), "one notification per like");
+    let mut seen = Vec::new();
+    while seen.len() < ids.len() {
+        seen.push(live.notification().await["id"].as_i64().unwrap());
+    }
+    assert_eq!(seen, ids, "every notification once, in id order");
+}
+
 /// Sockets opening together are checked in batches (`server/src/admission.rs`): each must still
 /// get the verdict of its own token and the replay of its own user's notifications.
 #[tokio::test(flavor = "multi_thread")]

@@ -238,6 +238,66 @@ async fn a_reconnect_storm_ends_with_exactly_the_database_set() {
     );
 }
 
+/// Likes of one author's posts through both instances at once (each instance writes the likes
+/// for one author that arrive together in one transaction): per post every like its own count,
+/// one notification per like, and the author's sockets on both instances get them all once, in
+/// id order.
+#[tokio::test(flavor = "multi_thread")]
+async fn likes_of_one_authors_posts_through_both_instances_at_once_stay_exact() {
+    const LIKERS: usize = 40;
+    let (a, b) = pair().await;
+    let author = a.register("author").await;
+    let mut posts = Vec::new();
+    for n in 0..3 {
+        posts.push(
+            a.create_post(&author, &format!("p{n}")).await["id"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    let likers = join_all((0..LIKERS).map(|i| {
+        let a = &a;
+        async move { a.register(&format!("v{i}")).await }
+    }))
+    .await;
+    let mut sockets = [a.socket(&author, "").await, b.socket(&author, "").await];
+    let likes: Vec<(i64, &support::User)> = likers
+        .iter()
+        .flat_map(|liker| posts.iter().map(move |post| (*post, liker)))
+        .collect();
+    let replies = join_all(likes.iter().enumerate().map(|(i, (post, liker))| {
+        let app = if i % 2 == 0 { &a } else { &b };
+        app.like(liker, *post)
+    }))
+    .await;
+    for post in &posts {
+        let mut counts: Vec<i64> = likes
+            .iter()
+            .zip(&replies)
+            .filter(|((p, _), _)| p == post)
+            .map(|(_, r)| {
+                r.assert_status(StatusCode::OK);
+                r.body["like_count"].as_i64().unwrap()
+            })
+            .collect();
+        counts.sort_unstable();
+        assert_eq!(
+            counts,
+            (1..=LIKERS as i64).collect::<Vec<_>>(),
+            "post {post}"
+        );
+    }
+    let in_db = a.notification_ids(&author).await;
+    assert_eq!(in_db.len(), likes.len(), "one notification per like");
+    for socket in &mut sockets {
+        let mut seen = Vec::new();
+        while seen.len() < in_db.len() {
+            seen.push(id(&socket.notification().await));
+        }
+        assert_eq!(seen, in_db, "every notification once, in order");
+    }
+}
+
 /// A publish that fails while both subscribers stay connected (Redis refuses `PUBLISH` for a
 /// while): the like reaches the socket on its own instance at once, and the other instance's
 /// socket as soon as Redis takes the publish again, with no later event to reveal the gap;
