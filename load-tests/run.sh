@@ -7,6 +7,11 @@
 #   smoke     smoke.js   1  pg        20 likes/s for 10 s, CI sized
 #   likes     likes.js   2  pg        RATE likes/s (1000) for DURATION (60s), like -> frame latency of every like
 #   embedded  likes.js   1  embedded  the same likes scenario on SQLite, no Redis
+#   hot-post  likes, Rust driver, 2 pg: every like on one post of one author (AUTHORS=1,
+#                        POSTS_PER_AUTHOR=1; RATE x DURATION likers, each registered first),
+#                        DURATION 10s by default; compare with `likes` at the same rate
+#   hot-recipient  the same with one author's POSTS_PER_AUTHOR (1000) posts: every like goes to
+#                        one recipient, spread over their posts
 #   fanout    harness/fanout.mjs (Node)  1  pg   SOCKETS sockets (10000) watching one post, 20 likes/s
 #   fanout-k6 fanout.js  1  pg        the same in k6 (k6 cannot receive 100k frames/s on 2 cores)
 #   ceiling   runs ceiling.sh (its own options)
@@ -89,6 +94,11 @@ case $SCENARIO in
   smoke) SCRIPT=smoke.js; : "${INSTANCES:=1}"; : "${BACKEND:=pg}" ;;
   likes) SCRIPT=likes.js; : "${INSTANCES:=2}"; : "${BACKEND:=pg}" ;;
   embedded) SCRIPT=likes.js; INSTANCES=1; BACKEND=embedded ;;
+  hot-post|hot-recipient)
+    SCRIPT=likes.js; : "${INSTANCES:=2}"; : "${BACKEND:=pg}"; : "${DRIVER_OPT:=rust}"; : "${DURATION_OPT:=10s}"
+    export AUTHORS=${AUTHORS:-1}
+    if [[ $SCENARIO == hot-post ]]; then export POSTS_PER_AUTHOR=${POSTS_PER_AUTHOR:-1}
+    else export POSTS_PER_AUTHOR=${POSTS_PER_AUTHOR:-1000}; fi ;;
   fanout) SCRIPT=fanout.mjs; DRIVER=node; : "${INSTANCES:=1}"; : "${BACKEND:=pg}" ;;
   fanout-k6) SCRIPT=fanout.js; : "${INSTANCES:=1}"; : "${BACKEND:=pg}" ;;
   idle) SCRIPT=idle.js; : "${INSTANCES:=2}"; : "${BACKEND:=pg}" ;;
@@ -96,7 +106,7 @@ case $SCENARIO in
   *) echo "unknown scenario $SCENARIO" >&2; usage ;;
 esac
 if [[ -n "$DRIVER_OPT" && "$DRIVER_OPT" != "$DRIVER" ]]; then
-  [[ ("$DRIVER_OPT" == node || "$DRIVER_OPT" == rust) && ($SCENARIO == likes || $SCENARIO == embedded) ]] \
+  [[ ("$DRIVER_OPT" == node || "$DRIVER_OPT" == rust) && ($SCENARIO == likes || $SCENARIO == embedded || $SCENARIO == hot-*) ]] \
     || die "--driver $DRIVER_OPT is not available for $SCENARIO"
   SCRIPT=likes.mjs DRIVER=node
   if [[ "$DRIVER_OPT" == rust ]]; then ensure_hold_bin; export LIKE_DRIVER=rust; fi
