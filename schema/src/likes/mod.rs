@@ -43,7 +43,8 @@ pub async fn like(db: &Db, actor: &UserSummaryRow, post_id: PostId) -> DbResult<
 
 /// Writes each `(liker, post)` like in order, each answered as [`like`] answers it.
 ///
-/// On PostgreSQL they share one transaction and one commit ([`postgres::like_together`]): the
+/// On PostgreSQL they share one transaction, one round trip for their statements and one commit
+/// ([`postgres::like_together`]): the
 /// posts' and their authors' rows, which each like holds until its commit, are then held once
 /// for all of them. Should that transaction fail (a like of a post deleted meanwhile), each like
 /// is written again alone, so that a like fails only on its own account. On SQLite each is

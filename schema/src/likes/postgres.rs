@@ -44,18 +44,23 @@ pub(super) async fn like(
     post_id: PostId,
     policy: NotifyPolicy,
 ) -> DbResult<LikeOutcome> {
-    let statement = LikeStatement {
-        post: post_id,
-        liker: actor.id,
-        at: crate::now_millis(),
-        text: NewNotification::render(Kind::Like, actor, None),
-        window_secs: policy.group_window_secs,
-        actor: actors_json(&[Actor::from(actor)]),
-        push_delay_ms: policy.push_delay_ms,
-        push_ttl_secs: policy.push_ttl_secs,
-    };
+    let statement = LikeStatement::new(actor, post_id, policy);
     let (at, text) = (statement.at, statement.text.clone());
-    let Some(row) = statement.get_result::<LikeRow>(conn).await.optional()? else {
+    let row = statement.get_result::<LikeRow>(conn).await.optional()?;
+    settle(conn, actor, post_id, policy, (at, text), row).await
+}
+
+/// What a like's statement answered (`row`: `None` if it added no like), turned into the
+/// like's outcome, with whatever it needs after the statement.
+async fn settle(
+    conn: &mut AsyncPgConnection,
+    actor: &UserSummaryRow,
+    post_id: PostId,
+    policy: NotifyPolicy,
+    (at, text): (NaiveDateTime, String),
+    row: Option<LikeRow>,
+) -> DbResult<LikeOutcome> {
+    let Some(row) = row else {
         return not_added(conn, actor, post_id).await;
     };
     let (like_count, like_seq, author, notification_id, seq, unsettled) =
@@ -107,8 +112,8 @@ pub(super) async fn like(
     ))
 }
 
-/// [`super::like_together`] on PostgreSQL: each like's statement (and whatever it needs after)
-/// in turn, in one transaction. Any error rolls them all back.
+/// [`super::like_together`] on PostgreSQL: every like's statement in one round trip, then
+/// whatever each needs after it, in one transaction. Any error rolls them all back.
 ///
 /// Likes of several posts lock those posts first, in id order, before the first like locks
 /// their author: a transaction that holds an author's row then never waits for a post, and
@@ -133,9 +138,24 @@ pub(super) async fn like_together(
                 .load::<PostId>(conn)
                 .await?;
         }
+        // Every statement sent at once (the connection pipelines them; PostgreSQL runs them
+        // in order), then each answer settled in turn.
+        let statements: Vec<LikeStatement> = likes
+            .iter()
+            .map(|(actor, post_id)| LikeStatement::new(actor, *post_id, policy))
+            .collect();
+        let rows = {
+            let shared: &AsyncPgConnection = conn;
+            let answers = statements
+                .iter()
+                .map(|statement| statement.clone().get_result::<LikeRow>(&mut &*shared));
+            futures_util::future::join_all(answers).await
+        };
         let mut outcomes = Vec::with_capacity(likes.len());
-        for (actor, post_id) in likes {
-            outcomes.push(like(conn, actor, *post_id, policy).await?);
+        for (((actor, post_id), statement), row) in likes.iter().zip(statements).zip(rows) {
+            let row = row.optional()?;
+            let sent = (statement.at, statement.text);
+            outcomes.push(settle(conn, actor, *post_id, policy, sent, row).await?);
         }
         Ok(outcomes)
     })
@@ -234,6 +254,22 @@ pub(crate) struct LikeStatement {
     pub push_delay_ms: i64,
     /// How long the pushes may wait before they are dropped.
     pub push_ttl_secs: i64,
+}
+
+impl LikeStatement {
+    /// `actor`'s like of `post`, now.
+    fn new(actor: &UserSummaryRow, post: PostId, policy: NotifyPolicy) -> Self {
+        LikeStatement {
+            post,
+            liker: actor.id,
+            at: crate::now_millis(),
+            text: NewNotification::render(Kind::Like, actor, None),
+            window_secs: policy.group_window_secs,
+            actor: actors_json(&[Actor::from(actor)]),
+            push_delay_ms: policy.push_delay_ms,
+            push_ttl_secs: policy.push_ttl_secs,
+        }
+    }
 }
 
 /// What [`LikeStatement`] returns, column for column. The sixth, `unsettled`: the liker's first
