@@ -72,6 +72,18 @@ pub async fn find(db: &Db, id: PostId) -> DbResult<PostView> {
     })
 }
 
+/// The author of a post (`NotFound` if there is no such post). A post's author never changes.
+pub async fn author(db: &Db, id: PostId) -> DbResult<UserId> {
+    crate::run!(db.read(), conn => {
+        posts::table
+            .find(id)
+            .select(posts::author_id)
+            .first(conn)
+            .await
+            .map_err(Into::into)
+    })
+}
+
 /// Deletes a post (its likes, comments and notifications go with it by cascade, its groups are
 /// marked removed) if `requester` wrote it: `NotFound` if there is no such post, `Forbidden` if
 /// someone else wrote it. Returns the removed groups.

@@ -1,7 +1,7 @@
-//! Likes to one author written together: a like for an author (or, until this worker knows
-//! the post's author, of a post) that another like for them is being written for waits, and
-//! every like that waited is then written in one transaction with one commit
-//! ([`likes::like_together`]).
+//! Likes to one author written together: a like for an author that another like for them is
+//! being written for waits, and every like that waited is then written in one transaction with
+//! one commit ([`likes::like_together`]). A worker reads a post's author once, on the post's
+//! first like here, and remembers it.
 //!
 //! A like holds its post's row (the count) and its author's row (the notification order) until
 //! its commit, so likes of one popular post, or of one popular person's posts, take turns at
@@ -24,8 +24,8 @@ use tokio::sync::oneshot;
 
 use crate::telemetry::Metrics;
 
-/// What likes wait behind: another like for the same author, or of the same post while the
-/// post's author is not known here yet.
+/// What likes wait behind: another like for the same author, or of the same post when its
+/// author could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Key {
     Author(UserId),
@@ -42,7 +42,7 @@ struct Waiter {
 struct Queues {
     /// Keys with a like being written, and the likes waiting behind it.
     waiting: HashMap<Key, Vec<Waiter>>,
-    /// The authors of posts liked here (learnt from the likes' notifications).
+    /// The authors of posts liked here.
     authors: HashMap<PostId, UserId>,
 }
 
@@ -81,13 +81,14 @@ impl LikeQueue {
     /// Likes `post` as `actor`: at once if no other like for its author is being written here,
     /// else together with every like that waited for that one.
     pub(crate) async fn like(&self, actor: &UserSummaryRow, post: PostId) -> DbResult<LikeOutcome> {
+        let key = self.key(post).await?;
         let (answer, answered) = oneshot::channel();
         let waiter = Waiter {
             actor: actor.clone(),
             post,
             answer,
         };
-        if let Some(key) = self.enqueue(waiter) {
+        if self.enqueue(key, waiter) {
             tokio::spawn(self.clone().write(key));
         }
         answered
@@ -95,21 +96,33 @@ impl LikeQueue {
             .unwrap_or_else(|_| Err(DbError::Unavailable("the like was not written".into())))
     }
 
-    /// Queues `waiter` behind its key; the key when this like is the first (it starts a writer).
-    fn enqueue(&self, waiter: Waiter) -> Option<Key> {
-        let mut queues = self.lock();
-        let key = match queues.authors.get(&waiter.post) {
-            Some(author) => Key::Author(*author),
-            None => Key::Post(waiter.post),
-        };
-        match queues.waiting.entry(key) {
+    /// The key a like of `post` waits behind: its author, read once per post and remembered.
+    /// A post that does not exist is `NotFound` (as its like would be); should the read fail
+    /// otherwise, the like waits behind its post.
+    async fn key(&self, post: PostId) -> DbResult<Key> {
+        if let Some(author) = self.lock().authors.get(&post) {
+            return Ok(Key::Author(*author));
+        }
+        match pulse_schema::posts::author(&self.db, post).await {
+            Ok(author) => {
+                self.remember(post, author);
+                Ok(Key::Author(author))
+            }
+            Err(DbError::NotFound) => Err(DbError::NotFound),
+            Err(_) => Ok(Key::Post(post)),
+        }
+    }
+
+    /// Queues `waiter` behind `key`; true when it is the first (it starts a writer).
+    fn enqueue(&self, key: Key, waiter: Waiter) -> bool {
+        match self.lock().waiting.entry(key) {
             Entry::Vacant(entry) => {
                 entry.insert(vec![waiter]);
-                Some(key)
+                true
             }
             Entry::Occupied(mut entry) => {
                 entry.get_mut().push(waiter);
-                None
+                false
             }
         }
     }
@@ -126,7 +139,6 @@ impl LikeQueue {
                     .fetch_add(together, Ordering::Relaxed);
             }
             let outcomes = likes::like_together(&self.db, &likes).await;
-            self.learn_authors(&outcomes);
             for (waiter, outcome) in batch.into_iter().zip(outcomes) {
                 let _ = waiter.answer.send(outcome);
             }
@@ -146,27 +158,19 @@ impl LikeQueue {
         Some(queue.drain(..take).collect())
     }
 
-    /// Remembers the author of each post a notification or group was written for.
-    fn learn_authors(&self, outcomes: &[DbResult<LikeOutcome>]) {
+    /// Remembers `post`'s author; when full, one entry makes room (which one does not matter:
+    /// a forgotten post's author is read again on its next like).
+    fn remember(&self, post: PostId, author: UserId) {
+        if self.limits.authors == 0 {
+            return;
+        }
         let mut queues = self.lock();
-        for outcome in outcomes.iter().flatten() {
-            let delivery = &outcome.delivery;
-            let author = match (&delivery.notification, delivery.groups.first()) {
-                (Some(view), _) => view.0.recipient_id,
-                (None, Some(group)) => group.recipient_id,
-                (None, None) => continue,
-            };
-            if queues.authors.len() >= self.limits.authors {
-                // Full: one entry makes room (which one does not matter; a forgotten post's
-                // likes wait behind the post until its author is learnt again).
-                if let Some(post) = queues.authors.keys().next().copied() {
-                    queues.authors.remove(&post);
-                }
-            }
-            if self.limits.authors > 0 {
-                queues.authors.insert(outcome.post_id, author);
+        if queues.authors.len() >= self.limits.authors {
+            if let Some(forgotten) = queues.authors.keys().next().copied() {
+                queues.authors.remove(&forgotten);
             }
         }
+        queues.authors.insert(post, author);
     }
 
     fn lock(&self) -> MutexGuard<'_, Queues> {
