@@ -256,6 +256,63 @@ async fn sixty_likers_of_five_posts_of_one_author_at_once_stay_exact() {
     assert_eq!(seen, ids, "every notification once, in id order");
 }
 
+/// A like that fails inside a batch (its liker is blocked by the author, or its post was just
+/// deleted) fails alone: the batch is written again one like at a time, so every other like
+/// keeps its exact count and notification, and nothing answers 500.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_like_among_likes_written_together_fails_alone() {
+    const LIKERS: usize = 40;
+    let app = TestApp::spawn().await;
+    let (author, blocked) = (app.register("author").await, app.register("blocked").await);
+    app.put(&format!("/users/{}/block", blocked.id), &author.token)
+        .await
+        .assert_status(StatusCode::OK);
+    let post = app.create_post(&author, "p").await["id"].as_i64().unwrap();
+    let likers = join_all((0..LIKERS).map(|i| {
+        let app = &app;
+        async move { app.register(&format!("f{i}")).await }
+    }))
+    .await;
+    // The blocked liker's likes go in among the others.
+    let likes = likers.iter().enumerate().flat_map(|(i, liker)| {
+        let extra = (i % 8 == 0).then_some(&blocked);
+        std::iter::once(liker).chain(extra)
+    });
+    let app = &app;
+    let replies =
+        join_all(likes.map(|liker| async move { (liker.id, app.like(liker, post).await) })).await;
+    let mut counts = Vec::new();
+    for (liker, reply) in &replies {
+        if *liker == blocked.id {
+            reply.assert_status(StatusCode::NOT_FOUND);
+        } else {
+            reply.assert_status(StatusCode::OK);
+            counts.push(reply.body["like_count"].as_i64().unwrap());
+        }
+    }
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=LIKERS as i64).collect::<Vec<_>>());
+    assert_eq!(app.all_notifications(&author).await.len(), LIKERS);
+
+    // Likes of a post deleted while they are being written: each 200 or 404, nothing else.
+    let doomed = app.create_post(&author, "doomed").await["id"]
+        .as_i64()
+        .unwrap();
+    let liking = join_all(likers.iter().map(|liker| app.like(liker, doomed)));
+    let path = format!("/posts/{doomed}");
+    let deleting = app.delete(&path, &author.token);
+    let (replies, deleted) = tokio::join!(liking, deleting);
+    deleted.assert_status(StatusCode::NO_CONTENT);
+    for reply in &replies {
+        assert!(
+            [StatusCode::OK, StatusCode::NOT_FOUND].contains(&reply.status),
+            "a like of a post being deleted: {} {}",
+            reply.status,
+            reply.body
+        );
+    }
+}
+
 /// Sockets opening together are checked in batches (`server/src/admission.rs`): each must still
 /// get the verdict of its own token and the replay of its own user's notifications.
 #[tokio::test(flavor = "multi_thread")]
