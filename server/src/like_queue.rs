@@ -130,8 +130,10 @@ impl LikeQueue {
     /// Writes the likes waiting behind `key`, batch after batch, until none is left.
     async fn write(self, key: Key) {
         while let Some(batch) = self.next_batch(key) {
-            let likes: Vec<(UserSummaryRow, PostId)> =
-                batch.iter().map(|w| (w.actor.clone(), w.post)).collect();
+            let (likes, answers): (Vec<_>, Vec<_>) = batch
+                .into_iter()
+                .map(|waiter| ((waiter.actor, waiter.post), waiter.answer))
+                .unzip();
             if likes.len() > 1 {
                 let together = likes.len() as u64;
                 self.metrics
@@ -139,8 +141,8 @@ impl LikeQueue {
                     .fetch_add(together, Ordering::Relaxed);
             }
             let outcomes = likes::like_together(&self.db, &likes).await;
-            for (waiter, outcome) in batch.into_iter().zip(outcomes) {
-                let _ = waiter.answer.send(outcome);
+            for (answer, outcome) in answers.into_iter().zip(outcomes) {
+                let _ = answer.send(outcome);
             }
         }
     }

@@ -14,9 +14,10 @@
 //! worker's own connection is up (or if it cannot be opened), the process-wide one serves.
 //!
 //! If Redis goes away, REST and local sockets keep working: a failed publish is delivered to
-//! local sockets directly and tried again in the background (`republish`), the subscriber reconnects with capped exponential back-off,
-//! resubscribes every channel, and then asks every local socket to catch up from the database,
-//! so no connected client misses a notification committed while Redis was away.
+//! local sockets directly and tried again in the background (`republish`), the subscriber
+//! reconnects with capped exponential back-off, resubscribes every channel, and then asks every
+//! local socket to catch up from the database, so no connected client misses a notification
+//! committed while Redis was away.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -92,7 +93,7 @@ impl Bus {
             Bus::InProcess(hub) => hub.dispatch(event),
             Bus::Redis(bus) => {
                 let conn = RedisBus::publisher_here(bus);
-                if let Err(error) = publish_on(conn, &bus.prefix, &event).await {
+                if let Err(error) = publish_on(conn, "PUBLISH", &bus.prefix, &event).await {
                     publish_failed(&bus.hub, &bus.republisher, event, &error);
                 }
             }
@@ -135,14 +136,7 @@ impl Bus {
             },
         };
         tokio::spawn(keep_subscribed(subscriber, changes));
-        let republisher = {
-            let (publisher, prefix) = (publisher.clone(), prefix.to_owned());
-            let publish = move |event: Event| {
-                let (publisher, prefix) = (publisher.clone(), prefix.clone());
-                async move { publish_on(publisher, &prefix, &event).await }
-            };
-            Republisher::start(publish, limits, hub.metrics.clone())
-        };
+        let republisher = republisher(publisher.clone(), "PUBLISH", prefix, limits, &hub.metrics);
         Ok(Bus::Redis(Arc::new(RedisBus {
             publisher,
             own_publisher: None,
@@ -175,18 +169,40 @@ impl Bus {
     }
 }
 
-/// `PUBLISH`es `event` on one Redis.
+/// Publishes `event` on `connection` with `command`: `PUBLISH` on one Redis, `SPUBLISH` on a
+/// cluster (which sends it to the shard of the event's channel).
 async fn publish_on(
-    mut connection: ConnectionManager,
+    mut connection: impl redis::aio::ConnectionLike,
+    command: &str,
     prefix: &str,
     event: &Event,
 ) -> redis::RedisResult<()> {
-    redis::cmd("PUBLISH")
+    redis::cmd(command)
         .arg(format!("{prefix}{}", event.channel()))
         .arg(event.encode())
         .query_async::<i64>(&mut connection)
         .await
         .map(drop)
+}
+
+/// The republisher of a bus: failed publishes sent again with `command` on `connection` (the
+/// process-wide one).
+fn republisher<C>(
+    connection: C,
+    command: &'static str,
+    prefix: &str,
+    limits: RepublishLimits,
+    metrics: &Arc<crate::telemetry::Metrics>,
+) -> Republisher
+where
+    C: redis::aio::ConnectionLike + Clone + Send + Sync + 'static,
+{
+    let prefix = prefix.to_owned();
+    let publish = move |event: Event| {
+        let (connection, prefix) = (connection.clone(), prefix.clone());
+        async move { publish_on(connection, command, &prefix, &event).await }
+    };
+    Republisher::start(publish, limits, metrics.clone())
 }
 
 /// A publish failed: local sockets get the event now, and it is tried again in the background
@@ -200,7 +216,7 @@ fn publish_failed(
 ) {
     tracing::warn!(%error, "publish failed; delivering locally, trying again");
     hub.metrics.publish_failures.fetch_add(1, Ordering::Relaxed);
-    republisher.offer(event.clone());
+    republisher.offer(&event);
     hub.dispatch(event);
 }
 

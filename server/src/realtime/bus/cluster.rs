@@ -9,11 +9,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
-use redis::cluster_async::ClusterConnection;
 use tokio::sync::mpsc;
 
 use super::republish::{RepublishLimits, Republisher};
-use super::{keep_subscribed, publish_failed, Feed, REDIS_TIMEOUT};
+use super::{keep_subscribed, publish_failed, publish_on, republisher, Feed, REDIS_TIMEOUT};
 use crate::realtime::event::Event;
 use crate::realtime::hub::{Hub, SubscriptionChange};
 use publisher::Publisher;
@@ -41,14 +40,13 @@ impl ClusterBus {
         limits: RepublishLimits,
     ) -> anyhow::Result<ClusterBus> {
         let publisher = builder(urls).build()?.get_async_connection().await?;
-        let republisher = {
-            let (publisher, prefix) = (publisher.clone(), feed.prefix.clone());
-            let publish = move |event: Event| {
-                let (publisher, prefix) = (publisher.clone(), prefix.clone());
-                async move { spublish_on(publisher, &prefix, &event).await }
-            };
-            Republisher::start(publish, limits, feed.hub.metrics.clone())
-        };
+        let republisher = republisher(
+            publisher.clone(),
+            "SPUBLISH",
+            &feed.prefix,
+            limits,
+            &feed.hub.metrics,
+        );
         let bus = ClusterBus {
             publisher: Publisher::new(publisher, urls),
             prefix: feed.prefix.clone(),
@@ -75,7 +73,8 @@ impl ClusterBus {
     /// `SPUBLISH`es a committed event; on failure, delivers it to local sockets and tries it
     /// again in the background.
     pub(super) async fn publish(&self, event: Event) {
-        if let Err(error) = spublish_on(self.publisher.here(), &self.prefix, &event).await {
+        let connection = self.publisher.here();
+        if let Err(error) = publish_on(connection, "SPUBLISH", &self.prefix, &event).await {
             publish_failed(&self.hub, &self.republisher, event, &error);
         }
     }
@@ -83,20 +82,6 @@ impl ClusterBus {
     pub(super) fn is_connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
     }
-}
-
-/// `SPUBLISH`es `event` on the shard of its channel.
-async fn spublish_on(
-    mut connection: ClusterConnection,
-    prefix: &str,
-    event: &Event,
-) -> redis::RedisResult<()> {
-    redis::cmd("SPUBLISH")
-        .arg(format!("{prefix}{}", event.channel()))
-        .arg(event.encode())
-        .query_async::<i64>(&mut connection)
-        .await
-        .map(drop)
 }
 
 /// A cluster client for `urls` (seed nodes; the rest is discovered). Every command, retries

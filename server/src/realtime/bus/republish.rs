@@ -51,11 +51,15 @@ impl Republisher {
     }
 
     /// Queues `event`, whose publish just failed, for another try (if receivers can take it twice).
-    pub(super) fn offer(&self, event: Event) {
+    pub(super) fn offer(&self, event: &Event) {
         if !event.repeatable() {
             return;
         }
-        if self.queue.try_send((Instant::now(), event)).is_err() {
+        if self
+            .queue
+            .try_send((Instant::now(), event.clone()))
+            .is_err()
+        {
             self.metrics
                 .republish_abandoned
                 .fetch_add(1, Ordering::Relaxed);
@@ -169,8 +173,8 @@ mod tests {
         let metrics = Arc::new(Metrics::default());
         let (tried, publish) = flaky(2);
         let republisher = Republisher::start(publish, limits(5_000), metrics.clone());
-        republisher.offer(revoke("a"));
-        republisher.offer(revoke("b"));
+        republisher.offer(&revoke("a"));
+        republisher.offer(&revoke("b"));
         settled(&metrics, 2).await;
         let tried = tried.lock().unwrap().clone();
         assert_eq!(tried, [revoke("a"), revoke("a"), revoke("a"), revoke("b")]);
@@ -182,11 +186,11 @@ mod tests {
         let metrics = Arc::new(Metrics::default());
         let (tried, publish) = flaky(0);
         let republisher = Republisher::start(publish, limits(5_000), metrics.clone());
-        republisher.offer(Event::Frame {
+        republisher.offer(&Event::Frame {
             user: UserId(1),
             frame: "{}".into(),
         });
-        republisher.offer(revoke("a"));
+        republisher.offer(&revoke("a"));
         settled(&metrics, 1).await;
         assert_eq!(*tried.lock().unwrap(), [revoke("a")]);
     }
@@ -196,7 +200,7 @@ mod tests {
         let metrics = Arc::new(Metrics::default());
         let (_, publish) = flaky(usize::MAX);
         let republisher = Republisher::start(publish, limits(120), metrics.clone());
-        republisher.offer(revoke("a"));
+        republisher.offer(&revoke("a"));
         settled(&metrics, 1).await;
         assert_eq!(metrics.republish_abandoned.load(Ordering::Relaxed), 1);
         assert_eq!(metrics.republished.load(Ordering::Relaxed), 0);
