@@ -3,7 +3,7 @@
 use futures_util::future::join_all;
 use reqwest::{Method, StatusCode};
 
-use crate::support::{Socket, TestApp};
+use crate::support::{sorted_like_counts, Socket, TestApp};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fifty_users_liking_at_once_give_fifty_likes_and_fifty_notifications() {
@@ -127,11 +127,7 @@ async fn two_hundred_likers_of_one_post_at_once_each_get_their_own_count_and_not
     let post = app.create_post(&author, "viral").await["id"]
         .as_i64()
         .unwrap();
-    let likers = join_all((0..LIKERS).map(|i| {
-        let app = &app;
-        async move { app.register(&format!("v{i}")).await }
-    }))
-    .await;
+    let likers = app.register_many("v", LIKERS).await;
     let mut live = app.socket(&author, "").await;
 
     let liking = join_all(likers.iter().map(|liker| app.like(liker, post)));
@@ -143,16 +139,8 @@ async fn two_hundred_likers_of_one_post_at_once_each_get_their_own_count_and_not
     };
     let (replies, (first, mut resumed)) = tokio::join!(liking, resuming);
 
-    let mut counts: Vec<i64> = replies
-        .iter()
-        .map(|r| {
-            r.assert_status(StatusCode::OK);
-            r.body["like_count"].as_i64().unwrap()
-        })
-        .collect();
-    counts.sort_unstable();
     assert_eq!(
-        counts,
+        sorted_like_counts(&replies),
         (1..=LIKERS as i64).collect::<Vec<_>>(),
         "each like its own count"
     );
@@ -205,19 +193,8 @@ async fn sixty_likers_of_five_posts_of_one_author_at_once_stay_exact() {
     const LIKERS: usize = 60;
     let app = TestApp::spawn().await;
     let author = app.register("author").await;
-    let mut posts = Vec::new();
-    for n in 0..5 {
-        posts.push(
-            app.create_post(&author, &format!("p{n}")).await["id"]
-                .as_i64()
-                .unwrap(),
-        );
-    }
-    let likers = join_all((0..LIKERS).map(|i| {
-        let app = &app;
-        async move { app.register(&format!("h{i}")).await }
-    }))
-    .await;
+    let posts = app.create_posts(&author, 5).await;
+    let likers = app.register_many("h", LIKERS).await;
     let mut live = app.socket(&author, "").await;
     let likes: Vec<(i64, &crate::support::User)> = likers
         .iter()
@@ -225,29 +202,14 @@ async fn sixty_likers_of_five_posts_of_one_author_at_once_stay_exact() {
         .collect();
     let replies = join_all(likes.iter().map(|(post, liker)| app.like(liker, *post))).await;
     for post in &posts {
-        let mut counts: Vec<i64> = likes
-            .iter()
-            .zip(&replies)
-            .filter(|((p, _), _)| p == post)
-            .map(|(_, r)| {
-                r.assert_status(StatusCode::OK);
-                r.body["like_count"].as_i64().unwrap()
-            })
-            .collect();
-        counts.sort_unstable();
+        let of_post = likes.iter().zip(&replies).filter(|((p, _), _)| p == post);
         assert_eq!(
-            counts,
+            sorted_like_counts(of_post.map(|(_, reply)| reply)),
             (1..=LIKERS as i64).collect::<Vec<_>>(),
             "post {post}"
         );
     }
-    let mut ids: Vec<i64> = app
-        .all_notifications(&author)
-        .await
-        .iter()
-        .map(|n| n["id"].as_i64().unwrap())
-        .collect();
-    ids.reverse();
+    let ids = app.notification_ids(&author).await;
     assert_eq!(ids.len(), likes.len(), "one notification per like");
     let mut seen = Vec::new();
     while seen.len() < ids.len() {
@@ -268,11 +230,7 @@ async fn a_failing_like_among_likes_written_together_fails_alone() {
         .await
         .assert_status(StatusCode::OK);
     let post = app.create_post(&author, "p").await["id"].as_i64().unwrap();
-    let likers = join_all((0..LIKERS).map(|i| {
-        let app = &app;
-        async move { app.register(&format!("f{i}")).await }
-    }))
-    .await;
+    let likers = app.register_many("f", LIKERS).await;
     // The blocked liker's likes go in among the others.
     let likes = likers.iter().enumerate().flat_map(|(i, liker)| {
         let extra = (i % 8 == 0).then_some(&blocked);

@@ -247,19 +247,8 @@ async fn likes_of_one_authors_posts_through_both_instances_at_once_stay_exact() 
     const LIKERS: usize = 40;
     let (a, b) = pair().await;
     let author = a.register("author").await;
-    let mut posts = Vec::new();
-    for n in 0..3 {
-        posts.push(
-            a.create_post(&author, &format!("p{n}")).await["id"]
-                .as_i64()
-                .unwrap(),
-        );
-    }
-    let likers = join_all((0..LIKERS).map(|i| {
-        let a = &a;
-        async move { a.register(&format!("v{i}")).await }
-    }))
-    .await;
+    let posts = a.create_posts(&author, 3).await;
+    let likers = a.register_many("v", LIKERS).await;
     let mut sockets = [a.socket(&author, "").await, b.socket(&author, "").await];
     let likes: Vec<(i64, &support::User)> = likers
         .iter()
@@ -271,18 +260,9 @@ async fn likes_of_one_authors_posts_through_both_instances_at_once_stay_exact() 
     }))
     .await;
     for post in &posts {
-        let mut counts: Vec<i64> = likes
-            .iter()
-            .zip(&replies)
-            .filter(|((p, _), _)| p == post)
-            .map(|(_, r)| {
-                r.assert_status(StatusCode::OK);
-                r.body["like_count"].as_i64().unwrap()
-            })
-            .collect();
-        counts.sort_unstable();
+        let of_post = likes.iter().zip(&replies).filter(|((p, _), _)| p == post);
         assert_eq!(
-            counts,
+            support::sorted_like_counts(of_post.map(|(_, reply)| reply)),
             (1..=LIKERS as i64).collect::<Vec<_>>(),
             "post {post}"
         );

@@ -28,10 +28,6 @@ async fn pair_on(
     (a, b)
 }
 
-async fn fans(app: &TestApp, prefix: &str, n: usize) -> Vec<User> {
-    join_all((0..n).map(|i| async move { app.register(&format!("{prefix}{i}")).await })).await
-}
-
 fn id(notification: &serde_json::Value) -> i64 {
     notification["id"].as_i64().unwrap()
 }
@@ -49,7 +45,7 @@ async fn on_a_cluster_a_like_through_one_instance_reaches_the_other_once_and_cou
     let post = a.create_post(&alice, "p").await["id"].as_i64().unwrap();
     let mut on_b = b.socket(&alice, "").await;
     let mut latencies = Vec::new();
-    for liker in fans(&a, "l", 5).await {
+    for liker in a.register_many("l", 5).await {
         let started = Instant::now();
         a.like(&liker, post).await.assert_status(StatusCode::OK);
         assert_eq!(on_b.notification().await["actor"]["id"], liker.id);
@@ -71,7 +67,7 @@ async fn on_a_cluster_a_like_through_one_instance_reaches_the_other_once_and_cou
             json!({"type": "subscribed", "post_ids": [post]})
         );
     }
-    let likers = fans(&a, "f", 6).await;
+    let likers = a.register_many("f", 6).await;
     join_all(likers.iter().enumerate().map(|(i, fan)| {
         let app = if i % 2 == 0 { &a } else { &b };
         async move {
@@ -180,7 +176,7 @@ async fn a_master_failing_over_mid_test_loses_nothing_and_duplicates_nothing() {
     let alice = a.register("alice").await;
     let post = a.create_post(&alice, "p").await["id"].as_i64().unwrap();
     let mut sockets = [a.socket(&alice, "").await, b.socket(&alice, "").await];
-    let fans = fans(&a, "r", 60).await;
+    let fans = a.register_many("r", 60).await;
     let slot = cluster.slot_of(&user_channel(&a, &alice)).await;
     let master = cluster.master_of(slot).await;
 
@@ -285,7 +281,7 @@ async fn a_slot_moving_to_another_master_takes_the_subscriptions_along() {
     let alice = a.register("alice").await;
     let post = a.create_post(&alice, "p").await["id"].as_i64().unwrap();
     let mut sockets = [a.socket(&alice, "").await, b.socket(&alice, "").await];
-    let fans = fans(&a, "m", 3).await;
+    let fans = a.register_many("m", 3).await;
     let channel = user_channel(&a, &alice);
     let slot = cluster.slot_of(&channel).await;
     let from = cluster.master_of(slot).await;

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use futures_util::future::join_all;
 use pulse_server::config::Settings;
 use pulse_server::startup::{Application, Shutdown};
 use pulse_server::state::AppState;
@@ -414,6 +415,21 @@ impl TestApp {
             .assert_status(StatusCode::OK);
     }
 
+    /// `n` users registered at once, named `<prefix><i>`.
+    pub async fn register_many(&self, prefix: &str, n: usize) -> Vec<User> {
+        join_all((0..n).map(|i| async move { self.register(&format!("{prefix}{i}")).await })).await
+    }
+
+    /// `n` posts by `author`, one after the other; their ids.
+    pub async fn create_posts(&self, author: &User, n: usize) -> Vec<i64> {
+        let mut ids = Vec::with_capacity(n);
+        for i in 0..n {
+            let post = self.create_post(author, &format!("post {i}")).await;
+            ids.push(post["id"].as_i64().expect("a post has an id"));
+        }
+        ids
+    }
+
     pub async fn like(&self, liker: &User, post_id: i64) -> Reply {
         self.put(&format!("/posts/{post_id}/like"), &liker.token)
             .await
@@ -542,6 +558,22 @@ pub struct User {
     pub id: i64,
     pub username: String,
     pub token: String,
+}
+
+/// The `like_count` of each like's answer (each must be 200), smallest first: likes of one post
+/// that each got their own count are `1..=n`.
+pub fn sorted_like_counts<'a>(replies: impl IntoIterator<Item = &'a Reply>) -> Vec<i64> {
+    let mut counts: Vec<i64> = replies
+        .into_iter()
+        .map(|reply| {
+            reply.assert_status(StatusCode::OK);
+            reply.body["like_count"]
+                .as_i64()
+                .expect("a like answers its count")
+        })
+        .collect();
+    counts.sort_unstable();
+    counts
 }
 
 /// A response: status, headers and the body parsed as JSON (Null when empty or not JSON).
