@@ -172,9 +172,9 @@ limits! {
     rate_follows_per_min: u64 = 60 => "PULSE_RATE_FOLLOWS_PER_MIN";
     /// Blocks, unblocks, mutes and unmutes per user per minute (0: no limit).
     rate_blocks_per_min: u64 = 60 => "PULSE_RATE_BLOCKS_PER_MIN";
-    /// Socket connects per user per minute (0: no limit).
+    /// Socket and event-stream connects per user per minute (0: no limit).
     rate_socket_connects_per_min: u64 = 60 => "PULSE_RATE_SOCKET_CONNECTS_PER_MIN";
-    /// Writes and socket connects per client IP per minute (0: no limit).
+    /// Writes, socket connects and event-stream connects per client IP per minute (0: no limit).
     rate_ip_writes_per_min: u64 = 1200 => "PULSE_RATE_IP_WRITES_PER_MIN";
     /// Registrations per client IP per hour (0: no limit).
     rate_registrations_per_hour: u64 = 200 => "PULSE_RATE_REGISTRATIONS_PER_HOUR";

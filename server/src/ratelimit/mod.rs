@@ -1,8 +1,9 @@
 //! Rate limits: windowed counters per (bucket, subject) with the sliding-window approximation
-//! (see [`Window`]), answered with 429 and `Retry-After`. With Redis the counters live there (`INCR` + `EXPIRE`), so every instance
-//! shares them; without Redis, or while Redis is unreachable, they live in this process.
+//! (see [`Window`]), answered with 429 and `Retry-After`. With Redis the counters live there
+//! (`INCR` + `EXPIRE`), so every instance shares them; without Redis they live in this process,
+//! and while Redis is unreachable each instance counts on from the shared counts it saw last.
 //! On a Redis Cluster too: a subject's keys carry a hash tag (`{likes:42}`), so the two windows
-//! one check reads (a pipeline, an `MGET`) are in one slot.
+//! one check reads (a script, an `MGET`) are in one slot.
 //!
 //! The buckets and their defaults are in `config.rs` (`PULSE_RATE_*`); a limit of 0 turns a
 //! bucket off. Per-user buckets guard each kind of write; one per-IP bucket guards every write
@@ -64,6 +65,15 @@ impl Bucket {
     }
 }
 
+/// Where an event was counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Place {
+    /// In Redis, shared by every instance.
+    Shared,
+    /// In this process only (no Redis, or Redis failed).
+    Local,
+}
+
 /// At most `limit` events per `window` (0: unlimited).
 #[derive(Clone, Copy, Debug)]
 struct Rule {
@@ -71,9 +81,20 @@ struct Rule {
     window_secs: u64,
 }
 
+/// Counts one event in window `KEYS[1]` (expiring after `ARGV[1]` seconds) and reads the
+/// previous window `KEYS[2]`. One script rather than a `MULTI` transaction: a Redis Cluster
+/// client follows a moved slot for a single command, but aborts a transaction (so during a
+/// reshard every count fell back to the instance's own).
+const COUNT_SCRIPT: &str = r"
+local current = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return {current, tonumber(redis.call('GET', KEYS[2]) or '0')}
+";
+
 pub struct RateLimiter {
     limits: Limits,
     redis: Option<(SharedRedis, String)>,
+    count_script: redis::Script,
     /// (bucket, subject) → counts of this and the previous window; purged by [`Self::purge`].
     local: DashMap<(Bucket, String), LocalCount>,
 }
@@ -83,6 +104,7 @@ impl RateLimiter {
         RateLimiter {
             limits,
             redis,
+            count_script: redis::Script::new(COUNT_SCRIPT),
             local: DashMap::new(),
         }
     }
@@ -120,9 +142,9 @@ impl RateLimiter {
             return Ok(());
         }
         let now = Window::now(rule.window_secs);
-        let counts = self.increment(bucket, subject, &now).await;
+        let (counts, place) = self.increment(bucket, subject, &now).await;
         if now.estimate(counts) > rule.limit {
-            self.uncount(bucket, subject, &now).await;
+            self.uncount(bucket, subject, &now, place).await;
             let before = (counts.0.saturating_sub(1), counts.1);
             return Err(ApiError::RateLimited {
                 retry_after_secs: now.secs_until_allowed(before, rule.limit),
@@ -153,27 +175,17 @@ impl RateLimiter {
         format!("{prefix}rl:{{{}:{subject}}}:{index}", bucket.name())
     }
 
-    /// Adds one to the current window; returns (current, previous) window counts.
-    async fn increment(&self, bucket: Bucket, subject: &str, now: &Window) -> (u64, u64) {
-        if let Some((conn, prefix)) = &self.redis {
-            let current = self.key(prefix, bucket, subject, now.index);
-            let previous = self.key(prefix, bucket, subject, now.index.saturating_sub(1));
-            let mut conn = conn.clone();
-            let mut pipe = redis::pipe();
-            pipe.atomic()
-                .incr(&current, 1u64)
-                .expire(&current, 2 * now.window_secs as i64 + 1)
-                .ignore()
-                .get(&previous);
-            let counted = pipe.query_async::<(u64, Option<u64>)>(&mut conn);
-            match tokio::time::timeout(REDIS_TIMEOUT, counted).await {
-                Ok(Ok((count, before))) => return (count, before.unwrap_or(0)),
-                Ok(Err(error)) => {
-                    tracing::debug!(%error, "rate limit counted locally: redis failed")
-                }
-                Err(_) => tracing::debug!("rate limit counted locally: redis timed out"),
+    /// Adds one to the current window; returns (current, previous) window counts. Counted in
+    /// Redis, the shared counts are also kept here, so that while Redis fails this instance
+    /// goes on from where the shared counts stood instead of from zero.
+    async fn increment(&self, bucket: Bucket, subject: &str, now: &Window) -> ((u64, u64), Place) {
+        let shared = match &self.redis {
+            Some((conn, prefix)) => {
+                self.increment_shared(conn, prefix, bucket, subject, now)
+                    .await
             }
-        }
+            None => None,
+        };
         let mut entry = self
             .local
             .entry((bucket, subject.to_owned()))
@@ -183,21 +195,58 @@ impl RateLimiter {
                 previous: 0,
             });
         entry.roll(now.index);
-        entry.current += 1;
-        (entry.current, entry.previous)
+        let place = match shared {
+            Some((current, previous)) => {
+                entry.current = current;
+                entry.previous = previous;
+                Place::Shared
+            }
+            None => {
+                entry.current += 1;
+                Place::Local
+            }
+        };
+        ((entry.current, entry.previous), place)
     }
 
-    /// Takes back the event [`Self::increment`] just counted (it was refused).
-    async fn uncount(&self, bucket: Bucket, subject: &str, now: &Window) {
-        if let Some((conn, prefix)) = &self.redis {
+    /// [`Self::increment`] in Redis; `None` when Redis failed or was too slow.
+    async fn increment_shared(
+        &self,
+        conn: &SharedRedis,
+        prefix: &str,
+        bucket: Bucket,
+        subject: &str,
+        now: &Window,
+    ) -> Option<(u64, u64)> {
+        let current = self.key(prefix, bucket, subject, now.index);
+        let previous = self.key(prefix, bucket, subject, now.index.saturating_sub(1));
+        let mut conn = conn.clone();
+        let mut invocation = self.count_script.key(&current);
+        invocation.key(&previous).arg(2 * now.window_secs + 1);
+        let counted = invocation.invoke_async::<(u64, u64)>(&mut conn);
+        match tokio::time::timeout(REDIS_TIMEOUT, counted).await {
+            Ok(Ok(counts)) => Some(counts),
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "rate limit counted locally: redis failed");
+                None
+            }
+            Err(_) => {
+                tracing::debug!("rate limit counted locally: redis timed out");
+                None
+            }
+        }
+    }
+
+    /// Takes back the event [`Self::increment`] just counted (it was refused), where it was
+    /// counted: a hit counted here while Redis failed is not taken off the shared count.
+    async fn uncount(&self, bucket: Bucket, subject: &str, now: &Window, place: Place) {
+        if let (Some((conn, prefix)), Place::Shared) = (&self.redis, place) {
             let current = self.key(prefix, bucket, subject, now.index);
             let mut conn = conn.clone();
             let mut decrement = redis::cmd("DECR");
             decrement.arg(&current);
             let decremented = decrement.query_async::<i64>(&mut conn);
-            if let Ok(Ok(_)) = tokio::time::timeout(REDIS_TIMEOUT, decremented).await {
-                return;
-            }
+            let _ = tokio::time::timeout(REDIS_TIMEOUT, decremented).await;
         }
         if let Some(mut entry) = self.local.get_mut(&(bucket, subject.to_owned())) {
             entry.roll(now.index);

@@ -29,8 +29,8 @@ impl LocalCount {
 
 /// Where "now" falls among fixed windows. Counting is the sliding-window approximation: the
 /// previous window's count weighs by how much of it still lies within one window length of now,
-/// so a limit cannot be doubled by bursting on both sides of a window boundary, and a counter
-/// never resets all at once.
+/// rounded up, so a limit cannot be doubled (nor passed by one) by bursting on both sides of a
+/// window boundary, and a counter never resets all at once.
 pub(super) struct Window {
     pub(super) index: u64,
     pub(super) window_secs: u64,
@@ -58,12 +58,13 @@ impl Window {
     /// counted meanwhile: the previous window's weight fades as time passes, and at the window's
     /// end this window's count becomes the fading one.
     pub(super) fn secs_until_allowed(&self, (current, previous): (u64, u64), limit: u64) -> u64 {
-        // Allowed once `current + floor(previous * (1 - elapsed)) + 1 <= limit`, that is once
-        // `previous * (1 - elapsed) < limit - current`.
+        // Allowed once `current + ceil(previous * (1 - elapsed)) + 1 <= limit`, that is once
+        // `previous * (1 - elapsed) <= limit - current - 1`: the fraction of a window after
+        // which `count` has faded to `room - 1` events.
         let fades_below = |count: u64, room: u64| -> f64 {
             match count {
                 0 => 0.0,
-                _ => (1.0 - room as f64 / count as f64).max(0.0),
+                _ => (1.0 - room.saturating_sub(1) as f64 / count as f64).max(0.0),
             }
         };
         let windows = if current < limit {
@@ -77,9 +78,11 @@ impl Window {
         (secs + 0.001).ceil().max(1.0) as u64
     }
 
-    /// The estimated number of events in the last window length.
+    /// The estimated number of events in the last window length. The previous window's share
+    /// is rounded up: rounded down, 5 events just before a boundary and 1 just after weighed 5
+    /// (5 × 0.999 → 4, plus 1), and a limit of 5 let a sixth through.
     pub(super) fn estimate(&self, (current, previous): (u64, u64)) -> u64 {
-        current + (previous as f64 * (1.0 - self.elapsed)) as u64
+        current + (previous as f64 * (1.0 - self.elapsed)).ceil() as u64
     }
 }
 
@@ -112,7 +115,10 @@ mod tests {
         };
         assert_eq!(at(0.0).estimate((0, 10)), 10);
         assert_eq!(at(0.5).estimate((2, 10)), 7);
-        assert_eq!(at(0.99).estimate((4, 10)), 4);
+        // The previous window's last tenth of an event still counts as one.
+        assert_eq!(at(0.99).estimate((4, 10)), 5);
+        // Five just before a boundary and one just after are six, not five.
+        assert_eq!(at(0.001).estimate((1, 5)), 6);
     }
 
     #[test]
@@ -123,16 +129,16 @@ mod tests {
             elapsed,
         };
         // 10 allowed; 4 now and 10 in the previous window, half of it still recent: 9 of 10.
-        // One more fits once 10 * (1 - e) < 6: e > 0.4, already true at 0.5 (allowed now).
+        // One more fits once 10 * (1 - e) <= 5: e >= 0.5, true at 0.5 (allowed now).
         assert_eq!(at(0.5).secs_until_allowed((4, 10), 10), 1);
-        // 8 now, 10 before, at e = 0.1: needs 10 * (1 - e) < 2, e > 0.8: 42 s from now.
-        assert_eq!(at(0.1).secs_until_allowed((8, 10), 10), 43);
-        // The whole limit used in this window: the rest of it, then until 10 * (1 - e) < 10,
-        // just after the next window starts.
-        assert_eq!(at(0.5).secs_until_allowed((10, 0), 10), 31);
-        // Twice the limit counted (requests counted before refusals stopped counting): the
-        // next window must be half over.
-        assert_eq!(at(0.5).secs_until_allowed((20, 0), 10), 61);
+        // 8 now, 10 before, at e = 0.1: needs 10 * (1 - e) <= 1, e >= 0.9: 48 s from now.
+        assert_eq!(at(0.1).secs_until_allowed((8, 10), 10), 49);
+        // The whole limit used in this window: the rest of it, then until 10 * (1 - e) <= 9,
+        // a tenth into the next window.
+        assert_eq!(at(0.5).secs_until_allowed((10, 0), 10), 37);
+        // Twice the limit counted (requests counted before refusals stopped counting): until
+        // 20 * (1 - e) <= 9 in the next window.
+        assert_eq!(at(0.5).secs_until_allowed((20, 0), 10), 64);
     }
 
     #[test]

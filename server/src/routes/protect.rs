@@ -1,5 +1,6 @@
 //! What guards every route before its handler: the per-IP write throttle (every non-GET under
-//! `/api/v1` plus socket connects), the CORS policy, and the per-user throttle handlers call.
+//! `/api/v1` plus socket and event-stream connects), the CORS policy, and the per-user throttle
+//! handlers call.
 
 use actix_cors::Cors;
 use actix_web::body::{EitherBody, MessageBody};
@@ -15,16 +16,16 @@ use crate::state::AppState;
 /// How long browsers may cache a CORS preflight answer, in seconds.
 const CORS_MAX_AGE_SECS: usize = 3600;
 
-/// Counts writes and socket connects per client IP; over the limit answers 429 without
-/// running the handler.
+/// Counts writes and live connects (sockets and event streams) per client IP; over the limit
+/// answers 429 without running the handler.
 pub async fn throttle_writes_by_ip(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let is_write = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let is_api = req.path().starts_with("/api/v1/");
-    let is_socket = req.path() == "/api/v1/ws";
-    if is_api && (is_write || is_socket) {
+    let is_live = matches!(req.path(), "/api/v1/ws" | "/api/v1/events");
+    if is_api && (is_write || is_live) {
         if let Some(state) = req.app_data::<web::Data<AppState>>().cloned() {
             let ip = client_ip(req.request(), state.settings.trust_forwarded_for);
             if let Err(error) = state.limiter.hit(Bucket::IpWrites, &ip).await {

@@ -226,6 +226,32 @@ async fn streams_and_sockets_share_the_per_user_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn streams_and_sockets_share_the_open_rate_limits_per_user_and_per_ip() {
+    let app = TestApp::spawn_with(|s| s.limits.rate_socket_connects_per_min = 2).await;
+    let alice = app.register("alice").await;
+    let _socket = app.socket(&alice, "").await;
+    let _stream = app.events(&alice, "").await;
+    let third = app.events_with(Some(&alice.token), "", &[]).await;
+    assert_eq!(
+        third.err().map(|e| e.0),
+        Some(429),
+        "a user's third open in a minute"
+    );
+
+    let app = TestApp::spawn_with(|s| s.limits.rate_ip_writes_per_min = 3).await;
+    // Registering is the first write from this IP; a socket and a stream are the next two.
+    let bob = app.register("bob").await;
+    let _socket = app.socket(&bob, "").await;
+    let _stream = app.events(&bob, "").await;
+    let fourth = app.events_with(Some(&bob.token), "", &[]).await;
+    assert_eq!(
+        fourth.err().map(|e| e.0),
+        Some(429),
+        "the IP's fourth write or open"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn heartbeat_comments_keep_an_idle_stream_open() {
     let app = TestApp::spawn_with(|s| s.limits.sse_heartbeat_secs = 1).await;
     let alice = app.register("alice").await;

@@ -14,8 +14,9 @@ fn assert_rate_limited(reply: &Reply) {
         .unwrap()
         .parse()
         .unwrap();
+    // At most the rest of the longest window (an hour) and the time its count takes to fade.
     assert!(
-        (1..=3600).contains(&retry_after),
+        (1..=7200).contains(&retry_after),
         "Retry-After {retry_after}"
     );
 }
@@ -252,9 +253,10 @@ async fn refused_requests_never_extend_their_own_wait() {
     for _ in 0..30 {
         last = retry_after(&app.like(&fan, post).await);
     }
-    // Counted, 30 refusals would push the wait past the next window's start (over 60 s).
+    // Not counted, the wait is at most the rest of this window and a third of the next (the
+    // three likes fading to two); counted, each refusal would lengthen it.
     assert!(
-        first <= 61 && last <= first,
+        first <= 81 && last <= first,
         "Retry-After {first} then {last}"
     );
 }

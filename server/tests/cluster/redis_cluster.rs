@@ -237,6 +237,38 @@ impl RedisCluster {
         }
     }
 
+    /// `redis-cli --cluster reshard`: moves `slots` slots, with their keys, from the master
+    /// `from` to the master `to`, as an operator would.
+    pub async fn reshard(&self, from: &NodeInfo, to: &NodeInfo, slots: usize) {
+        let args = [
+            "--cluster".to_owned(),
+            "reshard".to_owned(),
+            format!("127.0.0.1:{}", from.port),
+            "--cluster-from".to_owned(),
+            from.id.clone(),
+            "--cluster-to".to_owned(),
+            to.id.clone(),
+            "--cluster-slots".to_owned(),
+            slots.to_string(),
+            "--cluster-yes".to_owned(),
+        ];
+        let output = tokio::task::spawn_blocking(move || {
+            Command::new("redis-cli")
+                .args(&args)
+                .stdin(Stdio::null())
+                .output()
+                .expect("redis-cli runs")
+        })
+        .await
+        .unwrap();
+        assert!(
+            output.status.success(),
+            "redis-cli --cluster reshard failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
     async fn run_on(&self, port: u16, args: &[String]) {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let answer = self.text_on(port, &args).await;

@@ -328,6 +328,67 @@ async fn a_slot_moving_to_another_master_takes_the_subscriptions_along() {
     }
 }
 
+/// `redis-cli --cluster reshard` moves every slot of one master, keys and all, to another while
+/// likes keep coming through both instances: each socket still sees every notification once,
+/// in order, and a rate limit counted before the move still holds after it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reshard_with_redis_cli_while_likes_flow_loses_nothing() {
+    let cluster = RedisCluster::start().await;
+    let (a, b) = pair_on(&cluster, |s| s.limits.rate_likes_per_min = 1).await;
+    let alice = a.register("alice").await;
+    let posts = a.create_posts(&alice, 2).await;
+    let mut sockets = [a.socket(&alice, "").await, b.socket(&alice, "").await];
+    let fans = a.register_many("r", 24).await;
+    let slot = cluster.slot_of(&user_channel(&a, &alice)).await;
+    let from = cluster.master_of(slot).await;
+    let nodes = cluster.nodes().await;
+    let to = nodes.iter().find(|n| n.master && n.id != from.id).unwrap();
+    let every_slot: usize = from
+        .slots
+        .iter()
+        .map(|(lo, hi)| usize::from(hi - lo) + 1)
+        .sum();
+
+    // Each fan likes the first post (counted against a limit of one like a minute)...
+    let likes = async {
+        for (i, fan) in fans.iter().enumerate() {
+            let via = if i % 2 == 0 { &a } else { &b };
+            via.like(fan, posts[0]).await.assert_status(StatusCode::OK);
+        }
+    };
+    let moving = Instant::now();
+    let resharded = async {
+        cluster.reshard(&from, to, every_slot).await;
+        println!("{every_slot} slots moved in {:?}", moving.elapsed());
+    };
+    tokio::join!(likes, resharded);
+    assert_eq!(
+        cluster.master_of(slot).await.id,
+        to.id,
+        "the channel's slot moved"
+    );
+
+    let in_db = a.notification_ids(&alice).await;
+    assert_eq!(in_db.len(), fans.len());
+    for (name, socket) in ["A", "B"].into_iter().zip(sockets.iter_mut()) {
+        let mut seen = Vec::new();
+        while seen.len() < in_db.len() {
+            seen.push(id(&socket.notification().await));
+        }
+        assert_eq!(
+            seen, in_db,
+            "socket on {name}: every notification once, in order"
+        );
+    }
+    // ...and none of them may like the second within the minute, whichever instance asks.
+    for (i, fan) in fans.iter().enumerate().take(6) {
+        let via = if i % 2 == 0 { &b } else { &a };
+        via.like(fan, posts[1])
+            .await
+            .assert_problem(StatusCode::TOO_MANY_REQUESTS, "/problems/rate-limited");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn on_a_cluster_a_logout_closes_the_tokens_sockets_on_both_instances() {
     let cluster = RedisCluster::start().await;
