@@ -53,13 +53,26 @@ pub async fn get(db: &Db, user: UserId) -> DbResult<Preferences> {
     Ok(saved.unwrap_or_else(|| Preferences::defaults(user)))
 }
 
-/// Saves `prefs` (all fields) and moves the user's `reach_version` (see the module docs).
-pub async fn save(db: &Db, prefs: Preferences) -> DbResult<Preferences> {
+/// Changes `user`'s preferences with `change` and saves them, moving the user's
+/// `reach_version` (see the module docs). The user's row is locked before the preferences are
+/// read, so two changes at once both apply, one after the other.
+pub async fn update(
+    db: &Db,
+    user: UserId,
+    change: impl FnOnce(Preferences) -> Preferences + Send,
+) -> DbResult<Preferences> {
     crate::transaction!(db.write(), conn => {
-        diesel::update(users::table.find(prefs.user_id))
+        diesel::update(users::table.find(user))
             .set(users::reach_version.eq(users::reach_version + 1))
             .execute(conn)
             .await?;
+        let saved: Option<Preferences> = p::table
+            .find(user)
+            .select(Preferences::as_select())
+            .first(conn)
+            .await
+            .optional()?;
+        let prefs = change(saved.unwrap_or_else(|| Preferences::defaults(user)));
         diesel::insert_into(p::table)
             .values(prefs)
             .on_conflict(p::user_id)

@@ -115,6 +115,19 @@ pub async fn for_token(db: &Db, token_id: &str) -> DbResult<Option<Subscription>
     })
 }
 
+/// Every subscription of `user`'s devices.
+pub async fn for_user(db: &Db, user: UserId) -> DbResult<Vec<Subscription>> {
+    use push_subscriptions as s;
+    crate::run!(db.read(), conn => {
+        s::table
+            .filter(s::user_id.eq(user))
+            .select(Subscription::as_select())
+            .load(conn)
+            .await
+            .map_err(Into::into)
+    })
+}
+
 /// Deletes the token's subscription (and its pending pushes); whether there was one.
 pub async fn delete_for_token(db: &Db, token_id: &str) -> DbResult<bool> {
     use push_subscriptions as s;
@@ -228,6 +241,22 @@ pub async fn retry(db: &Db, job: i64, due_at: NaiveDateTime) -> DbResult<()> {
     crate::run!(db.write(), conn => {
         diesel::update(j::table.find(job))
             .set((j::due_at.eq(due_at), j::claimed_until.eq(None::<NaiveDateTime>)))
+            .execute(conn)
+            .await?;
+        Ok(())
+    })
+}
+
+/// A claimed job is put back unsent, due at `due_at`; the claim does not count as an attempt.
+pub async fn put_back(db: &Db, job: i64, due_at: NaiveDateTime) -> DbResult<()> {
+    use push_jobs as j;
+    crate::run!(db.write(), conn => {
+        diesel::update(j::table.find(job))
+            .set((
+                j::due_at.eq(due_at),
+                j::claimed_until.eq(None::<NaiveDateTime>),
+                j::attempts.eq(j::attempts - 1),
+            ))
             .execute(conn)
             .await?;
         Ok(())

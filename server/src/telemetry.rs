@@ -115,6 +115,9 @@ pub struct PushMetrics {
     pub subscriptions_dropped: AtomicU64,
     /// Pushes not sent because a socket showed the notification live.
     pub cancelled_live: AtomicU64,
+    /// Pushes put back for a moment because their push service already had
+    /// `PULSE_PUSH_PER_ORIGIN` in flight.
+    pub deferred: AtomicU64,
     /// Notification commit → accepted by the push service.
     pub latency: Histogram,
 }
@@ -143,6 +146,11 @@ impl PushMetrics {
                 "pulse_push_expired_total",
                 "Pushes dropped when their TTL ran out.",
                 &self.expired,
+            ),
+            (
+                "pulse_push_deferred_total",
+                "Pushes put back because their push service had PULSE_PUSH_PER_ORIGIN in flight.",
+                &self.deferred,
             ),
             (
                 "pulse_push_subscriptions_dropped_total",

@@ -4,9 +4,9 @@
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes128Gcm, Nonce};
 use hkdf::Hkdf;
-use p256::ecdh::EphemeralSecret;
+use p256::ecdh::diffie_hellman;
 use p256::elliptic_curve::sec1::ToEncodedPoint;
-use p256::PublicKey;
+use p256::{PublicKey, SecretKey};
 use rand::RngCore;
 use sha2::Sha256;
 
@@ -45,14 +45,19 @@ impl Receiver {
         })
     }
 
-    /// The `aes128gcm` body carrying `plaintext`.
+    /// The `aes128gcm` body carrying `plaintext`, from a fresh ephemeral key and salt.
     pub(crate) fn encrypt(&self, plaintext: &[u8]) -> Vec<u8> {
-        let ephemeral = EphemeralSecret::random(&mut rand::rngs::OsRng);
-        let sender = ephemeral.public_key().to_encoded_point(false);
-        let shared = ephemeral.diffie_hellman(&self.public);
+        let sender = SecretKey::random(&mut rand::rngs::OsRng);
         let mut salt = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut salt);
-        let (key, nonce) = self.derive(shared.raw_secret_bytes(), sender.as_bytes(), &salt);
+        self.seal(&sender, &salt, plaintext)
+    }
+
+    /// The `aes128gcm` body carrying `plaintext`, from the sender's (ephemeral) key and salt.
+    fn seal(&self, sender: &SecretKey, salt: &[u8; 16], plaintext: &[u8]) -> Vec<u8> {
+        let sender_public = sender.public_key().to_encoded_point(false);
+        let shared = diffie_hellman(sender.to_nonzero_scalar(), self.public.as_affine());
+        let (key, nonce) = self.derive(shared.raw_secret_bytes(), sender_public.as_bytes(), salt);
         let mut record = Vec::with_capacity(plaintext.len() + 1);
         record.extend_from_slice(plaintext);
         record.push(2); // the last (and only) record's padding delimiter
@@ -61,10 +66,10 @@ impl Receiver {
             .encrypt(&Nonce::from(nonce), record.as_slice())
             .unwrap_or_default();
         let mut body = Vec::with_capacity(HEADER_LEN + sealed.len());
-        body.extend_from_slice(&salt);
+        body.extend_from_slice(salt);
         body.extend_from_slice(&4096u32.to_be_bytes());
         body.push(65);
-        body.extend_from_slice(sender.as_bytes());
+        body.extend_from_slice(sender_public.as_bytes());
         body.extend_from_slice(&sealed);
         body
     }
@@ -88,6 +93,37 @@ impl Receiver {
 #[allow(clippy::expect_used)]
 mod tests {
     use super::*;
+
+    fn bytes(base64url: &str) -> Vec<u8> {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(base64url)
+            .expect("base64url")
+    }
+
+    /// RFC 8291 Appendix A: its keys, auth secret and salt give its message, byte for byte.
+    #[test]
+    fn the_rfc_8291_example_encrypts_to_its_published_bytes() {
+        let receiver = Receiver::new(
+            &bytes("BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4"),
+            &bytes("BTBZMqHH6r4Tts7J_aSIgg"),
+        )
+        .expect("the RFC's keys");
+        let sender = SecretKey::from_slice(&bytes("yfWPiYE-n46HLnH0KqZOF1fJJU3MYrct3AELtAQ-oRw"))
+            .expect("the RFC's sender key");
+        let salt: [u8; 16] = bytes("DGv6ra1nlYgDCS1FRnbzlw")
+            .try_into()
+            .expect("16 bytes");
+        let body = receiver.seal(&sender, &salt, b"When I grow up, I want to be a watermelon");
+        assert_eq!(
+            body,
+            bytes(concat!(
+                "DGv6ra1nlYgDCS1FRnbzlwAAEABBBP4z9KsN6nGRTbVYI_c7VJSPQTBtkgcy27mlmlMoZIIgDll6e3vC",
+                "YLocInmYWAmS6TlzAC8wEqKK6PBru3jl7A_yl95bQpu6cVPTpK4Mqgkf1CXztLVBSt2Ks3oZwbuwXPXL",
+                "WyouBWLVWGNWQexSgSxsj_Qulcy4a-fN"
+            ))
+        );
+    }
 
     #[test]
     fn bad_keys_are_refused() {

@@ -84,14 +84,46 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
 }
 
 fn is_public_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
+    let [first, second, third, ..] = ip.segments();
+    let six_to_four = Ipv4Addr::new(
+        (second >> 8) as u8,
+        second as u8,
+        (third >> 8) as u8,
+        third as u8,
+    );
     !(ip.is_unspecified()
         || ip.is_loopback()
         || ip.is_multicast()
         || (first & 0xfe00) == 0xfc00 // unique local
         || (first & 0xffc0) == 0xfe80 // link-local
-        || first == 0x2001 && ip.segments()[1] == 0x0db8 // documentation
-        || first == 0x64 && ip.segments()[1] == 0xff9b) // NAT64
+        || first == 0x2001 && second == 0x0db8 // documentation
+        || first == 0x64 && second == 0xff9b // NAT64
+        || first == 0x2001 && second == 0 // Teredo: an IPv4 address behind it
+        || first == 0x2002 && !is_public_v4(six_to_four)) // 6to4 of a non-public IPv4
+}
+
+/// A push service's name resolved to no public address at send time.
+#[derive(Debug)]
+pub(crate) struct NotPublic(String);
+
+impl std::fmt::Display for NotPublic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} resolves to no public address", self.0)
+    }
+}
+
+impl std::error::Error for NotPublic {}
+
+/// Whether `error` (or one of its causes) is [`NotPublic`].
+pub(crate) fn is_not_public(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error.is::<NotPublic>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// The HTTP client's resolver: system resolution, then only public addresses (unless allowed).
@@ -109,7 +141,7 @@ impl Resolve for PublicResolver {
                 .collect();
             if kept.is_empty() {
                 let error: Box<dyn std::error::Error + Send + Sync> =
-                    format!("{} resolves to no public address", name.as_str()).into();
+                    Box::new(NotPublic(name.as_str().to_owned()));
                 return Err(error);
             }
             let addrs: Addrs = Box::new(kept.into_iter());
@@ -138,13 +170,21 @@ mod tests {
             "fd00::1",
             "::ffff:127.0.0.1",
             "224.0.0.1",
+            "2002:7f00:1::1",
+            "2002:a01:203::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
         ] {
             assert!(
                 !is_public(private.parse().expect("an address")),
                 "{private}"
             );
         }
-        for public in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111"] {
+        for public in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "2002:808:808::1",
+        ] {
             assert!(is_public(public.parse().expect("an address")), "{public}");
         }
     }

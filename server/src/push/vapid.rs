@@ -4,10 +4,12 @@
 //! deployment must share it (subscriptions are bound to its public key).
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use dashmap::DashMap;
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
 
@@ -16,12 +18,22 @@ const VAPID_KEY_FILE: &str = "vapid.key";
 /// How long a VAPID token is valid (RFC 8292 allows at most 24 hours).
 const TOKEN_LIFETIME_SECS: u64 = 12 * 3600;
 
+/// How long one signed token is reused for pushes to one push service (well inside its
+/// lifetime, so a push service never sees one about to expire).
+const TOKEN_REUSE_SECS: u64 = 3600;
+
+/// Push services whose tokens are kept; past it, the kept tokens are dropped.
+const MAX_TOKENS_KEPT: usize = 10_000;
+
 /// The deployment's VAPID signing key.
 #[derive(Clone)]
 pub(crate) struct Vapid {
     key: SigningKey,
     /// The public key, uncompressed (65 bytes), base64url: `GET /push/key` and the `k=` parameter.
     public_b64: String,
+    /// (origin, contact) → (when signed, the `Authorization` value): one ECDSA signature per
+    /// push service an hour instead of one per push.
+    signed: Arc<DashMap<(String, String), (u64, String)>>,
 }
 
 impl Vapid {
@@ -64,6 +76,7 @@ impl Vapid {
         Ok(Vapid {
             public_b64: URL_SAFE_NO_PAD.encode(public.as_bytes()),
             key,
+            signed: Arc::default(),
         })
     }
 
@@ -79,11 +92,26 @@ impl Vapid {
     /// The `Authorization` header for a push to `origin` (`https://push.example.net`), with
     /// `contact` as the `sub` claim.
     pub(crate) fn authorization(&self, origin: &str, contact: &str) -> String {
-        let expires = SystemTime::now()
+        let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
-            .unwrap_or(0)
-            + TOKEN_LIFETIME_SECS;
+            .unwrap_or(0);
+        let key = (origin.to_owned(), contact.to_owned());
+        if let Some(kept) = self.signed.get(&key) {
+            if now < kept.0 + TOKEN_REUSE_SECS {
+                return kept.1.clone();
+            }
+        }
+        if self.signed.len() >= MAX_TOKENS_KEPT {
+            self.signed.clear();
+        }
+        let header = self.sign(origin, contact, now + TOKEN_LIFETIME_SECS);
+        self.signed.insert(key, (now, header.clone()));
+        header
+    }
+
+    /// A freshly signed `Authorization` value expiring at `expires` (Unix seconds).
+    fn sign(&self, origin: &str, contact: &str, expires: u64) -> String {
         let header = URL_SAFE_NO_PAD.encode(br#"{"typ":"JWT","alg":"ES256"}"#);
         let claims = serde_json::json!({ "aud": origin, "exp": expires, "sub": contact });
         let claims = URL_SAFE_NO_PAD.encode(claims.to_string());
@@ -121,6 +149,23 @@ mod tests {
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).expect("b64")).expect("json");
         assert_eq!(claims["aud"], "https://push.example.net");
         assert_eq!(claims["sub"], "mailto:ops@example.net");
+        let expires = claims["exp"].as_u64().expect("exp");
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs();
+        assert!(
+            expires > now + TOKEN_LIFETIME_SECS - TOKEN_REUSE_SECS && expires <= now + 24 * 3600
+        );
+        // Signed once per push service and contact, then reused.
+        assert_eq!(
+            vapid.authorization("https://push.example.net", "mailto:ops@example.net"),
+            header
+        );
+        assert_ne!(
+            vapid.authorization("https://other.example.net", "mailto:ops@example.net"),
+            header
+        );
         assert!(Vapid::parse("not a key").is_err());
     }
 

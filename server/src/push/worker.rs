@@ -4,7 +4,7 @@
 //! | push service answers | then |
 //! | --- | --- |
 //! | 2xx | done (`pulse_push_sent_total`, commit→push latency) |
-//! | 404, 410 | the subscription is gone: deleted with its pending pushes (so is one whose token expired) |
+//! | 404, 410 | the subscription is gone: deleted with its pending pushes (so is one whose token expired, or whose push service's name now resolves to no public address) |
 //! | 429 | again after `Retry-After` (or the back-off), while the TTL lasts |
 //! | 5xx, timeout, no connection | again after the back-off (1 s doubling up to `PULSE_PUSH_MAX_BACKOFF_SECS`) |
 //! | other 4xx | dropped (`pulse_push_failed_total{reason="rejected"}`) |
@@ -19,7 +19,7 @@ use chrono::NaiveDateTime;
 use dashmap::DashMap;
 use pulse_schema::push::{self, PushWork};
 use pulse_schema::{notifications, Db};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::encrypt::Receiver;
 use super::endpoint::{self, PublicResolver};
@@ -28,6 +28,13 @@ use super::vapid::Vapid;
 use crate::config::Settings;
 use crate::telemetry::Metrics;
 use crate::views::{Notification, NotificationGroup};
+
+/// How long a push waits before it is claimed again when its push service already has
+/// `PULSE_PUSH_PER_ORIGIN` pushes in flight from this instance.
+const ORIGIN_BUSY_DEFER: chrono::Duration = chrono::Duration::milliseconds(500);
+
+/// Push services whose in-flight counts are kept; past it, idle ones are forgotten.
+const MAX_ORIGINS_KEPT: usize = 10_000;
 
 /// One instance's sender: the client, the key, and the limits.
 pub(crate) struct Pusher {
@@ -40,6 +47,8 @@ pub(crate) struct Pusher {
     lease: chrono::Duration,
     poll: Duration,
     max_backoff_secs: i64,
+    /// `PULSE_PUSH_ALLOW_PRIVATE`: endpoints may be loopback or private addresses.
+    allow_private: bool,
     in_flight: Arc<Semaphore>,
     per_origin: usize,
     origins: DashMap<String, Arc<Semaphore>>,
@@ -71,6 +80,8 @@ impl Pusher {
             }))
             .timeout(Duration::from_millis(limits.push_timeout_ms))
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy from the environment would resolve names itself, past `PublicResolver`.
+            .no_proxy()
             .build()?;
         Ok(Pusher {
             db,
@@ -82,6 +93,7 @@ impl Pusher {
             lease: chrono::Duration::seconds(limits.push_lease_secs.max(1)),
             poll: Duration::from_millis(limits.push_poll_ms.max(10)),
             max_backoff_secs: limits.push_max_backoff_secs.max(1),
+            allow_private: settings.push_allow_private,
             in_flight: Arc::new(Semaphore::new(limits.push_concurrency.max(1))),
             per_origin: limits.push_per_origin.max(1),
             origins: DashMap::new(),
@@ -139,14 +151,42 @@ impl Pusher {
             return Ok(claimed);
         }
         for work in push::load(&self.db, live).await? {
+            // A push service already busy with its share is not waited for here: its pushes go
+            // back for a moment, so a slow service neither holds the claim loop nor the shared
+            // permits that pushes to every other service need.
+            let Some(turn) = self.turn_at(&work) else {
+                self.metrics.push.deferred.fetch_add(1, Ordering::Relaxed);
+                let due = pulse_schema::now_millis() + ORIGIN_BUSY_DEFER;
+                push::put_back(&self.db, work.job.id, due).await?;
+                continue;
+            };
             let permit = self.in_flight.clone().acquire_owned().await;
             let this = self.clone();
             tokio::spawn(async move {
-                let _permit = permit;
+                let _permits = (permit, turn);
                 this.deliver(work).await;
             });
         }
         Ok(claimed)
+    }
+
+    /// One of the `PULSE_PUSH_PER_ORIGIN` sends to the job's push service, if one is free. A
+    /// job whose endpoint does not parse needs none (it is dropped without a request).
+    fn turn_at(&self, work: &PushWork) -> Option<Option<OwnedSemaphorePermit>> {
+        let Ok(url) = url::Url::parse(&work.subscription.endpoint) else {
+            return Some(None);
+        };
+        if self.origins.len() > MAX_ORIGINS_KEPT {
+            let idle = self.per_origin;
+            self.origins
+                .retain(|_, gate| gate.available_permits() < idle);
+        }
+        let gate = self
+            .origins
+            .entry(endpoint::origin(&url))
+            .or_insert_with(|| Arc::new(Semaphore::new(self.per_origin)))
+            .clone();
+        gate.try_acquire_owned().ok().map(Some)
     }
 
     /// One attempt of one job, and what follows from it.
@@ -192,10 +232,10 @@ impl Pusher {
         after: Option<Duration>,
         expires_at: NaiveDateTime,
     ) -> Result<(), pulse_schema::DbError> {
-        let backoff = 1i64 << attempts.clamp(0, 20).saturating_sub(1);
-        let wait = after
-            .map_or(backoff, |d| d.as_secs() as i64)
-            .clamp(1, self.max_backoff_secs);
+        // The push service's own `Retry-After` is honoured whatever it says (the TTL still
+        // bounds it); the back-off is capped.
+        let backoff = (1i64 << attempts.clamp(0, 20).saturating_sub(1)).min(self.max_backoff_secs);
+        let wait = after.map_or(backoff, |d| d.as_secs() as i64).max(1);
         let due = pulse_schema::now_millis() + chrono::Duration::seconds(wait);
         if due >= expires_at {
             self.metrics.push.expired.fetch_add(1, Ordering::Relaxed);
@@ -224,6 +264,15 @@ impl Pusher {
         let Ok(url) = url::Url::parse(&work.subscription.endpoint) else {
             return Outcome::Gone;
         };
+        // A name is checked as it resolves (`PublicResolver`); an address is checked here.
+        let literal = match url.host() {
+            Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
+            _ => None,
+        };
+        if literal.is_some_and(|ip| !self.allow_private && !endpoint::is_public(ip)) {
+            return Outcome::Gone;
+        }
         let recipient = work.notification.recipient_id;
         let unread = notifications::unread_count(&self.db, recipient)
             .await
@@ -243,12 +292,6 @@ impl Pusher {
             .num_seconds()
             .max(0);
         let origin = endpoint::origin(&url);
-        let gate = self
-            .origins
-            .entry(origin.clone())
-            .or_insert_with(|| Arc::new(Semaphore::new(self.per_origin)))
-            .clone();
-        let _turn = gate.acquire_owned().await;
         let request = self
             .client
             .post(url)
@@ -270,6 +313,8 @@ impl Pusher {
 fn classify(answer: Result<reqwest::Response, reqwest::Error>) -> Outcome {
     let response = match answer {
         Ok(response) => response,
+        // The endpoint's name now points at a private address: never to be sent to.
+        Err(error) if endpoint::is_not_public(&error) => return Outcome::Gone,
         Err(_timeout_or_connection) => return Outcome::Retry(None),
     };
     let status = response.status().as_u16();
@@ -281,13 +326,25 @@ fn classify(answer: Result<reqwest::Response, reqwest::Error>) -> Outcome {
                 .headers()
                 .get("retry-after")
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
+                .and_then(|v| retry_after(v, chrono::Utc::now()));
             Outcome::Retry(after)
         }
         500..=599 => Outcome::Retry(None),
         _ => Outcome::Failed("rejected"),
     }
+}
+
+/// A `Retry-After` value, seconds or an HTTP date (RFC 9110), as a wait from `now`.
+fn retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = (at.with_timezone(&chrono::Utc) - now)
+        .num_milliseconds()
+        .max(0);
+    Some(Duration::from_millis(wait as u64).max(Duration::from_secs(1)))
 }
 
 /// Notifications shown on a socket: their pushes are cancelled in batches, off the socket's path.
@@ -323,5 +380,29 @@ impl SeenLive {
 
     pub(crate) fn seen(&self, notification_id: i64) {
         let _ = self.sender.try_send(notification_id);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_read_in_seconds_or_as_an_http_date() {
+        let now = chrono::DateTime::parse_from_rfc2822("Wed, 02 Dec 2026 10:00:00 GMT")
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .expect("a date");
+        assert_eq!(retry_after(" 120 ", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            retry_after("Wed, 02 Dec 2026 10:01:30 GMT", now),
+            Some(Duration::from_secs(90))
+        );
+        // A date already past: at once, but not in a loop.
+        assert_eq!(
+            retry_after("Wed, 02 Dec 2026 09:00:00 GMT", now),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(retry_after("soon", now), None);
     }
 }

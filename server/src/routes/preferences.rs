@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use pulse_schema::preferences::{self, Preferences as Row};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ApiResult, Problem};
+use crate::error::{ApiError, ApiResult, Problem};
 use crate::routes::extract::AuthUser;
 use crate::state::AppState;
 
@@ -125,9 +125,11 @@ pub async fn get_preferences(
 pub async fn put_preferences(
     state: web::Data<AppState>,
     user: AuthUser,
-    body: web::Json<PreferencesUpdate>,
+    body: web::Json<serde_json::Value>,
 ) -> ApiResult<HttpResponse> {
-    let current = preferences::get(&state.db, user.id).await?;
-    let saved = preferences::save(&state.db, body.apply(current)).await?;
+    // Well-formed JSON that names an unknown kind, channel or value is 422, not 400.
+    let update: PreferencesUpdate = serde_json::from_value(body.into_inner())
+        .map_err(|e| ApiError::validation("preferences", e.to_string()))?;
+    let saved = preferences::update(&state.db, user.id, |row| update.apply(row)).await?;
     Ok(HttpResponse::Ok().json(Preferences::of(saved)))
 }

@@ -140,7 +140,16 @@ async fn a_gone_subscription_is_deleted_and_errors_are_retried_until_delivered_o
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_slow_push_service_does_not_delay_another() {
-    let app = app().await;
+    // Four sends at once per instance, two per push service: the slow service's twelve pushes
+    // outnumber both, and must hold neither the others' turns nor the claim loop.
+    let app = TestApp::spawn_with(|s| {
+        s.push_allow_private = true;
+        s.limits.push_delay_ms = 100;
+        s.limits.push_poll_ms = 50;
+        s.limits.push_concurrency = 4;
+        s.limits.push_per_origin = 2;
+    })
+    .await;
     let (slow, fast) = (PushService::start(None), PushService::start(None));
     let (alice, bob, carol) = (
         app.register("alice").await,
@@ -149,21 +158,130 @@ async fn a_slow_push_service_does_not_delay_another() {
     );
     subscribe(&app, &alice, &slow, "slow").await;
     subscribe(&app, &carol, &fast, "fast").await;
-    slow.set_delay("slow", Duration::from_secs(3));
+    slow.set_delay("slow", Duration::from_secs(1));
     let (post_a, post_c) = (post_of(&app, &alice).await, post_of(&app, &carol).await);
-    for _ in 0..3 {
-        let liker = app.register("fan").await;
-        app.like(&liker, post_a).await.assert_status(StatusCode::OK);
+    for fan in app.register_many("fan", 12).await {
+        app.like(&fan, post_a).await.assert_status(StatusCode::OK);
     }
+    eventually("the slow service busy", || async {
+        (slow.attempts("slow") >= 2).then_some(())
+    })
+    .await;
     let liked = Instant::now();
     app.like(&bob, post_c).await.assert_status(StatusCode::OK);
     let pushed = fast.wait_for("fast", 1, PUSH_WAIT).await;
     let took = pushed[0].received_at.duration_since(liked);
+    println!("fast push beside a slow service: {took:?}");
     assert!(
         took < Duration::from_secs(1),
         "the fast service waited {took:?}"
     );
-    slow.wait_for("slow", 3, PUSH_WAIT).await;
+    // Two at a time, a second each: every slow push arrives, each sent once.
+    slow.wait_for("slow", 12, Duration::from_secs(30)).await;
+    assert_eq!(
+        slow.attempts("slow"),
+        12,
+        "a deferred push is not an attempt"
+    );
+    let text = app.metrics_text().await;
+    assert!(metric(&text, "pulse_push_deferred_total") > 0.0);
+    assert_eq!(metric(&text, "pulse_push_retried_total"), 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_push_service_asking_to_wait_is_not_asked_again_before_its_retry_after() {
+    // The back-off is capped at 1 s; the push service's own Retry-After (3 s) is honoured.
+    let app = TestApp::spawn_with(|s| {
+        s.push_allow_private = true;
+        s.limits.push_delay_ms = 100;
+        s.limits.push_poll_ms = 50;
+        s.limits.push_max_backoff_secs = 1;
+    })
+    .await;
+    let service = PushService::start(None);
+    let (alice, bob) = (app.register("alice").await, app.register("bob").await);
+    subscribe(&app, &alice, &service, "busy").await;
+    service.script("busy", vec![429]);
+    service.set_retry_after("busy", "3");
+    let post = post_of(&app, &alice).await;
+    let liked = Instant::now();
+    app.like(&bob, post).await.assert_status(StatusCode::OK);
+    let pushed = service.wait_for("busy", 1, PUSH_WAIT).await;
+    let took = pushed[0].received_at.duration_since(liked);
+    println!("like -> push after a 429 with Retry-After: 3: {took:?}");
+    assert!(took >= Duration::from_secs(3), "asked again after {took:?}");
+    assert_eq!(service.attempts("busy"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endpoint_that_is_not_public_at_send_time_is_never_sent_to() {
+    // Saved by an instance that allows private endpoints (as if the name resolved to a public
+    // address then); sent by one that does not: by name (resolved as it is sent) and by address.
+    let store = crate::support::Store::fresh().await;
+    let service = PushService::start(None);
+    let saver = TestApp::spawn_on(&store, |s| s.push_allow_private = true).await;
+    let (alice, carol, bob) = (
+        saver.register("alice").await,
+        saver.register("carol").await,
+        saver.register("bob").await,
+    );
+    let by_name = Subscriber::new();
+    let endpoint = service
+        .endpoint(&by_name, "by-name")
+        .replace("127.0.0.1", "localhost");
+    saver
+        .put_push_subscription(&alice.token, &by_name, &endpoint)
+        .await;
+    subscribe(&saver, &carol, &service, "by-address").await;
+    let posts = [post_of(&saver, &alice).await, post_of(&saver, &carol).await];
+    saver.stop().await;
+    let sender = TestApp::spawn_on(&store, |s| {
+        s.limits.push_delay_ms = 100;
+        s.limits.push_poll_ms = 50;
+    })
+    .await;
+    for post in posts {
+        sender.like(&bob, post).await.assert_status(StatusCode::OK);
+    }
+    eventually("both subscriptions dropped", || async {
+        let text = sender.metrics_text().await;
+        (metric(&text, "pulse_push_subscriptions_dropped_total") == 2.0
+            && metric(&text, "pulse_push_queue_depth") == 0.0)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        service.attempts("by-name") + service.attempts("by-address"),
+        0
+    );
+    for user in [&alice, &carol] {
+        sender
+            .get("/push/subscription", &user.token)
+            .await
+            .assert_status(StatusCode::NOT_FOUND);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_push_when_live_a_notification_shown_on_a_socket_is_pushed_too() {
+    let app = TestApp::spawn_with(|s| {
+        s.push_allow_private = true;
+        s.push_when_live = true;
+        s.limits.push_delay_ms = 100;
+        s.limits.push_poll_ms = 50;
+    })
+    .await;
+    let service = PushService::start(None);
+    let (alice, bob) = (app.register("alice").await, app.register("bob").await);
+    subscribe(&app, &alice, &service, "alice-phone").await;
+    let mut socket = app.socket(&alice, "").await;
+    let post = post_of(&app, &alice).await;
+    app.like(&bob, post).await.assert_status(StatusCode::OK);
+    let shown = socket.notification().await;
+    let pushed = service.wait_for("alice-phone", 1, PUSH_WAIT).await;
+    assert_eq!(pushed[0].payload["notification"]["id"], shown["id"]);
+    let text = app.metrics_text().await;
+    assert_eq!(metric(&text, "pulse_push_cancelled_live_total"), 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -289,13 +407,25 @@ async fn subscriptions_are_validated_belong_to_the_token_and_end_with_logout() {
         .unwrap()
         .0;
     assert_eq!(left, 0);
-    assert!(pulse_schema::push::for_token(&app.state.db, "x")
+    let devices = pulse_schema::push::for_user(&app.state.db, pulse_schema::UserId(alice.id))
         .await
-        .unwrap()
-        .is_none());
+        .unwrap();
+    assert!(devices.is_empty(), "left after logout: {devices:?}");
+    // The other device subscribes, then deletes its subscription.
+    app.call(
+        reqwest::Method::PUT,
+        "/push/subscription",
+        Some(&other),
+        Some(json!({"endpoint": "https://8.8.8.8/push/c", "keys": keys})),
+    )
+    .await
+    .assert_status(StatusCode::OK);
     app.delete("/push/subscription", &other)
         .await
         .assert_status(StatusCode::NO_CONTENT);
+    app.get("/push/subscription", &other)
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -362,11 +492,9 @@ async fn preferences_turn_kinds_off_per_channel_and_can_require_following() {
         json!({"poke": {}}),
         json!({"like": {"inbox": "yes"}}),
     ] {
-        let status = put(body.clone()).await.status;
-        assert!(
-            status == StatusCode::BAD_REQUEST || status == StatusCode::UNPROCESSABLE_ENTITY,
-            "{body}: {status}"
-        );
+        put(body.clone())
+            .await
+            .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "/problems/validation");
     }
     let now = app.get("/notifications/preferences", &alice.token).await;
     assert_eq!(now.body["from"], "following");
@@ -396,4 +524,33 @@ async fn a_push_queued_before_its_device_signed_out_by_expiry_is_not_sent() {
     })
     .await;
     assert_eq!(service.attempts("alice"), 0);
+}
+
+/// The test's user agent decrypts RFC 8291 Appendix A's message with the RFC's keys, so it
+/// and the server cannot share a mistake (the server encrypts the same example to the same
+/// bytes: `push::encrypt`'s unit test).
+#[test]
+fn the_loopback_user_agent_decrypts_the_rfc_8291_example() {
+    use base64::Engine as _;
+    let bytes = |text: &str| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text)
+            .unwrap()
+    };
+    let secret =
+        p256::SecretKey::from_slice(&bytes("q1dXpw3UpT5VOmu_cf_v6ih07Aems3njxI-JWgLcM94")).unwrap();
+    let device = Subscriber::from_keys(secret, bytes("BTBZMqHH6r4Tts7J_aSIgg").try_into().unwrap());
+    assert_eq!(
+        device.public_key().to_vec(),
+        bytes("BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4")
+    );
+    let message = bytes(concat!(
+        "DGv6ra1nlYgDCS1FRnbzlwAAEABBBP4z9KsN6nGRTbVYI_c7VJSPQTBtkgcy27mlmlMoZIIgDll6e3vC",
+        "YLocInmYWAmS6TlzAC8wEqKK6PBru3jl7A_yl95bQpu6cVPTpK4Mqgkf1CXztLVBSt2Ks3oZwbuwXPXL",
+        "WyouBWLVWGNWQexSgSxsj_Qulcy4a-fN"
+    ));
+    assert_eq!(
+        device.decrypt(&message).unwrap(),
+        b"When I grow up, I want to be a watermelon"
+    );
 }

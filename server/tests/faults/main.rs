@@ -184,6 +184,149 @@ async fn instances_killed_or_stopped_mid_load_lose_nothing() {
     assert!(two.wait_exit().await.success(), "SIGTERM exits cleanly");
 }
 
+/// Every instance SIGKILLed while pushes are being sent (the push service answering slowly) and
+/// while others wait: after a restart each notification reaches the device exactly once. A send
+/// cut off by the kill delivered nothing (the push service had not answered), and the job is
+/// claimed again once its lease runs out.
+#[tokio::test(flavor = "multi_thread")]
+async fn pushes_in_flight_or_waiting_when_every_instance_is_killed_arrive_once_after_restart() {
+    let store = Store::fresh_postgres().await;
+    let service = support::push_service::PushService::start(None);
+    let settings = [
+        ("PULSE_PUSH_ALLOW_PRIVATE", "true"),
+        ("PULSE_PUSH_DELAY_MS", "100"),
+        ("PULSE_PUSH_POLL_MS", "50"),
+        ("PULSE_PUSH_PER_ORIGIN", "2"),
+        ("PULSE_PUSH_LEASE_SECS", "2"),
+        ("PULSE_PUSH_TIMEOUT_MS", "1500"),
+    ];
+    let start = || Instance::start_with(&store, std::process::Stdio::inherit(), &settings);
+    let (mut one, mut two) = (start().await, start().await);
+    let api = Api::new();
+    let (_, alice) = api.register(&one.base, "alice").await;
+    let device = support::push_service::Subscriber::new();
+    let endpoint = service.endpoint(&device, "alice");
+    let body = json!({"endpoint": endpoint,
+        "keys": {"p256dh": device.p256dh_b64(), "auth": device.auth_b64()}});
+    let reply = api
+        .http
+        .put(format!("{}/api/v1/push/subscription", one.base))
+        .bearer_auth(&alice)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::OK);
+    let post = api.post(&one.base, &alice).await;
+    service.set_delay("alice", std::time::Duration::from_secs(3));
+    for i in 0..6 {
+        let base = if i % 2 == 0 { &one.base } else { &two.base };
+        let (_, fan) = api.register(base, &format!("fan{i}")).await;
+        let status = api
+            .http
+            .put(format!("{base}/api/v1/posts/{post}/like"))
+            .bearer_auth(&fan)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, StatusCode::OK);
+    }
+    support::eventually("pushes in flight", || async {
+        (service.attempts("alice") >= 2).then_some(())
+    })
+    .await;
+    one.kill();
+    two.kill();
+    assert!(
+        service.deliveries_for("alice").is_empty(),
+        "no send was answered"
+    );
+    service.set_delay("alice", std::time::Duration::ZERO);
+    let (three, _four) = (start().await, start().await);
+    let delivered = service.wait_for("alice", 6, DEADLINE * 2).await;
+    let mut ids: Vec<i64> = delivered
+        .iter()
+        .map(|d| d.payload["notification"]["id"].as_i64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 6, "each notification once: {ids:?}");
+    assert!(delivered
+        .iter()
+        .all(|d| d.payload["notification"]["kind"] == "like"));
+    // Nothing more is sent: the queue is empty once the last push is recorded.
+    support::eventually("the queue empty", || async {
+        let text = api
+            .http
+            .get(format!("{}/metrics", three.base))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .any(|l| l == "pulse_push_queue_depth 0")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(service.deliveries_for("alice").len(), 6);
+}
+
+/// Raw HTTP calls to real instances.
+struct Api {
+    http: reqwest::Client,
+}
+
+impl Api {
+    fn new() -> Api {
+        Api {
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Registers a user whose name starts with `prefix`; (id, token).
+    async fn register(&self, base: &str, prefix: &str) -> (i64, String) {
+        let name = format!("{prefix}_{}", &support::random_suffix()[..6]);
+        let body = json!({"username": name, "password": support::PASSWORD});
+        let reply: serde_json::Value = self
+            .http
+            .post(format!("{base}/api/v1/auth/register"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (
+            reply["user"]["id"].as_i64().unwrap(),
+            reply["token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Posts a small image; its id.
+    async fn post(&self, base: &str, token: &str) -> i64 {
+        let form = reqwest::multipart::Form::new().text("caption", "p").part(
+            "image",
+            reqwest::multipart::Part::bytes(support::png(16, 16)).file_name("p.png"),
+        );
+        let reply: serde_json::Value = self
+            .http
+            .post(format!("{base}/api/v1/posts"))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        reply["id"].as_i64().unwrap()
+    }
+}
+
 /// Malformed requests are the client's problem: each gets a 4xx and none is logged as an
 /// ERROR (an operator alerts on those).
 #[tokio::test(flavor = "multi_thread")]

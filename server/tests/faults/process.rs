@@ -19,6 +19,15 @@ impl Instance {
 
     /// Starts an instance whose log (stderr, `RUST_LOG=warn`) goes to `log`.
     pub async fn start_logging(store: &Store, log: impl Into<Stdio>) -> Instance {
+        Instance::start_with(store, log, &[]).await
+    }
+
+    /// Starts an instance with settings of its own (`PULSE_*` variables) besides the store's.
+    pub async fn start_with(
+        store: &Store,
+        log: impl Into<Stdio>,
+        settings: &[(&str, &str)],
+    ) -> Instance {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -48,6 +57,7 @@ impl Instance {
         }
         // As in the in-process tests: the load here is a script's burst, not overload.
         command.env("PULSE_MAX_IN_FLIGHT", "4096");
+        command.envs(settings.iter().copied());
         let child = command.spawn().expect("the pulse binary starts");
         let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();

@@ -521,14 +521,26 @@ impl TestApp {
         path: &str,
     ) -> push_service::Subscriber {
         let subscriber = push_service::Subscriber::new();
+        let endpoint = service.endpoint(&subscriber, path);
+        self.put_push_subscription(token, &subscriber, &endpoint)
+            .await;
+        subscriber
+    }
+
+    /// Saves `subscriber`'s keys at `endpoint` as the token's push subscription.
+    pub async fn put_push_subscription(
+        &self,
+        token: &str,
+        subscriber: &push_service::Subscriber,
+        endpoint: &str,
+    ) {
         let body = json!({
-            "endpoint": service.endpoint(&subscriber, path),
+            "endpoint": endpoint,
             "keys": {"p256dh": subscriber.p256dh_b64(), "auth": subscriber.auth_b64()},
         });
         self.call(Method::PUT, "/push/subscription", Some(token), Some(body))
             .await
             .assert_status(StatusCode::OK);
-        subscriber
     }
 
     pub async fn ticket(&self, user: &User) -> String {

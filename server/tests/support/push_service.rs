@@ -29,7 +29,7 @@
 //! with the reason as a text body. A request that passes is answered, after any delay
 //! set with [`PushService::set_delay`], with 410 if the path was made [`PushService::gone`],
 //! else with the next status scripted by [`PushService::script`] (a 429 also carries
-//! `Retry-After: 1`), else with 201 Created and a `Location`. A 2xx answer records a
+//! `Retry-After: 1`, or what [`PushService::set_retry_after`] set), else with 201 Created and a `Location`. A 2xx answer records a
 //! [`Delivery`] when it is made, so a sender that hung up during the delay delivered nothing.
 //! Every request to `/push/<id>` counts as an attempt, whatever its answer.
 //!
@@ -250,6 +250,14 @@ impl PushService {
             .extend(statuses);
     }
 
+    /// The `Retry-After` value of 429 answers for `path_id` (seconds or an HTTP date).
+    pub fn set_retry_after(&self, path_id: &str, value: &str) {
+        self.shared
+            .lock()
+            .retry_after
+            .insert(path_id.to_owned(), value.to_owned());
+    }
+
     /// Every answer for `path_id` waits this long first; `Duration::ZERO` removes the delay.
     pub fn set_delay(&self, path_id: &str, delay: Duration) {
         let mut state = self.shared.lock();
@@ -360,6 +368,7 @@ struct State {
     subscribers: HashMap<String, Subscriber>,
     scripts: HashMap<String, VecDeque<u16>>,
     delays: HashMap<String, Duration>,
+    retry_after: HashMap<String, String>,
     gone: HashSet<String>,
     attempts: HashMap<String, usize>,
     deliveries: Vec<Delivery>,
@@ -495,7 +504,8 @@ async fn admit(
     check_request(shared, &subscriber, request).await
 }
 
-/// The answer to a valid request: a 2xx records the delivery, a 429 asks to retry in 1 s.
+/// The answer to a valid request: a 2xx records the delivery, a 429 asks to retry in 1 s (or as
+/// set for the path).
 fn accept(
     shared: &Shared,
     path_id: &str,
@@ -508,7 +518,12 @@ fn accept(
         let location = record_delivery(shared, path_id, accepted, received_at);
         set_header(&mut response, "location", &location);
     } else if status == StatusCode::TOO_MANY_REQUESTS {
-        set_header(&mut response, "retry-after", "1");
+        let after = shared.lock().retry_after.get(path_id).cloned();
+        set_header(
+            &mut response,
+            "retry-after",
+            after.as_deref().unwrap_or("1"),
+        );
     }
     response
 }
