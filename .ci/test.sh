@@ -6,7 +6,7 @@
 # 2. runs every Rust test: unit tests, the black-box suite on SQLite, the two-instance suite on
 #    PostgreSQL + Redis (and on Redis Clusters of six local redis-server processes that its
 #    tests start and kill themselves), and the black-box suite again on PostgreSQL + Redis,
-#    then the two-instance suite once more with fan-out and rate limits on a Redis
+#    then the two-instance and black-box suites once more with fan-out and rate limits on a Redis
 #    Cluster that this script starts (six redis-server processes, 3 masters and 3 replicas, on
 #    127.0.0.1:7100-7105; PULSE_TEST_REDIS_CLUSTER_URLS) and stops,
 # 3. runs schemathesis against the OpenAPI document,
@@ -198,9 +198,10 @@ stop_redis_cluster() {
 }
 
 test_rust_cluster() {
-    log "Rust tests: two instances on PostgreSQL + a Redis Cluster"
+    log "Rust tests: two instances, and black-box, on PostgreSQL + a Redis Cluster"
     start_redis_cluster
     cargo test --locked -p pulse-server --test cluster
+    PULSE_TEST_BACKEND=postgres cargo test --locked -p pulse-server --test black_box
     stop_redis_cluster
 }
 

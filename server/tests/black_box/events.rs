@@ -266,6 +266,68 @@ async fn heartbeat_comments_keep_an_idle_stream_open() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_reader_whose_queue_overflowed_gets_everything_from_the_database_once_it_reads() {
+    // A short queue and a long stall timeout: the stream overflows but is not ended.
+    let app = TestApp::spawn_with(|s| {
+        s.limits.ws_queue_len = 8;
+        s.limits.ws_stall_timeout_secs = 60;
+    })
+    .await;
+    let (slow, actor) = (app.register("slow").await, app.register("actor").await);
+    let post = app.create_post(&slow, "p").await["id"].as_i64().unwrap();
+    let mut stalled = EventStream::open(Request {
+        port: app.port,
+        path: "/events",
+        token: Some(&slow.token),
+        headers: &[],
+        recv_buffer: Some(4096),
+    })
+    .await
+    .unwrap();
+    let overflows = || {
+        app.state
+            .metrics
+            .queue_overflows
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let mut sent = 0;
+    while overflows() == 0 {
+        app.comment_n(&actor, post, 10, 2000).await;
+        sent += 10;
+        assert!(sent <= 2000, "the stream's queue never overflowed");
+    }
+    app.comment_n(&actor, post, 10, 2000).await;
+    // It reads now: every notification, in order, once, and the stream stays open.
+    let expected = app.notification_ids(&slow).await;
+    let mut received = Vec::new();
+    while received.len() < expected.len() {
+        let event = stalled.next().await;
+        match event.kind.as_str() {
+            "notification" => received.push(event.data["notification"]["id"].as_i64().unwrap()),
+            "unread_count" => {}
+            _ => panic!("unexpected {event:?}"),
+        }
+    }
+    assert_eq!(received, expected, "in order, no gap, no duplicate");
+    assert_eq!(
+        app.state
+            .metrics
+            .slow_disconnects
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    let sentinel = app.register("sentinel").await;
+    app.follow(&sentinel, &slow).await;
+    loop {
+        let event = stalled.next().await;
+        if event.kind == "notification" {
+            assert_eq!(event.data["notification"]["kind"], "follow");
+            break;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_reader_that_stops_reading_is_ended_with_4008_and_resumes_from_the_database() {
     let app = TestApp::spawn_with(|s| {
         s.limits.ws_queue_len = 8;

@@ -586,6 +586,84 @@ async fn two_instances_push_each_notification_to_each_device_exactly_once() {
     service.assert_no_rejections();
 }
 
+/// Two instances with the default push delay and poll: an offline device gets its push within
+/// a second of the like; errors are retried until it is delivered once; a 410 drops the
+/// subscription for both instances; both pushes of one group carry its Topic; preferences saved
+/// through one instance apply to likes through the other.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_push_promptly_retry_drop_and_follow_preferences_saved_on_either() {
+    use support::push_service::PushService;
+    let store = Store::fresh_postgres().await;
+    let settings = |s: &mut pulse_server::config::Settings| s.push_allow_private = true;
+    let a = TestApp::spawn_on(&store, settings).await;
+    let b = TestApp::spawn_on(&store, settings).await;
+    let service = PushService::start(None);
+    let users = a.register_many("u", 5).await;
+    let (alice, carol, bob, dave, erin) = (&users[0], &users[1], &users[2], &users[3], &users[4]);
+    a.subscribe_push(&alice.token, &service, "alice").await;
+    b.subscribe_push(&carol.token, &service, "carol").await;
+    let (post_a, post_c) = (
+        a.create_post(alice, "a").await["id"].as_i64().unwrap(),
+        b.create_post(carol, "c").await["id"].as_i64().unwrap(),
+    );
+
+    let liked = Instant::now();
+    b.like(bob, post_a).await.assert_status(StatusCode::OK);
+    let first = service.wait_for("alice", 1, Duration::from_secs(10)).await;
+    let took = first[0].received_at.duration_since(liked);
+    println!("two instances, default delay: like -> push {took:?}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+
+    service.script("alice", vec![500, 429]);
+    a.like(dave, post_a).await.assert_status(StatusCode::OK);
+    let both = service.wait_for("alice", 2, Duration::from_secs(10)).await;
+    assert_eq!(service.attempts("alice"), 4, "1, then 500, 429, 201");
+    let group = both[1].payload["group"]["id"].as_i64().unwrap();
+    assert_eq!(both[1].payload["group"]["actor_count"], 2);
+    for delivery in &both {
+        assert_eq!(
+            delivery.topic.as_deref(),
+            Some(format!("g{group}").as_str())
+        );
+    }
+
+    service.gone("carol");
+    a.like(bob, post_c).await.assert_status(StatusCode::OK);
+    support::eventually("the gone subscription dropped for both", || async {
+        let on_a = a.get("/push/subscription", &carol.token).await.status;
+        let on_b = b.get("/push/subscription", &carol.token).await.status;
+        (on_a == StatusCode::NOT_FOUND && on_b == StatusCode::NOT_FOUND).then_some(())
+    })
+    .await;
+    assert_eq!(service.attempts("carol"), 1);
+
+    b.call(
+        Method::PUT,
+        "/notifications/preferences",
+        Some(&alice.token),
+        Some(json!({"like": {"push": false}})),
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    a.like(erin, post_a).await.assert_status(StatusCode::OK);
+    a.post(
+        &format!("/posts/{post_a}/comments"),
+        &erin.token,
+        json!({"text": "hi"}),
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
+    let all = service.wait_for("alice", 3, Duration::from_secs(10)).await;
+    assert_eq!(all[2].payload["notification"]["kind"], "comment");
+    support::eventually("the queue empty", || async {
+        let left = pulse_schema::push::queue_stats(&a.state.db).await.ok()?.0;
+        (left == 0).then_some(())
+    })
+    .await;
+    assert_eq!(service.attempts("alice"), 5, "erin's like was not pushed");
+    service.assert_no_rejections();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_notification_shown_on_a_socket_of_one_instance_is_not_pushed_by_either() {
     use support::push_service::PushService;

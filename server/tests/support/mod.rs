@@ -61,8 +61,7 @@ pub fn admin_database_url() -> String {
 }
 
 /// `PULSE_TEST_REDIS_CLUSTER_URLS`: seed nodes of a Redis Cluster that PostgreSQL stores fan out
-/// through instead of Redis (`.ci/test.sh` runs the two-instance suite once more that way);
-/// unset: none.
+/// through instead of Redis (`.ci/test.sh` runs the suites once more that way); unset: none.
 pub fn redis_cluster_urls() -> Vec<String> {
     std::env::var("PULSE_TEST_REDIS_CLUSTER_URLS")
         .unwrap_or_default()
