@@ -156,19 +156,46 @@ async fn unliking_leaves_the_group_and_liking_again_comes_back_silently() {
         (all[0]["actor_count"].clone(), text(&all[0])),
         (json!(1), &*format!("{} liked your photo.", bob.username))
     );
+    let first_id = all[0]["id"].clone();
     unlike(&app, &bob, post).await;
     assert!(
         groups(&app, &alice).await.is_empty(),
         "nobody left: removed"
     );
+    let mut socket = app.socket(&alice, "?groups=1").await;
     like(&app, &bob, post).await;
     let all = groups(&app, &alice).await;
     assert_eq!(all.len(), 1);
     assert_eq!(all[0]["actor_count"], json!(1));
     assert_eq!(
+        all[0]["id"], first_id,
+        "back in the group of the first like"
+    );
+    // Silently: the group comes back on the socket, and the next notification is a later one.
+    let back = socket.next().await;
+    assert_eq!(
+        (back["type"].as_str(), &back["group"]["id"]),
+        (Some("group"), &first_id)
+    );
+    let dan = app.register("dan").await;
+    app.follow(&dan, &alice).await;
+    loop {
+        let frame = socket.next().await;
+        if frame["type"] == "notification" {
+            assert_eq!(
+                frame["notification"]["kind"], "follow",
+                "no notification for the like again"
+            );
+            break;
+        }
+    }
+    app.delete(&format!("/users/{}/follow", alice.id), &dan.token)
+        .await
+        .assert_status(StatusCode::OK);
+    assert_eq!(
         app.all_notifications(&alice).await.len(),
-        2,
-        "no new notification"
+        3,
+        "bob's and carol's likes and dan's follow: none for the like again"
     );
     // Follows likewise.
     app.follow(&bob, &alice).await;
@@ -254,9 +281,67 @@ async fn reading_a_group_reads_its_notifications_and_the_next_like_starts_a_new_
             "{body}: {status}"
         );
     }
-    // Someone else's group ids change nothing of theirs.
+    // Someone else's group ids change nothing of theirs, read or unread.
     let counts = read_groups(&app, &bob, &[first]).await;
     assert_eq!(counts["unread_count"], json!(0));
+    let erin = app.register("erin").await;
+    like(&app, &erin, post).await;
+    let unread = groups(&app, &alice).await[0]["id"].as_i64().unwrap();
+    read_groups(&app, &bob, &[unread]).await;
+    assert_eq!(
+        groups_unread(&app, &alice).await,
+        1,
+        "alice's group is still unread"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_of_groups_follow_next_cursor_newest_change_first() {
+    let app = TestApp::spawn().await;
+    let (alice, bob) = (app.register("alice").await, app.register("bob").await);
+    for post in app.create_posts(&alice, 5).await {
+        like(&app, &bob, post).await;
+    }
+    let everything: Vec<Value> = groups(&app, &alice).await;
+    assert_eq!(everything.len(), 5);
+    let mut paged = Vec::new();
+    let mut path = "/notifications/groups?limit=2".to_owned();
+    loop {
+        let page = app.get(&path, &alice.token).await;
+        page.assert_status(StatusCode::OK);
+        let items = page.body["items"].as_array().unwrap();
+        assert!(items.len() <= 2);
+        paged.extend(items.iter().map(|g| g["id"].clone()));
+        match page.body["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/notifications/groups?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    let ids: Vec<Value> = everything.iter().map(|g| g["id"].clone()).collect();
+    assert_eq!(paged, ids, "every group once, newest change first");
+    let versions: Vec<i64> = everything
+        .iter()
+        .map(|g| g["version"].as_i64().unwrap())
+        .collect();
+    assert!(versions.windows(2).all(|w| w[0] > w[1]), "{versions:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_a_post_removes_its_unread_group_from_the_list_and_the_count() {
+    let app = TestApp::spawn().await;
+    let (alice, bob) = (app.register("alice").await, app.register("bob").await);
+    let posts = app.create_posts(&alice, 2).await;
+    for post in &posts {
+        like(&app, &bob, *post).await;
+    }
+    assert_eq!(groups_unread(&app, &alice).await, 2);
+    app.delete(&format!("/posts/{}", posts[0]), &alice.token)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    let left = groups(&app, &alice).await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["post_id"], json!(posts[1]));
+    assert_eq!(groups_unread(&app, &alice).await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

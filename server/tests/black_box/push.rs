@@ -214,6 +214,53 @@ async fn a_push_service_asking_to_wait_is_not_asked_again_before_its_retry_after
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_timed_out_push_is_sent_again_and_one_past_its_ttl_is_dropped() {
+    // Requests time out after 300 ms; pushes live 2 s; the back-off starts at 1 s.
+    let app = TestApp::spawn_with(|s| {
+        s.push_allow_private = true;
+        s.limits.push_delay_ms = 100;
+        s.limits.push_poll_ms = 50;
+        s.limits.push_timeout_ms = 300;
+        s.limits.push_ttl_secs = 2;
+    })
+    .await;
+    let service = PushService::start(None);
+    let (alice, carol, bob) = (
+        app.register("alice").await,
+        app.register("carol").await,
+        app.register("bob").await,
+    );
+    subscribe(&app, &alice, &service, "slow").await;
+    subscribe(&app, &carol, &service, "down").await;
+    service.set_delay("slow", Duration::from_secs(2));
+    service.script("down", vec![503, 503, 503, 503]);
+    let (post_a, post_c) = (post_of(&app, &alice).await, post_of(&app, &carol).await);
+    app.like(&bob, post_a).await.assert_status(StatusCode::OK);
+    app.like(&bob, post_c).await.assert_status(StatusCode::OK);
+    // The slow service's first answer comes too late (the second retry counted: the other
+    // service's first 503 is the first); the second attempt gets through.
+    eventually("the first attempt timed out", || async {
+        (metric(&app.metrics_text().await, "pulse_push_retried_total") == 2.0).then_some(())
+    })
+    .await;
+    assert_eq!(service.attempts("slow"), 1);
+    service.set_delay("slow", Duration::ZERO);
+    let delivered = service.wait_for("slow", 1, PUSH_WAIT).await;
+    assert_eq!(delivered.len(), 1);
+    // The other is refused at 0.1 s and 1.1 s; the next try (3.1 s) would be past its TTL.
+    eventually("the push past its TTL dropped", || async {
+        let text = app.metrics_text().await;
+        (metric(&text, "pulse_push_expired_total") == 1.0
+            && metric(&text, "pulse_push_queue_depth") == 0.0)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(service.attempts("down"), 2);
+    assert!(service.deliveries_for("down").is_empty());
+    assert_eq!(service.attempts("slow"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_endpoint_that_is_not_public_at_send_time_is_never_sent_to() {
     // Saved by an instance that allows private endpoints (as if the name resolved to a public
     // address then); sent by one that does not: by name (resolved as it is sent) and by address.

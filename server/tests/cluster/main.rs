@@ -586,6 +586,108 @@ async fn two_instances_push_each_notification_to_each_device_exactly_once() {
     service.assert_no_rejections();
 }
 
+/// Groups changed through one instance (a join, a group made and its post deleted, a read, a new
+/// group after the read) are replayed to a socket resuming on the other from its last version,
+/// removals included, in increasing versions, then live; a plain socket on either instance
+/// sees no group frame.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_groups_socket_resumes_on_the_other_instance_with_what_changed_while_away() {
+    let store = Store::fresh_postgres().await;
+    let a = TestApp::spawn_on(&store, |_| {}).await;
+    let b = TestApp::spawn_on(&store, |_| {}).await;
+    let users = a.register_many("g", 4).await;
+    let (alice, bob, carol, dan) = (&users[0], &users[1], &users[2], &users[3]);
+    let posts = a.create_posts(alice, 2).await;
+    let mut plain = [a.socket(alice, "").await, b.socket(alice, "").await];
+    let mut on_a = a.socket(alice, "?groups=1").await;
+    b.like(bob, posts[0]).await.assert_status(StatusCode::OK);
+    let mut state = BTreeMap::new();
+    let seen = loop {
+        let frame = on_a.next().await;
+        if frame["type"] == "group" {
+            break fold_group(&mut state, &frame);
+        }
+    };
+    on_a.close().await;
+    // While away, through both instances.
+    a.like(carol, posts[0]).await.assert_status(StatusCode::OK);
+    b.like(bob, posts[1]).await.assert_status(StatusCode::OK);
+    a.delete(&format!("/posts/{}", posts[1]), &alice.token)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    let listed = b.get("/notifications/groups", &alice.token).await;
+    let first = listed.body["items"][0]["id"].as_i64().unwrap();
+    b.post(
+        "/notifications/read",
+        &alice.token,
+        json!({"group_ids": [first]}),
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    a.like(dan, posts[0]).await.assert_status(StatusCode::OK);
+
+    let mut on_b = b
+        .socket(alice, &format!("?groups=1&groups_since={seen}"))
+        .await;
+    let listed = a.get("/notifications/groups?limit=100", &alice.token).await;
+    let expected: BTreeMap<i64, (i64, bool)> = listed.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            let id = g["id"].as_i64().unwrap();
+            (
+                id,
+                (
+                    g["actor_count"].as_i64().unwrap(),
+                    g["read"].as_bool().unwrap(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(
+        expected.len(),
+        2,
+        "the read group of two, and dan's new one"
+    );
+    let (mut last, mut removals) = (seen, 0);
+    while state != expected {
+        let frame = on_b.next().await;
+        if !matches!(frame["type"].as_str(), Some("group" | "group_removed")) {
+            continue;
+        }
+        removals += usize::from(frame["type"] == "group_removed");
+        let version = fold_group(&mut state, &frame);
+        assert!(version > last, "versions increase: {version} after {last}");
+        last = version;
+    }
+    assert_eq!(removals, 1, "the deleted post's group");
+    // Then live, from the other instance.
+    a.delete(&format!("/posts/{}/like", posts[0]), &dan.token)
+        .await
+        .assert_status(StatusCode::OK);
+    loop {
+        let frame = on_b.next().await;
+        if matches!(frame["type"].as_str(), Some("group" | "group_removed")) {
+            assert!(fold_group(&mut state, &frame) > last);
+            break;
+        }
+    }
+    // The plain sockets saw notifications and reads, never a group frame.
+    let sentinel = a.register("sentinel").await;
+    b.follow(&sentinel, alice).await;
+    for socket in &mut plain {
+        loop {
+            let frame = socket.next().await;
+            let kind = frame["type"].as_str().unwrap_or_default().to_owned();
+            assert!(!kind.starts_with("group"), "a plain socket got {frame}");
+            if kind == "notification" && frame["notification"]["kind"] == "follow" {
+                break;
+            }
+        }
+    }
+}
+
 /// Two instances with the default push delay and poll: an offline device gets its push within
 /// a second of the like; errors are retried until it is delivered once; a 410 drops the
 /// subscription for both instances; both pushes of one group carry its Topic; preferences saved
