@@ -247,32 +247,26 @@ pub async fn retry(db: &Db, job: i64, due_at: NaiveDateTime) -> DbResult<()> {
     })
 }
 
-/// A claimed job is put back unsent, due at `due_at`; the claim does not count as an attempt.
-pub async fn put_back(db: &Db, job: i64, due_at: NaiveDateTime) -> DbResult<()> {
+/// Claimed jobs left unsent for now: they stay claimed until `until` (then any instance may
+/// claim them again, in their place in the queue), and the claim does not count as an attempt.
+pub async fn hold(db: &Db, jobs: &[i64], until: NaiveDateTime) -> DbResult<()> {
     use push_jobs as j;
     crate::run!(db.write(), conn => {
-        diesel::update(j::table.find(job))
-            .set((
-                j::due_at.eq(due_at),
-                j::claimed_until.eq(None::<NaiveDateTime>),
-                j::attempts.eq(j::attempts - 1),
-            ))
+        diesel::update(j::table.filter(j::id.eq_any(jobs)))
+            .set((j::claimed_until.eq(until), j::attempts.eq(j::attempts - 1)))
             .execute(conn)
             .await?;
         Ok(())
     })
 }
 
-/// The notifications were shown on a socket: their pushes not yet claimed are not needed;
-/// returns how many were cancelled.
+/// The notifications were shown on a socket: their pushes are not needed; returns how many were
+/// cancelled. A push being sent already is sent (its outcome then finds no row to record), one
+/// claimed but held back for its busy push service is not.
 pub async fn cancel_seen(db: &Db, notification_ids: &[i64]) -> DbResult<usize> {
     use push_jobs as j;
     crate::run!(db.write(), conn => {
-        diesel::delete(
-            j::table
-                .filter(j::notification_id.eq_any(notification_ids))
-                .filter(j::claimed_until.is_null()),
-        )
+        diesel::delete(j::table.filter(j::notification_id.eq_any(notification_ids)))
         .execute(conn)
         .await
         .map_err(Into::into)

@@ -85,6 +85,14 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
 
 fn is_public_v6(ip: Ipv6Addr) -> bool {
     let [first, second, third, ..] = ip.segments();
+    let [.., high, low] = ip.segments();
+    let last_four = Ipv4Addr::new((high >> 8) as u8, high as u8, (low >> 8) as u8, low as u8);
+    // NAT64 (64:ff9b::/96) and IPv4-compatible (::a.b.c.d) addresses reach the IPv4 inside.
+    if (first == 0x64 && second == 0xff9b && ip.segments()[2..6] == [0; 4])
+        || (ip.segments()[..6] == [0; 6] && !ip.is_loopback() && !ip.is_unspecified())
+    {
+        return is_public_v4(last_four);
+    }
     let six_to_four = Ipv4Addr::new(
         (second >> 8) as u8,
         second as u8,
@@ -97,7 +105,6 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (first & 0xfe00) == 0xfc00 // unique local
         || (first & 0xffc0) == 0xfe80 // link-local
         || first == 0x2001 && second == 0x0db8 // documentation
-        || first == 0x64 && second == 0xff9b // NAT64
         || first == 0x2001 && second == 0 // Teredo: an IPv4 address behind it
         || first == 0x2002 && !is_public_v4(six_to_four)) // 6to4 of a non-public IPv4
 }
@@ -173,6 +180,8 @@ mod tests {
             "2002:7f00:1::1",
             "2002:a01:203::1",
             "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "64:ff9b::10.0.0.1",
+            "::127.0.0.2",
         ] {
             assert!(
                 !is_public(private.parse().expect("an address")),
@@ -184,6 +193,7 @@ mod tests {
             "1.1.1.1",
             "2606:4700:4700::1111",
             "2002:808:808::1",
+            "64:ff9b::8.8.8.8",
         ] {
             assert!(is_public(public.parse().expect("an address")), "{public}");
         }

@@ -137,10 +137,14 @@ impl Pusher {
         }
     }
 
-    /// Claims one batch and starts sending it; returns how many were claimed.
+    /// Claims one batch and starts sending it; returns how many were claimed. The sends' turns
+    /// (`PULSE_PUSH_CONCURRENCY`) are taken before the claim, and only as many jobs as turns
+    /// are claimed: the loop waits for a turn holding no job, so a claim never outlives its
+    /// lease waiting here, however many push services are slow.
     async fn claim_batch(self: &Arc<Self>) -> Result<usize, pulse_schema::DbError> {
+        let mut turns = self.free_turns().await;
         let now = pulse_schema::now_millis();
-        let jobs = push::claim(&self.db, now, now + self.lease, self.batch).await?;
+        let jobs = push::claim(&self.db, now, now + self.lease, turns.len() as i64).await?;
         let claimed = jobs.len();
         let (live, expired): (Vec<_>, Vec<_>) = jobs.into_iter().partition(|j| j.expires_at > now);
         for job in expired {
@@ -150,24 +154,46 @@ impl Pusher {
         if live.is_empty() {
             return Ok(claimed);
         }
+        let mut busy = Vec::new();
         for work in push::load(&self.db, live).await? {
-            // A push service already busy with its share is not waited for here: its pushes go
-            // back for a moment, so a slow service neither holds the claim loop nor the shared
-            // permits that pushes to every other service need.
-            let Some(turn) = self.turn_at(&work) else {
-                self.metrics.push.deferred.fetch_add(1, Ordering::Relaxed);
-                let due = pulse_schema::now_millis() + ORIGIN_BUSY_DEFER;
-                push::put_back(&self.db, work.job.id, due).await?;
+            // A push service already busy with its share is not waited for: its pushes stay
+            // claimed a moment longer (their place in the queue kept), so a slow service holds
+            // neither the claim loop nor the turns that pushes to every other service need.
+            let (Some(turn), Some(permit)) = (self.turn_at(&work), turns.pop()) else {
+                busy.push(work.job.id);
                 continue;
             };
-            let permit = self.in_flight.clone().acquire_owned().await;
             let this = self.clone();
             tokio::spawn(async move {
                 let _permits = (permit, turn);
                 this.deliver(work).await;
             });
         }
+        if !busy.is_empty() {
+            self.metrics
+                .push
+                .deferred
+                .fetch_add(busy.len() as u64, Ordering::Relaxed);
+            let until = pulse_schema::now_millis() + ORIGIN_BUSY_DEFER;
+            push::hold(&self.db, &busy, until).await?;
+        }
         Ok(claimed)
+    }
+
+    /// At least one free send turn (waited for), and as many more as are free now, up to a
+    /// batch.
+    async fn free_turns(&self) -> Vec<OwnedSemaphorePermit> {
+        let mut turns = Vec::new();
+        if let Ok(first) = self.in_flight.clone().acquire_owned().await {
+            turns.push(first);
+        }
+        while turns.len() < self.batch as usize {
+            match self.in_flight.clone().try_acquire_owned() {
+                Ok(turn) => turns.push(turn),
+                Err(_) => break,
+            }
+        }
+        turns
     }
 
     /// One of the `PULSE_PUSH_PER_ORIGIN` sends to the job's push service, if one is free. A
@@ -234,13 +260,15 @@ impl Pusher {
     ) -> Result<(), pulse_schema::DbError> {
         // The push service's own `Retry-After` is honoured whatever it says (the TTL still
         // bounds it); the back-off is capped.
-        let backoff = (1i64 << attempts.clamp(0, 20).saturating_sub(1)).min(self.max_backoff_secs);
-        let wait = after.map_or(backoff, |d| d.as_secs() as i64).max(1);
-        let due = pulse_schema::now_millis() + chrono::Duration::seconds(wait);
-        if due >= expires_at {
+        let backoff = (1u64 << (attempts.clamp(1, 21) - 1)).min(self.max_backoff_secs as u64);
+        let wait = after.map_or(backoff, |d| d.as_secs()).max(1);
+        let now = pulse_schema::now_millis();
+        let left_ms = (expires_at - now).num_milliseconds();
+        if i64::try_from(wait.saturating_mul(1000)).map_or(true, |wait_ms| wait_ms >= left_ms) {
             self.metrics.push.expired.fetch_add(1, Ordering::Relaxed);
             return push::done(&self.db, job).await;
         }
+        let due = now + chrono::Duration::seconds(wait as i64);
         self.metrics.push.retried.fetch_add(1, Ordering::Relaxed);
         push::retry(&self.db, job, due).await
     }
@@ -340,11 +368,12 @@ fn retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Durati
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = (at.with_timezone(&chrono::Utc) - now)
-        .num_milliseconds()
-        .max(0);
-    Some(Duration::from_millis(wait as u64).max(Duration::from_secs(1)))
+    // IMF-fixdate, and the obsolete RFC 850 and asctime forms recipients must accept.
+    let at = httpdate::parse_http_date(value).ok()?;
+    let wait = at
+        .duration_since(std::time::SystemTime::from(now))
+        .unwrap_or_default();
+    Some(wait.max(Duration::from_secs(1)))
 }
 
 /// Notifications shown on a socket: their pushes are cancelled in batches, off the socket's path.
@@ -402,6 +431,14 @@ mod tests {
         assert_eq!(
             retry_after("Wed, 02 Dec 2026 09:00:00 GMT", now),
             Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            retry_after("Wednesday, 02-Dec-26 10:00:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            retry_after("Wed Dec  2 10:00:10 2026", now),
+            Some(Duration::from_secs(10))
         );
         assert_eq!(retry_after("soon", now), None);
     }

@@ -546,6 +546,20 @@ async fn preferences_turn_kinds_off_per_channel_and_can_require_following() {
     let now = app.get("/notifications/preferences", &alice.token).await;
     assert_eq!(now.body["from"], "following");
     assert_eq!(now.body["comment"], json!({"inbox": false, "push": true}));
+    // Two changes at once both apply.
+    for _ in 0..5 {
+        let (one, two) = tokio::join!(
+            put(json!({"follow": {"push": false}})),
+            put(json!({"follow": {"inbox": false}}))
+        );
+        one.assert_status(StatusCode::OK);
+        two.assert_status(StatusCode::OK);
+        let both = app.get("/notifications/preferences", &alice.token).await;
+        assert_eq!(both.body["follow"], json!({"inbox": false, "push": false}));
+        put(json!({"follow": {"inbox": true, "push": true}}))
+            .await
+            .assert_status(StatusCode::OK);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
