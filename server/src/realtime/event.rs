@@ -3,8 +3,10 @@
 //! A notification's frame is serialised once by the publisher and shared (a reference-counted
 //! `ByteString`, which actix-ws sends without copying it first) by every
 //! socket that receives it. On Redis the message is a header line followed by the frame:
-//! `N <user> <seq> <id> <committed_ms> <pushes 0|1>\n<frame>`, a group change `G <user> <version>\n<frame>`;
-//! the other kinds are one line.
+//! `N <user> <seq> <id> <committed_ms> <pushes 0|1>\n<frame>`, or with the change the
+//! notification made to its group `N … <pushes> <version>\n<frame>\n<group frame>` (one message
+//! per like, not two), a group change alone `G <user> <version>\n<frame>`; the other kinds are
+//! one line.
 
 use bytestring::ByteString;
 use pulse_schema::{NotificationId, PostId, UserId};
@@ -20,6 +22,9 @@ pub enum Event {
         /// Pushes were queued for it: a socket that shows it cancels them.
         pushes: bool,
         frame: ByteString,
+        /// The change it made to its group, travelling with it (one message instead of two):
+        /// delivered right after it, as an [`Event::Group`] would be.
+        group: Option<GroupChange>,
     },
     /// A post's like count changed; `seq` orders changes of one post.
     LikeCount { post: PostId, seq: i64, count: i64 },
@@ -43,6 +48,13 @@ pub enum Event {
     Revocation { ids: Vec<String>, expires_secs: i64 },
     /// A frame for every socket of `user`, already serialised (say, notifications removed).
     Frame { user: UserId, frame: ByteString },
+}
+
+/// A group change: the user's group version it took, and its `group` frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupChange {
+    pub version: i64,
+    pub frame: ByteString,
 }
 
 /// The channel of [`Event::Revocation`]: subscribed by every instance, for good.
@@ -93,12 +105,15 @@ impl Event {
                 committed_ms,
                 pushes,
                 frame,
+                group,
             } => {
                 let pushes = u8::from(*pushes);
-                format!(
-                    "N {} {seq} {} {committed_ms} {pushes}\n{frame}",
-                    user.0, id.0
-                )
+                let head = format!("N {} {seq} {} {committed_ms} {pushes}", user.0, id.0);
+                // Frames are compact JSON: no raw newline, so one separates the two.
+                match group {
+                    Some(g) => format!("{head} {}\n{frame}\n{}", g.version, g.frame),
+                    None => format!("{head}\n{frame}"),
+                }
             }
             Event::LikeCount { post, seq, count } => format!("C {} {seq} {count}", post.0),
             Event::Read {
@@ -125,14 +140,36 @@ impl Event {
         let kind = fields.next()?;
         let mut int = || fields.next().and_then(|f| f.parse::<i64>().ok());
         match kind {
-            "N" => Some(Event::Notification {
-                user: UserId(int()?),
-                seq: int()?,
-                id: NotificationId(int()?),
-                committed_ms: int()?,
-                pushes: int()? == 1,
-                frame: ByteString::from(body),
-            }),
+            "N" => {
+                let (user, seq, id, committed_ms, pushes) =
+                    (int()?, int()?, int()?, int()?, int()? == 1);
+                let group = match int() {
+                    Some(version) => {
+                        let (frame, group) = body.split_once('\n')?;
+                        Some((
+                            frame,
+                            GroupChange {
+                                version,
+                                frame: ByteString::from(group),
+                            },
+                        ))
+                    }
+                    None => None,
+                };
+                let (frame, group) = match group {
+                    Some((frame, change)) => (frame, Some(change)),
+                    None => (body, None),
+                };
+                Some(Event::Notification {
+                    user: UserId(user),
+                    seq,
+                    id: NotificationId(id),
+                    committed_ms,
+                    pushes,
+                    frame: ByteString::from(frame),
+                    group,
+                })
+            }
             "C" => Some(Event::LikeCount {
                 post: PostId(int()?),
                 seq: int()?,
@@ -181,6 +218,19 @@ mod tests {
                 committed_ms: 1_700_000_000_000,
                 pushes: true,
                 frame: ByteString::from_static("{\"type\":\"notification\",\"x\":\"a\\nb\"}"),
+                group: None,
+            },
+            Event::Notification {
+                user: UserId(7),
+                seq: 4,
+                id: NotificationId(100),
+                committed_ms: 1_700_000_000_001,
+                pushes: false,
+                frame: ByteString::from_static("{\"type\":\"notification\"}"),
+                group: Some(GroupChange {
+                    version: 12,
+                    frame: ByteString::from_static("{\"type\":\"group\",\"t\":\"a\\nb\"}"),
+                }),
             },
             Event::LikeCount {
                 post: PostId(4),

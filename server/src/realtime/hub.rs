@@ -193,14 +193,27 @@ impl Hub {
                 committed_ms,
                 pushes,
                 frame,
+                group,
             } => self.queue_for(user, |socket| {
-                socket.push_notification(QueuedNotification {
+                let shown = socket.push_notification(QueuedNotification {
                     seq,
                     id,
                     committed_ms,
                     pushes,
                     frame: frame.clone(),
-                })
+                });
+                let Some(change) = &group else {
+                    return shown;
+                };
+                let grouped = socket.push_group(QueuedGroup {
+                    version: change.version,
+                    frame: change.frame.clone(),
+                });
+                if shown == Pushed::Queued {
+                    grouped
+                } else {
+                    shown
+                }
             }),
             Event::LikeCount { post, seq, count } => self.coalesce_like_count(post, seq, count),
             Event::Read {

@@ -10,7 +10,7 @@ use pulse_schema::notifications::{Delivery, NotificationView};
 use pulse_schema::UserId;
 
 use super::bus::Bus;
-use super::event::Event;
+use super::event::{Event, GroupChange};
 use super::protocol::{group_frame, notification_frame, ServerFrame};
 use crate::push::Push;
 use crate::telemetry::Metrics;
@@ -23,9 +23,15 @@ pub(crate) struct Publisher<'a> {
 }
 
 impl Publisher<'_> {
-    /// A committed notification, to every socket of its recipient.
-    /// `pushes`: pushes were queued for it (a socket that shows it cancels them).
-    pub(crate) async fn notification(&self, view: NotificationView, pushes: bool) {
+    /// A committed notification, to every socket of its recipient, with the change it made to
+    /// its group if any. `pushes`: pushes were queued for it (a socket that shows it cancels
+    /// them).
+    pub(crate) async fn notification(
+        &self,
+        view: NotificationView,
+        pushes: bool,
+        group: Option<&GroupRow>,
+    ) {
         self.metrics
             .notifications_created
             .fetch_add(1, Ordering::Relaxed);
@@ -39,19 +45,30 @@ impl Publisher<'_> {
             committed_ms,
             pushes,
             frame,
+            group: group.map(|row| GroupChange {
+                version: row.version,
+                frame: group_frame(row).into(),
+            }),
         };
         self.bus.publish(event).await;
     }
 
-    /// What a write tells its recipient: its notification, then the groups it changed.
+    /// What a write tells its recipient: its notification, then the groups it changed. The
+    /// recipient's first changed group travels in the notification's message.
     pub(crate) async fn deliver(&self, delivery: Delivery) {
         if delivery.pushes > 0 {
             self.push.queued();
         }
+        let mut groups = delivery.groups.as_slice();
         if let Some(view) = delivery.notification {
-            self.notification(view, delivery.pushes > 0).await;
+            let recipient = view.0.recipient_id;
+            let joined = groups.first().filter(|g| g.recipient_id == recipient);
+            if joined.is_some() {
+                groups = &groups[1..];
+            }
+            self.notification(view, delivery.pushes > 0, joined).await;
         }
-        self.groups(&delivery.groups).await;
+        self.groups(groups).await;
     }
 
     /// Changed groups, each to every socket of its recipient opened with `?groups=1`.
