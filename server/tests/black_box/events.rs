@@ -265,6 +265,20 @@ async fn heartbeat_comments_keep_an_idle_stream_open() {
     assert!(stream.comments >= 2, "{} comment lines", stream.comments);
 }
 
+/// An event stream of `user` with a 4 KiB receive buffer, so that a reader that stops
+/// reading soon leaves its frames queued in the server.
+async fn stalled_stream(app: &TestApp, user: &crate::support::User) -> EventStream {
+    EventStream::open(Request {
+        port: app.port,
+        path: "/events",
+        token: Some(&user.token),
+        headers: &[],
+        recv_buffer: Some(4096),
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reader_whose_queue_overflowed_gets_everything_from_the_database_once_it_reads() {
     // A short queue and a long stall timeout: the stream overflows but is not ended.
@@ -275,15 +289,7 @@ async fn a_reader_whose_queue_overflowed_gets_everything_from_the_database_once_
     .await;
     let (slow, actor) = (app.register("slow").await, app.register("actor").await);
     let post = app.create_post(&slow, "p").await["id"].as_i64().unwrap();
-    let mut stalled = EventStream::open(Request {
-        port: app.port,
-        path: "/events",
-        token: Some(&slow.token),
-        headers: &[],
-        recv_buffer: Some(4096),
-    })
-    .await
-    .unwrap();
+    let mut stalled = stalled_stream(&app, &slow).await;
     let overflows = || {
         app.state
             .metrics
@@ -336,15 +342,7 @@ async fn a_reader_that_stops_reading_is_ended_with_4008_and_resumes_from_the_dat
     .await;
     let (slow, actor) = (app.register("slow").await, app.register("actor").await);
     let post = app.create_post(&slow, "p").await["id"].as_i64().unwrap();
-    let mut stalled = EventStream::open(Request {
-        port: app.port,
-        path: "/events",
-        token: Some(&slow.token),
-        headers: &[],
-        recv_buffer: Some(4096),
-    })
-    .await
-    .unwrap();
+    let mut stalled = stalled_stream(&app, &slow).await;
     let started = std::time::Instant::now();
     while app
         .state

@@ -14,10 +14,16 @@ const PUSH_WAIT: Duration = Duration::from_secs(10);
 
 /// An app that may push to loopback, with pushes due 100 ms after their notification.
 async fn app() -> TestApp {
+    app_with(|_| {}).await
+}
+
+/// [`app`], with `adjust` applied after its push settings.
+async fn app_with(adjust: impl FnOnce(&mut pulse_server::config::Settings)) -> TestApp {
     TestApp::spawn_with(|s| {
         s.push_allow_private = true;
         s.limits.push_delay_ms = 100;
         s.limits.push_poll_ms = 50;
+        adjust(s);
     })
     .await
 }
@@ -142,10 +148,7 @@ async fn a_gone_subscription_is_deleted_and_errors_are_retried_until_delivered_o
 async fn a_slow_push_service_does_not_delay_another() {
     // Four sends at once per instance, two per push service: the slow service's twelve pushes
     // outnumber both, and must hold neither the others' turns nor the claim loop.
-    let app = TestApp::spawn_with(|s| {
-        s.push_allow_private = true;
-        s.limits.push_delay_ms = 100;
-        s.limits.push_poll_ms = 50;
+    let app = app_with(|s| {
         s.limits.push_concurrency = 4;
         s.limits.push_per_origin = 2;
     })
@@ -191,10 +194,7 @@ async fn a_slow_push_service_does_not_delay_another() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_push_service_asking_to_wait_is_not_asked_again_before_its_retry_after() {
     // The back-off is capped at 1 s; the push service's own Retry-After (3 s) is honoured.
-    let app = TestApp::spawn_with(|s| {
-        s.push_allow_private = true;
-        s.limits.push_delay_ms = 100;
-        s.limits.push_poll_ms = 50;
+    let app = app_with(|s| {
         s.limits.push_max_backoff_secs = 1;
     })
     .await;
@@ -216,10 +216,7 @@ async fn a_push_service_asking_to_wait_is_not_asked_again_before_its_retry_after
 #[tokio::test(flavor = "multi_thread")]
 async fn a_timed_out_push_is_sent_again_and_one_past_its_ttl_is_dropped() {
     // Requests time out after 300 ms; pushes live 2 s; the back-off starts at 1 s.
-    let app = TestApp::spawn_with(|s| {
-        s.push_allow_private = true;
-        s.limits.push_delay_ms = 100;
-        s.limits.push_poll_ms = 50;
+    let app = app_with(|s| {
         s.limits.push_timeout_ms = 300;
         s.limits.push_ttl_secs = 2;
     })
@@ -311,13 +308,7 @@ async fn an_endpoint_that_is_not_public_at_send_time_is_never_sent_to() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn with_push_when_live_a_notification_shown_on_a_socket_is_pushed_too() {
-    let app = TestApp::spawn_with(|s| {
-        s.push_allow_private = true;
-        s.push_when_live = true;
-        s.limits.push_delay_ms = 100;
-        s.limits.push_poll_ms = 50;
-    })
-    .await;
+    let app = app_with(|s| s.push_when_live = true).await;
     let service = PushService::start(None);
     let (alice, bob) = (app.register("alice").await, app.register("bob").await);
     subscribe(&app, &alice, &service, "alice-phone").await;

@@ -441,6 +441,25 @@ async fn rate_limits_are_shared_by_the_instances_through_redis() {
         .assert_problem(StatusCode::TOO_MANY_REQUESTS, "/problems/rate-limited");
 }
 
+/// `user`'s groups as the server lists them: id -> (actor_count, read).
+async fn listed_groups(app: &TestApp, user: &support::User) -> BTreeMap<i64, (i64, bool)> {
+    let listed = app
+        .get("/notifications/groups?limit=100", &user.token)
+        .await;
+    listed.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            let state = (
+                g["actor_count"].as_i64().unwrap(),
+                g["read"].as_bool().unwrap(),
+            );
+            (g["id"].as_i64().unwrap(), state)
+        })
+        .collect()
+}
+
 /// Folds `group`/`group_removed` frames into id -> (actor_count, read); returns the version.
 fn fold_group(state: &mut BTreeMap<i64, (i64, bool)>, frame: &serde_json::Value) -> i64 {
     if frame["type"] == "group_removed" {
@@ -509,21 +528,7 @@ async fn group_sockets_on_both_instances_converge_through_a_redis_restart() {
     b.like(&sentinel, posts[1])
         .await
         .assert_status(StatusCode::OK);
-    let listed = a.get("/notifications/groups?limit=100", &alice.token).await;
-    let expected: BTreeMap<i64, (i64, bool)> = listed.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| {
-            (
-                g["id"].as_i64().unwrap(),
-                (
-                    g["actor_count"].as_i64().unwrap(),
-                    g["read"].as_bool().unwrap(),
-                ),
-            )
-        })
-        .collect();
+    let expected = listed_groups(&a, &alice).await;
     assert_eq!(expected.len(), 2);
     for (name, socket) in ["A", "B"].into_iter().zip(sockets.iter_mut()) {
         let mut state = BTreeMap::new();
@@ -629,22 +634,7 @@ async fn a_groups_socket_resumes_on_the_other_instance_with_what_changed_while_a
     let mut on_b = b
         .socket(alice, &format!("?groups=1&groups_since={seen}"))
         .await;
-    let listed = a.get("/notifications/groups?limit=100", &alice.token).await;
-    let expected: BTreeMap<i64, (i64, bool)> = listed.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| {
-            let id = g["id"].as_i64().unwrap();
-            (
-                id,
-                (
-                    g["actor_count"].as_i64().unwrap(),
-                    g["read"].as_bool().unwrap(),
-                ),
-            )
-        })
-        .collect();
+    let expected = listed_groups(&a, alice).await;
     assert_eq!(
         expected.len(),
         2,

@@ -99,28 +99,10 @@ impl RedisCluster {
 
     /// `redis-cli --cluster create … --cluster-replicas 1 --cluster-yes`.
     async fn create(&self) {
-        let addresses: Vec<String> = self
-            .ports()
-            .iter()
-            .map(|p| format!("127.0.0.1:{p}"))
-            .collect();
-        let output = tokio::task::spawn_blocking(move || {
-            Command::new("redis-cli")
-                .arg("--cluster")
-                .arg("create")
-                .args(&addresses)
-                .args(["--cluster-replicas", "1", "--cluster-yes"])
-                .stdin(Stdio::null())
-                .output()
-                .expect("redis-cli is installed (it comes with redis-server)")
-        })
-        .await
-        .unwrap();
-        assert!(
-            output.status.success(),
-            "redis-cli --cluster create failed: {}",
-            String::from_utf8_lossy(&output.stdout)
-        );
+        let mut args = vec!["--cluster".to_owned(), "create".to_owned()];
+        args.extend(self.ports().iter().map(|p| format!("127.0.0.1:{p}")));
+        args.extend(["--cluster-replicas", "1", "--cluster-yes"].map(str::to_owned));
+        redis_cli(args).await;
     }
 
     /// Every live node reports `cluster_state:ok` and knows the others, and every replica's
@@ -252,21 +234,7 @@ impl RedisCluster {
             slots.to_string(),
             "--cluster-yes".to_owned(),
         ];
-        let output = tokio::task::spawn_blocking(move || {
-            Command::new("redis-cli")
-                .args(&args)
-                .stdin(Stdio::null())
-                .output()
-                .expect("redis-cli runs")
-        })
-        .await
-        .unwrap();
-        assert!(
-            output.status.success(),
-            "redis-cli --cluster reshard failed: {}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        redis_cli(args.to_vec()).await;
     }
 
     async fn run_on(&self, port: u16, args: &[String]) {
@@ -352,6 +320,26 @@ async fn connect(port: u16) -> redis::RedisResult<redis::aio::MultiplexedConnect
     redis::Client::open(format!("redis://127.0.0.1:{port}"))?
         .get_multiplexed_async_connection()
         .await
+}
+
+/// Runs `redis-cli` with `args` (off the runtime's threads); panics with its output if it fails.
+async fn redis_cli(args: Vec<String>) {
+    let shown = args.join(" ");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("redis-cli")
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli is installed (it comes with redis-server)")
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "redis-cli {shown} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 async fn text(port: u16, args: &[&str]) -> redis::RedisResult<String> {

@@ -32,6 +32,20 @@ fn id(notification: &serde_json::Value) -> i64 {
     notification["id"].as_i64().unwrap()
 }
 
+/// Each socket (on instance A, then B) reads exactly `in_db`'s notifications, in that order.
+async fn each_saw_once_in_order(sockets: &mut [support::Socket], in_db: &[i64]) {
+    for (name, socket) in ["A", "B"].into_iter().zip(sockets.iter_mut()) {
+        let mut seen = Vec::new();
+        while seen.len() < in_db.len() {
+            seen.push(id(&socket.notification().await));
+        }
+        assert_eq!(
+            seen, in_db,
+            "socket on {name}: every notification once, in order"
+        );
+    }
+}
+
 /// The channel name a user's events travel on, with the instance's prefix.
 fn user_channel(app: &TestApp, user: &User) -> String {
     format!("{}u:{}", app.state.settings.redis_prefix, user.id)
@@ -269,16 +283,7 @@ async fn a_master_failing_over_mid_test_loses_nothing_and_duplicates_nothing() {
             metric(app, |m| &m.republish_abandoned),
         );
     }
-    for (name, socket) in ["A", "B"].into_iter().zip(sockets.iter_mut()) {
-        let mut seen = Vec::new();
-        while seen.len() < in_db.len() {
-            seen.push(id(&socket.notification().await));
-        }
-        assert_eq!(
-            seen, in_db,
-            "socket on {name}: every notification once, in order"
-        );
-    }
+    each_saw_once_in_order(&mut sockets, &in_db).await;
     // Nothing more is queued: the next frame on each socket is a fresh sentinel.
     let sentinel = a.register("sentinel").await;
     b.follow(&sentinel, &alice).await;
@@ -324,16 +329,7 @@ async fn a_slot_moving_to_another_master_takes_the_subscriptions_along() {
 
     let in_db = a.notification_ids(&alice).await;
     assert_eq!(in_db.len(), 3);
-    for (name, socket) in ["A", "B"].into_iter().zip(sockets.iter_mut()) {
-        let mut seen = Vec::new();
-        while seen.len() < in_db.len() {
-            seen.push(id(&socket.notification().await));
-        }
-        assert_eq!(
-            seen, in_db,
-            "socket on {name}: every notification once, in order"
-        );
-    }
+    each_saw_once_in_order(&mut sockets, &in_db).await;
     let sentinel = a.register("sentinel").await;
     b.follow(&sentinel, &alice).await;
     for socket in &mut sockets {
@@ -400,16 +396,7 @@ async fn a_reshard_with_redis_cli_while_likes_flow_loses_nothing() {
 
     let in_db = a.notification_ids(&alice).await;
     assert_eq!(in_db.len(), fans.len());
-    for (name, socket) in ["A", "B"].into_iter().zip(sockets.iter_mut()) {
-        let mut seen = Vec::new();
-        while seen.len() < in_db.len() {
-            seen.push(id(&socket.notification().await));
-        }
-        assert_eq!(
-            seen, in_db,
-            "socket on {name}: every notification once, in order"
-        );
-    }
+    each_saw_once_in_order(&mut sockets, &in_db).await;
     // ...and none of them may like the second within the minute, whichever instance asks.
     for (i, fan) in fans.iter().enumerate() {
         let via = if i % 2 == 0 { &b } else { &a };

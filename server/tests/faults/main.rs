@@ -81,53 +81,13 @@ async fn instances_killed_or_stopped_mid_load_lose_nothing() {
     let two = process::Instance::start(&store).await;
     let three = process::Instance::start(&store).await;
     let api = |instance: &process::Instance| instance.base.clone();
-    let http = reqwest::Client::new();
-    let register = |base: String, name: String| {
-        let http = http.clone();
-        async move {
-            let body = json!({"username": name, "password": support::PASSWORD});
-            let reply: serde_json::Value = http
-                .post(format!("{base}/api/v1/auth/register"))
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            (
-                reply["user"]["id"].as_i64().unwrap(),
-                reply["token"].as_str().unwrap().to_owned(),
-            )
-        }
-    };
-    let (_, alice_token) = register(
-        api(&one),
-        format!("alice_{}", &support::random_suffix()[..6]),
-    )
-    .await;
-    let post = {
-        let form = reqwest::multipart::Form::new().text("caption", "p").part(
-            "image",
-            reqwest::multipart::Part::bytes(support::png(16, 16)).file_name("p.png"),
-        );
-        let reply: serde_json::Value = http
-            .post(format!("{}/api/v1/posts", api(&one)))
-            .bearer_auth(&alice_token)
-            .multipart(form)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        reply["id"].as_i64().unwrap()
-    };
+    let calls = Api::new();
+    let http = calls.http.clone();
+    let (_, alice_token) = calls.register(&one.base, "alice").await;
+    let post = calls.post(&one.base, &alice_token).await;
     let fans = join_all((0..40).map(|i| {
-        register(
-            api(&three),
-            format!("k{i}_{}", &support::random_suffix()[..6]),
-        )
+        let (calls, base) = (&calls, &three.base);
+        async move { calls.register(base, &format!("k{i}")).await }
     }))
     .await;
 
