@@ -174,9 +174,23 @@ results_path() {
   LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 }
 
+# warn_small_wal: PostgreSQL keeps min_wal_size of WAL files for reuse; past it, a commit waits
+# while a new 16 MB segment is written out (about 200 ms here, every instance at once). A run
+# that writes more WAL than that between checkpoints measures those waits, not Pulse.
+warn_small_wal() {
+  local mb
+  mb=$(psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -Atc \
+    "SELECT setting FROM pg_settings WHERE name = 'min_wal_size'" 2>/dev/null) || return 0
+  if [[ -n "$mb" && "$mb" -lt 512 ]]; then
+    log "warning: PostgreSQL min_wal_size is ${mb} MB; runs writing more WAL wait for new segments" \
+      "(ALTER SYSTEM SET min_wal_size = '1GB'; SELECT pg_reload_conf(); see load-tests/README.md)"
+  fi
+}
+
 # create_db NAME -> echoes the URL
 create_db() {
   local name=$1
+  warn_small_wal
   psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -v ON_ERROR_STOP=1 -qc "CREATE DATABASE $name" >&2 \
     || die "could not create database $name"
   echo "postgres://$PG_USER@$PG_HOST:$PG_PORT/$name"

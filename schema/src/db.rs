@@ -47,6 +47,15 @@ const MIGRATION_LOCK_KEY: i64 = 0x0050_554c_5345;
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
      PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;";
 
+/// Per-connection PostgreSQL settings. Every statement Pulse sends is prepared once per
+/// connection and its best plan does not depend on the values bound (lookups by key, keyset
+/// pages on composite indexes), but by default PostgreSQL plans a prepared statement afresh on
+/// its first five runs on each connection before it settles on the generic plan. For the like's
+/// statement that planning is most of the statement's cost, and it lands on every connection
+/// at once when a new instance takes its first burst (see `load-tests/RESULTS.md`, "The first
+/// second of an instance").
+const POSTGRES_SETTINGS: &str = "SET plan_cache_mode = force_generic_plan";
+
 /// Which database a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -358,6 +367,17 @@ fn postgres_pool(config: &DbConfig, size: usize) -> DbResult<DeadPool<AsyncPgCon
     // and two per like (see load-tests/RESULTS.md). A connection that died since its last use
     // fails its first query (503) and is then dropped.
     manager_config.recycling_method = RecyclingMethod::Fast;
+    manager_config.custom_setup = Box::new(|url| {
+        let url = url.to_owned();
+        Box::pin(async move {
+            use diesel_async::AsyncConnection;
+            let mut conn = AsyncPgConnection::establish(&url).await?;
+            conn.batch_execute(POSTGRES_SETTINGS)
+                .await
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            Ok(conn)
+        })
+    });
     build_pool(
         AsyncDieselConnectionManager::new_with_config(config.url.clone(), manager_config),
         config,

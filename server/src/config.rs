@@ -109,10 +109,10 @@ limits! {
     /// API requests waiting for a turn before the next is refused at once with 503.
     max_queued_requests: usize = 512 => "PULSE_MAX_QUEUED_REQUESTS";
     /// Longest wait for a turn, in ms, before 503 with Retry-After, while the queue is a burst.
-    request_queue_timeout_ms: u64 = 500 => "PULSE_REQUEST_QUEUE_TIMEOUT_MS";
+    request_queue_timeout_ms: u64 = 100 => "PULSE_REQUEST_QUEUE_TIMEOUT_MS";
     /// The queue has not emptied for this many ms: the instance is overloaded, not absorbing a burst.
-    overload_after_ms: u64 = 300 => "PULSE_OVERLOAD_AFTER_MS";
-    /// Longest wait for a turn, in ms, while overloaded: the rest is refused at once.
+    overload_after_ms: u64 = 100 => "PULSE_OVERLOAD_AFTER_MS";
+    /// Longest wait for a turn, in ms, while overloaded: a request further back in the queue is refused at once.
     overloaded_queue_timeout_ms: u64 = 30 => "PULSE_OVERLOADED_QUEUE_TIMEOUT_MS";
     /// Largest client socket frame, in bytes (larger frames close the socket with 1009).
     ws_max_frame_bytes: usize = 16 * 1024 => "PULSE_WS_MAX_FRAME_BYTES";

@@ -8,8 +8,11 @@
 //! emptied for `overload_after`, the instance is overloaded, and new arrivals wait at most
 //! `overloaded_queue_timeout`: the requests that are admitted stay fast and the rest are
 //! refused within milliseconds, which a client can retry elsewhere or later (the idea of
-//! CoDel: judge the queue by how long it stands, not by how long it is). More than
-//! `max_queued` waiting: refused at once.
+//! CoDel: judge the queue by how long it stands, not by how long it is). While overloaded, an
+//! arrival that would wait longer than that (its place in the queue times the smoothed time
+//! between turns) is refused at once instead of after the wait: the refusal costs no waiting,
+//! and no admitted request waits behind a queue it cannot get through. More than `max_queued`
+//! waiting: refused at once.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -33,6 +36,10 @@ pub(crate) struct Shedder {
     waiting: AtomicUsize,
     /// When the queue was last seen empty, in ms since `epoch`.
     last_empty_ms: AtomicU64,
+    /// When the last turn was given, in µs since `epoch`.
+    last_turn_us: AtomicU64,
+    /// The time between turns, smoothed, in µs: how fast a standing queue moves.
+    turn_gap_us: AtomicU64,
     epoch: Instant,
 }
 
@@ -43,6 +50,8 @@ pub(crate) enum Shed {
     QueueFull,
     /// No turn came within the wait allowed.
     TimedOut,
+    /// Overloaded, and the queue ahead would take longer than the wait allowed.
+    TooFarBack,
 }
 
 impl Shedder {
@@ -52,6 +61,8 @@ impl Shedder {
             limits,
             waiting: AtomicUsize::new(0),
             last_empty_ms: AtomicU64::new(0),
+            last_turn_us: AtomicU64::new(0),
+            turn_gap_us: AtomicU64::new(0),
             epoch: Instant::now(),
         }
     }
@@ -60,31 +71,59 @@ impl Shedder {
     pub(crate) async fn admit(&self) -> Result<SemaphorePermit<'_>, Shed> {
         if let Ok(permit) = self.turns.try_acquire() {
             self.mark_empty_if_nobody_waits();
+            self.note_turn();
             return Ok(permit);
         }
-        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.limits.max_queued {
+        let ahead = self.waiting.fetch_add(1, Ordering::AcqRel);
+        if ahead >= self.limits.max_queued {
             self.leave_queue();
             return Err(Shed::QueueFull);
         }
-        let wait = self.wait_allowed();
+        let overloaded = self.overloaded();
+        let wait = match overloaded {
+            true => self.limits.overloaded_queue_timeout,
+            false => self.limits.queue_timeout,
+        };
+        if overloaded && self.expected_wait(ahead + 1) > wait {
+            self.leave_queue();
+            return Err(Shed::TooFarBack);
+        }
         let turn = tokio::time::timeout(wait, self.turns.acquire()).await;
         self.leave_queue();
         match turn {
-            Ok(Ok(permit)) => Ok(permit),
+            Ok(Ok(permit)) => {
+                self.note_turn();
+                Ok(permit)
+            }
             _ => Err(Shed::TimedOut),
         }
     }
 
-    /// The burst allowance while the queue empties now and then; the overloaded one once it
-    /// has stood for `overload_after`.
-    fn wait_allowed(&self) -> Duration {
+    /// Whether the queue has stood (not emptied) for longer than `overload_after`.
+    fn overloaded(&self) -> bool {
         let since_empty = self
             .now_ms()
             .saturating_sub(self.last_empty_ms.load(Ordering::Acquire));
-        match Duration::from_millis(since_empty) > self.limits.overload_after {
-            true => self.limits.overloaded_queue_timeout,
-            false => self.limits.queue_timeout,
-        }
+        Duration::from_millis(since_empty) > self.limits.overload_after
+    }
+
+    /// How long the request at `place` in the queue (1: next) can expect to wait.
+    fn expected_wait(&self, place: usize) -> Duration {
+        let gap = self.turn_gap_us.load(Ordering::Relaxed);
+        Duration::from_micros(gap.saturating_mul(place as u64))
+    }
+
+    /// Folds the time since the previous turn into the smoothed gap (1/8 weight). A gap is
+    /// counted as at most the overloaded wait, so a quiet spell does not make the next burst
+    /// look slow. Concurrent turns may lose an update, which only blurs the average.
+    fn note_turn(&self) {
+        let now = self.epoch.elapsed().as_micros() as u64;
+        let previous = self.last_turn_us.swap(now, Ordering::Relaxed);
+        let cap = self.limits.overloaded_queue_timeout.as_micros() as u64;
+        let gap = now.saturating_sub(previous).min(cap);
+        let smoothed = self.turn_gap_us.load(Ordering::Relaxed);
+        let next = smoothed - smoothed / 8 + gap / 8;
+        self.turn_gap_us.store(next, Ordering::Relaxed);
     }
 
     fn leave_queue(&self) {
@@ -162,17 +201,50 @@ mod tests {
         assert_eq!(gate.queued(), 0);
     }
 
-    #[test]
-    fn a_queue_that_stands_shortens_the_wait_to_the_overloaded_one() {
-        let mut gate = shedder(1, 4, 50);
-        assert_eq!(gate.wait_allowed(), Duration::from_millis(50));
-        // Last empty at the epoch, half a second ago.
+    /// A gate whose queue last emptied half a second ago: overloaded.
+    fn standing(gate: &mut Shedder) {
         gate.epoch = Instant::now()
             .checked_sub(Duration::from_millis(500))
             .unwrap_or_else(Instant::now);
         gate.last_empty_ms.store(0, Ordering::Release);
-        assert_eq!(gate.wait_allowed(), Duration::from_millis(5));
+    }
+
+    #[test]
+    fn a_queue_that_stands_is_overload_until_it_empties() {
+        let mut gate = shedder(1, 4, 50);
+        assert!(!gate.overloaded());
+        standing(&mut gate);
+        assert!(gate.overloaded());
         gate.leave_queue_for_test();
-        assert_eq!(gate.wait_allowed(), Duration::from_millis(50));
+        assert!(!gate.overloaded());
+    }
+
+    #[tokio::test]
+    async fn overloaded_an_arrival_too_far_back_is_refused_without_waiting() {
+        let mut gate = shedder(1, 4, 50);
+        standing(&mut gate);
+        // Turns come every 10 ms; the overloaded wait is 5 ms.
+        gate.turn_gap_us.store(10_000, Ordering::Relaxed);
+        let _running = gate.turns.try_acquire();
+        assert_eq!(gate.admit().await.err(), Some(Shed::TooFarBack));
+        assert_eq!(gate.queued(), 0);
+        // Turns every 1 ms: the next in line may wait its 5 ms (and gets no turn here).
+        gate.turn_gap_us.store(1_000, Ordering::Relaxed);
+        assert_eq!(gate.admit().await.err(), Some(Shed::TimedOut));
+    }
+
+    #[test]
+    fn the_gap_between_turns_is_smoothed_and_a_quiet_spell_counts_as_the_overloaded_wait() {
+        let mut gate = shedder(1, 4, 50);
+        gate.epoch = Instant::now()
+            .checked_sub(Duration::from_secs(10))
+            .unwrap_or_else(Instant::now);
+        gate.note_turn();
+        // Ten seconds since the (epoch's) previous turn count as 5 ms: 1/8 of it.
+        assert_eq!(gate.turn_gap_us.load(Ordering::Relaxed), 5_000 / 8);
+        for _ in 0..100 {
+            gate.note_turn();
+        }
+        assert!(gate.turn_gap_us.load(Ordering::Relaxed) < 100);
     }
 }
