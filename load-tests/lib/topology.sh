@@ -190,7 +190,6 @@ warn_small_wal() {
 # create_db NAME -> echoes the URL
 create_db() {
   local name=$1
-  warn_small_wal
   psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -v ON_ERROR_STOP=1 -qc "CREATE DATABASE $name" >&2 \
     || die "could not create database $name"
   echo "postgres://$PG_USER@$PG_HOST:$PG_PORT/$name"
@@ -228,6 +227,7 @@ prepare_backend() {
   if [[ "$BACKEND" == pg ]]; then
     ensure_services
     DB_NAME=pulse_load_$(date -u +%Y%m%d%H%M%S)
+    warn_small_wal
     DATABASE_URL_LOAD=$(create_db "$DB_NAME")
     REDIS_URL_LOAD=${LOAD_REDIS_URL:-redis://$REDIS_HOST:$REDIS_PORT/}
     if [[ "$REDIS_MODE" == cluster ]]; then

@@ -27,7 +27,7 @@ use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
 };
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
-use diesel_async::{AsyncMigrationHarness, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_async::{AsyncMigrationHarness, AsyncPgConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::blocking::BlockingThreads;
@@ -181,24 +181,11 @@ impl Db {
                 Db::with_pools(Backend::Postgres, pool.clone(), pool, config)
             }
             Backend::Sqlite => {
+                // As for PostgreSQL: no `SELECT 1` (here a blocking-thread hop) per checkout.
                 let manager = || {
-                    let mut manager_config = ManagerConfig::<SqliteConn>::default();
-                    // As for PostgreSQL: no `SELECT 1` (here a blocking-thread hop) per checkout.
-                    manager_config.recycling_method = RecyclingMethod::Fast;
-                    manager_config.custom_setup = Box::new(|url| {
-                        let url = url.to_owned();
-                        Box::pin(async move {
-                            use diesel_async::AsyncConnection;
-                            let mut conn = SqliteConn::establish(&url).await?;
-                            conn.batch_execute(SQLITE_PRAGMAS)
-                                .await
-                                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-                            Ok(conn)
-                        })
-                    });
                     AsyncDieselConnectionManager::new_with_config(
                         config.url.clone(),
-                        manager_config,
+                        manager_config::<SqliteConn>(SQLITE_PRAGMAS),
                     )
                 };
                 Db::with_pools(
@@ -361,28 +348,36 @@ impl Db {
 
 /// A PostgreSQL pool of at most `size` connections, opened lazily.
 fn postgres_pool(config: &DbConfig, size: usize) -> DbResult<DeadPool<AsyncPgConnection>> {
-    let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
-    // `Fast`: a checkout only checks the connection is not broken or mid-transaction. The
-    // default (`Verified`) sends `SELECT 1` on every checkout: one extra round trip per request
-    // and two per like (see load-tests/RESULTS.md). A connection that died since its last use
-    // fails its first query (503) and is then dropped.
-    manager_config.recycling_method = RecyclingMethod::Fast;
-    manager_config.custom_setup = Box::new(|url| {
-        let url = url.to_owned();
-        Box::pin(async move {
-            use diesel_async::AsyncConnection;
-            let mut conn = AsyncPgConnection::establish(&url).await?;
-            conn.batch_execute(POSTGRES_SETTINGS)
-                .await
-                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-            Ok(conn)
-        })
-    });
+    let manager_config = manager_config::<AsyncPgConnection>(POSTGRES_SETTINGS);
     build_pool(
         AsyncDieselConnectionManager::new_with_config(config.url.clone(), manager_config),
         config,
         size,
     )
+}
+
+/// How a pool opens and checks its connections: each new one runs `settings` once, and a
+/// checkout is `Fast`: it only checks the connection is not broken or mid-transaction. The
+/// default (`Verified`) sends `SELECT 1` on every checkout: one extra round trip per request
+/// and two per like (see load-tests/RESULTS.md). A connection that died since its last use
+/// fails its first query (503) and is then dropped.
+fn manager_config<C>(settings: &'static str) -> ManagerConfig<C>
+where
+    C: diesel_async::AsyncConnection + 'static,
+{
+    let mut manager_config = ManagerConfig::<C>::default();
+    manager_config.recycling_method = RecyclingMethod::Fast;
+    manager_config.custom_setup = Box::new(move |url| {
+        let url = url.to_owned();
+        Box::pin(async move {
+            let mut conn = C::establish(&url).await?;
+            conn.batch_execute(settings)
+                .await
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            Ok(conn)
+        })
+    });
+    manager_config
 }
 
 fn build_pool<C>(
