@@ -9,7 +9,7 @@ use diesel_async::RunQueryDsl;
 use crate::db::{Db, DbError, DbResult};
 use crate::groups::GroupRow;
 use crate::ids::{GroupId, PostId, UserId};
-use crate::schema::{follows, likes, posts, users};
+use crate::schema::{follows, like_notices, likes, notifications, posts, users};
 use crate::users::UserSummaryRow;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -84,9 +84,15 @@ pub async fn author(db: &Db, id: PostId) -> DbResult<UserId> {
     })
 }
 
-/// Deletes a post (its likes, comments and notifications go with it by cascade, its groups are
-/// marked removed) if `requester` wrote it: `NotFound` if there is no such post, `Forbidden` if
-/// someone else wrote it. Returns the removed groups.
+/// Deletes a post (its comments go with it by cascade, its likes, like notices and
+/// notifications are deleted here, its groups are marked removed) if `requester` wrote it:
+/// `NotFound` if there is no such post, `Forbidden` if someone else wrote it. Returns the
+/// removed groups.
+///
+/// The tables a like writes have no foreign keys on PostgreSQL (see the migration
+/// `hot_writes_without_foreign_keys`). The post's row goes first: its delete waits for any like
+/// that holds the row, and the deletes after it, each with a snapshot of its own, then see that
+/// like's rows. A like that starts later finds no post to count (see [`crate::likes`]).
 pub async fn delete(db: &Db, id: PostId, requester: UserId) -> DbResult<Vec<GroupRow>> {
     crate::transaction!(db.write(), conn => {
         let author: UserId = posts::table.find(id).select(posts::author_id).first(conn).await?;
@@ -94,6 +100,18 @@ pub async fn delete(db: &Db, id: PostId, requester: UserId) -> DbResult<Vec<Grou
             return Err(DbError::Forbidden);
         }
         diesel::delete(posts::table.find(id)).execute(conn).await?;
+        diesel::delete(likes::table.filter(likes::post_id.eq(id))).execute(conn).await?;
+        diesel::delete(like_notices::table.filter(like_notices::post_id.eq(id)))
+            .execute(conn)
+            .await?;
+        // Every notification about a post is addressed to its author (likes and comments).
+        diesel::delete(
+            notifications::table
+                .filter(notifications::recipient_id.eq(author))
+                .filter(notifications::post_id.eq(id)),
+        )
+        .execute(conn)
+        .await?;
         diesel::update(users::table.find(author))
             .set(users::post_count.eq(users::post_count - 1))
             .execute(conn)

@@ -180,14 +180,8 @@ diesel::table! {
 
 diesel::joinable!(comments -> posts (post_id));
 diesel::joinable!(comments -> users (author_id));
-diesel::joinable!(like_notices -> posts (post_id));
-diesel::joinable!(like_notices -> users (user_id));
-diesel::joinable!(likes -> posts (post_id));
-diesel::joinable!(likes -> users (user_id));
-diesel::joinable!(notification_groups -> users (recipient_id));
 diesel::joinable!(notification_preferences -> users (user_id));
 diesel::joinable!(notifications -> comments (comment_id));
-diesel::joinable!(notifications -> posts (post_id));
 diesel::joinable!(posts -> users (author_id));
 diesel::joinable!(push_jobs -> notifications (notification_id));
 diesel::joinable!(push_jobs -> push_subscriptions (subscription_id));

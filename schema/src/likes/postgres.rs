@@ -10,7 +10,7 @@
 //!
 //! The statement keeps every rule of [`super::sqlite`], which writes the same rows one by one:
 //! - an existing like changes nothing (`liked` is empty, so is everything that reads it);
-//! - a missing post fails the like row's foreign key (`NotFound`);
+//! - a missing post leaves nothing to count, and the caller deletes the like's row (`NotFound`);
 //! - the marker is written for a self-like too, and nobody is notified of their own like;
 //! - a post whose author blocked the liker takes no like (`hidden`; the caller answers
 //!   `NotFound`), and an author who muted the liker is not notified (see [`crate::blocks`]);
@@ -34,7 +34,7 @@ use crate::groups::rule::actors_json;
 use crate::groups::{Actor, GroupRow};
 use crate::ids::{GroupId, NotificationId, PostId, UserId};
 use crate::notifications::{Delivery, Kind, NewNotification, NotificationRow};
-use crate::schema::{blocks, posts};
+use crate::schema::{blocks, likes, posts};
 use crate::users::UserSummaryRow;
 
 /// [`super::like`] on PostgreSQL: one round trip (two for a like again, see [`relike`]).
@@ -162,9 +162,12 @@ pub(super) async fn like_together(
     .await
 }
 
-/// The statement added no like: already liked, or hidden by a block. A statement of its own,
-/// so that it sees a concurrent like of the same pair that the insert waited for (see
-/// [`LikeStatement`]).
+/// The statement added no like: already liked, hidden by a block, or no such post. A statement
+/// of its own, so that it sees a concurrent like of the same pair that the insert waited for
+/// (see [`LikeStatement`]).
+///
+/// A missing post is `NotFound`, after deleting the like's row: the statement writes that row
+/// before it finds the post to count, and no foreign key refuses it (see [`orphan_removed`]).
 async fn not_added(
     conn: &mut AsyncPgConnection,
     actor: &UserSummaryRow,
@@ -173,7 +176,7 @@ async fn not_added(
     let hidden = blocks::table
         .filter(blocks::blocker_id.eq(posts::author_id))
         .filter(blocks::blocked_id.eq(actor.id));
-    let (like_count, like_seq, hidden) = posts::table
+    let found = posts::table
         .find(post_id)
         .select((
             posts::like_count,
@@ -181,11 +184,28 @@ async fn not_added(
             diesel::dsl::exists(hidden),
         ))
         .first::<(i64, i64, bool)>(conn)
-        .await?;
+        .await
+        .optional()?;
+    let Some((like_count, like_seq, hidden)) = found else {
+        return Err(orphan_removed(conn, actor.id, post_id).await);
+    };
     if hidden {
         return Err(DbError::NotFound);
     }
     Ok(LikeOutcome::already_liked(post_id, (like_count, like_seq)))
+}
+
+/// Deletes `liker`'s like row of the missing post `post_id`, if the like's statement wrote one:
+/// the post did not exist, or was deleted after the statement took its snapshot (the post's
+/// deletion, which deletes its likes, could not see that row yet). Answers the like's error.
+async fn orphan_removed(conn: &mut AsyncPgConnection, liker: UserId, post_id: PostId) -> DbError {
+    let orphan = likes::table
+        .filter(likes::post_id.eq(post_id))
+        .filter(likes::user_id.eq(liker));
+    match diesel::delete(orphan).execute(conn).await {
+        Ok(_) => DbError::NotFound,
+        Err(error) => error.into(),
+    }
 }
 
 /// A like of a post the liker liked before (and unliked): no notification (once ever), but the
@@ -226,6 +246,19 @@ async fn notify_afresh(
         text,
     };
     conn.transaction::<_, DbError, _>(async |conn| {
+        // The post's row, shared-locked until commit, stands in for the notification's foreign
+        // key: a post deleted meanwhile gets no notification, and a deletion that comes after
+        // waits for this one and then deletes it (see `crate::posts::delete`).
+        let post = posts::table
+            .find(post_id)
+            .select(posts::id)
+            .for_key_share()
+            .first::<PostId>(conn)
+            .await
+            .optional()?;
+        if post.is_none() {
+            return Ok(Delivery::default());
+        }
         crate::insert_notification!([.await] conn, new, policy).map(Delivery::from)
     })
     .await

@@ -269,6 +269,17 @@ async fn a_failing_like_among_likes_written_together_fails_alone() {
             reply.body
         );
     }
+    // And none of their rows stays behind: likes, notices or notifications of the gone post.
+    for table in ["likes", "like_notices", "notifications"] {
+        assert_eq!(app.rows_of_post(table, doomed).await, 0, "{table}");
+    }
+    assert_eq!(app.all_notifications(&author).await.len(), LIKERS);
+    // Nor of a post that never was.
+    let never = doomed + 1_000;
+    app.like(&likers[0], never)
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "/problems/not-found");
+    assert_eq!(app.rows_of_post("likes", never).await, 0);
 }
 
 /// Sockets opening together are checked in batches (`server/src/admission.rs`): each must still

@@ -453,6 +453,24 @@ impl TestApp {
         }
     }
 
+    /// Rows of the store's `table` whose `post_id` is `post`, read from the database itself:
+    /// what the API cannot show once a post is gone.
+    pub async fn rows_of_post(&self, table: &str, post: i64) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let sql = format!("SELECT count(*) AS n FROM {table} WHERE post_id = {post}");
+        let count = async {
+            pulse_schema::run!(self.state.db.write(), conn => {
+                diesel::sql_query(&sql).get_result::<Count>(conn).await.map_err(Into::into)
+            })
+        };
+        let counted: Result<Count, pulse_schema::db::DbError> = count.await;
+        counted.unwrap().n
+    }
+
     /// All of a user's notification ids, oldest first.
     pub async fn notification_ids(&self, user: &User) -> Vec<i64> {
         let newest_first = self.all_notifications(user).await;
