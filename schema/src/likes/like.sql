@@ -11,10 +11,10 @@ noticed AS (INSERT INTO like_notices (post_id, user_id)
 sequenced AS (UPDATE users SET notification_seq = notification_seq + 1, group_version = group_version + 1
   WHERE id = (SELECT author_id FROM counted, args WHERE author_id <> liker)
     AND EXISTS (SELECT 1 FROM noticed)
-    AND NOT EXISTS (SELECT 1 FROM args, mutes WHERE mutes.muter_id = users.id AND mutes.muted_id = args.liker)
-    AND NOT EXISTS (SELECT 1 FROM args, notification_preferences p WHERE p.user_id = users.id
+    AND NOT EXISTS (SELECT 1 FROM mutes WHERE mutes.muter_id = users.id AND mutes.muted_id = (SELECT liker FROM args)
+      UNION ALL SELECT 1 FROM notification_preferences p WHERE p.user_id = users.id
       AND (NOT p.like_inbox OR (p.from_following AND NOT EXISTS (SELECT 1 FROM follows f
-        WHERE f.follower_id = users.id AND f.followee_id = args.liker))))
+        WHERE f.follower_id = users.id AND f.followee_id = (SELECT liker FROM args)))))
     AND reach_version = (SELECT seen.reach_version FROM users seen WHERE seen.id = users.id)
   RETURNING id, notification_seq, group_version, nextval('notifications_id_seq') AS notification_id),
 grouped AS (INSERT INTO notification_groups AS g (recipient_id, kind, post_id, post_key, actor_count,
