@@ -139,6 +139,10 @@ pub enum DbError {
     /// The caller may not do this to that row (answer 403).
     #[error("forbidden")]
     Forbidden,
+    /// PostgreSQL rolled the transaction back to break a deadlock: nothing was written, and
+    /// the same write may be tried again (answer 503 if it is not).
+    #[error("deadlock detected")]
+    Deadlock,
     /// Any other database error: a bug (answer 500, logged).
     #[error("database error: {0}")]
     Query(DieselError),
@@ -157,6 +161,12 @@ impl From<DieselError> for DbError {
             // A row the write refers to vanished concurrently (a post deleted mid-like).
             DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
                 DbError::NotFound
+            }
+            // PostgreSQL's SQLSTATE 40P01; diesel reports only its message.
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if info.message() == "deadlock detected" =>
+            {
+                DbError::Deadlock
             }
             DieselError::BrokenTransactionManager => {
                 DbError::Unavailable("transaction manager broken".into())
@@ -439,4 +449,21 @@ macro_rules! transaction {
                 .await
         })
     }};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadlock_victim_is_told_apart_from_other_errors() {
+        let error = |message: &str| {
+            DbError::from(DieselError::DatabaseError(
+                DatabaseErrorKind::Unknown,
+                Box::new(message.to_owned()),
+            ))
+        };
+        assert!(matches!(error("deadlock detected"), DbError::Deadlock));
+        assert!(matches!(error("division by zero"), DbError::Query(_)));
+    }
 }

@@ -146,6 +146,7 @@ impl From<DbError> for ApiError {
     fn from(error: DbError) -> Self {
         match error {
             DbError::Unavailable(cause) => ApiError::Unavailable(cause),
+            DbError::Deadlock => ApiError::Unavailable("a concurrent write got in the way".into()),
             DbError::NotFound => ApiError::NotFound("No such resource."),
             DbError::Conflict(what) => ApiError::Conflict(format!("That {what} is taken.")),
             DbError::Forbidden => ApiError::Forbidden("You may not do that."),

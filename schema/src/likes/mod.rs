@@ -20,12 +20,25 @@ use crate::notifications::{Delivery, Kind};
 use crate::schema::{blocks, likes, posts};
 use crate::users::UserSummaryRow;
 
+/// How many times a like that PostgreSQL chose as a deadlock's victim is written in all.
+const DEADLOCK_ATTEMPTS: usize = 3;
+
 /// Likes a post. Idempotent; the author is notified the first time this user ever likes it,
 /// never for a self-like. Everything happens atomically: one statement on PostgreSQL
 /// ([`postgres`]), one transaction in one blocking job on SQLite
 /// ([`sqlite`]). `actor` is the liker as authentication read
 /// it (its name goes into the notification).
+///
+/// A like of a pair that is being liked at the same moment in likes written together
+/// elsewhere can deadlock with them (each waits for the other's like row or post row);
+/// PostgreSQL then rolls one back, and a like rolled back that way is written again, up to
+/// `DEADLOCK_ATTEMPTS` times in all.
 pub async fn like(db: &Db, actor: &UserSummaryRow, post_id: PostId) -> DbResult<LikeOutcome> {
+    retrying_deadlocks(|| like_once(db, actor, post_id)).await
+}
+
+/// [`like`], written once.
+async fn like_once(db: &Db, actor: &UserSummaryRow, post_id: PostId) -> DbResult<LikeOutcome> {
     match db.write() {
         Pool::Postgres(pool) => {
             let mut conn = pool.get().await.map_err(DbError::from)?;
@@ -77,8 +90,27 @@ pub async fn like_together(
 }
 
 /// Removes a like, taking the liker out of their notification's group. Idempotent; notifies
-/// nobody.
+/// nobody. Written again if PostgreSQL rolls it back to break a deadlock, as [`like`] is.
 pub async fn unlike(db: &Db, liker: UserId, post_id: PostId) -> DbResult<LikeOutcome> {
+    retrying_deadlocks(|| unlike_once(db, liker, post_id)).await
+}
+
+/// Runs `write` until it is not a deadlock's victim, `DEADLOCK_ATTEMPTS` times at most.
+async fn retrying_deadlocks<F>(mut write: impl FnMut() -> F) -> DbResult<LikeOutcome>
+where
+    F: std::future::Future<Output = DbResult<LikeOutcome>>,
+{
+    let mut attempt = 1;
+    loop {
+        match write().await {
+            Err(DbError::Deadlock) if attempt < DEADLOCK_ATTEMPTS => attempt += 1,
+            outcome => return outcome,
+        }
+    }
+}
+
+/// [`unlike`], written once.
+async fn unlike_once(db: &Db, liker: UserId, post_id: PostId) -> DbResult<LikeOutcome> {
     crate::transaction!(db.write(), conn => {
         let author = posts::table.find(post_id).select(posts::author_id).first::<UserId>(conn).await?;
         let hidden = blocks::table.filter(blocks::blocker_id.eq(author)).filter(blocks::blocked_id.eq(liker));
