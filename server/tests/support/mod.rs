@@ -240,6 +240,9 @@ impl TestApp {
             state,
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                // Below the server's keep-alive (actix-web's 5 s): a pooled connection is
+                // never reused just as the server closes it (`IncompleteMessage`).
+                .pool_idle_timeout(Duration::from_secs(3))
                 .build()
                 .unwrap(),
             shutdown,
