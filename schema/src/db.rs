@@ -162,7 +162,8 @@ impl From<DieselError> for DbError {
             DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
                 DbError::NotFound
             }
-            // PostgreSQL's SQLSTATE 40P01; diesel reports only its message.
+            // PostgreSQL's SQLSTATE 40P01; diesel passes on its message, not its code (so a
+            // server whose `lc_messages` is not English reports a deadlock as `Query`).
             DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
                 if info.message() == "deadlock detected" =>
             {
