@@ -83,7 +83,7 @@ as_db "$BIN/pg_ctl" -D "$WORK/cluster" -w stop >/dev/null
 
 # The single-user backend's input for n likes: -j mode, each command ends with ";" and a blank line.
 input() {
-  local n=$1 params types
+  local n=$1 types
   if grep -q '\$6' "$STATEMENT"; then
     types="int8,int8,timestamp,text,text,int8,text,int8,int8"
   else

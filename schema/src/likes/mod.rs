@@ -96,9 +96,9 @@ pub async fn unlike(db: &Db, liker: UserId, post_id: PostId) -> DbResult<LikeOut
 }
 
 /// Runs `write` until it is not a deadlock's victim, `DEADLOCK_ATTEMPTS` times at most.
-async fn retrying_deadlocks<F>(mut write: impl FnMut() -> F) -> DbResult<LikeOutcome>
+async fn retrying_deadlocks<T, F>(mut write: impl FnMut() -> F) -> DbResult<T>
 where
-    F: std::future::Future<Output = DbResult<LikeOutcome>>,
+    F: std::future::Future<Output = DbResult<T>>,
 {
     let mut attempt = 1;
     loop {
