@@ -1,12 +1,12 @@
 //! Likes to one author written together: a like for an author that another like for them is
-//! being written for waits, and every like that waited is then written in one transaction with
-//! one commit ([`likes::like_together`]). A worker reads a post's author once, on the post's
+//! being written for waits, and every like that waited is then written by one statement, in one
+//! transaction with one commit ([`likes::like_together`]). A worker reads a post's author once, on the post's
 //! first like here, and remembers it.
 //!
 //! A like holds its post's row (the count) and its author's row (the notification order) until
 //! its commit, so likes of one popular post, or of one popular person's posts, take turns at
 //! one commit each, whatever the hardware. Written together, they take turns at one commit per
-//! batch. A like that nobody else's like is ahead of on this worker goes alone, at once, as
+//! batch, and the batch writes the post's count, the author's sequence and the group once. A like that nobody else's like is ahead of on this worker goes alone, at once, as
 //! before. Each like still gets its own outcome: its count, its notification, its group.
 //!
 //! One queue per HTTP worker (like its pool). The writing runs in a task of its own, so a

@@ -56,11 +56,11 @@ async fn like_once(db: &Db, actor: &UserSummaryRow, post_id: PostId) -> DbResult
 
 /// Writes each `(liker, post)` like in order, each answered as [`like`] answers it.
 ///
-/// On PostgreSQL they share one transaction, one round trip for their statements and one commit
-/// ([`postgres::like_together`]): the
-/// posts' and their authors' rows, which each like holds until its commit, are then held once
-/// for all of them. Should that transaction fail (a like of a post deleted meanwhile), each like
-/// is written again alone, so that a like fails only on its own account. On SQLite each is
+/// On PostgreSQL they are one statement, in one transaction with one commit
+/// ([`postgres::like_together`]): the posts', their author's and their groups' rows, which each
+/// like holds until its commit, are then written and held once for all of them. Should that
+/// transaction fail (a deadlock, say), each like is written again alone, so that a like fails
+/// only on its own account. On SQLite each is
 /// written alone: its one writer takes them in turn anyway.
 pub async fn like_together(
     db: &Db,
@@ -72,7 +72,7 @@ pub async fn like_together(
             Err(error) => Err(DbError::from(error)),
         };
         match together {
-            Ok(outcomes) => return outcomes.into_iter().map(Ok).collect(),
+            Ok(outcomes) => return outcomes,
             Err(DbError::Unavailable(why)) => {
                 return likes
                     .iter()

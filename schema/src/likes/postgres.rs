@@ -28,6 +28,8 @@ use diesel::OptionalExtension;
 use diesel::{ExpressionMethods, QueryDsl};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
+mod batch;
+
 use super::outcome::LikeOutcome;
 use crate::db::{DbError, DbResult, NotifyPolicy};
 use crate::groups::rule::actors_json;
@@ -112,22 +114,35 @@ async fn settle(
     ))
 }
 
-/// [`super::like_together`] on PostgreSQL: every like's statement in one round trip, then
-/// whatever each needs after it, in one transaction. Any error rolls them all back.
+/// [`super::like_together`] on PostgreSQL: one statement for all the likes ([`batch`]), then
+/// whatever each needs after it, in one transaction. A like hidden by a block or of a missing
+/// post is `NotFound` on its own; any other error rolls them all back.
 ///
-/// Likes of several posts lock those posts first, in id order, before the first like locks
+/// Likes of several posts lock those posts first, in id order, before the statement locks
 /// their author: a transaction that holds an author's row then never waits for a post, and
 /// every other writer (a like alone, an unlike, another batch) locks posts before authors, so
-/// no two can wait for each other.
+/// no two can wait for each other. A pair liked twice in the batch is written once; its second
+/// like is answered after the statement, as a like already there.
 pub(super) async fn like_together(
     conn: &mut AsyncPgConnection,
     likes: &[(UserSummaryRow, PostId)],
     policy: NotifyPolicy,
-) -> DbResult<Vec<LikeOutcome>> {
+) -> DbResult<Vec<DbResult<LikeOutcome>>> {
     use diesel_async::AsyncConnection as _;
     let mut posts: Vec<PostId> = likes.iter().map(|(_, post)| *post).collect();
     posts.sort_unstable();
     posts.dedup();
+    let mut seen = std::collections::HashSet::new();
+    let first: Vec<bool> = likes
+        .iter()
+        .map(|(actor, post)| seen.insert((actor.id, *post)))
+        .collect();
+    let distinct: Vec<&(UserSummaryRow, PostId)> = likes
+        .iter()
+        .zip(&first)
+        .filter_map(|(like, first)| first.then_some(like))
+        .collect();
+    let statement = batch::LikeBatch::new(&distinct, policy);
     conn.transaction::<_, DbError, _>(async |conn| {
         if posts.len() > 1 {
             posts::table
@@ -138,24 +153,28 @@ pub(super) async fn like_together(
                 .load::<PostId>(conn)
                 .await?;
         }
-        // Every statement sent at once (the connection pipelines them; PostgreSQL runs them
-        // in order), then each answer settled in turn.
-        let statements: Vec<LikeStatement> = likes
-            .iter()
-            .map(|(actor, post_id)| LikeStatement::new(actor, *post_id, policy))
-            .collect();
-        let rows = {
-            let shared: &AsyncPgConnection = conn;
-            let answers = statements
-                .iter()
-                .map(|statement| statement.clone().get_result::<LikeRow>(&mut &*shared));
-            futures_util::future::join_all(answers).await
-        };
+        let at = statement.at;
+        let mut rows = statement
+            .clone()
+            .load::<batch::BatchRow>(conn)
+            .await?
+            .into_iter()
+            .zip(statement.texts);
         let mut outcomes = Vec::with_capacity(likes.len());
-        for (((actor, post_id), statement), row) in likes.iter().zip(statements).zip(rows) {
-            let row = row.optional()?;
-            let sent = (statement.at, statement.text);
-            outcomes.push(settle(conn, actor, *post_id, policy, sent, row).await?);
+        for ((actor, post_id), first) in likes.iter().zip(first) {
+            let outcome = match first.then(|| rows.next()).flatten() {
+                Some((row, text)) => {
+                    let row = batch::as_like_row(row);
+                    settle(conn, actor, *post_id, policy, (at, text), row).await
+                }
+                None => not_added(conn, actor, *post_id).await,
+            };
+            // A like hidden by a block or of a missing post fails alone; any other error is the
+            // transaction's.
+            match outcome {
+                Err(DbError::NotFound) => outcomes.push(Err(DbError::NotFound)),
+                outcome => outcomes.push(Ok(outcome?)),
+            }
         }
         Ok(outcomes)
     })

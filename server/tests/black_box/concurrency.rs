@@ -369,3 +369,167 @@ async fn sockets_opening_at_once_each_get_their_own_token_checked_and_their_own_
         .unwrap_or("?");
     eprintln!("20 socket admission checks in {batches} batches");
 }
+
+/// The likes of one author's posts written together answer exactly as the same likes written
+/// one by one on a twin store: counts, notification ids and seqs, each like's group as it stood
+/// after it, push jobs, blocks, mutes, self-likes, a like again, a missing post and a pair twice.
+/// On PostgreSQL they are one statement (`like_batch.sql`); on SQLite each is written alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn likes_written_together_answer_as_likes_written_one_by_one() {
+    let spawn = || TestApp::spawn_with(|s| s.push_allow_private = true);
+    let (together, one_by_one) = (spawn().await, spawn().await);
+    let (likes, _services) = join_all([&together, &one_by_one].map(twin_likes))
+        .await
+        .into_iter()
+        .unzip::<_, _, Vec<_>, Vec<_>>();
+    assert_eq!(
+        likes[0]
+            .iter()
+            .map(|(actor, post)| (actor.id, *post))
+            .collect::<Vec<_>>(),
+        likes[1]
+            .iter()
+            .map(|(actor, post)| (actor.id, *post))
+            .collect::<Vec<_>>(),
+        "the twins hold the same users and posts"
+    );
+    let batch = pulse_schema::likes::like_together(&together.state.db, &likes[0]).await;
+    let mut alone = Vec::new();
+    for (actor, post) in &likes[1] {
+        alone.push(pulse_schema::likes::like(&one_by_one.state.db, actor, *post).await);
+    }
+    if crate::support::backend() == crate::support::Backend::Postgres {
+        // One statement: one time for all its notifications (likes written again one by one,
+        // should the batch fail, would each have their own).
+        let mut times: Vec<_> = batch
+            .iter()
+            .flatten()
+            .filter_map(|o| o.delivery.notification.as_ref().map(|(n, _)| n.created_at))
+            .collect();
+        times.dedup();
+        assert_eq!(times.len(), 1, "{times:?}");
+    }
+    let (batch, alone): (Vec<_>, Vec<_>) = (
+        batch.iter().map(like_summary).collect(),
+        alone.iter().map(like_summary).collect(),
+    );
+    for (i, (batch, alone)) in batch.iter().zip(&alone).enumerate() {
+        assert_eq!(batch, alone, "like {i}");
+    }
+    assert!(
+        batch.iter().filter(|s| s.contains("notification")).count() >= 7,
+        "{batch:#?}"
+    );
+}
+
+/// A twin's users and posts, and the likes to write: author `a` (one push subscription) with
+/// posts p1 and p2 mutes `muted`, blocks `blocked`; `again` liked and unliked p1 before.
+async fn twin_likes(
+    app: &TestApp,
+) -> (
+    Vec<(pulse_schema::users::UserSummaryRow, pulse_schema::PostId)>,
+    crate::support::push_service::PushService,
+) {
+    let author = app.register("a").await;
+    let names = [
+        "f1", "f2", "f3", "f4", "f5", "f6", "f7", "muted", "blocked", "again",
+    ];
+    let mut fans = Vec::new();
+    for name in names {
+        fans.push(app.register(name).await);
+    }
+    let (p1, p2) = (
+        app.create_post(&author, "p1").await["id"].as_i64().unwrap(),
+        app.create_post(&author, "p2").await["id"].as_i64().unwrap(),
+    );
+    app.put(&format!("/users/{}/mute", fans[7].id), &author.token)
+        .await
+        .assert_status(StatusCode::OK);
+    app.put(&format!("/users/{}/block", fans[8].id), &author.token)
+        .await
+        .assert_status(StatusCode::OK);
+    app.like(&fans[9], p1).await.assert_status(StatusCode::OK);
+    app.delete(&format!("/posts/{p1}/like"), &fans[9].token)
+        .await
+        .assert_status(StatusCode::OK);
+    let service = crate::support::push_service::PushService::start(None);
+    app.subscribe_push(&author.token, &service, "a").await;
+    let summary = |user: &crate::support::User| pulse_schema::users::UserSummaryRow {
+        id: pulse_schema::UserId(user.id),
+        username: user.username.clone(),
+        display_name: user.username.clone(),
+    };
+    let order: [(&crate::support::User, i64); 13] = [
+        (&fans[0], p1),
+        (&fans[1], p1),
+        (&author, p1),
+        (&fans[7], p1),
+        (&fans[8], p1),
+        (&fans[2], p2),
+        (&fans[3], p1),
+        (&fans[4], i64::MAX),
+        (&fans[4], p2),
+        (&fans[5], p1),
+        (&fans[6], p1),
+        (&fans[9], p1),
+        (&fans[0], p1),
+    ];
+    let likes = order
+        .iter()
+        .map(|(user, post)| (summary(user), pulse_schema::PostId(*post)))
+        .collect();
+    (likes, service)
+}
+
+/// What a like answered, without its times and with each group named by its post (a batch
+/// draws fewer group ids than likes one by one, each of which tries to insert a group).
+fn like_summary(
+    outcome: &Result<pulse_schema::likes::LikeOutcome, pulse_schema::db::DbError>,
+) -> String {
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(error) => return format!("{error:?}"),
+    };
+    let delivery = &outcome.delivery;
+    // Usernames end in a random suffix of their twin's: the sentence keeps the name's prefix.
+    let sentence = |text: &str| -> String {
+        let words = text.split(' ').map(|w| w.split('_').next().unwrap_or(w));
+        words.collect::<Vec<_>>().join(" ")
+    };
+    let notification = delivery.notification.as_ref().map(|(n, actor)| {
+        format!(
+            "notification {} seq {} to {} from {} {:?} of {:?}: {:?}",
+            n.id.0,
+            n.seq,
+            n.recipient_id.0,
+            actor.id.0,
+            n.kind,
+            n.post_id,
+            sentence(&n.text)
+        )
+    });
+    let groups: Vec<String> = delivery
+        .groups
+        .iter()
+        .map(|g| {
+            let actors: Vec<i64> = serde_json::from_str::<Vec<serde_json::Value>>(&g.actors)
+                .unwrap()
+                .iter()
+                .map(|a| a["id"].as_i64().unwrap())
+                .collect();
+            format!(
+                "group of {:?} for {}: {} actors {actors:?}, version {}, latest {}, removed {}",
+                g.post_id,
+                g.recipient_id.0,
+                g.actor_count,
+                g.version,
+                g.latest_notification_id.0,
+                g.removed
+            )
+        })
+        .collect();
+    format!(
+        "liked {} count {} seq {} changed {} {notification:?} {groups:?} pushes {}",
+        outcome.liked, outcome.like_count, outcome.like_seq, outcome.changed, delivery.pushes
+    )
+}

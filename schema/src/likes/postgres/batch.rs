@@ -1,0 +1,209 @@
+//! Likes written together on PostgreSQL as one statement (`like_batch.sql`): every like's row,
+//! notice, notification and push jobs, with one update of each post's count, of the author's
+//! sequence and of each group they join, however many likes there are.
+//!
+//! Likes written together are one author's (see the server's like queue), and a popular post's
+//! or person's likes arrive together: written one statement each, a batch rewrote the same post,
+//! author and group rows once per like. Here each of those rows is written once per batch, and
+//! each like is still answered as if written alone, in the batch's order: its count and seq
+//! (the count before the batch plus its place among the post's new likes), its notification's
+//! id and seq (drawn in order while the author's row is locked, as [`super::postgres`] draws
+//! them), and its group as it stood after it (the actors are read from the open group before
+//! the statement: a group changed by a write that the statement waited for shows its newest
+//! state in the last like's group only).
+//!
+//! The statement keeps every rule of `like.sql`: a block hides the post, a mute or preference
+//! leaves the like `unsettled`, a like again is a `rejoin`, and a moved `reach_version` draws
+//! nothing (every like it would have notified is then settled afresh).
+
+use chrono::NaiveDateTime;
+use diesel::pg::Pg;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamp};
+use diesel::QueryResult;
+
+use crate::db::NotifyPolicy;
+use crate::groups::Actor;
+use crate::ids::{GroupId, NotificationId, PostId, UserId};
+use crate::notifications::{Kind, NewNotification};
+use crate::users::UserSummaryRow;
+
+use super::LikeRow;
+
+/// The batch statement over distinct `(liker, post)` pairs, in order.
+#[derive(Debug, Clone)]
+pub(super) struct LikeBatch {
+    posts: Vec<i64>,
+    likers: Vec<i64>,
+    /// Each like's notification sentence.
+    pub(super) texts: Vec<String>,
+    /// Each liker as one JSON [`Actor`].
+    actors: Vec<String>,
+    /// `created_at` of every like and notification of the batch.
+    pub(super) at: NaiveDateTime,
+    policy: NotifyPolicy,
+}
+
+impl LikeBatch {
+    /// The likes `likes`, now. The pairs must be distinct (a pair twice is the caller's to
+    /// answer: the second finds the first's like).
+    pub(super) fn new(likes: &[&(UserSummaryRow, PostId)], policy: NotifyPolicy) -> Self {
+        LikeBatch {
+            posts: likes.iter().map(|(_, post)| post.0).collect(),
+            likers: likes.iter().map(|(actor, _)| actor.id.0).collect(),
+            texts: likes
+                .iter()
+                .map(|(actor, _)| NewNotification::render(Kind::Like, actor, None))
+                .collect(),
+            actors: likes
+                .iter()
+                .map(|(actor, _)| {
+                    serde_json::to_string(&Actor::from(actor)).unwrap_or_else(|_| "{}".into())
+                })
+                .collect(),
+            at: crate::now_millis(),
+            policy,
+        }
+    }
+}
+
+/// What [`LikeBatch`] returns for each like, in order: its place (from 1), then the columns of
+/// `like.sql`'s row, the first three `NULL` when the like added nothing.
+pub(super) type BatchRow = (
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<UserId>,
+    Option<NotificationId>,
+    Option<i64>,
+    bool,
+    Option<GroupId>,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    i64,
+    bool,
+);
+
+/// The like's row as `like.sql` would have answered it: `None` when it added no like.
+pub(super) fn as_like_row(row: BatchRow) -> Option<LikeRow> {
+    let (_, count, seq, author, id, notified_seq, unsettled, group, actors_n, actors, version) = (
+        row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9, row.10,
+    );
+    let (pushes, rejoin) = (row.11, row.12);
+    Some((
+        count?,
+        seq?,
+        author?,
+        id,
+        notified_seq,
+        unsettled,
+        group,
+        actors_n,
+        actors,
+        version,
+        pushes,
+        rejoin,
+    ))
+}
+
+const KIND: &str = Kind::Like.as_str();
+
+/// The statement's text; `$1`..`$9` are the posts, likers, texts and actors (arrays), then at,
+/// kind, window, push delay and push TTL, each used once, in order.
+const SQL: &str = include_str!("../like_batch.sql");
+
+impl QueryFragment<Pg> for LikeBatch {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        let mut rest = SQL;
+        let mut next = |param: &str, out: &mut AstPass<'_, 'b, Pg>| -> QueryResult<()> {
+            let (before, after) = super::split_at_param(rest, param)?;
+            out.push_sql(before);
+            rest = after;
+            Ok(())
+        };
+        next("$1", &mut out)?;
+        out.push_bind_param::<Array<BigInt>, Vec<i64>>(&self.posts)?;
+        next("$2", &mut out)?;
+        out.push_bind_param::<Array<BigInt>, Vec<i64>>(&self.likers)?;
+        next("$3", &mut out)?;
+        out.push_bind_param::<Array<Text>, Vec<String>>(&self.texts)?;
+        next("$4", &mut out)?;
+        out.push_bind_param::<Array<Text>, Vec<String>>(&self.actors)?;
+        next("$5", &mut out)?;
+        out.push_bind_param::<Timestamp, NaiveDateTime>(&self.at)?;
+        next("$6", &mut out)?;
+        out.push_bind_param::<Text, str>(KIND)?;
+        next("$7", &mut out)?;
+        out.push_bind_param::<BigInt, i64>(&self.policy.group_window_secs)?;
+        next("$8", &mut out)?;
+        out.push_bind_param::<BigInt, i64>(&self.policy.push_delay_ms)?;
+        next("$9", &mut out)?;
+        out.push_bind_param::<BigInt, i64>(&self.policy.push_ttl_secs)?;
+        out.push_sql(rest.trim_end());
+        Ok(())
+    }
+}
+
+impl QueryId for LikeBatch {
+    type QueryId = LikeBatch;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl Query for LikeBatch {
+    type SqlType = (
+        BigInt,
+        Nullable<BigInt>,
+        Nullable<BigInt>,
+        Nullable<BigInt>,
+        Nullable<BigInt>,
+        Nullable<BigInt>,
+        Bool,
+        Nullable<BigInt>,
+        Nullable<BigInt>,
+        Nullable<Text>,
+        Nullable<BigInt>,
+        BigInt,
+        Bool,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDateTime;
+
+    fn user(id: i64, name: &str) -> UserSummaryRow {
+        UserSummaryRow {
+            id: UserId(id),
+            username: name.into(),
+            display_name: name.into(),
+        }
+    }
+
+    #[test]
+    fn every_value_is_bound_once_in_order() {
+        let likes = [(user(3, "bob"), PostId(7)), (user(4, "eve"), PostId(7))];
+        let refs: Vec<_> = likes.iter().collect();
+        let mut batch = LikeBatch::new(&refs, NotifyPolicy::default());
+        batch.at = NaiveDateTime::default();
+        let sql = diesel::debug_query::<Pg, _>(&batch).to_string();
+        assert!(
+            sql.contains("unnest($1::int8[], $2::int8[], $3::text[], $4::text[])"),
+            "{sql}"
+        );
+        assert!(sql.starts_with("WITH input AS (SELECT"), "{sql}");
+        assert!(
+            sql.contains("SELECT $5::timestamp AS at, $6::text AS kind"),
+            "{sql}"
+        );
+        assert!(!sql.contains("$10"), "{sql}");
+        assert!(
+            sql.contains(
+                r#"binds: [[7, 7], [3, 4], ["bob liked your photo.", "eve liked your photo."]"#
+            ),
+            "{sql}"
+        );
+        assert!(sql.contains(r#""like""#), "{sql}");
+    }
+}
