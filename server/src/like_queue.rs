@@ -9,8 +9,11 @@
 //! batch, and the batch writes the post's count, the author's sequence and the group once. A like that nobody else's like is ahead of on this worker goes alone, at once, as
 //! before. Each like still gets its own outcome: its count, its notification, its group.
 //!
-//! One queue per HTTP worker (like its pool). The writing runs in a task of its own, so a
-//! request that goes away cannot strand the likes that wait behind it.
+//! One set of queues per process, shared by its HTTP workers, so that one author's likes from
+//! every worker of the process are written together: with a queue per worker, each process had
+//! a batch per worker waiting for the post's row at once, each half as large. The writing runs
+//! in a task of its own, so a request that goes away cannot strand the likes that wait behind
+//! it.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -73,9 +76,11 @@ impl LikeQueue {
         }
     }
 
-    /// The same limits over another database pool (a worker's own), with queues of its own.
+    /// The same queues over another database pool (a worker's own): a worker's likes wait
+    /// behind the likes of every worker of this process, and a batch is written on the pool of
+    /// the worker whose like started it.
     pub(crate) fn with_db(&self, db: Db) -> Self {
-        LikeQueue::new(db, self.limits, self.metrics.clone())
+        LikeQueue { db, ..self.clone() }
     }
 
     /// Likes `post` as `actor`: at once if no other like for its author is being written here,

@@ -115,13 +115,15 @@ async fn settle(
 }
 
 /// [`super::like_together`] on PostgreSQL: one statement for all the likes ([`batch`]), then
-/// whatever each needs after it, in one transaction. A like hidden by a block or of a missing
-/// post is `NotFound` on its own; any other error rolls them all back.
+/// whatever each needs after it, as [`like`] does.
 ///
-/// Likes of several posts lock those posts first, in id order, before the statement locks
-/// their author: a transaction that holds an author's row then never waits for a post, and
-/// every other writer (a like alone, an unlike, another batch) locks posts before authors, so
-/// no two can wait for each other. A pair liked twice in the batch is written once; its second
+/// Likes of one post (a popular post's) are the statement alone, committed as it ends: the
+/// post's row, which every like of it waits for, is held for the statement and its commit only.
+/// Likes of several posts lock those posts first, in id order, in a transaction that the
+/// statement and what follows it share: a transaction that holds an author's row then never
+/// waits for a post, and every other writer (a like alone, an unlike, another batch) locks
+/// posts before authors, so no two can wait for each other; any error but a like's own
+/// `NotFound` rolls them all back. A pair liked twice in the batch is written once; its second
 /// like is answered after the statement, as a like already there.
 pub(super) async fn like_together(
     conn: &mut AsyncPgConnection,
@@ -143,42 +145,54 @@ pub(super) async fn like_together(
         .filter_map(|(like, first)| first.then_some(like))
         .collect();
     let statement = batch::LikeBatch::new(&distinct, policy);
+    if posts.len() == 1 {
+        let rows = statement.clone().load::<batch::BatchRow>(conn).await?;
+        return Ok(settle_batch(conn, likes, &first, (statement, rows), policy).await);
+    }
     conn.transaction::<_, DbError, _>(async |conn| {
-        if posts.len() > 1 {
-            posts::table
-                .filter(posts::id.eq_any(&posts))
-                .order(posts::id)
-                .select(posts::id)
-                .for_no_key_update()
-                .load::<PostId>(conn)
-                .await?;
+        posts::table
+            .filter(posts::id.eq_any(&posts))
+            .order(posts::id)
+            .select(posts::id)
+            .for_no_key_update()
+            .load::<PostId>(conn)
+            .await?;
+        let rows = statement.clone().load::<batch::BatchRow>(conn).await?;
+        let mut outcomes = settle_batch(conn, likes, &first, (statement, rows), policy).await;
+        let failed = outcomes
+            .iter()
+            .position(|o| matches!(o, Err(error) if !matches!(error, DbError::NotFound)));
+        match failed.map(|at| outcomes.swap_remove(at)) {
+            Some(Err(error)) => Err(error),
+            _ => Ok(outcomes),
         }
-        let at = statement.at;
-        let mut rows = statement
-            .clone()
-            .load::<batch::BatchRow>(conn)
-            .await?
-            .into_iter()
-            .zip(statement.texts);
-        let mut outcomes = Vec::with_capacity(likes.len());
-        for ((actor, post_id), first) in likes.iter().zip(first) {
-            let outcome = match first.then(|| rows.next()).flatten() {
-                Some((row, text)) => {
-                    let row = batch::as_like_row(row);
-                    settle(conn, actor, *post_id, policy, (at, text), row).await
-                }
-                None => not_added(conn, actor, *post_id).await,
-            };
-            // A like hidden by a block or of a missing post fails alone; any other error is the
-            // transaction's.
-            match outcome {
-                Err(DbError::NotFound) => outcomes.push(Err(DbError::NotFound)),
-                outcome => outcomes.push(Ok(outcome?)),
-            }
-        }
-        Ok(outcomes)
     })
     .await
+}
+
+/// Each like of a batch settled in order ([`settle`]) from its row of the batch statement, or
+/// as a like already there for the second of a pair (`first` false).
+async fn settle_batch(
+    conn: &mut AsyncPgConnection,
+    likes: &[(UserSummaryRow, PostId)],
+    first: &[bool],
+    (statement, rows): (batch::LikeBatch, Vec<batch::BatchRow>),
+    policy: NotifyPolicy,
+) -> Vec<DbResult<LikeOutcome>> {
+    let at = statement.at;
+    let mut rows = rows.into_iter().zip(statement.texts);
+    let mut outcomes = Vec::with_capacity(likes.len());
+    for ((actor, post_id), first) in likes.iter().zip(first) {
+        let outcome = match first.then(|| rows.next()).flatten() {
+            Some((row, text)) => {
+                let row = batch::as_like_row(row);
+                settle(conn, actor, *post_id, policy, (at, text), row).await
+            }
+            None => not_added(conn, actor, *post_id).await,
+        };
+        outcomes.push(outcome);
+    }
+    outcomes
 }
 
 /// The statement added no like: already liked, hidden by a block, or no such post. A statement
