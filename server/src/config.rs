@@ -158,9 +158,9 @@ limits! {
     drain_ms: u64 = 3000 => "PULSE_DRAIN_MS";
     /// On shutdown, how long in-flight requests get to finish, in seconds.
     shutdown_timeout_secs: u64 = 10 => "PULSE_SHUTDOWN_TIMEOUT_SECS";
-    /// Most likes written in one transaction: likes for one author (or one post) that arrive while another is being written wait, then go together with one commit (1: each alone).
+    /// Most likes written by one statement: likes for one author (or one post) that arrive at an instance while another is being written wait, then go together with one commit (1: each alone).
     like_batch_max: usize = 64 => "PULSE_LIKE_BATCH_MAX";
-    /// Posts whose author a worker remembers, so that likes of one author's different posts are written together too.
+    /// Posts whose author an instance remembers, so that likes of one author's different posts are written together too.
     like_author_cache_size: usize = 100_000 => "PULSE_LIKE_AUTHOR_CACHE_SIZE";
     /// Likes and unlikes per user per minute (0: no limit).
     rate_likes_per_min: u64 = 300 => "PULSE_RATE_LIKES_PER_MIN";

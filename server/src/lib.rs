@@ -13,7 +13,7 @@
 //! - [`error`]: `ApiError`, rendered as problem+json.
 //! - [`auth`]: biscuit tokens and socket tickets, password hashing.
 //! - [`admission`]: the revocation check of opening sockets, batched per worker.
-//! - `like_queue`: likes for one author that arrive together, written in one transaction.
+//! - `like_queue`: likes for one author that arrive together, written by one statement.
 //! - [`gate`]: how much heavy blocking work (password hashes, image decodes) runs at once and
 //!   how many requests may wait for it.
 //! - [`domain`]: validated input (usernames, captions, page cursors, path ids).

@@ -1,13 +1,14 @@
 //! Likes to one author written together: a like for an author that another like for them is
-//! being written for waits, and every like that waited is then written by one statement, in one
-//! transaction with one commit ([`likes::like_together`]). A worker reads a post's author once, on the post's
+//! being written for waits, and every like that waited is then written by one statement with
+//! one commit ([`likes::like_together`]). The process reads a post's author once, on the post's
 //! first like here, and remembers it.
 //!
 //! A like holds its post's row (the count) and its author's row (the notification order) until
 //! its commit, so likes of one popular post, or of one popular person's posts, take turns at
 //! one commit each, whatever the hardware. Written together, they take turns at one commit per
-//! batch, and the batch writes the post's count, the author's sequence and the group once. A like that nobody else's like is ahead of on this worker goes alone, at once, as
-//! before. Each like still gets its own outcome: its count, its notification, its group.
+//! batch, and the batch writes the post's count, the author's sequence and the group once. A
+//! like that nobody else's like is ahead of here goes alone, at once, as before. Each like still
+//! gets its own outcome: its count, its notification, its group.
 //!
 //! One set of queues per process, shared by its HTTP workers, so that one author's likes from
 //! every worker of the process are written together: with a queue per worker, each process had
@@ -49,12 +50,12 @@ struct Queues {
     authors: HashMap<PostId, UserId>,
 }
 
-/// How many likes go together, and how many posts' authors a worker remembers.
+/// How many likes go together, and how many posts' authors the process remembers.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LikeQueueLimits {
-    /// Most likes written in one transaction (`PULSE_LIKE_BATCH_MAX`).
+    /// Most likes written by one statement (`PULSE_LIKE_BATCH_MAX`).
     pub(crate) max_batch: usize,
-    /// Posts whose author a worker remembers (`PULSE_LIKE_AUTHOR_CACHE_SIZE`).
+    /// Posts whose author the process remembers (`PULSE_LIKE_AUTHOR_CACHE_SIZE`).
     pub(crate) authors: usize,
 }
 

@@ -325,7 +325,7 @@ impl Metrics {
         counter(
             &mut out,
             "pulse_likes_written_together_total",
-            "Likes written in one transaction with other likes of their post (they arrived while one was being written).",
+            "Likes written by one statement with other likes of their author (they arrived while one was being written).",
             self.likes_together.load(Ordering::Relaxed),
         );
         counter(
