@@ -46,7 +46,7 @@ grouped AS (INSERT INTO notification_groups AS g (recipient_id, kind, post_id, p
     latest_notification_id = excluded.latest_notification_id, updated_at = excluded.updated_at,
     newest_at = excluded.newest_at, removed = false, version = excluded.version
   WHERE g.newest_at > excluded.newest_at - make_interval(secs => (SELECT window_secs FROM args))
-  RETURNING id, recipient_id, post_key, actor_count),
+  RETURNING id, recipient_id, post_key, actor_count, actors),
 notified AS (INSERT INTO notifications (id, recipient_id, seq, actor_id, kind, post_id, text, created_at, group_id)
   SELECT s.ids[e.nth], s.id, s.seq_before + e.nth, e.liker, kind, e.post, e.text, at, gr.id
   FROM eligible e JOIN sequenced s ON s.id = e.author
@@ -63,9 +63,10 @@ SELECT input.ord, counted.count_before + fresh.nth_on_post AS like_count,
   counted.seq_before + fresh.nth_on_post AS like_seq, counted.author_id, n.id, n.seq,
   COALESCE(counted.author_id <> input.liker AND noticed.post_id IS NOT NULL AND n.id IS NULL, false) AS unsettled,
   gr.id AS group_id, gr.actor_count - pg.n + e.jth AS actor_count,
-  jsonb_path_query_array((SELECT jsonb_agg(x.actor::jsonb ORDER BY x.jth DESC) FROM eligible x
+  CASE WHEN e.jth = pg.n THEN gr.actors ELSE
+    jsonb_path_query_array((SELECT jsonb_agg(x.actor::jsonb ORDER BY x.jth DESC) FROM eligible x
       WHERE x.post = e.post AND x.jth BETWEEN e.jth - 2 AND e.jth)
-    || COALESCE(prior.actors::jsonb, '[]'::jsonb), '$[0 to 2]')::text AS actors,
+    || COALESCE(prior.actors::jsonb, '[]'::jsonb), '$[0 to 2]')::text END AS actors,
   s.version_before + e.nth AS version,
   (SELECT count(*) FROM pushed WHERE pushed.notification_id = n.id) AS pushes,
   COALESCE(counted.author_id <> input.liker AND noticed.post_id IS NULL, false) AS rejoin
