@@ -371,43 +371,43 @@ const SQL: &str = include_str!("like.sql");
 
 impl QueryFragment<Pg> for LikeStatement {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        let (before, rest) = split_at_param(SQL, "$1")?;
-        out.push_sql(before);
+        let mut rest = SQL;
+        push_sql_to(&mut out, &mut rest, "$1")?;
         out.push_bind_param::<BigInt, i64>(&self.post.0)?;
-        let (between, rest) = split_at_param(rest, "$2")?;
-        out.push_sql(between);
+        push_sql_to(&mut out, &mut rest, "$2")?;
         out.push_bind_param::<BigInt, i64>(&self.liker.0)?;
-        let (between, rest) = split_at_param(rest, "$3")?;
-        out.push_sql(between);
+        push_sql_to(&mut out, &mut rest, "$3")?;
         out.push_bind_param::<Timestamp, NaiveDateTime>(&self.at)?;
-        let (between, rest) = split_at_param(rest, "$4")?;
-        out.push_sql(between);
+        push_sql_to(&mut out, &mut rest, "$4")?;
         out.push_bind_param::<Text, str>(&self.text)?;
-        let (between, rest) = split_at_param(rest, "$5")?;
-        out.push_sql(between);
+        push_sql_to(&mut out, &mut rest, "$5")?;
         out.push_bind_param::<Text, str>(KIND)?;
-        let (between, rest) = split_at_param(rest, "$6")?;
-        out.push_sql(between);
+        push_sql_to(&mut out, &mut rest, "$6")?;
         out.push_bind_param::<BigInt, i64>(&self.window_secs)?;
-        let (between, rest) = split_at_param(rest, "$7")?;
-        out.push_sql(between);
+        push_sql_to(&mut out, &mut rest, "$7")?;
         out.push_bind_param::<Text, str>(&self.actor)?;
-        let (between, rest) = split_at_param(rest, "$8")?;
-        out.push_sql(between);
+        push_sql_to(&mut out, &mut rest, "$8")?;
         out.push_bind_param::<BigInt, i64>(&self.push_delay_ms)?;
-        let (between, rest) = split_at_param(rest, "$9")?;
-        out.push_sql(between);
+        push_sql_to(&mut out, &mut rest, "$9")?;
         out.push_bind_param::<BigInt, i64>(&self.push_ttl_secs)?;
         out.push_sql(rest.trim_end());
         Ok(())
     }
 }
 
-/// The text before the placeholder `param` and the text after it.
-fn split_at_param<'a>(sql: &'a str, param: &str) -> QueryResult<(&'a str, &'a str)> {
-    sql.split_once(param).ok_or_else(|| {
-        diesel::result::Error::QueryBuilderError(format!("like.sql lacks {param}").into())
-    })
+/// Pushes the text of `sql` up to the placeholder `param` and leaves `sql` after it: a statement
+/// whose placeholders each appear once, in order, is bound by alternating this and its values.
+fn push_sql_to<'b>(
+    out: &mut AstPass<'_, 'b, Pg>,
+    sql: &mut &'b str,
+    param: &str,
+) -> QueryResult<()> {
+    let (before, after) = sql.split_once(param).ok_or_else(|| {
+        diesel::result::Error::QueryBuilderError(format!("the statement lacks {param}").into())
+    })?;
+    out.push_sql(before);
+    *sql = after;
+    Ok(())
 }
 
 impl QueryId for LikeStatement {

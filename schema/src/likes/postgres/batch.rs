@@ -29,7 +29,7 @@ use crate::ids::{GroupId, NotificationId, PostId, UserId};
 use crate::notifications::{Kind, NewNotification};
 use crate::users::UserSummaryRow;
 
-use super::LikeRow;
+use super::{push_sql_to, LikeRow, KIND};
 
 /// The batch statement over distinct `(liker, post)` pairs, in order.
 #[derive(Debug, Clone)]
@@ -88,10 +88,21 @@ pub(super) type BatchRow = (
 
 /// The like's row as `like.sql` would have answered it: `None` when it added no like.
 pub(super) fn as_like_row(row: BatchRow) -> Option<LikeRow> {
-    let (_, count, seq, author, id, notified_seq, unsettled, group, actors_n, actors, version) = (
-        row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9, row.10,
-    );
-    let (pushes, rejoin) = (row.11, row.12);
+    let (
+        _,
+        count,
+        seq,
+        author,
+        id,
+        notified_seq,
+        unsettled,
+        group,
+        actor_count,
+        actors,
+        version,
+        pushes,
+        rejoin,
+    ) = row;
     Some((
         count?,
         seq?,
@@ -100,15 +111,13 @@ pub(super) fn as_like_row(row: BatchRow) -> Option<LikeRow> {
         notified_seq,
         unsettled,
         group,
-        actors_n,
+        actor_count,
         actors,
         version,
         pushes,
         rejoin,
     ))
 }
-
-const KIND: &str = Kind::Like.as_str();
 
 /// The statement's text; `$1`..`$9` are the posts, likers, texts and actors (arrays), then at,
 /// kind, window, push delay and push TTL, each used once, in order.
@@ -117,29 +126,23 @@ const SQL: &str = include_str!("../like_batch.sql");
 impl QueryFragment<Pg> for LikeBatch {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         let mut rest = SQL;
-        let mut next = |param: &str, out: &mut AstPass<'_, 'b, Pg>| -> QueryResult<()> {
-            let (before, after) = super::split_at_param(rest, param)?;
-            out.push_sql(before);
-            rest = after;
-            Ok(())
-        };
-        next("$1", &mut out)?;
+        push_sql_to(&mut out, &mut rest, "$1")?;
         out.push_bind_param::<Array<BigInt>, Vec<i64>>(&self.posts)?;
-        next("$2", &mut out)?;
+        push_sql_to(&mut out, &mut rest, "$2")?;
         out.push_bind_param::<Array<BigInt>, Vec<i64>>(&self.likers)?;
-        next("$3", &mut out)?;
+        push_sql_to(&mut out, &mut rest, "$3")?;
         out.push_bind_param::<Array<Text>, Vec<String>>(&self.texts)?;
-        next("$4", &mut out)?;
+        push_sql_to(&mut out, &mut rest, "$4")?;
         out.push_bind_param::<Array<Text>, Vec<String>>(&self.actors)?;
-        next("$5", &mut out)?;
+        push_sql_to(&mut out, &mut rest, "$5")?;
         out.push_bind_param::<Timestamp, NaiveDateTime>(&self.at)?;
-        next("$6", &mut out)?;
+        push_sql_to(&mut out, &mut rest, "$6")?;
         out.push_bind_param::<Text, str>(KIND)?;
-        next("$7", &mut out)?;
+        push_sql_to(&mut out, &mut rest, "$7")?;
         out.push_bind_param::<BigInt, i64>(&self.policy.group_window_secs)?;
-        next("$8", &mut out)?;
+        push_sql_to(&mut out, &mut rest, "$8")?;
         out.push_bind_param::<BigInt, i64>(&self.policy.push_delay_ms)?;
-        next("$9", &mut out)?;
+        push_sql_to(&mut out, &mut rest, "$9")?;
         out.push_bind_param::<BigInt, i64>(&self.policy.push_ttl_secs)?;
         out.push_sql(rest.trim_end());
         Ok(())
