@@ -128,10 +128,16 @@ log "vendored actix-http $VERSION"
 
 # --- (a) the build uses the vendored crate -------------------------------------------------
 log "(a) cargo tree -i actix-http --workspace --locked"
-if ! tree=$(cargo tree -i actix-http --workspace --locked --target all -e normal,build,dev --depth 0 2>&1); then
+# stdout only: on a machine whose cargo cache lacks some platform's crates, cargo first prints
+# "Downloaded ..." lines on stderr.
+tree_err=$(mktemp)
+if ! tree=$(cargo tree -i actix-http --workspace --locked --target all -e normal,build,dev --depth 0 2>"$tree_err"); then
     printf '%s\n' "$tree" >&2
+    cat "$tree_err" >&2
+    rm -f "$tree_err"
     fail "cargo tree -i actix-http failed (more than one actix-http in the graph, or the lockfile is stale)"
 fi
+rm -f "$tree_err"
 expected="actix-http v$VERSION ($ROOT/$VENDOR_DIR)"
 if [[ "$tree" != "$expected" ]]; then
     printf '%s\n' "$tree" >&2
@@ -169,7 +175,8 @@ skip_args=()
 for t in "${SKIPPED_TESTS[@]}"; do skip_args+=(--skip "$t"); done
 
 log "(c) cargo test of $VENDOR_DIR (features $FEATURES, target dir $TARGET_DIR)"
-CARGO_TARGET_DIR=$TARGET_DIR nice -n "${VENDOR_CHECK_NICE:-10}" \
+# Line tables only, as in the workspace's own dev profile: less debug info to build and link.
+CARGO_TARGET_DIR=$TARGET_DIR CARGO_PROFILE_DEV_DEBUG=line-tables-only nice -n "${VENDOR_CHECK_NICE:-10}" \
     cargo test --manifest-path "$VENDOR_DIR/Cargo.toml" --locked --features "$FEATURES" \
     --no-fail-fast -- --exact "${skip_args[@]}"
 log "(c) ok (${#SKIPPED_TESTS[@]} upstream buffer-retention tests skipped, see the top of this script)"

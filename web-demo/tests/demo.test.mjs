@@ -1540,18 +1540,25 @@ async function main() {
       check(JSON.stringify(await preferences()) === JSON.stringify(everything), 'and back to everyone');
 
       // A save the server refuses: the page says why (role=alert) and the box shows the truth.
+      /** @type {any[]} */
+      const refusedSaves = [];
       const refuse = (/** @type {import('playwright-core').Route} */ route) =>
         route.request().method() === 'PUT'
-          ? route.fulfill({
+          ? (refusedSaves.push(route.request().postDataJSON()), route).fulfill({
               status: 422,
               contentType: 'application/problem+json',
               body: JSON.stringify({ type: '/problems/validation', title: 'Invalid input', status: 422, detail: 'Preferences are read-only today.' }),
             })
           : route.continue();
       await alice.route('**/api/v1/notifications/preferences', refuse);
-      await alice.getByTestId('pref-comment-push').uncheck();
+      // A click, not uncheck(): the refusal can put the tick back before Playwright looks at it.
+      await alice.getByTestId('pref-comment-push').click();
       const error = alice.getByTestId('prefs-error');
       await error.filter({ hasText: 'Preferences are read-only today.' }).waitFor({ timeout: 5000 });
+      check(
+        refusedSaves.length === 1 && refusedSaves[0]?.comment?.push === false,
+        `the page asked to turn comment pushes off: ${JSON.stringify(refusedSaves)}`,
+      );
       check((await error.getAttribute('role')) === 'alert', 'the error is announced');
       await alice.waitForFunction(
         () => /** @type {HTMLInputElement} */ (document.querySelector('[data-testid="pref-comment-push"]')).checked,
