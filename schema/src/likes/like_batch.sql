@@ -1,7 +1,9 @@
 WITH input AS (SELECT a.post, a.liker, a.text, a.actor, a.ord
   FROM unnest($1::int8[], $2::int8[], $3::text[], $4::text[]) WITH ORDINALITY AS a(post, liker, text, actor, ord)),
 args AS (SELECT $5::timestamp AS at, $6::text AS kind, $7::int8 AS window_secs, $8::int8 AS push_delay_ms, $9::int8 AS push_ttl_secs),
-allowed AS (SELECT input.*, p.author_id AS author FROM input JOIN posts p ON p.id = input.post
+locked AS MATERIALIZED (SELECT p.id, p.author_id FROM posts p
+  WHERE p.id IN (SELECT post FROM input) ORDER BY p.id FOR NO KEY UPDATE),
+allowed AS (SELECT input.*, p.author_id AS author FROM input JOIN locked p ON p.id = input.post
   WHERE NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = p.author_id AND b.blocked_id = input.liker)),
 liked AS (INSERT INTO likes (post_id, user_id, created_at)
   SELECT post, liker, at FROM allowed, args ORDER BY ord

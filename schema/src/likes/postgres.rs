@@ -114,26 +114,19 @@ async fn settle(
     ))
 }
 
-/// [`super::like_together`] on PostgreSQL: one statement for all the likes ([`batch`]), then
-/// whatever each needs after it, as [`like`] does.
+/// [`super::like_together`] on PostgreSQL: one statement for all the likes ([`batch`]), committed
+/// as it ends, then whatever each needs after it, as [`like`] does.
 ///
-/// Likes of one post (a popular post's) are the statement alone, committed as it ends: the
-/// post's row, which every like of it waits for, is held for the statement and its commit only.
-/// Likes of several posts lock those posts first, in id order, in a transaction that the
-/// statement and what follows it share: a transaction that holds an author's row then never
-/// waits for a post, and every other writer (a like alone, an unlike, another batch) locks
-/// posts before authors, so no two can wait for each other; any error but a like's own
-/// `NotFound` rolls them all back. A pair liked twice in the batch is written once; its second
+/// No transaction block holds a post's row across a round trip: the statement locks the batch's
+/// posts first, in id order (`locked` in `like_batch.sql`), then the author's row, as every other
+/// writer (a like alone, an unlike, another batch) locks posts before authors, so none waits for
+/// a post while holding an author. A pair liked twice in the batch is written once; its second
 /// like is answered after the statement, as a like already there.
 pub(super) async fn like_together(
     conn: &mut AsyncPgConnection,
     likes: &[(UserSummaryRow, PostId)],
     policy: NotifyPolicy,
 ) -> DbResult<Vec<DbResult<LikeOutcome>>> {
-    use diesel_async::AsyncConnection as _;
-    let mut posts: Vec<PostId> = likes.iter().map(|(_, post)| *post).collect();
-    posts.sort_unstable();
-    posts.dedup();
     let mut seen = std::collections::HashSet::new();
     let first: Vec<bool> = likes
         .iter()
@@ -145,29 +138,8 @@ pub(super) async fn like_together(
         .filter_map(|(like, first)| first.then_some(like))
         .collect();
     let statement = batch::LikeBatch::new(&distinct, policy);
-    if posts.len() == 1 {
-        let rows = statement.clone().load::<batch::BatchRow>(conn).await?;
-        return Ok(settle_batch(conn, likes, &first, (statement, rows), policy).await);
-    }
-    conn.transaction::<_, DbError, _>(async |conn| {
-        posts::table
-            .filter(posts::id.eq_any(&posts))
-            .order(posts::id)
-            .select(posts::id)
-            .for_no_key_update()
-            .load::<PostId>(conn)
-            .await?;
-        let rows = statement.clone().load::<batch::BatchRow>(conn).await?;
-        let mut outcomes = settle_batch(conn, likes, &first, (statement, rows), policy).await;
-        let failed = outcomes
-            .iter()
-            .position(|o| matches!(o, Err(error) if !matches!(error, DbError::NotFound)));
-        match failed.map(|at| outcomes.swap_remove(at)) {
-            Some(Err(error)) => Err(error),
-            _ => Ok(outcomes),
-        }
-    })
-    .await
+    let rows = statement.clone().load::<batch::BatchRow>(conn).await?;
+    Ok(settle_batch(conn, likes, &first, (statement, rows), policy).await)
 }
 
 /// Each like of a batch settled in order ([`settle`]) from its row of the batch statement, or
