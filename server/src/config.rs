@@ -122,8 +122,10 @@ limits! {
     admission_batch_size: usize = 256 => "PULSE_ADMISSION_BATCH_SIZE";
     /// Admission batches in flight per worker, each on one database connection.
     admission_concurrent_batches: usize = 2 => "PULSE_ADMISSION_CONCURRENT_BATCHES";
-    /// Notifications queued per socket before overflow (then replayed from the database).
+    /// Notifications queued per socket before overflow (then replayed from the database); also the most a socket holds back while it waits for a missing one.
     ws_queue_len: usize = 256 => "PULSE_WS_QUEUE_LEN";
+    /// Milliseconds a socket holds notifications that arrived ahead of one still on its way (another instance's, or another request's of the same batch) before reading the missing one from the database (0: read at once).
+    ws_gap_wait_ms: u64 = 10 => "PULSE_WS_GAP_WAIT_MS";
     /// Open sockets per user on one instance (the next is refused with 429).
     ws_max_sockets_per_user: usize = 32 => "PULSE_WS_MAX_SOCKETS_PER_USER";
     /// Posts one socket may watch at once.
@@ -158,9 +160,9 @@ limits! {
     drain_ms: u64 = 3000 => "PULSE_DRAIN_MS";
     /// On shutdown, how long in-flight requests get to finish, in seconds.
     shutdown_timeout_secs: u64 = 10 => "PULSE_SHUTDOWN_TIMEOUT_SECS";
-    /// Most likes written by one statement: likes for one author (or one post) that arrive at an instance while another is being written wait, then go together with one commit (1: each alone).
+    /// Most likes written by one statement: likes of one post that wait behind another like for its author at an instance go together with one commit (1: each alone).
     like_batch_max: usize = 64 => "PULSE_LIKE_BATCH_MAX";
-    /// Posts whose author an instance remembers, so that likes of one author's different posts are written together too.
+    /// Posts whose author an instance remembers, so that one author's likes are written one after another.
     like_author_cache_size: usize = 100_000 => "PULSE_LIKE_AUTHOR_CACHE_SIZE";
     /// Likes and unlikes per user per minute (0: no limit).
     rate_likes_per_min: u64 = 300 => "PULSE_RATE_LIKES_PER_MIN";

@@ -83,6 +83,10 @@ pub struct Metrics {
     pub frames_delivered: AtomicU64,
     pub queue_overflows: AtomicU64,
     pub replays: AtomicU64,
+    /// Deliveries that left a notification or group change held behind a missing one, and
+    /// database reads made when such a wait ran out (see `realtime::socket::reorder`).
+    pub gaps_held: AtomicU64,
+    pub gap_reads: AtomicU64,
     pub slow_disconnects: AtomicU64,
     pub redis_reconnects: AtomicU64,
     pub publish_failures: AtomicU64,
@@ -303,6 +307,18 @@ impl Metrics {
             "pulse_replays_total",
             "Replays and catch-ups read from the database.",
             self.replays.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "pulse_socket_gaps_held_total",
+            "Deliveries that held a notification or group change behind one still on its way (PULSE_WS_GAP_WAIT_MS).",
+            self.gaps_held.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "pulse_socket_gap_reads_total",
+            "Database reads for a missing notification or group change after the wait ran out.",
+            self.gap_reads.load(Ordering::Relaxed),
         );
         counter(
             &mut out,

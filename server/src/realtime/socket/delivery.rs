@@ -9,6 +9,7 @@ use pulse_schema::groups;
 use pulse_schema::notifications::{self, NotificationView};
 use pulse_schema::NotificationId;
 
+use super::reorder::Held;
 use super::{Close, SocketTask, SLOW_CLIENT};
 use crate::realtime::outbox::Framing;
 use crate::realtime::protocol::{group_frame, notification_frame, ServerFrame};
@@ -84,6 +85,7 @@ impl SocketTask {
         &mut self,
         pending: Pending,
         cursor: &mut Cursor,
+        held: &mut Held,
     ) -> Result<(), Close> {
         if let Some(close) = pending.close {
             return Err(Some(close));
@@ -95,40 +97,45 @@ impl SocketTask {
                 Box::pin(self.send_groups_after(cursor)).await?;
             }
         }
-        for queued in pending.notifications {
+        for queued in held.notifications_with(pending.notifications) {
             if queued.seq <= cursor.seq {
                 continue;
             }
-            if queued.seq == cursor.seq + 1 {
-                let id = self.notification_event_id(queued.id);
-                self.send_with_id(queued.frame, id).await?;
-                if queued.pushes {
-                    self.context.push.seen(queued.id.0);
-                }
-                self.context.metrics.observe_delivery(queued.committed_ms);
-                cursor.id = queued.id;
-                cursor.seq = queued.seq;
-            } else {
-                Box::pin(self.send_after(cursor)).await?;
-                // A deleted post can leave a hole in `seq`; the database read settles it.
-                if cursor.seq < queued.seq {
-                    cursor.seq = queued.seq;
-                    cursor.id = cursor.id.max(queued.id);
-                }
+            if queued.seq != cursor.seq + 1 {
+                held.hold_notification(queued);
+                continue;
             }
+            let id = self.notification_event_id(queued.id);
+            self.send_with_id(queued.frame, id).await?;
+            if queued.pushes {
+                self.context.push.seen(queued.id.0);
+            }
+            self.context.metrics.observe_delivery(queued.committed_ms);
+            cursor.id = queued.id;
+            cursor.seq = queued.seq;
         }
-        for queued in pending.groups {
+        for queued in held.groups_with(pending.groups) {
             if queued.version <= cursor.group_version {
                 continue;
             }
-            if queued.version == cursor.group_version + 1 {
-                cursor.group_version = queued.version;
-                let id = self.group_event_id(cursor);
-                self.send_with_id(queued.frame, id).await?;
-            } else {
-                Box::pin(self.send_groups_after(cursor)).await?;
-                cursor.group_version = cursor.group_version.max(queued.version);
+            if queued.version != cursor.group_version + 1 {
+                held.hold_group(queued);
+                continue;
             }
+            cursor.group_version = queued.version;
+            let id = self.group_event_id(cursor);
+            self.send_with_id(queued.frame, id).await?;
+        }
+        held.settle();
+        let gaps = held.len();
+        if gaps > 0 {
+            self.context
+                .metrics
+                .gaps_held
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        if gaps > self.context.limits.ws_queue_len || self.context.limits.ws_gap_wait_ms == 0 {
+            Box::pin(self.read_missing(cursor, held)).await?;
         }
         for (_post, (_seq, frame)) in pending.counts {
             self.send(frame).await?;
@@ -142,6 +149,37 @@ impl SocketTask {
                 unread_group_count: self.groups.enabled.then_some(unread_groups),
             };
             self.send(read.to_json()).await?;
+        }
+        Ok(())
+    }
+
+    /// The wait for what was missing ran out (or too much is held): reads it from the database.
+    /// Everything held was committed before it was published, so the read sends it too, unless
+    /// a deleted post took it (a hole in `seq`, which the cursor then steps over).
+    pub(super) async fn read_missing(
+        &mut self,
+        cursor: &mut Cursor,
+        held: &mut Held,
+    ) -> Result<(), Close> {
+        let missing = held.take();
+        if let Some((seq, id)) = missing.notification {
+            self.context
+                .metrics
+                .gap_reads
+                .fetch_add(1, Ordering::Relaxed);
+            Box::pin(self.send_after(cursor)).await?;
+            if cursor.seq < seq {
+                cursor.seq = seq;
+                cursor.id = cursor.id.max(id);
+            }
+        }
+        if let Some(version) = missing.group_version {
+            self.context
+                .metrics
+                .gap_reads
+                .fetch_add(1, Ordering::Relaxed);
+            Box::pin(self.send_groups_after(cursor)).await?;
+            cursor.group_version = cursor.group_version.max(version);
         }
         Ok(())
     }

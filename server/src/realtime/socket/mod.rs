@@ -7,6 +7,7 @@
 //! - `timer`: the heartbeat and token-expiry deadlines behind the loop's one timer.
 //! - `client`: what the client may send (ping, subscribe, unsubscribe) and the answers.
 //! - `delivery`: replay on connect, queued notifications in order, catch-up from the database.
+//! - `reorder`: what arrived ahead of a notification still on its way, held for a moment.
 //!
 //! # No gap, no duplicate
 //! The hub registered the socket (and the bus subscribed) before this task reads the database,
@@ -14,13 +15,18 @@
 //! both. The task remembers the id and recipient `seq` of the last notification it sent:
 //! - `seq` not above the last: already sent, dropped;
 //! - `seq` exactly one above: sent;
-//! - `seq` further ahead: something in between was missed (a message from another instance
-//!   overtook it, or the queue overflowed); it is committed (per-recipient commit order, see
-//!   `pulse_schema::notifications`), so the task reads everything after its last id from the
-//!   database and continues from there.
+//! - `seq` further ahead: something in between has not arrived (a message from another
+//!   instance, or from a request of the same batch, overtook it) or was missed (the queue
+//!   overflowed: then the queue says so and the task reads at once). It is committed
+//!   (per-recipient commit order, see `pulse_schema::notifications`), so it is on its way or in
+//!   the database: the task holds what came ahead for up to `PULSE_WS_GAP_WAIT_MS` (`reorder`),
+//!   sending it as soon as the gap closes; if the wait runs out, it reads everything after its
+//!   last id from the database and continues from there. Group changes follow the same rule
+//!   with the user's group version.
 
 mod client;
 mod delivery;
+mod reorder;
 mod timer;
 
 use std::collections::HashSet;
@@ -40,6 +46,7 @@ use crate::auth::Claims;
 use crate::config::Limits;
 use crate::push::Push;
 use crate::telemetry::Metrics;
+use reorder::Held;
 use timer::{Deadlines, Due};
 
 /// Close code for a client that accepted nothing for the stall timeout.
@@ -208,6 +215,8 @@ impl SocketTask {
             }
         }
         let mut deadlines = Deadlines::start(self.heartbeat(), self.claims.expires_at);
+        let gap_wait = Duration::from_millis(self.context.limits.ws_gap_wait_ms);
+        let mut held = Held::default();
         let timer = tokio::time::sleep_until(deadlines.next());
         tokio::pin!(timer);
         loop {
@@ -223,13 +232,24 @@ impl SocketTask {
             let turn = match wake {
                 Wake::Queue => {
                     let pending = self.queue.take();
-                    Box::pin(self.deliver(pending, &mut cursor)).await
+                    let turn = Box::pin(self.deliver(pending, &mut cursor, &mut held)).await;
+                    if deadlines.set_gap(held.deadline(gap_wait)) {
+                        timer.as_mut().reset(deadlines.next());
+                    }
+                    turn
                 }
                 Wake::Client(message) => {
                     Box::pin(self.on_client(message, &mut liveness, watched)).await
                 }
                 Wake::Timer => {
-                    let turn = Box::pin(self.on_timer(&mut deadlines, &liveness)).await;
+                    let mut turn = Ok(());
+                    if deadlines.gap_due() {
+                        turn = Box::pin(self.read_missing(&mut cursor, &mut held)).await;
+                        deadlines.set_gap(None);
+                    }
+                    if turn.is_ok() {
+                        turn = Box::pin(self.on_timer(&mut deadlines, &liveness)).await;
+                    }
                     timer.as_mut().reset(deadlines.next());
                     turn
                 }

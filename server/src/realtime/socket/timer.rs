@@ -1,17 +1,18 @@
-//! The socket's one timer: the next heartbeat and the token's expiry, served by a single
-//! registration (one timer to poll per loop turn instead of two).
+//! The socket's one timer: the next heartbeat, the token's expiry and the end of a wait for a
+//! missing notification, served by a single registration (one timer to poll per loop turn).
 
 use std::time::{Duration, SystemTime};
 
 /// Longest wait the timer is set for: a token still valid then is checked again.
 const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365);
 
-/// The socket's two deadlines, served by one timer (one registration to poll per turn
-/// instead of two): the next heartbeat and the token's expiry.
+/// The socket's deadlines, served by one timer: the next heartbeat, the token's expiry and,
+/// while something is held back (`reorder`), when to stop waiting for what it follows.
 pub(super) struct Deadlines {
     heartbeat: tokio::time::Instant,
     period: Duration,
     expires: tokio::time::Instant,
+    gap: Option<tokio::time::Instant>,
 }
 
 impl Deadlines {
@@ -21,6 +22,7 @@ impl Deadlines {
             heartbeat: now + period,
             period,
             expires: Self::expiry(now, token_expires_at),
+            gap: None,
         }
     }
 
@@ -35,7 +37,22 @@ impl Deadlines {
 
     /// When the timer must fire next.
     pub(super) fn next(&self) -> tokio::time::Instant {
-        self.heartbeat.min(self.expires)
+        let next = self.heartbeat.min(self.expires);
+        self.gap.map_or(next, |gap| gap.min(next))
+    }
+
+    /// Sets (or clears) the end of the wait for a missing notification; true when it changed
+    /// (the timer must then be reset).
+    pub(super) fn set_gap(&mut self, gap: Option<tokio::time::Instant>) -> bool {
+        let changed = self.gap != gap;
+        self.gap = gap;
+        changed
+    }
+
+    /// Whether the wait for a missing notification has run out.
+    pub(super) fn gap_due(&self) -> bool {
+        self.gap
+            .is_some_and(|gap| gap <= tokio::time::Instant::now())
     }
 
     /// What is due now that the timer fired. An expiry capped at `FAR_FUTURE` is set again
@@ -118,6 +135,22 @@ mod tests {
         deadlines.period = HEARTBEAT;
         deadlines.heartbeat_sent();
         assert_eq!(deadlines.due(valid), Due::Nothing);
+        assert_eq!(deadlines.next(), deadlines.heartbeat);
+    }
+
+    #[test]
+    fn a_wait_for_a_missing_notification_fires_first_and_is_due_once_reached() {
+        let valid = SystemTime::now() + HEARTBEAT * 10;
+        let mut deadlines = Deadlines::start(HEARTBEAT, valid);
+        let soon = tokio::time::Instant::now() + Duration::from_millis(10);
+        assert!(deadlines.set_gap(Some(soon)));
+        assert!(!deadlines.set_gap(Some(soon)), "unchanged: no reset needed");
+        assert_eq!(deadlines.next(), soon);
+        assert!(!deadlines.gap_due());
+        assert!(deadlines.set_gap(Some(tokio::time::Instant::now())));
+        assert!(deadlines.gap_due());
+        assert!(deadlines.set_gap(None));
+        assert!(!deadlines.gap_due());
         assert_eq!(deadlines.next(), deadlines.heartbeat);
     }
 
