@@ -240,7 +240,19 @@ async fn notifications_published_out_of_order_reach_the_socket_in_order_without_
     // Notifications and group changes (one per like, the user's group version counting up).
     let (mut seen, mut versions) = (Vec::new(), Vec::new());
     while seen.len() < ids.len() || versions.len() < ids.len() {
-        let frame = live.next().await;
+        let Ok(frame) = live.next_within(std::time::Duration::from_secs(5)).await else {
+            let m = &app.state.metrics;
+            panic!(
+                "stuck after {} of {} notifications and {} group versions (published {}, queue overflows {}, publish failures {}, likes written together {})",
+                seen.len(),
+                ids.len(),
+                versions.len(),
+                m.notifications_created.load(std::sync::atomic::Ordering::Relaxed),
+                m.queue_overflows.load(std::sync::atomic::Ordering::Relaxed),
+                m.publish_failures.load(std::sync::atomic::Ordering::Relaxed),
+                m.likes_together.load(std::sync::atomic::Ordering::Relaxed),
+            );
+        };
         match frame["type"].as_str() {
             Some("notification") => seen.push(frame["notification"]["id"].as_i64().unwrap()),
             Some("group") => versions.push(frame["group"]["version"].as_i64().unwrap()),

@@ -37,8 +37,9 @@ pub(super) struct Missing {
 }
 
 impl Held {
-    /// The held notifications and `incoming`, in seq order: the caller sends what follows its
-    /// cursor and holds the rest again ([`Self::hold_notification`]).
+    /// The held notifications and `incoming`, in seq order (the queue has them in the order
+    /// they arrived): the caller sends what follows its cursor and holds the rest again
+    /// ([`Self::hold_notification`]); in seq order, nothing after a gap can close it.
     pub(super) fn notifications_with(
         &mut self,
         incoming: VecDeque<QueuedNotification>,
@@ -47,9 +48,6 @@ impl Held {
             Some(waiting) => std::mem::take(&mut waiting.notifications),
             None => Vec::new(),
         };
-        if all.is_empty() {
-            return incoming.into();
-        }
         all.extend(incoming);
         all.sort_by_key(|n| n.seq);
         all
@@ -61,9 +59,6 @@ impl Held {
             Some(waiting) => std::mem::take(&mut waiting.groups),
             None => Vec::new(),
         };
-        if all.is_empty() {
-            return incoming.into();
-        }
         all.extend(incoming);
         all.sort_by_key(|g| g.version);
         all
@@ -147,8 +142,12 @@ mod tests {
     #[test]
     fn nothing_held_allocates_nothing_and_has_no_deadline() {
         let mut held = Held::default();
-        let out = held.notifications_with(VecDeque::from([notification(2), notification(3)]));
-        assert_eq!(seqs(&out), [2, 3]);
+        let out = held.notifications_with(VecDeque::from([notification(3), notification(2)]));
+        assert_eq!(
+            seqs(&out),
+            [2, 3],
+            "in seq order, not in the order they arrived"
+        );
         held.settle();
         assert!(held.0.is_none());
         assert_eq!(held.deadline(Duration::from_millis(10)), None);
