@@ -6,9 +6,9 @@
 //!
 //! Likes of the author's other posts wait their turn rather than join the batch: written by one
 //! statement, likes of several posts cost more than written one by one (at 1,000 likes/s to one
-//! person's 1,000 posts on 2 instances, p99 40-50 ms against 22-25 ms), and written all at once
-//! without waiting, they queued inside PostgreSQL for the author's row (p99 111-144 ms, some
-//! refused). See load-tests/RESULTS.md, "hot post and hot recipient".
+//! person's 1,000 posts on one instance, p99 45.7 ms against 6.1-7.0 ms), and written all at
+//! once without waiting, they queued inside PostgreSQL for the author's row (p99 111-144 ms,
+//! some refused). See load-tests/RESULTS.md, "hot post and hot recipient".
 //!
 //! A like holds its post's row (the count) and its author's row (the notification order) until
 //! its commit, so likes of one popular post, or of one popular person's posts, take turns at
