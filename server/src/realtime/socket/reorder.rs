@@ -44,24 +44,14 @@ impl Held {
         &mut self,
         incoming: VecDeque<QueuedNotification>,
     ) -> Vec<QueuedNotification> {
-        let mut all = match &mut self.0 {
-            Some(waiting) => std::mem::take(&mut waiting.notifications),
-            None => Vec::new(),
-        };
-        all.extend(incoming);
-        all.sort_by_key(|n| n.seq);
-        all
+        let held = self.0.as_mut().map(|w| &mut w.notifications);
+        in_order(held, incoming, |n| n.seq)
     }
 
     /// [`Self::notifications_with`] for group changes, in version order.
     pub(super) fn groups_with(&mut self, incoming: VecDeque<QueuedGroup>) -> Vec<QueuedGroup> {
-        let mut all = match &mut self.0 {
-            Some(waiting) => std::mem::take(&mut waiting.groups),
-            None => Vec::new(),
-        };
-        all.extend(incoming);
-        all.sort_by_key(|g| g.version);
-        all
+        let held = self.0.as_mut().map(|w| &mut w.groups);
+        in_order(held, incoming, |g| g.version)
     }
 
     pub(super) fn hold_notification(&mut self, notification: QueuedNotification) {
@@ -112,6 +102,14 @@ impl Held {
             })
         })
     }
+}
+
+/// What was `held` (taken out) and `incoming`, sorted by `key`.
+fn in_order<T>(held: Option<&mut Vec<T>>, incoming: VecDeque<T>, key: fn(&T) -> i64) -> Vec<T> {
+    let mut all = held.map(std::mem::take).unwrap_or_default();
+    all.extend(incoming);
+    all.sort_by_key(key);
+    all
 }
 
 #[cfg(test)]
