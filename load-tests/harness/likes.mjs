@@ -25,6 +25,9 @@
 // lib/figures.sh and ceiling.sh read it as they read k6's), LIKE_DRIVER (node, or rust: the like
 // phase runs in a `$PULSE_HOLD_BIN likes` process, load-tests/holder/src/likes.rs, same schedule
 // and checks at about a fifth of the CPU per like; setup and the inbox checks stay here).
+// SAMPLES_OUT (rust driver: a path where the driver's raw samples are kept, with each like's
+// start time in `likeStart`; `python3 load-tests/lib/stalls.py FILE` lists the moments when
+// likes were slow together).
 // Prints "PHASE cpu from=<ms> to=<ms>" (the like phase) for run.sh's CPU accounting.
 // Exit code 99 when a threshold is crossed (like k6), 1 on a setup error.
 import net from 'node:net';
@@ -418,10 +421,11 @@ async function rustLikePhase(cfg, authors, likers, m, t0, total) {
     });
     if (code !== 0) throw new Error(`pulse-hold likes exited ${code}`);
     result = readJson(resultPath);
+    if (process.env.SAMPLES_OUT) writeFileSync(process.env.SAMPLES_OUT, JSON.stringify(result));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  for (const [name, values] of Object.entries(result.samples)) for (const v of values) m[name].push(v);
+  for (const [name, values] of Object.entries(result.samples)) if (m[name]) for (const v of values) m[name].push(v);
   for (const [name, count] of Object.entries(result.counts)) m[name] += count;
   return result.seen.map((ids) => new Set(ids));
 }

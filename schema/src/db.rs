@@ -228,7 +228,8 @@ impl Db {
     }
 
     /// A handle for one worker thread of the HTTP server (see the module docs). On PostgreSQL
-    /// it has its own pool of at most `connections`, opened lazily on the thread that uses it;
+    /// it has its own pool of at most `connections`, opened on the thread that uses it, as they
+    /// are needed or all at once by [`crate::likes::warm`];
     /// call it on that thread and use the handle only there. On SQLite it is this handle: one
     /// writer serves the whole database, and its connections run on blocking threads anyway.
     pub fn for_worker(&self, connections: usize) -> DbResult<Db> {

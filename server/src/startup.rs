@@ -178,6 +178,10 @@ impl Application {
                 .default_service(web::to(routes::not_found))
         })
         .workers(settings.workers)
+        // Frames go out as they are written: with Nagle's algorithm a socket taking frames
+        // faster than its client's ACKs come back held each small write for the ACK, which the
+        // client delays up to 40 ms (load-tests/RESULTS.md, "Frames sent without waiting for ACKs").
+        .tcp_nodelay(true)
         .disable_signals()
         .shutdown_timeout(settings.limits.shutdown_timeout_secs)
         .listen(listener)?

@@ -54,6 +54,7 @@ impl AppState {
             tracing::warn!(%error, "no pool of its own for this worker; sharing the process's");
             self.db.clone()
         });
+        ready_connections(&db);
         AppState {
             admissions: self.admissions.with_db(db.clone()),
             likes: self.likes.with_db(db.clone()),
@@ -72,6 +73,21 @@ impl AppState {
             push: &self.push,
         }
     }
+}
+
+/// Opens the worker's database connections and plans the like's statements on each, in the
+/// background on the calling worker's runtime, so that the first likes do not (see
+/// `pulse_schema::likes::warm`). A failure only means they are opened as they are needed.
+fn ready_connections(db: &Db) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let db = db.clone();
+    runtime.spawn(async move {
+        if let Err(error) = pulse_schema::likes::warm(&db).await {
+            tracing::warn!(%error, "the worker's database connections are opened as needed");
+        }
+    });
 }
 
 /// The context the socket tasks of a state with this pool share.

@@ -6,7 +6,8 @@
 //! Environment: `JOB`, the JSON job `likes.mjs` writes after its setup (`bases`, `rate`,
 //! `total`, `t0` and `end` in epoch ms, `connections`, `postsPerAuthor`, `authors: [{id, token,
 //! home, posts}]`, `likers: [{id, token}]`), and `RESULT`, where the raw figures go (`samples`:
-//! the latency arrays, `counts`: the counters, `seen`: each author's notification ids, in the
+//! the latency arrays, and `likeStart`, each like's start in epoch ms in the order of
+//! `likeDuration`; `counts`: the counters, `seen`: each author's notification ids, in the
 //! layout `likes.mjs` merges into its own figures).
 //!
 //! The schedule and the checks are `likes.mjs`'s: global like `g` (author `i = g % authors`,
@@ -92,6 +93,8 @@ struct Samples {
     commit_to_frame: Vec<f64>,
     like_duration: Vec<f64>,
     send_lag: Vec<f64>,
+    /// Each like's start (ms since the epoch), in the order of `like_duration`.
+    like_start: Vec<f64>,
 }
 
 #[derive(Default, serde::Serialize)]
@@ -244,10 +247,11 @@ async fn like(run: Rc<Run>, g: u64, due: f64) {
         run.counts.borrow_mut().retried += 1;
         answer = pool.request("PUT", &path, &liker.token, true).await;
     }
-    run.samples
-        .borrow_mut()
-        .like_duration
-        .push(setup::now_ms() - start);
+    {
+        let mut samples = run.samples.borrow_mut();
+        samples.like_duration.push(setup::now_ms() - start);
+        samples.like_start.push(start);
+    }
     let mut counts = run.counts.borrow_mut();
     if answer.status == 200 {
         counts.ok += 1;

@@ -54,6 +54,26 @@ async fn like_once(db: &Db, actor: &UserSummaryRow, post_id: PostId) -> DbResult
     }
 }
 
+/// Readies every connection of `db`'s own PostgreSQL pool for likes: opens them all, and on
+/// each plans the like's statements, so that no like waits for a connection to be opened or
+/// its statement to be planned (10-70 ms each on a busy 2-core machine, where it stalled every
+/// like behind it: load-tests/RESULTS.md, "Frames sent without waiting for ACKs; connections
+/// readied").
+/// Nothing on SQLite.
+pub async fn warm(db: &Db) -> DbResult<()> {
+    let Pool::Postgres(pool) = db.write() else {
+        return Ok(());
+    };
+    let mut connections = Vec::with_capacity(pool.status().max_size);
+    for _ in 0..pool.status().max_size {
+        connections.push(pool.get().await.map_err(DbError::from)?);
+    }
+    for (place, conn) in connections.iter_mut().enumerate() {
+        postgres::warm(conn, place, db.policy()).await?;
+    }
+    Ok(())
+}
+
 /// Writes each `(liker, post)` like in order, each answered as [`like`] answers it.
 ///
 /// On PostgreSQL they are one statement, in one transaction with one commit

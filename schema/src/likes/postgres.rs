@@ -142,6 +142,40 @@ pub(super) async fn like_together(
     Ok(settle_batch(conn, likes, &first, (statement, rows), policy).await)
 }
 
+/// Plans [`like`]'s and [`like_together`]'s statements on `conn` (their generic plans are then
+/// kept for the connection's life): each runs once, in a transaction rolled back, for a post
+/// that does not exist (ids start at 1) and a liker of its own (`place`, this process's id),
+/// so that connections readied at once do not wait for each other's like row.
+pub(super) async fn warm(
+    conn: &mut AsyncPgConnection,
+    place: usize,
+    policy: NotifyPolicy,
+) -> DbResult<()> {
+    use diesel_async::AsyncConnection as _;
+    let nobody = UserSummaryRow {
+        id: UserId(-((i64::from(std::process::id()) << 16) + place as i64 + 1)),
+        username: String::new(),
+        display_name: String::new(),
+    };
+    let likes = [(nobody.clone(), PostId(0))];
+    let planned = conn
+        .transaction::<(), DbError, _>(async |conn| {
+            LikeStatement::new(&nobody, PostId(0), policy)
+                .get_result::<LikeRow>(conn)
+                .await
+                .optional()?;
+            batch::LikeBatch::new(&likes.iter().collect::<Vec<_>>(), policy)
+                .load::<batch::BatchRow>(conn)
+                .await?;
+            Err(DbError::NotFound) // rolled back: nothing of it stays
+        })
+        .await;
+    match planned {
+        Err(DbError::NotFound) | Ok(()) => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
 /// Each like of a batch settled in order ([`settle`]) from its row of the batch statement, or
 /// as a like already there for the second of a pair (`first` false).
 async fn settle_batch(

@@ -2,7 +2,7 @@
 
 use reqwest::StatusCode;
 
-use crate::support::{backend, Backend, TestApp};
+use crate::support::{backend, eventually, Backend, TestApp};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn health_and_readiness() {
@@ -87,6 +87,43 @@ async fn the_pool_size_is_split_among_workers_and_reported_whole() {
         }
         Backend::Sqlite => assert_eq!(max, Some(8), "7 readers and the writer: {text}"),
     }
+}
+
+/// On PostgreSQL each worker opens its whole pool as it starts and plans the like's statements
+/// on every connection (`pulse_schema::likes::warm`), so that no early like waits for either;
+/// the like that plans them is rolled back and leaves nothing. On SQLite nothing is readied,
+/// and likes work from the first as well.
+#[tokio::test(flavor = "multi_thread")]
+async fn workers_ready_their_connections_before_the_first_like() {
+    let app = TestApp::spawn_with(|s| {
+        s.workers = 2;
+        s.limits.db_pool_size = 7;
+    })
+    .await;
+    if matches!(backend(), Backend::Postgres) {
+        // 3 per worker, readied with no request at all, and the migration's connection.
+        eventually("every connection of the workers' pools open", || async {
+            let text = app.metrics_text().await;
+            (db_connections(&text, "open") == Some(7)).then_some(())
+        })
+        .await;
+    }
+    let author = app.register("ready").await;
+    let fan = app.register("readyfan").await;
+    let post = app.create_post(&author, "first").await["id"]
+        .as_i64()
+        .unwrap();
+    let reply = app.like(&fan, post).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(reply.body["like_count"], 1);
+    assert_eq!(app.rows_of_post("likes", post).await, 1);
+    assert_eq!(
+        app.rows_of_post("likes", 0).await,
+        0,
+        "the planning like stayed"
+    );
+    assert_eq!(app.rows_of_post("like_notices", 0).await, 0);
+    assert_eq!(app.all_notifications(&author).await.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
