@@ -240,18 +240,29 @@ async fn notifications_published_out_of_order_reach_the_socket_in_order_without_
     // Notifications and group changes (one per like, the user's group version counting up).
     let (mut seen, mut versions) = (Vec::new(), Vec::new());
     while seen.len() < ids.len() || versions.len() < ids.len() {
-        let Ok(frame) = live.next_within(std::time::Duration::from_secs(5)).await else {
-            let m = &app.state.metrics;
-            panic!(
-                "stuck after {} of {} notifications and {} group versions (published {}, queue overflows {}, publish failures {}, likes written together {})",
-                seen.len(),
-                ids.len(),
-                versions.len(),
-                m.notifications_created.load(std::sync::atomic::Ordering::Relaxed),
-                m.queue_overflows.load(std::sync::atomic::Ordering::Relaxed),
-                m.publish_failures.load(std::sync::atomic::Ordering::Relaxed),
-                m.likes_together.load(std::sync::atomic::Ordering::Relaxed),
-            );
+        let frame = match live.next_within(std::time::Duration::from_secs(5)).await {
+            Ok(frame) => frame,
+            Err(ended) => {
+                let m = &app.state.metrics;
+                let load =
+                    |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+                panic!(
+                    "stuck ({ended:?}) after {} of {} notifications and {} group versions, the last {:?} (published {}, queue overflows {}, publish failures {}, likes written together {}, deliveries that held {}, database reads for a gap {}, catch-ups {}, Redis reconnects {}, slow closes {})",
+                    seen.len(),
+                    ids.len(),
+                    versions.len(),
+                    &versions[versions.len().saturating_sub(5)..],
+                    load(&m.notifications_created),
+                    load(&m.queue_overflows),
+                    load(&m.publish_failures),
+                    load(&m.likes_together),
+                    load(&m.gaps_held),
+                    load(&m.gap_reads),
+                    load(&m.replays),
+                    load(&m.redis_reconnects),
+                    load(&m.slow_disconnects),
+                );
+            }
         };
         match frame["type"].as_str() {
             Some("notification") => seen.push(frame["notification"]["id"].as_i64().unwrap()),
