@@ -86,18 +86,46 @@ pub struct Store {
     pub redis_prefix: String,
     pub data_dir: PathBuf,
     pub root_key: String,
-    /// Removes `data_dir` once no store or instance uses it any more.
-    dir: Arc<DataDir>,
+    /// Removes `data_dir` and the database once no store or instance uses them any more.
+    dir: Arc<Scratch>,
 }
 
-/// A test's data directory, removed when the last store or instance holding it is dropped.
+/// A test's data directory and, on PostgreSQL, its database: removed when the last store or
+/// instance holding them is dropped, so that test runs leave nothing behind in the cluster.
 #[derive(Debug)]
-struct DataDir(PathBuf);
+struct Scratch {
+    dir: PathBuf,
+    database: Option<String>,
+}
 
-impl Drop for DataDir {
+impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(name) = self.database.take() {
+            drop_database(name);
+        }
     }
+}
+
+/// Drops a test's database, closing whatever is still connected to it. On a thread and runtime
+/// of its own: a drop cannot wait on the test's runtime. Best effort: a database left behind
+/// costs disk space, not a test.
+fn drop_database(name: String) {
+    let admin = admin_database_url();
+    let _ = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        runtime.block_on(async {
+            let mut conn = AsyncPgConnection::establish(&admin).await.ok()?;
+            diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut conn)
+                .await
+                .ok()
+        })
+    })
+    .join();
 }
 
 impl Store {
@@ -124,19 +152,27 @@ impl Store {
         let suffix = random_suffix();
         let data_dir = std::env::temp_dir().join(format!("pulse-test-{suffix}"));
         std::fs::create_dir_all(&data_dir).unwrap();
-        let dir = Arc::new(DataDir(data_dir.clone()));
         let root_key = pulse_server::auth::Keys::generate_hex();
+        let scratch = |database| {
+            Arc::new(Scratch {
+                dir: data_dir.clone(),
+                database,
+            })
+        };
         match backend {
-            Backend::Sqlite => Store {
-                backend,
-                database_url: None,
-                redis_url: None,
-                redis_cluster_urls: Vec::new(),
-                redis_prefix: String::new(),
-                data_dir,
-                root_key,
-                dir,
-            },
+            Backend::Sqlite => {
+                let dir = scratch(None);
+                Store {
+                    backend,
+                    database_url: None,
+                    redis_url: None,
+                    redis_cluster_urls: Vec::new(),
+                    redis_prefix: String::new(),
+                    data_dir,
+                    root_key,
+                    dir,
+                }
+            }
             Backend::Postgres => {
                 let name = format!("pulse_test_{suffix}");
                 let admin = admin_database_url();
@@ -149,6 +185,7 @@ impl Store {
                     .execute(&mut conn)
                     .await
                     .unwrap();
+                let dir = scratch(Some(name.clone()));
                 let base = admin
                     .rsplit_once('/')
                     .map(|(base, _)| base)
@@ -206,7 +243,7 @@ pub struct TestApp {
     pub http: reqwest::Client,
     shutdown: Shutdown,
     server: JoinHandle<std::io::Result<()>>,
-    _dir: Arc<DataDir>,
+    _dir: Arc<Scratch>,
 }
 
 impl TestApp {
