@@ -18,7 +18,7 @@
 #    connections use) and EXECUTEs it for 200 and for 200 + --likes (default 1000) first likes of
 #    distinct (liker, post) pairs, every one notifying a post's author.
 # 3. Prints (instructions of the longer run - of the shorter) / --likes: start-up, planning and
-#    shutdown cancel out. A statement with five parameters ($1..$5: post, liker, at, text, kind)
+#    shutdown cancel out; the same for the WAL each run wrote (its insert position at the end). A statement with five parameters ($1..$5: post, liker, at, text, kind)
 #    is bound that way, so the statement of an older build can be counted against its own schema:
 #      git archive <build> schema | tar -x -C /tmp/old
 #      load-tests/like-instructions.sh --statement /tmp/old/schema/src/likes/like.sql \
@@ -100,6 +100,7 @@ input() {
     }
   }
   function q() { return sprintf("%c", 39) }'
+  printf "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::int8 AS wal_position;\n\n"
 }
 
 count() {
@@ -111,9 +112,9 @@ count() {
     || die "the single-user backend failed: $WORK/output-$n.txt"
   if grep -q ERROR "$WORK/output-$n.txt"; then grep -m3 ERROR "$WORK/output-$n.txt" >&2; die "the statement failed"; fi
   rm -rf "$dir"
-  awk '/^summary:/ { print $2 }' "$WORK/callgrind-$n.out"
+  echo "$(awk '/^summary:/ { print $2 }' "$WORK/callgrind-$n.out") $(grep -oE 'wal_position = "[0-9]+"' "$WORK/output-$n.txt" | grep -oE '[0-9]+')"
 }
 log "counting $BASE and $((BASE + LIKES)) likes under callgrind"
-short=$(count "$BASE")
-long=$(count $((BASE + LIKES)))
-echo "statement ${STATEMENT#"$ROOT"/}${EXTRA_SQL:+ + $(basename "$EXTRA_SQL")}: $(( (long - short) / LIKES )) instructions per like"
+read -r short short_wal <<<"$(count "$BASE")"
+read -r long long_wal <<<"$(count $((BASE + LIKES)))"
+echo "statement ${STATEMENT#"$ROOT"/}${EXTRA_SQL:+ + $(basename "$EXTRA_SQL")}: $(( (long - short) / LIKES )) instructions and $(( (long_wal - short_wal) / LIKES )) bytes of WAL per like"

@@ -144,6 +144,7 @@ if [[ $SCENARIO == idle ]]; then
   rss_sampler "$WORK/rss.txt" "${RSS_PIDS[@]}"
 fi
 cpu_sampler "$WORK/cpu.txt"
+[[ $BACKEND == pg ]] && pg_sampler "$WORK/pg.txt"
 
 # Every scenario is bounded by its own DURATION; this is the outer safety net.
 K6_LIMIT=${K6_LIMIT:-2400}
@@ -303,7 +304,7 @@ fi
 
 # CPU seconds per component during the phase the script names in its "PHASE cpu" line, and
 # per unit of work (likes answered 200; for fanout, like_count frames received in that phase).
-CPU_JSON=null
+CPU_JSON=null WRITES_JSON=null
 CPU_PHASE=$(grep -oE 'PHASE cpu from=[0-9]+ to=[0-9]+' "$WORK/k6.log" | tail -1 || true)
 if [[ -n "$CPU_PHASE" && -s "$RESULT" ]]; then
   from=$(sed -E 's/.*from=([0-9]+).*/\1/' <<<"$CPU_PHASE"); to=$(sed -E 's/.*to=([0-9]+).*/\1/' <<<"$CPU_PHASE")
@@ -311,6 +312,15 @@ if [[ -n "$CPU_PHASE" && -s "$RESULT" ]]; then
   CPU_JSON=$(cpu_phase "$from" "$to" "$WORK/cpu.txt" "$units")
   cp "$WORK/cpu.txt" "${RESULT%.json}.cpu.txt"
   log "CPU during the measured phase: $CPU_JSON"
+  if [[ -s "$WORK/pg.txt" ]]; then
+    WAL_JSON=$(counter_phase "$from" "$to" "$WORK/pg.txt" "$units")
+    likes_ok=$(jq -r '.metrics.likes_ok.count // 0' "$RESULT")
+    TABLES_JSON=$(table_writes "$DB_NAME" "$likes_ok")
+    WRITES_JSON=$(jq -nc --argjson wal "$WAL_JSON" --argjson tables "${TABLES_JSON:-null}" --argjson likes "$likes_ok" \
+      '{wal: $wal, tables_whole_run: $tables, likes_ok: $likes}')
+    cp "$WORK/pg.txt" "${RESULT%.json}.pg.txt"
+    log "PostgreSQL writes: $WRITES_JSON"
+  fi
 fi
 
 # Targets k6 cannot see (they need the server's RSS or CPU): checked here, same exit code 99.
@@ -335,11 +345,11 @@ if [[ -s "$RESULT" ]]; then
   META=$(jq -n --arg scenario "$SCENARIO" --arg command "$COMMAND_LINE" --arg date "$STAMP" \
     --arg cores "$(cores)" --arg cpu_model "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')" \
     --arg load "$LOAD_BEFORE" --arg backend "$BACKEND" --arg redis "$REDIS_MODE" --argjson instances "$INSTANCES" --arg base_urls "$BASE_URLS" \
-    --arg bin "$BIN" --argjson k6_exit "$K6_RC" --argjson rss "$RSS_JSON" --argjson cpu "$CPU_JSON" \
+    --arg bin "$BIN" --argjson k6_exit "$K6_RC" --argjson rss "$RSS_JSON" --argjson cpu "$CPU_JSON" --argjson writes "$WRITES_JSON" \
     --argjson overload "$OVERLOAD_JSON" \
     --arg env "$(run_env)" \
     '{scenario: $scenario, command: $command, date: $date, cores: $cores, cpu_model: $cpu_model, backend: $backend,
-      redis: $redis, instances: $instances, base_urls: $base_urls, bin: $bin, k6_exit: $k6_exit, rss: $rss, cpu: $cpu, env: $env,
+      redis: $redis, instances: $instances, base_urls: $base_urls, bin: $bin, k6_exit: $k6_exit, rss: $rss, cpu: $cpu, postgres_writes: $writes, env: $env,
       load_before: $load} + (if $overload == null then {} else {overload: $overload} end)')
   jq --argjson meta "$META" '. + {pulse_run: $meta}' "$RESULT" >"$RESULT.tmp" && mv "$RESULT.tmp" "$RESULT"
   "$HERE/lib/figures.sh" "$RESULT" || true

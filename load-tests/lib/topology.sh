@@ -333,6 +333,58 @@ cpu_sampler() {
   BG_PIDS+=("$!")
 }
 
+# pg_sampler OUT: every second, one line "epoch_ms wal_bytes=N": the cluster's WAL position in
+# bytes (counter_phase turns two samples into WAL bytes per unit of work).
+pg_sampler() {
+  local out=$1
+  (
+    set +e +o pipefail
+    while true; do
+      local wal
+      wal=$(psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -XAtc \
+        "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::int8" 2>/dev/null)
+      [[ -n "$wal" ]] && echo "$(date +%s%3N) wal_bytes=$wal"
+      sleep 1
+    done
+  ) >"$out" &
+  BG_PIDS+=("$!")
+}
+
+# table_writes DB LIKES: JSON, per table of DB that was written: rows inserted, updated (of those
+# HOT, which wrote no index entry) and deleted over the whole run (setup included), from
+# pg_stat_user_tables. A backend reports its counts up to 10 s after it goes idle, so this waits
+# (15 s at most) until the likes table counts LIKES inserted rows.
+table_writes() {
+  local db=$1 likes=$2 waited=0 query
+  query="SELECT coalesce(json_object_agg(relname, json_build_object('inserted', n_tup_ins,
+      'updated', n_tup_upd, 'hot_updated', n_tup_hot_upd, 'deleted', n_tup_del)), '{}')
+    FROM pg_stat_user_tables WHERE n_tup_ins + n_tup_upd + n_tup_del > 0 AND relname NOT LIKE '%diesel%'"
+  while (( waited < 15 )); do
+    local seen
+    seen=$(psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d "$db" -XAtc \
+      "SELECT coalesce((SELECT n_tup_ins FROM pg_stat_user_tables WHERE relname = 'likes'), 0)" 2>/dev/null || echo 0)
+    (( ${seen:-0} >= likes )) && break
+    sleep 1; waited=$((waited + 1))
+  done
+  psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d "$db" -XAtc "$query" 2>/dev/null || echo null
+}
+
+# counter_phase FROM_MS TO_MS SAMPLES WORK_UNITS: JSON with each counter's growth between the
+# first sample at or after FROM_MS and the last at or before TO_MS, and its growth per unit.
+counter_phase() {
+  awk -v from="$1" -v to="$2" -v units="$4" '
+    { t = $1; if (t >= from && a == "") a = $0; if (t <= to) b = $0 }
+    function parse(line, arr,   n, i, kv, f) { n = split(line, f, " "); arr["t"] = f[1]
+      for (i = 2; i <= n; i++) { split(f[i], kv, "="); arr[kv[1]] = kv[2] } }
+    END {
+      if (a == "" || b == "" || units <= 0) { print "null"; exit }
+      parse(a, A); parse(b, B)
+      out = sprintf("{\"seconds\":%.1f,\"units\":%d", (B["t"] - A["t"]) / 1000, units)
+      for (k in B) if (k != "t") out = out sprintf(",\"%s\":%d,\"%s_per_unit\":%.2f", k, B[k] - A[k], k, (B[k] - A[k]) / units)
+      print out "}"
+    }' "$3"
+}
+
 # cpu_phase FROM_MS TO_MS SAMPLES WORK_UNITS: JSON with CPU seconds per component between the
 # first sample at or after FROM_MS and the last sample at or before TO_MS, the machine's busy
 # share, "other" (machine busy minus the components: builds, tests, anything else running) and
