@@ -17,6 +17,10 @@
 //! like that nobody else's like is ahead of here goes alone, at once, as before. Each like still
 //! gets its own outcome: its count, its notification, its group.
 //!
+//! Once a batch held more than one like, the next batch is taken only when its transaction holds
+//! the post's row, so that likes arriving while it waits for another instance's batch go with
+//! it (see [`LikeQueue::write`]).
+//!
 //! One set of queues per process, shared by its HTTP workers, so that one author's likes from
 //! every worker of the process are written together: with a queue per worker, each process had
 //! a batch per worker waiting for the post's row at once, each half as large. The writing runs
@@ -141,36 +145,70 @@ impl LikeQueue {
     }
 
     /// Writes the likes waiting behind `key`, batch after batch, until none is left.
+    ///
+    /// Once a batch held more than one like (likes for the author arrive faster than they are
+    /// written), the next ones are taken from the queue only when their post's row is held
+    /// ([`likes::like_together_when_locked`]): with several instances, a batch otherwise waited
+    /// for another instance's batch to commit while the likes arriving meanwhile queued here
+    /// for a batch of their own, which then waited for the other instance's next batch. A
+    /// like alone keeps its one round trip.
     async fn write(self, key: Key) {
-        while let Some(batch) = self.next_batch(key) {
-            let (likes, answers): (Vec<_>, Vec<_>) = batch
-                .into_iter()
-                .map(|waiter| ((waiter.actor, waiter.post), waiter.answer))
-                .unzip();
-            if likes.len() > 1 {
+        let mut busy = false;
+        while let Some(post) = self.next_post(key) {
+            let mut answers = Vec::new();
+            let (likes, outcomes) = if busy {
+                let take = || self.take_batch(key, &mut answers);
+                likes::like_together_when_locked(&self.db, post, take).await
+            } else {
+                let likes = self.take_batch(key, &mut answers);
+                let outcomes = likes::like_together(&self.db, &likes).await;
+                (likes, outcomes)
+            };
+            busy = likes.len() > 1;
+            if busy {
                 let together = likes.len() as u64;
                 self.metrics
                     .likes_together
                     .fetch_add(together, Ordering::Relaxed);
             }
-            let outcomes = likes::like_together(&self.db, &likes).await;
             for (answer, outcome) in answers.into_iter().zip(outcomes) {
                 let _ = answer.send(outcome);
             }
         }
     }
 
-    /// The oldest like waiting behind `key` and up to `max_batch - 1` more of the same post,
-    /// in order (likes of the author's other posts keep their places); `None` (and the key
-    /// leaves the map, so the next like for it goes at once) when none waits.
-    fn next_batch(&self, key: Key) -> Option<Vec<Waiter>> {
+    /// The post of the oldest like waiting behind `key`; `None` (and the key leaves the map, so
+    /// the next like for it goes at once) when none waits. Only the key's writer takes likes
+    /// out, so that like is still first when the writer takes its batch.
+    fn next_post(&self, key: Key) -> Option<PostId> {
         let mut queues = self.lock();
         let queue = queues.waiting.get_mut(&key)?;
-        if queue.is_empty() {
+        let Some(first) = queue.first() else {
             queues.waiting.remove(&key);
             return None;
-        }
-        Some(take_one_post(queue, self.limits.max_batch.max(1)))
+        };
+        Some(first.post)
+    }
+
+    /// Takes the oldest like waiting behind `key` and up to `max_batch - 1` more of the same
+    /// post, in order (likes of the author's other posts keep their places): their likes, and
+    /// their answers pushed onto `answers` in the same order.
+    fn take_batch(
+        &self,
+        key: Key,
+        answers: &mut Vec<oneshot::Sender<DbResult<LikeOutcome>>>,
+    ) -> Vec<(UserSummaryRow, PostId)> {
+        let mut queues = self.lock();
+        let Some(queue) = queues.waiting.get_mut(&key).filter(|q| !q.is_empty()) else {
+            return Vec::new();
+        };
+        take_one_post(queue, self.limits.max_batch.max(1))
+            .into_iter()
+            .map(|waiter| {
+                answers.push(waiter.answer);
+                (waiter.actor, waiter.post)
+            })
+            .collect()
     }
 
     /// Remembers `post`'s author; when full, one entry makes room (which one does not matter:

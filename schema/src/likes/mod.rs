@@ -91,17 +91,55 @@ pub async fn like_together(
             Ok(mut conn) => postgres::like_together(&mut conn, likes, db.policy()).await,
             Err(error) => Err(DbError::from(error)),
         };
-        match together {
-            Ok(outcomes) => return outcomes,
-            Err(DbError::Unavailable(why)) => {
-                return likes
-                    .iter()
-                    .map(|_| Err(DbError::Unavailable(why.clone())))
-                    .collect()
-            }
-            Err(_) => {} // written alone below
-        }
+        return after_together(db, likes, together).await;
     }
+    each_alone(db, likes).await
+}
+
+/// [`like_together`] for likes of `post` that `take` hands over, on PostgreSQL only once the
+/// post's row is held by the transaction that writes them: likes that arrive while the batch
+/// waits for the row (held by another instance's batch) join it. Answers the likes taken,
+/// each with its outcome as [`like`] answers it. On SQLite, `take` is called at once.
+pub async fn like_together_when_locked(
+    db: &Db,
+    post: PostId,
+    take: impl FnOnce() -> Vec<(UserSummaryRow, PostId)> + Send,
+) -> (Vec<(UserSummaryRow, PostId)>, Vec<DbResult<LikeOutcome>>) {
+    let conn = match db.write() {
+        Pool::Postgres(pool) => pool.get().await.ok(),
+        Pool::Sqlite(_) => None,
+    };
+    let Some(mut conn) = conn else {
+        let likes = take();
+        let outcomes = like_together(db, &likes).await;
+        return (likes, outcomes);
+    };
+    let (likes, together) =
+        postgres::like_together_locked(&mut conn, post, take, db.policy()).await;
+    drop(conn);
+    let outcomes = after_together(db, &likes, together).await;
+    (likes, outcomes)
+}
+
+/// The outcomes of likes written together, or if that failed, of each written alone (so that
+/// a like fails only on its own account); with the database unavailable, that for each.
+async fn after_together(
+    db: &Db,
+    likes: &[(UserSummaryRow, PostId)],
+    together: DbResult<Vec<DbResult<LikeOutcome>>>,
+) -> Vec<DbResult<LikeOutcome>> {
+    match together {
+        Ok(outcomes) => outcomes,
+        Err(DbError::Unavailable(why)) => likes
+            .iter()
+            .map(|_| Err(DbError::Unavailable(why.clone())))
+            .collect(),
+        Err(_) => each_alone(db, likes).await,
+    }
+}
+
+/// Each like written by [`like`], in order.
+async fn each_alone(db: &Db, likes: &[(UserSummaryRow, PostId)]) -> Vec<DbResult<LikeOutcome>> {
     let mut outcomes = Vec::with_capacity(likes.len());
     for (actor, post_id) in likes {
         outcomes.push(like(db, actor, *post_id).await);

@@ -127,6 +127,57 @@ pub(super) async fn like_together(
     likes: &[(UserSummaryRow, PostId)],
     policy: NotifyPolicy,
 ) -> DbResult<Vec<DbResult<LikeOutcome>>> {
+    let (first, statement) = batch_of(likes, policy);
+    let rows = statement.clone().load::<batch::BatchRow>(conn).await?;
+    Ok(settle_batch(conn, likes, &first, (statement, rows), policy).await)
+}
+
+/// [`like_together`] for likes of `post` that `take` hands over only once this transaction
+/// holds the post's row: a batch that must wait for the row (another instance's batch holds
+/// it) takes every like that arrived meanwhile, instead of leaving them to a batch of their own
+/// that would wait its turn again. One more round trip than [`like_together`], while the row is
+/// held. Answers the likes taken and their outcomes (`Err`: none of them was written).
+pub(super) async fn like_together_locked(
+    conn: &mut AsyncPgConnection,
+    post: PostId,
+    take: impl FnOnce() -> Vec<(UserSummaryRow, PostId)> + Send,
+    policy: NotifyPolicy,
+) -> (
+    Vec<(UserSummaryRow, PostId)>,
+    DbResult<Vec<DbResult<LikeOutcome>>>,
+) {
+    use diesel_async::AsyncConnection as _;
+    let mut taken = Vec::new();
+    let written = conn
+        .transaction::<_, DbError, _>(async |conn| {
+            posts::table
+                .find(post)
+                .select(posts::id)
+                .for_no_key_update()
+                .first::<PostId>(conn)
+                .await
+                .optional()?;
+            taken = take();
+            let (first, statement) = batch_of(&taken, policy);
+            let rows = statement.clone().load::<batch::BatchRow>(conn).await?;
+            Ok((first, statement, rows))
+        })
+        .await;
+    let outcomes = match written {
+        Ok((first, statement, rows)) => {
+            Ok(settle_batch(conn, &taken, &first, (statement, rows), policy).await)
+        }
+        Err(error) => Err(error),
+    };
+    (taken, outcomes)
+}
+
+/// The batch statement for `likes`, and for each like whether it is the first of its pair in
+/// the batch (a pair liked twice is written once).
+fn batch_of(
+    likes: &[(UserSummaryRow, PostId)],
+    policy: NotifyPolicy,
+) -> (Vec<bool>, batch::LikeBatch) {
     let mut seen = std::collections::HashSet::new();
     let first: Vec<bool> = likes
         .iter()
@@ -137,9 +188,7 @@ pub(super) async fn like_together(
         .zip(&first)
         .filter_map(|(like, first)| first.then_some(like))
         .collect();
-    let statement = batch::LikeBatch::new(&distinct, policy);
-    let rows = statement.clone().load::<batch::BatchRow>(conn).await?;
-    Ok(settle_batch(conn, likes, &first, (statement, rows), policy).await)
+    (first, batch::LikeBatch::new(&distinct, policy))
 }
 
 /// Plans [`like`]'s and [`like_together`]'s statements on `conn` (their generic plans are then

@@ -452,7 +452,9 @@ async fn likes_of_two_posts_written_together_answer_as_likes_written_one_by_one(
     likes_written_together_answer_as_likes_written_one_by_one(false).await;
 }
 
-/// The same for the likes of one post: on PostgreSQL the statement alone, committed as it ends.
+/// The same for the likes of one post, handed over once their post's row is held (as the queue
+/// writes them when likes arrive faster than they are written): on PostgreSQL the post locked,
+/// then the statement, in one transaction.
 #[tokio::test(flavor = "multi_thread")]
 async fn likes_of_one_post_written_together_answer_as_likes_written_one_by_one() {
     likes_written_together_answer_as_likes_written_one_by_one(true).await;
@@ -477,7 +479,20 @@ async fn likes_written_together_answer_as_likes_written_one_by_one(one_post: boo
             .collect::<Vec<_>>(),
         "the twins hold the same users and posts"
     );
-    let batch = pulse_schema::likes::like_together(&together.state.db, &likes[0]).await;
+    let batch = if one_post {
+        let db = &together.state.db;
+        let (taken, outcomes) =
+            pulse_schema::likes::like_together_when_locked(db, likes[0][0].1, || likes[0].clone())
+                .await;
+        assert_eq!(
+            taken.len(),
+            likes[0].len(),
+            "every like handed over is written"
+        );
+        outcomes
+    } else {
+        pulse_schema::likes::like_together(&together.state.db, &likes[0]).await
+    };
     let mut alone = Vec::new();
     for (actor, post) in &likes[1] {
         alone.push(pulse_schema::likes::like(&one_by_one.state.db, actor, *post).await);
