@@ -34,8 +34,8 @@ impl SocketTask {
     /// socket that is fully set up (a database outage refuses it before, with 1011).
     ///
     /// With `?groups=1` the user's group version is read before `hello` too: read after it, a
-    /// change committed in between (a like the client sent on its `hello`) was counted in the
-    /// version and never sent (the black-box test of out-of-order publishing lost 1-3 of 120).
+    /// change committed in between (a like the client sent on its `hello`) would count in the
+    /// version the socket starts from, and so never be sent.
     pub(super) async fn replay(&mut self) -> Result<Cursor, Close> {
         let groups_now = match self.groups.enabled {
             true => Some(self.group_version_now().await?),
