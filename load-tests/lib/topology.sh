@@ -369,13 +369,18 @@ table_writes() {
   psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d "$db" -XAtc "$query" 2>/dev/null || echo null
 }
 
+# The awk both phase functions start with: of sample lines "epoch_ms key=value ...", `a` is the
+# first at or after `from` and `b` the last at or before `to`; parse(line, arr) reads one into
+# arr (arr["t"] the time).
+PHASE_SAMPLES_AWK='
+    { t = $1; if (t >= from && a == "") a = $0; if (t <= to) b = $0 }
+    function parse(line, arr,   n, i, kv, f) { n = split(line, f, " "); arr["t"] = f[1]
+      for (i = 2; i <= n; i++) { split(f[i], kv, "="); arr[kv[1]] = kv[2] } }'
+
 # counter_phase FROM_MS TO_MS SAMPLES WORK_UNITS: JSON with each counter's growth between the
 # first sample at or after FROM_MS and the last at or before TO_MS, and its growth per unit.
 counter_phase() {
-  awk -v from="$1" -v to="$2" -v units="$4" '
-    { t = $1; if (t >= from && a == "") a = $0; if (t <= to) b = $0 }
-    function parse(line, arr,   n, i, kv, f) { n = split(line, f, " "); arr["t"] = f[1]
-      for (i = 2; i <= n; i++) { split(f[i], kv, "="); arr[kv[1]] = kv[2] } }
+  awk -v from="$1" -v to="$2" -v units="$4" "$PHASE_SAMPLES_AWK"'
     END {
       if (a == "" || b == "" || units <= 0) { print "null"; exit }
       parse(a, A); parse(b, B)
@@ -390,10 +395,7 @@ counter_phase() {
 # share, "other" (machine busy minus the components: builds, tests, anything else running) and
 # CPU milliseconds per unit of work (per like, per frame...).
 cpu_phase() {
-  awk -v from="$1" -v to="$2" -v units="$4" '
-    { t = $1; if (t >= from && a == "") a = $0; if (t <= to) b = $0 }
-    function parse(line, arr,   n, i, kv, f) { n = split(line, f, " "); arr["t"] = f[1]
-      for (i = 2; i <= n; i++) { split(f[i], kv, "="); arr[kv[1]] = kv[2] } }
+  awk -v from="$1" -v to="$2" -v units="$4" "$PHASE_SAMPLES_AWK"'
     END {
       if (a == "" || b == "") { print "null"; exit }
       parse(a, A); parse(b, B); secs = (B["t"] - A["t"]) / 1000
