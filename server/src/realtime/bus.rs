@@ -17,7 +17,9 @@
 //! local sockets directly and tried again in the background (`republish`), the subscriber
 //! reconnects with capped exponential back-off, resubscribes every channel, and then asks every
 //! local socket to catch up from the database, so no connected client misses a notification
-//! committed while Redis was away.
+//! committed while Redis was away. A Redis that hangs instead of closing the connection (a
+//! frozen process, a partition) is noticed by the subscriber's ping (`PULSE_REDIS_PING_MS`):
+//! unanswered within [`REDIS_TIMEOUT`], it counts as lost the same way.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -119,6 +121,7 @@ impl Bus {
         hub: Arc<Hub>,
         changes: mpsc::Receiver<SubscriptionChange>,
         limits: RepublishLimits,
+        ping: Duration,
     ) -> anyhow::Result<Self> {
         let max_backoff = limits.max_backoff;
         let client = redis::Client::open(url)?;
@@ -132,6 +135,7 @@ impl Bus {
                 hub: hub.clone(),
                 connected: connected.clone(),
                 max_backoff,
+                ping,
                 prefix: prefix.to_owned(),
             },
         };
@@ -157,11 +161,13 @@ impl Bus {
         hub: Arc<Hub>,
         changes: mpsc::Receiver<SubscriptionChange>,
         limits: RepublishLimits,
+        ping: Duration,
     ) -> anyhow::Result<Self> {
         let feed = Feed {
             hub,
             connected: Arc::new(AtomicBool::new(false)),
             max_backoff: limits.max_backoff,
+            ping,
             prefix: prefix.to_owned(),
         };
         let bus = cluster::ClusterBus::start(urls, feed, changes, limits).await?;
@@ -247,11 +253,22 @@ struct Feed {
     /// Whether the subscription is up (what [`Bus::is_connected`] answers).
     connected: Arc<AtomicBool>,
     max_backoff: Duration,
+    /// How often the subscriber checks that Redis still answers (`PULSE_REDIS_PING_MS`).
+    ping: Duration,
     /// Namespace in front of every channel name (`PULSE_REDIS_PREFIX`).
     prefix: String,
 }
 
 impl Feed {
+    /// The subscriber's ping clock: first tick one interval from now, and a late tick is not
+    /// made up for.
+    fn pings(&self) -> tokio::time::Interval {
+        let start = tokio::time::Instant::now() + self.ping;
+        let mut pings = tokio::time::interval_at(start, self.ping);
+        pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        pings
+    }
+
     fn namespaced(&self, mut change: SubscriptionChange) -> SubscriptionChange {
         change.channel.insert_str(0, &self.prefix);
         change
@@ -370,8 +387,10 @@ impl Session for Subscriber {
             sink.subscribe(channels).await?;
         }
         self.feed.subscribed(wanted.len(), reconnecting);
+        let mut pings = self.feed.pings();
         loop {
             tokio::select! {
+                _ = pings.tick() => answers(sink.ping::<redis::Value>()).await?,
                 message = stream.next() => {
                     let Some(message) = message else {
                         return Err(redis::RedisError::from((redis::ErrorKind::Io, "pub/sub connection closed")));
@@ -395,6 +414,17 @@ impl Session for Subscriber {
                 }
             }
         }
+    }
+}
+
+/// A ping's answer within [`REDIS_TIMEOUT`], or the error that ends the session.
+async fn answers<T>(ping: impl Future<Output = redis::RedisResult<T>>) -> redis::RedisResult<()> {
+    match tokio::time::timeout(REDIS_TIMEOUT, ping).await {
+        Ok(answer) => answer.map(drop),
+        Err(_elapsed) => Err(redis::RedisError::from((
+            redis::ErrorKind::Io,
+            "no answer to the subscriber's ping",
+        ))),
     }
 }
 

@@ -87,6 +87,7 @@ pub(crate) async fn start(
         max_backoff: Duration::from_millis(limits.redis_max_backoff_ms),
     };
     let prefix = &settings.redis_prefix;
+    let ping = Duration::from_millis(limits.redis_ping_ms.max(1));
     let (hub, bus) = match settings.fan_out().map_err(anyhow::Error::msg)? {
         FanOut::InProcess => {
             let hub = hub(None);
@@ -94,12 +95,12 @@ pub(crate) async fn start(
         }
         FanOut::Redis(url) => {
             let hub = hub(Some(changes_tx));
-            let bus = Bus::redis(url, prefix, hub.clone(), changes_rx, republish).await?;
+            let bus = Bus::redis(url, prefix, hub.clone(), changes_rx, republish, ping).await?;
             (hub, bus)
         }
         FanOut::Cluster(urls) => {
             let hub = hub(Some(changes_tx));
-            let bus = Bus::cluster(urls, prefix, hub.clone(), changes_rx, republish).await?;
+            let bus = Bus::cluster(urls, prefix, hub.clone(), changes_rx, republish, ping).await?;
             (hub, bus)
         }
     };

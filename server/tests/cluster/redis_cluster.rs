@@ -1,7 +1,9 @@
 //! A private Redis Cluster for a test: six `redis-server --cluster-enabled yes` processes on
 //! free loopback ports (three masters, one replica each, joined with `redis-cli --cluster
 //! create`), a node timeout of one second so a killed master's replica takes over within a few
-//! seconds, and every process killed when the value is dropped.
+//! seconds, and every process killed when the value is dropped. A node can be killed, or
+//! frozen (SIGSTOP: its connections stay open and it answers nothing, like a hung process or a
+//! partition).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -15,6 +17,8 @@ const NODE_TIMEOUT_MS: u32 = 1000;
 
 pub struct RedisCluster {
     nodes: Vec<Node>,
+    /// Frozen nodes' processes, killed on drop.
+    frozen: Vec<Child>,
     dir: PathBuf,
 }
 
@@ -41,6 +45,7 @@ impl RedisCluster {
         std::fs::create_dir_all(&dir).unwrap();
         let mut cluster = RedisCluster {
             nodes: Vec::new(),
+            frozen: Vec::new(),
             dir,
         };
         for _ in 0..NODES {
@@ -255,6 +260,19 @@ impl RedisCluster {
         }
     }
 
+    /// SIGSTOPs the node on `port`: it stays stopped (and counts as down) until the cluster is
+    /// dropped.
+    pub fn freeze(&mut self, port: u16) {
+        let node = self.nodes.iter_mut().find(|n| n.port == port).unwrap();
+        let child = node.child.take().expect("a running node");
+        let stopped = Command::new("kill")
+            .args(["-STOP", &child.id().to_string()])
+            .status()
+            .expect("kill is installed");
+        assert!(stopped.success(), "SIGSTOP the node on {port}");
+        self.frozen.push(child);
+    }
+
     fn live_port(&self) -> u16 {
         self.nodes
             .iter()
@@ -276,6 +294,10 @@ impl Drop for RedisCluster {
                 let _ = child.kill();
                 let _ = child.wait();
             }
+        }
+        for child in &mut self.frozen {
+            let _ = child.kill();
+            let _ = child.wait();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }

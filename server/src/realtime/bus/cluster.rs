@@ -3,7 +3,8 @@
 //! the [`subscriber`] holds `SSUBSCRIBE`s on the shards that own the channels the hub wants.
 //!
 //! Each worker publishes over a cluster connection of its own ([`publisher`]). A failed
-//! publish is delivered to local sockets and tried again in the background, as on one Redis.
+//! publish is delivered to local sockets and tried again in the background, as on one Redis,
+//! and the connections it may have gone through are replaced.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use tokio::sync::mpsc;
 
 use super::republish::{RepublishLimits, Republisher};
-use super::{keep_subscribed, publish_failed, publish_on, republisher, Feed, REDIS_TIMEOUT};
+use super::{keep_subscribed, publish_failed, publish_on, Feed, REDIS_TIMEOUT};
 use crate::realtime::event::Event;
 use crate::realtime::hub::{Hub, SubscriptionChange};
 use publisher::Publisher;
@@ -39,16 +40,11 @@ impl ClusterBus {
         changes: mpsc::Receiver<SubscriptionChange>,
         limits: RepublishLimits,
     ) -> anyhow::Result<ClusterBus> {
-        let publisher = builder(urls).build()?.get_async_connection().await?;
-        let republisher = republisher(
-            publisher.clone(),
-            "SPUBLISH",
-            &feed.prefix,
-            limits,
-            &feed.hub.metrics,
-        );
+        let connection = builder(urls).build()?.get_async_connection().await?;
+        let publisher = Publisher::new(connection, urls);
+        let republisher = republisher(publisher.clone(), &feed.prefix, limits, &feed.hub);
         let bus = ClusterBus {
-            publisher: Publisher::new(publisher, urls),
+            publisher,
             prefix: feed.prefix.clone(),
             hub: feed.hub.clone(),
             connected: feed.connected.clone(),
@@ -73,8 +69,7 @@ impl ClusterBus {
     /// `SPUBLISH`es a committed event; on failure, delivers it to local sockets and tries it
     /// again in the background.
     pub(super) async fn publish(&self, event: Event) {
-        let connection = self.publisher.here();
-        if let Err(error) = publish_on(connection, "SPUBLISH", &self.prefix, &event).await {
+        if let Err(error) = spublish(&self.publisher, &self.prefix, &event).await {
             publish_failed(&self.hub, &self.republisher, event, &error);
         }
     }
@@ -82,6 +77,31 @@ impl ClusterBus {
     pub(super) fn is_connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
     }
+}
+
+/// `SPUBLISH`es `event` over `publisher`, whose connections are replaced if it fails.
+async fn spublish(publisher: &Publisher, prefix: &str, event: &Event) -> redis::RedisResult<()> {
+    let published = publish_on(publisher.here(), "SPUBLISH", prefix, event).await;
+    if published.is_err() {
+        publisher.failed();
+    }
+    published
+}
+
+/// The republisher of the cluster bus: failed publishes sent again over the process-wide
+/// `publisher`.
+fn republisher(
+    publisher: Publisher,
+    prefix: &str,
+    limits: RepublishLimits,
+    hub: &Hub,
+) -> Republisher {
+    let prefix: Arc<str> = prefix.into();
+    let publish = move |event: Event| {
+        let (publisher, prefix) = (publisher.clone(), prefix.clone());
+        async move { spublish(&publisher, &prefix, &event).await }
+    };
+    Republisher::start(publish, limits, hub.metrics.clone())
 }
 
 /// A cluster client for `urls` (seed nodes; the rest is discovered). Every command, retries

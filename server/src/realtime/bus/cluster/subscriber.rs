@@ -5,17 +5,20 @@
 //! Any sign that a subscription may be gone (a node connection closed, a node dropped a wanted
 //! channel because its slot moved or it became a replica) ends the session: the bus's loop
 //! connects again with back-off, which learns the current slot owners, subscribes everything
-//! again and then catches every local socket up from the database, as on one Redis.
+//! again and then catches every local socket up from the database, as on one Redis. So does a
+//! master that stops answering the subscriber's ping: hung or cut off, it tells nobody that its
+//! replica took its slots over, and the channels subscribed on it would stay silent.
 
 use std::collections::HashSet;
 
 use futures_util::{stream, TryStreamExt};
 use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
 use redis::{PushInfo, RedisError, RedisResult};
 use tokio::sync::mpsc;
 
 use super::pushes::{self, Push, Unsubscribing};
-use crate::realtime::bus::{Feed, Session};
+use crate::realtime::bus::{answers, Feed, Session};
 use crate::realtime::hub::SubscriptionChange;
 
 /// `SSUBSCRIBE`s in flight at once while subscribing everything again (each names one
@@ -83,6 +86,13 @@ async fn subscribe_all(
         .await
 }
 
+/// `PING` on every master of the cluster (as the connection knows it).
+async fn ping_masters(connection: &ClusterConnection) -> RedisResult<()> {
+    let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+    let mut connection = connection.clone();
+    answers(connection.route_command(redis::cmd("PING"), routing)).await
+}
+
 fn lost(why: &'static str) -> RedisError {
     RedisError::from((redis::ErrorKind::Io, why))
 }
@@ -102,8 +112,10 @@ impl Session for ShardSubscriber {
         subscribe_all(&connection, wanted).await?;
         self.feed.subscribed(wanted.len(), reconnecting);
         let mut unsubscribing = Unsubscribing::default();
+        let mut pings = self.feed.pings();
         loop {
             tokio::select! {
+                _ = pings.tick() => ping_masters(&connection).await?,
                 push = received.recv() => {
                     let push = push.ok_or_else(|| lost("cluster connection closed"))?;
                     match pushes::read(push, &mut unsubscribing, |channel| wanted.contains(channel)) {
