@@ -152,7 +152,7 @@ limits! {
     bus_command_queue_len: usize = 65536 => "PULSE_BUS_COMMAND_QUEUE_LEN";
     /// Longest back-off between Redis reconnection attempts, in ms.
     redis_max_backoff_ms: u64 = 5000 => "PULSE_REDIS_MAX_BACKOFF_MS";
-    /// The Redis subscriber pings the server (on a cluster, every master) this often, in ms; one that does not answer within a second (hung, partitioned) is left, and every channel subscribed again where its slot is served now.
+    /// The Redis subscriber checks the server this often, in ms (on a cluster, every master and the shard subscriptions it holds there); one silent for a second (hung, partitioned), or subscriptions missing, and every channel is subscribed again where its slot is served now.
     redis_ping_ms: u64 = 1000 => "PULSE_REDIS_PING_MS";
     /// A publish that failed (delivered here at once) is tried again on Redis for this many ms, for the other instances' sockets.
     republish_window_ms: u64 = 30_000 => "PULSE_REPUBLISH_WINDOW_MS";

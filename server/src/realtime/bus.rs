@@ -390,7 +390,7 @@ impl Session for Subscriber {
         let mut pings = self.feed.pings();
         loop {
             tokio::select! {
-                _ = pings.tick() => answers(sink.ping::<redis::Value>()).await?,
+                _ = pings.tick() => drop(answers(sink.ping::<redis::Value>()).await?),
                 message = stream.next() => {
                     let Some(message) = message else {
                         return Err(redis::RedisError::from((redis::ErrorKind::Io, "pub/sub connection closed")));
@@ -417,10 +417,10 @@ impl Session for Subscriber {
     }
 }
 
-/// A ping's answer within [`REDIS_TIMEOUT`], or the error that ends the session.
-async fn answers<T>(ping: impl Future<Output = redis::RedisResult<T>>) -> redis::RedisResult<()> {
-    match tokio::time::timeout(REDIS_TIMEOUT, ping).await {
-        Ok(answer) => answer.map(drop),
+/// A check's answer within [`REDIS_TIMEOUT`], or the error that ends the session.
+async fn answers<T>(check: impl Future<Output = redis::RedisResult<T>>) -> redis::RedisResult<T> {
+    match tokio::time::timeout(REDIS_TIMEOUT, check).await {
+        Ok(answer) => answer,
         Err(_elapsed) => Err(redis::RedisError::from((
             redis::ErrorKind::Io,
             "no answer to the subscriber's ping",

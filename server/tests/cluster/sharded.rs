@@ -33,12 +33,13 @@ fn id(notification: &serde_json::Value) -> i64 {
 }
 
 /// Each socket (on instance A, then B) reads exactly `in_db`'s notifications, in that order;
-/// a socket that stops short fails with what it saw and every counter that could explain it.
+/// a socket that stops short is an error saying what it saw and every counter that could
+/// explain it.
 async fn each_saw_once_in_order(
     apps: [&TestApp; 2],
     sockets: &mut [support::Socket],
     in_db: &[i64],
-) {
+) -> Result<(), String> {
     for (name, socket) in ["A", "B"].into_iter().zip(sockets.iter_mut()) {
         let mut seen = Vec::new();
         while seen.len() < in_db.len() {
@@ -48,11 +49,13 @@ async fn each_saw_once_in_order(
                 }
                 Ok(frame) if ["like_count", "read"].iter().any(|k| frame["type"] == *k) => {}
                 Ok(frame) => panic!("socket on {name}: expected a notification, got {frame}"),
-                Err(ended) => panic!(
-                    "socket on {name} {ended:?} after {seen:?} of {in_db:?}; A: {}; B: {}",
-                    counters(apps[0]),
-                    counters(apps[1])
-                ),
+                Err(ended) => {
+                    return Err(format!(
+                        "socket on {name} {ended:?} after {seen:?} of {in_db:?}; A: {}; B: {}",
+                        counters(apps[0]),
+                        counters(apps[1])
+                    ))
+                }
             }
         }
         assert_eq!(
@@ -60,6 +63,17 @@ async fn each_saw_once_in_order(
             "socket on {name}: every notification once, in order"
         );
     }
+    Ok(())
+}
+
+/// How many clients hold `SSUBSCRIBE <channel>` on each node but the one on `down` (port,
+/// count).
+async fn subscribers_per_node(cluster: &RedisCluster, channel: &str, down: u16) -> Vec<(u16, i64)> {
+    let mut held = Vec::new();
+    for port in cluster.ports().into_iter().filter(|p| *p != down) {
+        held.push((port, cluster.shard_subscribers(port, channel).await));
+    }
+    held
 }
 
 /// The delivery counters of `app` that tell how a socket could have missed something.
@@ -329,7 +343,11 @@ async fn fail_over_mid_test(stop: fn(&mut RedisCluster, u16)) {
             metric(app, |m| &m.republish_abandoned),
         );
     }
-    each_saw_once_in_order([&a, &b], &mut sockets, &in_db).await;
+    if let Err(why) = each_saw_once_in_order([&a, &b], &mut sockets, &in_db).await {
+        let channel = user_channel(&a, &alice);
+        let held = subscribers_per_node(&cluster, &channel, master.port).await;
+        panic!("{why}; shard subscribers of {channel} per live node: {held:?}");
+    }
     // Nothing more is queued: the next frame on each socket is a fresh sentinel.
     let sentinel = a.register("sentinel").await;
     b.follow(&sentinel, &alice).await;
@@ -375,7 +393,9 @@ async fn a_slot_moving_to_another_master_takes_the_subscriptions_along() {
 
     let in_db = a.notification_ids(&alice).await;
     assert_eq!(in_db.len(), 3);
-    each_saw_once_in_order([&a, &b], &mut sockets, &in_db).await;
+    each_saw_once_in_order([&a, &b], &mut sockets, &in_db)
+        .await
+        .unwrap_or_else(|why| panic!("{why}"));
     let sentinel = a.register("sentinel").await;
     b.follow(&sentinel, &alice).await;
     for socket in &mut sockets {
@@ -442,7 +462,9 @@ async fn a_reshard_with_redis_cli_while_likes_flow_loses_nothing() {
 
     let in_db = a.notification_ids(&alice).await;
     assert_eq!(in_db.len(), fans.len());
-    each_saw_once_in_order([&a, &b], &mut sockets, &in_db).await;
+    each_saw_once_in_order([&a, &b], &mut sockets, &in_db)
+        .await
+        .unwrap_or_else(|why| panic!("{why}"));
     // ...and none of them may like the second within the minute, whichever instance asks.
     for (i, fan) in fans.iter().enumerate() {
         let via = if i % 2 == 0 { &b } else { &a };
