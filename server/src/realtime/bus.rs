@@ -241,9 +241,10 @@ impl RedisBus {
             return bus.publisher.clone();
         };
         let (client, config) = (bus.client.clone(), publisher_config(bus.max_backoff));
-        own.here(&bus.publisher, move || async move {
-            client.get_connection_manager_with_config(config).await
-        })
+        own.here(
+            || bus.publisher.clone(),
+            move || async move { client.get_connection_manager_with_config(config).await },
+        )
     }
 }
 
@@ -423,7 +424,7 @@ async fn answers<T>(check: impl Future<Output = redis::RedisResult<T>>) -> redis
         Ok(answer) => answer,
         Err(_elapsed) => Err(redis::RedisError::from((
             redis::ErrorKind::Io,
-            "no answer to the subscriber's ping",
+            "no answer to the subscriber's check",
         ))),
     }
 }

@@ -242,27 +242,14 @@ async fn notifications_published_out_of_order_reach_the_socket_in_order_without_
     while seen.len() < ids.len() || versions.len() < ids.len() {
         let frame = match live.next_within(std::time::Duration::from_secs(5)).await {
             Ok(frame) => frame,
-            Err(ended) => {
-                let m = &app.state.metrics;
-                let load =
-                    |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-                panic!(
-                    "stuck ({ended:?}) after {} of {} notifications and {} group versions, the last {:?} (published {}, queue overflows {}, publish failures {}, likes written together {}, deliveries that held {}, database reads for a gap {}, catch-ups {}, Redis reconnects {}, slow closes {})",
-                    seen.len(),
-                    ids.len(),
-                    versions.len(),
-                    &versions[versions.len().saturating_sub(5)..],
-                    load(&m.notifications_created),
-                    load(&m.queue_overflows),
-                    load(&m.publish_failures),
-                    load(&m.likes_together),
-                    load(&m.gaps_held),
-                    load(&m.gap_reads),
-                    load(&m.replays),
-                    load(&m.redis_reconnects),
-                    load(&m.slow_disconnects),
-                );
-            }
+            Err(ended) => panic!(
+                "stuck ({ended:?}) after {} of {} notifications and {} group versions, the last {:?} ({})",
+                seen.len(),
+                ids.len(),
+                versions.len(),
+                &versions[versions.len().saturating_sub(5)..],
+                app.delivery_counters(),
+            ),
         };
         match frame["type"].as_str() {
             Some("notification") => seen.push(frame["notification"]["id"].as_i64().unwrap()),

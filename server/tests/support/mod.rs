@@ -247,6 +247,27 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// Every counter of the instance that tells how a socket could have missed something or
+    /// fallen behind, for failure messages.
+    pub fn delivery_counters(&self) -> String {
+        let m = &self.state.metrics;
+        let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        format!(
+            "published {}, queue overflows {}, publish failures {}, sent again {}, given up {}, likes written together {}, deliveries that held {}, database reads for a gap {}, catch-ups {}, Redis reconnects {}, slow closes {}",
+            get(&m.notifications_created),
+            get(&m.queue_overflows),
+            get(&m.publish_failures),
+            get(&m.republished),
+            get(&m.republish_abandoned),
+            get(&m.likes_together),
+            get(&m.gaps_held),
+            get(&m.gap_reads),
+            get(&m.replays),
+            get(&m.redis_reconnects),
+            get(&m.slow_disconnects),
+        )
+    }
+
     /// An instance on a fresh store of the environment's backend, with default settings.
     pub async fn spawn() -> TestApp {
         TestApp::spawn_on(&Store::fresh().await, |_| {}).await

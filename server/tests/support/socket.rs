@@ -18,6 +18,9 @@ pub struct Socket {
     pub hello: Value,
 }
 
+/// Frames that may come between notifications (counts, not events).
+const COUNT_FRAMES: [&str; 2] = ["like_count", "read"];
+
 /// What the server did instead of sending the expected frame.
 #[derive(Debug)]
 pub enum Ended {
@@ -153,8 +156,22 @@ impl Socket {
 
     /// The next notification frame's notification (other frame kinds are a failure).
     pub async fn notification(&mut self) -> Value {
-        let frame = self.next_of("notification", &["like_count", "read"]).await;
+        let frame = self.next_of("notification", &COUNT_FRAMES).await;
         frame["notification"].clone()
+    }
+
+    /// [`Self::notification`] within `limit`, or how the socket ended instead.
+    pub async fn notification_within(&mut self, limit: Duration) -> Result<Value, Ended> {
+        loop {
+            let frame = self.next_within(limit).await?;
+            if frame["type"] == "notification" {
+                return Ok(frame["notification"].clone());
+            }
+            assert!(
+                COUNT_FRAMES.iter().any(|k| frame["type"] == *k),
+                "expected a notification frame, got {frame}"
+            );
+        }
     }
 
     /// Waits for the server to close the socket and returns the close code.

@@ -23,9 +23,13 @@ impl<C> Default for OwnConnection<C> {
 }
 
 impl<C: Clone + Send + Sync + 'static> OwnConnection<C> {
-    /// The worker's own connection once it is open, else `shared`; the first call (and the
+    /// The worker's own connection once it is open, else `shared()`; the first call (and the
     /// first after a failed attempt) starts `open` on this thread's runtime.
-    pub(super) fn here<F>(self: &Arc<Self>, shared: &C, open: impl FnOnce() -> F) -> C
+    pub(super) fn here<F>(
+        self: &Arc<Self>,
+        shared: impl FnOnce() -> C,
+        open: impl FnOnce() -> F,
+    ) -> C
     where
         F: Future<Output = redis::RedisResult<C>> + Send + 'static,
     {
@@ -45,7 +49,7 @@ impl<C: Clone + Send + Sync + 'static> OwnConnection<C> {
                 }
             });
         }
-        shared.clone()
+        shared()
     }
 
     /// Drops the connection (a publish on it failed): the next [`Self::here`] opens another,

@@ -54,14 +54,14 @@ impl Publisher {
     /// The connection to publish on from this thread (on a worker, the first call starts
     /// opening its own).
     pub(super) fn here(&self) -> ClusterConnection {
-        let shared = self.shared.current();
         let Some(own) = &self.own else {
-            return shared;
+            return self.shared.current();
         };
         let urls = self.urls.clone();
-        own.here(&shared, move || async move {
-            super::builder(&urls).build()?.get_async_connection().await
-        })
+        own.here(
+            || self.shared.current(),
+            move || async move { super::builder(&urls).build()?.get_async_connection().await },
+        )
     }
 
     /// A publish on [`Self::here`]'s connection failed: the worker's own is forgotten (the next

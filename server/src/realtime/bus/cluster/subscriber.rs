@@ -89,9 +89,9 @@ async fn subscribe_all(
 
 /// Asks every master of the cluster (as the connection knows it) how many shard channels this
 /// connection subscribes there (`CLIENT INFO`'s `ssub`). A master that does not answer within
-/// a second, or fewer subscriptions in all than
-/// `wanted`, ends the session: a subscription is gone without a word (a hung master, a node
-/// connection redis-rs replaced, a channel left on a replica that was then promoted away).
+/// a second, or fewer subscriptions in all than `wanted`, ends the session: a subscription is
+/// gone without a word (a hung master, a node connection redis-rs replaced, a channel left on
+/// a replica that was then promoted away).
 async fn check_masters(connection: &ClusterConnection, wanted: usize) -> RedisResult<()> {
     let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
     let mut connection = connection.clone();
