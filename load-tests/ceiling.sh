@@ -83,7 +83,7 @@ BEST_TPS=0 BEST_CLIENTS=0
 PSQL_PGB=(psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d "$PGB_DB" -q -v ON_ERROR_STOP=1)
 for c in $PGB_CLIENTS; do
   # Same starting state for every client count: no likes, no notifications, counters at 0.
-  "${PSQL_PGB[@]}" -c "TRUNCATE likes, like_notices, notifications, notification_groups" \
+  "${PSQL_PGB[@]}" -c "TRUNCATE likes, notifications, notification_groups" \
     -c "UPDATE posts SET like_count = 0, like_seq = 0" -c "UPDATE users SET notification_seq = 0, group_version = 0" -c "VACUUM ANALYZE" >&2
   log "pgbench: $c clients, ${PGB_DURATION}s"
   "$HERE/lib/pgbench-like.sh" >"$WORK/pgbench-like.sql"

@@ -11,7 +11,9 @@
 #    or /usr/lib/postgresql/<version>/bin), start it on a Unix socket only, run
 #    --migrations' */up.sql in order (default schema/migrations/postgres), then --extra-sql (a
 #    schema variant to try),
-#    seed 50 authors with 250 posts and 50,000 likers (as ceiling.sh does), VACUUM ANALYZE, stop.
+#    seed 50 authors with 25,000 posts and 50,000 likers, VACUUM ANALYZE, stop. Likes go to the
+#    first 250 posts (as ceiling.sh's), but the table is large enough that PostgreSQL's plan
+#    reads a post by its key, as on a real posts table, not by a scan of the whole table.
 # 2. Twice, on fresh copies of that cluster: a single-user backend (`postgres --single`) under
 #    `valgrind --tool=callgrind` PREPAREs --statement (default schema/src/likes/like.sql, the
 #    server's statement; $1..$9 as the server binds them, generic plans as the server's
@@ -76,7 +78,7 @@ as_db "${PSQL[@]}" >/dev/null <<'SQL' || die "seeding failed"
 INSERT INTO users (username, display_name, password_hash, created_at)
   SELECT 'u' || g, 'u' || g, 'not-a-hash', now() AT TIME ZONE 'UTC' FROM generate_series(1, 50050) g;
 INSERT INTO posts (author_id, caption, media_key, width, height, created_at)
-  SELECT ((g - 1) % 50) + 1, 'p', 'p', 8, 8, now() AT TIME ZONE 'UTC' FROM generate_series(1, 250) g;
+  SELECT ((g - 1) % 50) + 1, 'p', 'p', 8, 8, now() AT TIME ZONE 'UTC' FROM generate_series(1, 25000) g;
 VACUUM ANALYZE;
 SQL
 as_db "$BIN/pg_ctl" -D "$WORK/cluster" -w stop >/dev/null

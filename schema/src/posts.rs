@@ -9,7 +9,7 @@ use diesel_async::RunQueryDsl;
 use crate::db::{Db, DbError, DbResult};
 use crate::groups::GroupRow;
 use crate::ids::{GroupId, PostId, UserId};
-use crate::schema::{follows, like_notices, likes, notifications, posts, users};
+use crate::schema::{follows, likes, notifications, posts, users};
 use crate::users::UserSummaryRow;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -84,7 +84,7 @@ pub async fn author(db: &Db, id: PostId) -> DbResult<UserId> {
     })
 }
 
-/// Deletes a post (its comments go with it by cascade, its likes, like notices and
+/// Deletes a post (its comments go with it by cascade, its likes (taken back ones too) and
 /// notifications are deleted here, its groups are marked removed) if `requester` wrote it:
 /// `NotFound` if there is no such post, `Forbidden` if someone else wrote it. Returns the
 /// removed groups.
@@ -101,9 +101,6 @@ pub async fn delete(db: &Db, id: PostId, requester: UserId) -> DbResult<Vec<Grou
         }
         diesel::delete(posts::table.find(id)).execute(conn).await?;
         diesel::delete(likes::table.filter(likes::post_id.eq(id))).execute(conn).await?;
-        diesel::delete(like_notices::table.filter(like_notices::post_id.eq(id)))
-            .execute(conn)
-            .await?;
         // Every notification about a post is addressed to its author (likes and comments).
         diesel::delete(
             notifications::table
@@ -202,6 +199,7 @@ pub async fn liked_by(db: &Db, viewer: UserId, post_ids: &[PostId]) -> DbResult<
         likes::table
             .filter(likes::user_id.eq(viewer))
             .filter(likes::post_id.eq_any(post_ids))
+            .filter(likes::unliked.eq(false))
             .select(likes::post_id)
             .load(conn)
             .await

@@ -35,17 +35,12 @@ diesel::table! {
 }
 
 diesel::table! {
-    like_notices (post_id, user_id) {
-        post_id -> Int8,
-        user_id -> Int8,
-    }
-}
-
-diesel::table! {
     likes (post_id, user_id) {
         post_id -> Int8,
         user_id -> Int8,
         created_at -> Timestamp,
+        unliked -> Bool,
+        relikes -> Int4,
     }
 }
 
@@ -192,7 +187,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     comments,
     follow_notices,
     follows,
-    like_notices,
     likes,
     mutes,
     notification_groups,

@@ -199,7 +199,8 @@ macro_rules! group_present_members {
         use $crate::schema::{follows as f, likes as l, notifications as n, users as u};
         let liked = l::table
             .filter(l::post_id.nullable().eq(n::post_id))
-            .filter(l::user_id.eq(n::actor_id));
+            .filter(l::user_id.eq(n::actor_id))
+            .filter(l::unliked.eq(false));
         let following = f::table
             .filter(f::follower_id.eq(n::actor_id))
             .filter(f::followee_id.eq(n::recipient_id));

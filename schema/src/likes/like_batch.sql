@@ -7,20 +7,19 @@ allowed AS (SELECT input.*, p.author_id AS author FROM input JOIN locked p ON p.
   WHERE NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = p.author_id AND b.blocked_id = input.liker)),
 liked AS (INSERT INTO likes (post_id, user_id, created_at)
   SELECT post, liker, at FROM allowed, args ORDER BY ord
-  ON CONFLICT DO NOTHING RETURNING post_id, user_id),
-fresh AS (SELECT allowed.*, row_number() OVER (PARTITION BY allowed.post ORDER BY allowed.ord) AS nth_on_post
+  ON CONFLICT (post_id, user_id) DO UPDATE SET unliked = false, relikes = likes.relikes + 1
+  WHERE likes.unliked
+  RETURNING post_id, user_id, relikes = 0 AS first),
+fresh AS (SELECT allowed.*, liked.first, row_number() OVER (PARTITION BY allowed.post ORDER BY allowed.ord) AS nth_on_post
   FROM allowed JOIN liked ON liked.post_id = allowed.post AND liked.user_id = allowed.liker),
 counted AS (UPDATE posts SET like_count = like_count + per.n, like_seq = like_seq + per.n
   FROM (SELECT post, count(*) AS n FROM fresh GROUP BY post) per WHERE posts.id = per.post
   RETURNING posts.id, posts.like_count - per.n AS count_before, posts.like_seq - per.n AS seq_before, posts.author_id),
-noticed AS (INSERT INTO like_notices (post_id, user_id)
-  SELECT fresh.post, fresh.liker FROM fresh JOIN counted ON counted.id = fresh.post ORDER BY fresh.ord
-  ON CONFLICT DO NOTHING RETURNING post_id, user_id),
 eligible AS (SELECT fresh.ord, fresh.post, fresh.liker, fresh.text, fresh.actor, fresh.author,
     row_number() OVER (PARTITION BY fresh.author ORDER BY fresh.ord) AS nth,
     row_number() OVER (PARTITION BY fresh.post ORDER BY fresh.ord) AS jth
-  FROM fresh JOIN noticed ON noticed.post_id = fresh.post AND noticed.user_id = fresh.liker
-  WHERE fresh.author <> fresh.liker
+  FROM fresh JOIN counted ON counted.id = fresh.post
+  WHERE fresh.first AND fresh.author <> fresh.liker
     AND NOT EXISTS (SELECT 1 FROM mutes m WHERE m.muter_id = fresh.author AND m.muted_id = fresh.liker
       UNION ALL SELECT 1 FROM notification_preferences p WHERE p.user_id = fresh.author
       AND (NOT p.like_inbox OR (p.from_following AND NOT EXISTS (SELECT 1 FROM follows f
@@ -63,7 +62,7 @@ pushed AS (INSERT INTO push_jobs (notification_id, subscription_id, created_at, 
   RETURNING notification_id)
 SELECT input.ord, counted.count_before + fresh.nth_on_post AS like_count,
   counted.seq_before + fresh.nth_on_post AS like_seq, counted.author_id, n.id, n.seq,
-  COALESCE(counted.author_id <> input.liker AND noticed.post_id IS NOT NULL AND n.id IS NULL, false) AS unsettled,
+  COALESCE(counted.author_id <> input.liker AND fresh.first AND n.id IS NULL, false) AS unsettled,
   gr.id AS group_id, gr.actor_count - pg.n + e.jth AS actor_count,
   CASE WHEN e.jth = pg.n THEN gr.actors ELSE
     jsonb_path_query_array((SELECT jsonb_agg(x.actor::jsonb ORDER BY x.jth DESC) FROM eligible x
@@ -71,11 +70,10 @@ SELECT input.ord, counted.count_before + fresh.nth_on_post AS like_count,
     || COALESCE(prior.actors::jsonb, '[]'::jsonb), '$[0 to 2]')::text END AS actors,
   s.version_before + e.nth AS version,
   (SELECT count(*) FROM pushed WHERE pushed.notification_id = n.id) AS pushes,
-  COALESCE(counted.author_id <> input.liker AND noticed.post_id IS NULL, false) AS rejoin
+  COALESCE(counted.author_id <> input.liker AND NOT fresh.first, false) AS rejoin
 FROM input
   LEFT JOIN fresh ON fresh.ord = input.ord
   LEFT JOIN counted ON counted.id = fresh.post
-  LEFT JOIN noticed ON noticed.post_id = fresh.post AND noticed.user_id = fresh.liker
   LEFT JOIN notified n ON n.post_id = fresh.post AND n.actor_id = fresh.liker
   LEFT JOIN eligible e ON n.id IS NOT NULL AND e.ord = fresh.ord
   LEFT JOIN grouped gr ON gr.recipient_id = e.author AND gr.post_key = e.post

@@ -1,4 +1,9 @@
-//! The `likes` and `like_notices` tables: idempotent likes, and "notify the author once ever".
+//! The `likes` table: idempotent likes, and "notify the author once ever".
+//!
+//! A like taken back keeps its row, marked `unliked`: the row is what says the author was told
+//! of the pair's first like, so a like again notifies nobody and the liker rejoins the first
+//! like's group. A like inserts the row (a first like) or marks it liked again, counting the
+//! likes again in `relikes`, which is how PostgreSQL's one upsert tells the two apart.
 //!
 //! The like is the one write with a path per backend: [`postgres`] runs it as one statement
 //! (`like.sql`), [`sqlite`] as the same writes one by one on the connection's thread. Both
@@ -175,11 +180,11 @@ async fn unlike_once(db: &Db, liker: UserId, post_id: PostId) -> DbResult<LikeOu
         if diesel::select(diesel::dsl::exists(hidden)).get_result::<bool>(conn).await? {
             return Err(DbError::NotFound);
         }
-        let removed = diesel::delete(
-            likes::table.filter(likes::post_id.eq(post_id)).filter(likes::user_id.eq(liker)),
-        )
-        .execute(conn)
-        .await?;
+        let mine = likes::table.filter(likes::post_id.eq(post_id)).filter(likes::user_id.eq(liker));
+        let removed = diesel::update(mine.filter(likes::unliked.eq(false)))
+            .set(likes::unliked.eq(true))
+            .execute(conn)
+            .await?;
         if removed == 0 {
             let (like_count, like_seq) = posts::table.find(post_id).select((posts::like_count, posts::like_seq)).first(conn).await?;
             return Ok(LikeOutcome { post_id, liked: false, like_count, like_seq, changed: false, delivery: Delivery::default() });

@@ -1,6 +1,6 @@
-//! A like on PostgreSQL as one statement (`like.sql`): the like row, the post's count, the
-//! "notified once ever" marker, the recipient's notification sequence and the notification
-//! itself, written by a single `WITH` statement in one round trip.
+//! A like on PostgreSQL as one statement (`like.sql`): the like row (inserted, or a taken back
+//! one marked liked again), the post's count, the recipient's notification sequence, the group
+//! and the notification itself, written by a single `WITH` statement in one round trip.
 //!
 //! The like is the hottest write Pulse has. Run as separate statements (BEGIN, the like row, two
 //! pipelined pairs, COMMIT) it cost PostgreSQL five round trips and five executor starts; as
@@ -11,7 +11,9 @@
 //! The statement keeps every rule of [`super::sqlite`], which writes the same rows one by one:
 //! - an existing like changes nothing (`liked` is empty, so is everything that reads it);
 //! - a missing post leaves nothing to count, and the caller deletes the like's row (`NotFound`);
-//! - the marker is written for a self-like too, and nobody is notified of their own like;
+//! - only a like that inserted its row notifies (`first`: the upsert left `relikes` at 0); a
+//!   like again marks the row liked and rejoins the group (`rejoin`); nobody is notified of
+//!   their own like;
 //! - a post whose author blocked the liker takes no like (`hidden`; the caller answers
 //!   `NotFound`), and an author who muted the liker is not notified (see [`crate::blocks`]);
 //! - the ordering invariant of [`crate::notifications`]: the notification's row is built from
@@ -21,7 +23,7 @@
 use chrono::NaiveDateTime;
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
+use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
 use diesel::QueryResult;
 
 use diesel::OptionalExtension;
@@ -421,48 +423,89 @@ type LikeRow = (
 const KIND: &str = Kind::Like.as_str();
 
 /// The statement's text; `$1`..`$9` are post, liker, at, text, kind, window, actor, push delay and
-/// push TTL, each used once, in order.
+/// push TTL, each used as often as the statement needs it.
 const SQL: &str = include_str!("like.sql");
 
 impl QueryFragment<Pg> for LikeStatement {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        let mut rest = SQL;
-        push_sql_to(&mut out, &mut rest, "$1")?;
-        out.push_bind_param::<BigInt, i64>(&self.post.0)?;
-        push_sql_to(&mut out, &mut rest, "$2")?;
-        out.push_bind_param::<BigInt, i64>(&self.liker.0)?;
-        push_sql_to(&mut out, &mut rest, "$3")?;
-        out.push_bind_param::<Timestamp, NaiveDateTime>(&self.at)?;
-        push_sql_to(&mut out, &mut rest, "$4")?;
-        out.push_bind_param::<Text, str>(&self.text)?;
-        push_sql_to(&mut out, &mut rest, "$5")?;
-        out.push_bind_param::<Text, str>(KIND)?;
-        push_sql_to(&mut out, &mut rest, "$6")?;
-        out.push_bind_param::<BigInt, i64>(&self.window_secs)?;
-        push_sql_to(&mut out, &mut rest, "$7")?;
-        out.push_bind_param::<Text, str>(&self.actor)?;
-        push_sql_to(&mut out, &mut rest, "$8")?;
-        out.push_bind_param::<BigInt, i64>(&self.push_delay_ms)?;
-        push_sql_to(&mut out, &mut rest, "$9")?;
-        out.push_bind_param::<BigInt, i64>(&self.push_ttl_secs)?;
-        out.push_sql(rest.trim_end());
-        Ok(())
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        push_statement(
+            out,
+            SQL,
+            &[
+                Bind::Int(&self.post.0),
+                Bind::Int(&self.liker.0),
+                Bind::At(&self.at),
+                Bind::Text(&self.text),
+                Bind::Text(KIND),
+                Bind::Int(&self.window_secs),
+                Bind::Text(&self.actor),
+                Bind::Int(&self.push_delay_ms),
+                Bind::Int(&self.push_ttl_secs),
+            ],
+        )
     }
 }
 
-/// Pushes the text of `sql` up to the placeholder `param` and leaves `sql` after it: a statement
-/// whose placeholders each appear once, in order, is bound by alternating this and its values.
-fn push_sql_to<'b>(
-    out: &mut AstPass<'_, 'b, Pg>,
-    sql: &mut &'b str,
-    param: &str,
+/// A value for a placeholder of a statement file.
+enum Bind<'a> {
+    Int(&'a i64),
+    Text(&'a str),
+    At(&'a NaiveDateTime),
+    Ints(&'a Vec<i64>),
+    Texts(&'a Vec<String>),
+}
+
+/// Pushes the statement `sql`, whose placeholders `$1`, `$2`, ... stand for `binds` in order:
+/// each value is bound where its placeholder first appears, and every later appearance names
+/// the bind by the number diesel gave it there (diesel numbers binds in the order they are
+/// pushed, whatever the file says). A `$` followed by a digit is a placeholder wherever it is;
+/// the statement files have no other.
+fn push_statement<'b>(
+    mut out: AstPass<'_, 'b, Pg>,
+    sql: &'b str,
+    binds: &[Bind<'b>],
 ) -> QueryResult<()> {
-    let (before, after) = sql.split_once(param).ok_or_else(|| {
-        diesel::result::Error::QueryBuilderError(format!("the statement lacks {param}").into())
-    })?;
-    out.push_sql(before);
-    *sql = after;
+    let mut numbers = vec![None; binds.len()];
+    let mut pushed = 0;
+    let mut rest = sql;
+    while let Some((before, param, after)) = next_placeholder(rest) {
+        out.push_sql(before);
+        let slot = param.checked_sub(1).and_then(|i| numbers.get_mut(i));
+        let Some(number) = slot else {
+            let problem = format!("the statement has ${param}, {} values", binds.len());
+            return Err(diesel::result::Error::QueryBuilderError(problem.into()));
+        };
+        match *number {
+            Some(number) => out.push_sql(&format!("${number}")),
+            None => {
+                pushed += 1;
+                *number = Some(pushed);
+                match &binds[param - 1] {
+                    Bind::Int(value) => out.push_bind_param::<BigInt, i64>(value)?,
+                    Bind::Text(value) => out.push_bind_param::<Text, str>(value)?,
+                    Bind::At(value) => out.push_bind_param::<Timestamp, NaiveDateTime>(value)?,
+                    Bind::Ints(value) => out.push_bind_param::<Array<BigInt>, Vec<i64>>(value)?,
+                    Bind::Texts(value) => out.push_bind_param::<Array<Text>, Vec<String>>(value)?,
+                }
+            }
+        }
+        rest = after;
+    }
+    out.push_sql(rest.trim_end());
     Ok(())
+}
+
+/// The text before the first placeholder of `sql`, its number and the text after it.
+fn next_placeholder(sql: &str) -> Option<(&str, usize, &str)> {
+    let bytes = sql.as_bytes();
+    let at = (0..bytes.len().saturating_sub(1))
+        .find(|&i| bytes[i] == b'$' && bytes[i + 1].is_ascii_digit())?;
+    let digits = bytes[at + 1..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    let param = sql[at + 1..at + 1 + digits].parse().ok()?;
+    Some((&sql[..at], param, &sql[at + 1 + digits..]))
 }
 
 impl QueryId for LikeStatement {
@@ -504,14 +547,33 @@ mod tests {
             push_ttl_secs: 3600,
         };
         let sql = diesel::debug_query::<Pg, _>(&statement).to_string();
-        assert!(sql.starts_with("WITH args AS (SELECT $1::int8 AS post, $2::int8 AS liker, $3::timestamp AS at, $4::text AS text, $5::text AS kind, $6::int8 AS window_secs, $7::text AS actor, $8::int8 AS push_delay_ms, $9::int8 AS push_ttl_secs)"), "{sql}");
-        assert!(sql.contains("LEFT JOIN grouped ON true -- binds"), "{sql}");
-        assert!(!sql.contains("$10"), "{sql}");
+        // like.sql first names the kind, the actor and the window, then the text: diesel
+        // numbers the binds in that order, and every later use by the number it gave.
         assert!(
             sql.ends_with(
-                r#"binds: [7, 3, 1970-01-01T00:00:00, "bob liked your photo.", "like", 60, "[]", 500, 3600]"#
+                r#"binds: [7, 3, 1970-01-01T00:00:00, "like", "[]", 60, "bob liked your photo.", 500, 3600]"#
             ),
             "{sql}"
         );
+        let renumbered = SQL
+            .trim_end()
+            .replace("$4", "$x")
+            .replace("$5", "$4")
+            .replace("$7", "$5")
+            .replace("$x", "$7");
+        assert_eq!(sql.split(" -- binds").next(), Some(renumbered.as_str()));
+    }
+
+    #[test]
+    fn a_placeholder_is_a_dollar_and_digits() {
+        assert_eq!(
+            next_placeholder("a $12::int8 b"),
+            Some(("a ", 12, "::int8 b"))
+        );
+        assert_eq!(
+            next_placeholder("'$[0 to 2]' $3"),
+            Some(("'$[0 to 2]' ", 3, ""))
+        );
+        assert_eq!(next_placeholder("no placeholder $"), None);
     }
 }

@@ -16,7 +16,7 @@ use crate::counters::BumpLikeCount;
 use crate::db::{DbError, NotifyPolicy};
 use crate::ids::PostId;
 use crate::notifications::{Delivery, Kind, NewNotification};
-use crate::schema::{blocks, like_notices, likes, posts};
+use crate::schema::{blocks, likes, posts};
 use crate::users::UserSummaryRow;
 
 /// Likes `post_id` as `actor` in one transaction on `conn` (blocking).
@@ -37,42 +37,21 @@ pub(crate) fn like(
         if diesel::select(diesel::dsl::exists(hidden)).get_result::<bool>(conn)? {
             return Err(DbError::NotFound);
         }
-        // A missing post fails the insert's foreign key (NotFound).
-        let inserted = diesel::insert_into(likes::table)
-            .values((
-                likes::post_id.eq(post_id),
-                likes::user_id.eq(liker),
-                likes::created_at.eq(at),
-            ))
-            .on_conflict_do_nothing()
-            .returning(likes::post_id)
-            .get_result::<PostId>(conn)
-            .optional()?;
-        if inserted.is_none() {
+        let Some(first_ever) = added(conn, liker, post_id, at)? else {
             let counts = posts::table
                 .find(post_id)
                 .select((posts::like_count, posts::like_seq))
                 .first(conn)?;
             return Ok(LikeOutcome::already_liked(post_id, counts));
-        }
+        };
         let (like_count, like_seq, author) = BumpLikeCount {
             post: post_id,
             delta: 1,
         }
         .get_result::<(i64, i64, crate::UserId)>(conn)?;
-        // Written for a self-like too, as on PostgreSQL; nothing reads it for one.
-        let first_ever = diesel::insert_into(like_notices::table)
-            .values((
-                like_notices::post_id.eq(post_id),
-                like_notices::user_id.eq(liker),
-            ))
-            .on_conflict_do_nothing()
-            .returning(like_notices::post_id)
-            .get_result::<PostId>(conn)
-            .optional()?;
         let delivery = match (author == liker, first_ever) {
             (true, _) => Delivery::default(),
-            (false, Some(_)) => {
+            (false, true) => {
                 let new = NewNotification {
                     recipient_id: author,
                     actor: actor.clone(),
@@ -84,7 +63,7 @@ pub(crate) fn like(
                 crate::insert_notification!([] conn, new, policy)?.into()
             }
             // Liked before: back in the first like's group, silently.
-            (false, None) => {
+            (false, false) => {
                 crate::group_shift!([] conn, author, Kind::Like, Some(post_id), liker, 1).into()
             }
         };
@@ -94,4 +73,38 @@ pub(crate) fn like(
             delivery,
         ))
     })
+}
+
+/// Adds `liker`'s like of `post_id`: a new row (`Some(true)`, the first like ever), the row of a
+/// like taken back marked liked again (`Some(false)`), or `None` if the like is there already.
+/// A missing post fails the insert's foreign key (NotFound).
+fn added(
+    conn: &mut SqliteConnection,
+    liker: crate::UserId,
+    post_id: PostId,
+    at: chrono::NaiveDateTime,
+) -> Result<Option<bool>, DbError> {
+    let inserted = diesel::insert_into(likes::table)
+        .values((
+            likes::post_id.eq(post_id),
+            likes::user_id.eq(liker),
+            likes::created_at.eq(at),
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)?;
+    if inserted == 1 {
+        return Ok(Some(true));
+    }
+    let again = diesel::update(
+        likes::table
+            .filter(likes::post_id.eq(post_id))
+            .filter(likes::user_id.eq(liker))
+            .filter(likes::unliked.eq(true)),
+    )
+    .set((
+        likes::unliked.eq(false),
+        likes::relikes.eq(likes::relikes + 1),
+    ))
+    .execute(conn)?;
+    Ok((again == 1).then_some(false))
 }

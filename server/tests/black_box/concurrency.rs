@@ -328,8 +328,8 @@ async fn a_failing_like_among_likes_written_together_fails_alone() {
             reply.body
         );
     }
-    // And none of their rows stays behind: likes, notices or notifications of the gone post.
-    for table in ["likes", "like_notices", "notifications"] {
+    // And none of their rows stays behind: likes or notifications of the gone post.
+    for table in ["likes", "notifications"] {
         assert_eq!(app.rows_of_post(table, doomed).await, 0, "{table}");
     }
     assert_eq!(app.all_notifications(&author).await.len(), LIKERS);

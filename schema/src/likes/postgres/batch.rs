@@ -1,5 +1,5 @@
 //! Likes written together on PostgreSQL as one statement (`like_batch.sql`): every like's row,
-//! notice, notification and push jobs, with one update of each post's count, of the author's
+//! notification and push jobs, with one update of each post's count, of the author's
 //! sequence and of each group they join, however many likes there are.
 //!
 //! Likes written together are one author's (see the server's like queue), and a popular post's
@@ -20,7 +20,7 @@
 use chrono::NaiveDateTime;
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamp};
+use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 use diesel::QueryResult;
 
 use crate::db::NotifyPolicy;
@@ -29,7 +29,7 @@ use crate::ids::{GroupId, NotificationId, PostId, UserId};
 use crate::notifications::{Kind, NewNotification};
 use crate::users::UserSummaryRow;
 
-use super::{push_sql_to, LikeRow, KIND};
+use super::{push_statement, Bind, LikeRow, KIND};
 
 /// The batch statement over distinct `(liker, post)` pairs, in order.
 #[derive(Debug, Clone)]
@@ -120,32 +120,26 @@ pub(super) fn as_like_row(row: BatchRow) -> Option<LikeRow> {
 }
 
 /// The statement's text; `$1`..`$9` are the posts, likers, texts and actors (arrays), then at,
-/// kind, window, push delay and push TTL, each used once, in order.
+/// kind, window, push delay and push TTL.
 const SQL: &str = include_str!("../like_batch.sql");
 
 impl QueryFragment<Pg> for LikeBatch {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        let mut rest = SQL;
-        push_sql_to(&mut out, &mut rest, "$1")?;
-        out.push_bind_param::<Array<BigInt>, Vec<i64>>(&self.posts)?;
-        push_sql_to(&mut out, &mut rest, "$2")?;
-        out.push_bind_param::<Array<BigInt>, Vec<i64>>(&self.likers)?;
-        push_sql_to(&mut out, &mut rest, "$3")?;
-        out.push_bind_param::<Array<Text>, Vec<String>>(&self.texts)?;
-        push_sql_to(&mut out, &mut rest, "$4")?;
-        out.push_bind_param::<Array<Text>, Vec<String>>(&self.actors)?;
-        push_sql_to(&mut out, &mut rest, "$5")?;
-        out.push_bind_param::<Timestamp, NaiveDateTime>(&self.at)?;
-        push_sql_to(&mut out, &mut rest, "$6")?;
-        out.push_bind_param::<Text, str>(KIND)?;
-        push_sql_to(&mut out, &mut rest, "$7")?;
-        out.push_bind_param::<BigInt, i64>(&self.policy.group_window_secs)?;
-        push_sql_to(&mut out, &mut rest, "$8")?;
-        out.push_bind_param::<BigInt, i64>(&self.policy.push_delay_ms)?;
-        push_sql_to(&mut out, &mut rest, "$9")?;
-        out.push_bind_param::<BigInt, i64>(&self.policy.push_ttl_secs)?;
-        out.push_sql(rest.trim_end());
-        Ok(())
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        push_statement(
+            out,
+            SQL,
+            &[
+                Bind::Ints(&self.posts),
+                Bind::Ints(&self.likers),
+                Bind::Texts(&self.texts),
+                Bind::Texts(&self.actors),
+                Bind::At(&self.at),
+                Bind::Text(KIND),
+                Bind::Int(&self.policy.group_window_secs),
+                Bind::Int(&self.policy.push_delay_ms),
+                Bind::Int(&self.policy.push_ttl_secs),
+            ],
+        )
     }
 }
 
