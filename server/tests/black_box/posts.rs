@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::support::{jpeg, png, TestApp};
+use crate::support::{backend, jpeg, png, Backend, TestApp, User};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_post_round_trips_with_its_image() {
@@ -292,6 +292,61 @@ async fn likes_are_idempotent_and_notify_at_most_once_ever() {
     app.like(&bob, 999_999_999)
         .await
         .assert_problem(StatusCode::NOT_FOUND, "/problems/not-found");
+}
+
+/// The upgrade that keeps a like taken back as a row of `likes` instead of `like_notices`: its
+/// `down.sql` takes a store back to the schema before, with its likes in it, and the instance
+/// migrates it again as it does on start. A pair that liked and unliked before the upgrade
+/// notifies nobody when it likes again; a like still there stays, and counts.
+#[tokio::test(flavor = "multi_thread")]
+async fn likes_taken_back_before_the_upgrade_notify_nobody_after_it() {
+    const MIGRATION: &str = "2026-12-04-000001_like_notices_in_likes";
+    let app = TestApp::spawn().await;
+    let alice = app.register("alice").await;
+    let [bob, carol, dave]: [User; 3] = app.register_many("fan", 3).await.try_into().unwrap();
+    let post = app.create_post(&alice, "p").await["id"].as_i64().unwrap();
+    let path = format!("/posts/{post}/like");
+    app.like(&bob, post).await.assert_status(StatusCode::OK);
+    app.delete(&path, &bob.token)
+        .await
+        .assert_status(StatusCode::OK);
+    app.like(&carol, post).await.assert_status(StatusCode::OK);
+    let backend = match backend() {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    let root = env!("CARGO_MANIFEST_DIR");
+    let down = std::fs::read_to_string(format!(
+        "{root}/../schema/migrations/{backend}/{MIGRATION}/down.sql"
+    ))
+    .unwrap();
+    app.execute_sql(&down).await;
+    app.execute_sql("DELETE FROM __diesel_schema_migrations WHERE version = '20261204000001'")
+        .await;
+    assert_eq!(app.rows_of_post("like_notices", post).await, 2, "before");
+    assert_eq!(app.rows_of_post("likes", post).await, 1, "before");
+
+    app.state.db.migrate().await.unwrap();
+    assert_eq!(app.rows_of_post("likes", post).await, 2, "the unlike kept");
+    let again = app.like(&bob, post).await;
+    again.assert_status(StatusCode::OK);
+    assert_eq!(again.body["like_count"], 2);
+    let still = app.like(&carol, post).await;
+    assert_eq!(still.body["like_count"], 2, "carol's like stayed");
+    assert_eq!(
+        app.all_notifications(&alice).await.len(),
+        2,
+        "bob again: silent"
+    );
+    app.like(&dave, post).await.assert_status(StatusCode::OK);
+    app.delete(&path, &carol.token)
+        .await
+        .assert_status(StatusCode::OK);
+    let back = app.like(&carol, post).await;
+    assert_eq!(back.body["like_count"], 3);
+    let seen = app.get(&format!("/posts/{post}"), &bob.token).await;
+    assert_eq!(seen.body["liked_by_me"], true);
+    assert_eq!(app.all_notifications(&alice).await.len(), 3, "dave's only");
 }
 
 #[tokio::test(flavor = "multi_thread")]

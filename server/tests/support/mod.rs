@@ -516,6 +516,18 @@ impl TestApp {
 
     /// Rows of the store's `table` whose `post_id` is `post`, read from the database itself:
     /// what the API cannot show once a post is gone.
+    /// Runs `sql` (statements separated by `;`, no results) on the instance's database.
+    pub async fn execute_sql(&self, sql: &str) {
+        let executed = async {
+            pulse_schema::run!(self.state.db.write(), conn => {
+                use diesel_async::SimpleAsyncConnection as _;
+                conn.batch_execute(sql).await.map_err(pulse_schema::db::DbError::from)
+            })
+        };
+        let executed: Result<(), pulse_schema::db::DbError> = executed.await;
+        executed.unwrap();
+    }
+
     pub async fn rows_of_post(&self, table: &str, post: i64) -> i64 {
         #[derive(diesel::QueryableByName)]
         struct Count {
