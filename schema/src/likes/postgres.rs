@@ -14,8 +14,9 @@
 //! - only a like that inserted its row notifies (`first`: the upsert left `relikes` at 0); a
 //!   like again marks the row liked and rejoins the group (`rejoin`); nobody is notified of
 //!   their own like;
-//! - a post whose author blocked the liker takes no like (`hidden`; the caller answers
-//!   `NotFound`), and an author who muted the liker is not notified (see [`crate::blocks`]);
+//! - a post whose author blocked the liker takes no like (the block check in `liked`; the
+//!   caller answers `NotFound`), and an author who muted the liker is not notified (see
+//!   [`crate::blocks`]);
 //! - the ordering invariant of [`crate::notifications`]: the notification's row is built from
 //!   the `RETURNING` of the recipient's `UPDATE`, so the recipient is row-locked before the
 //!   insert draws its id from the sequence.
