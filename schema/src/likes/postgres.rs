@@ -427,11 +427,15 @@ const KIND: &str = Kind::Like.as_str();
 /// push TTL, each used as often as the statement needs it.
 const SQL: &str = include_str!("like.sql");
 
+/// [`SQL`] cut for binding, once per process rather than on every like.
+static PLACED: std::sync::LazyLock<Result<Placed, String>> =
+    std::sync::LazyLock::new(|| Placed::new(SQL, 9));
+
 impl QueryFragment<Pg> for LikeStatement {
     fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         push_statement(
             out,
-            SQL,
+            &PLACED,
             &[
                 Bind::Int(&self.post.0),
                 Bind::Int(&self.liker.0),
@@ -456,43 +460,73 @@ enum Bind<'a> {
     Texts(&'a Vec<String>),
 }
 
-/// Pushes the statement `sql`, whose placeholders `$1`, `$2`, ... stand for `binds` in order:
-/// each value is bound where its placeholder first appears, and every later appearance names
-/// the bind by the number diesel gave it there (diesel numbers binds in the order they are
-/// pushed, whatever the file says). A `$` followed by a digit is a placeholder wherever it is;
+/// A statement file made ready to bind, once per file (its text is a constant): the text cut
+/// where each placeholder first appears, every later appearance renumbered to the bind diesel
+/// gives the first (diesel numbers binds in the order they are pushed, whatever the file says),
+/// and which value each cut binds. A `$` followed by a digit is a placeholder wherever it is;
 /// the statement files have no other.
-fn push_statement<'b>(
-    mut out: AstPass<'_, 'b, Pg>,
-    sql: &'b str,
-    binds: &[Bind<'b>],
-) -> QueryResult<()> {
-    let mut numbers = vec![None; binds.len()];
-    let mut pushed = 0;
-    let mut rest = sql;
-    while let Some((before, param, after)) = next_placeholder(rest) {
-        out.push_sql(before);
-        let slot = param.checked_sub(1).and_then(|i| numbers.get_mut(i));
-        let Some(number) = slot else {
-            let problem = format!("the statement has ${param}, {} values", binds.len());
-            return Err(diesel::result::Error::QueryBuilderError(problem.into()));
-        };
-        match *number {
-            Some(number) => out.push_sql(&format!("${number}")),
-            None => {
-                pushed += 1;
-                *number = Some(pushed);
-                match &binds[param - 1] {
-                    Bind::Int(value) => out.push_bind_param::<BigInt, i64>(value)?,
-                    Bind::Text(value) => out.push_bind_param::<Text, str>(value)?,
-                    Bind::At(value) => out.push_bind_param::<Timestamp, NaiveDateTime>(value)?,
-                    Bind::Ints(value) => out.push_bind_param::<Array<BigInt>, Vec<i64>>(value)?,
-                    Bind::Texts(value) => out.push_bind_param::<Array<Text>, Vec<String>>(value)?,
+pub(super) struct Placed {
+    /// `order.len() + 1` pieces of text: before each bind, and after the last.
+    parts: Vec<String>,
+    /// For each bind in push order, the index of its value (the file's number - 1).
+    order: Vec<usize>,
+}
+
+impl Placed {
+    /// `sql` with placeholders `$1`..`$values`; `Err` names one outside that range.
+    pub(super) fn new(sql: &str, values: usize) -> Result<Placed, String> {
+        let mut numbers = vec![None; values];
+        let (mut parts, mut order, mut text) = (Vec::new(), Vec::new(), String::new());
+        let mut rest = sql;
+        while let Some((before, param, after)) = next_placeholder(rest) {
+            text.push_str(before);
+            let slot = param.checked_sub(1).and_then(|i| numbers.get_mut(i));
+            let Some(number) = slot else {
+                return Err(format!("the statement has ${param}, {values} values"));
+            };
+            match *number {
+                Some(number) => text.push_str(&format!("${number}")),
+                None => {
+                    order.push(param - 1);
+                    *number = Some(order.len());
+                    parts.push(std::mem::take(&mut text));
                 }
             }
+            rest = after;
         }
-        rest = after;
+        text.push_str(rest.trim_end());
+        parts.push(text);
+        Ok(Placed { parts, order })
     }
-    out.push_sql(rest.trim_end());
+}
+
+/// Pushes the statement `placed` with `binds`, the values of its placeholders in the file's
+/// order.
+fn push_statement<'b>(
+    mut out: AstPass<'_, 'b, Pg>,
+    placed: &'b Result<Placed, String>,
+    binds: &[Bind<'b>],
+) -> QueryResult<()> {
+    let placed = placed
+        .as_ref()
+        .map_err(|problem| diesel::result::Error::QueryBuilderError(problem.clone().into()))?;
+    for (part, &value) in placed.parts.iter().zip(&placed.order) {
+        out.push_sql(part);
+        match binds.get(value) {
+            Some(Bind::Int(value)) => out.push_bind_param::<BigInt, i64>(value)?,
+            Some(Bind::Text(value)) => out.push_bind_param::<Text, str>(value)?,
+            Some(Bind::At(value)) => out.push_bind_param::<Timestamp, NaiveDateTime>(value)?,
+            Some(Bind::Ints(value)) => out.push_bind_param::<Array<BigInt>, Vec<i64>>(value)?,
+            Some(Bind::Texts(value)) => out.push_bind_param::<Array<Text>, Vec<String>>(value)?,
+            None => {
+                let problem = format!("no value for ${}", value + 1);
+                return Err(diesel::result::Error::QueryBuilderError(problem.into()));
+            }
+        }
+    }
+    if let Some(last) = placed.parts.last() {
+        out.push_sql(last);
+    }
     Ok(())
 }
 

@@ -29,7 +29,7 @@ use crate::ids::{GroupId, NotificationId, PostId, UserId};
 use crate::notifications::{Kind, NewNotification};
 use crate::users::UserSummaryRow;
 
-use super::{push_statement, Bind, LikeRow, KIND};
+use super::{push_statement, Bind, LikeRow, Placed, KIND};
 
 /// The batch statement over distinct `(liker, post)` pairs, in order.
 #[derive(Debug, Clone)]
@@ -123,11 +123,15 @@ pub(super) fn as_like_row(row: BatchRow) -> Option<LikeRow> {
 /// kind, window, push delay and push TTL.
 const SQL: &str = include_str!("../like_batch.sql");
 
+/// [`SQL`] cut for binding, once per process rather than on every batch.
+static PLACED: std::sync::LazyLock<Result<Placed, String>> =
+    std::sync::LazyLock::new(|| Placed::new(SQL, 9));
+
 impl QueryFragment<Pg> for LikeBatch {
     fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         push_statement(
             out,
-            SQL,
+            &PLACED,
             &[
                 Bind::Ints(&self.posts),
                 Bind::Ints(&self.likers),
