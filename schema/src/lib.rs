@@ -14,8 +14,8 @@
 //!
 //! Every query is written once, inside `run!`/`transaction!`, and runs on both backends. The one
 //! exception is the like, the hottest write: [`likes`] holds a path per backend (one PostgreSQL
-//! statement, `likes/like.sql`; the same writes in one blocking job on SQLite) behind one
-//! contract. The test suite runs against both.
+//! statement, `likes/like.sql`, calling the function `pulse_like`; the same writes in one
+//! blocking job on SQLite) behind one contract. The test suite runs against both.
 
 pub mod blocking;
 pub mod counters;

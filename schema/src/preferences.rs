@@ -3,7 +3,7 @@
 //! one (`from_following`). A user without a row has everything on, from everyone.
 //!
 //! The checks run inside the statement that draws the recipient's notification `seq` (see
-//! [`crate::notifications`], `likes/like.sql`) and the one that queues pushes. Saving
+//! [`crate::notifications`], the like's function `pulse_like`) and the one that queues pushes. Saving
 //! preferences moves the user's `reach_version` in the same transaction, as a block does, so a
 //! write racing the change asks again with a fresh snapshot (see [`crate::blocks`]): the new
 //! preferences apply to every write after the response.

@@ -2,7 +2,7 @@
 //! `push_jobs` queue.
 //!
 //! A notification's transaction inserts one job per subscription of the recipient's that takes
-//! pushes of its kind (see [`crate::notifications`], `likes/like.sql`), due `push_delay_ms`
+//! pushes of its kind (see [`crate::notifications`], the like's function `pulse_like`), due `push_delay_ms`
 //! after the commit, so a push survives a restart of every instance. A socket that shows the
 //! notification live meanwhile deletes its jobs ([`cancel_seen`]). Workers on every instance
 //! [`claim`] due jobs for a lease: on PostgreSQL with `FOR UPDATE SKIP LOCKED`, so two instances

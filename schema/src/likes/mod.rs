@@ -6,8 +6,9 @@
 //! likes again in `relikes`, which is how PostgreSQL's one upsert tells the two apart.
 //!
 //! The like is the one write with a path per backend: [`postgres`] runs it as one statement
-//! (`like.sql`), [`sqlite`] as the same writes one by one on the connection's thread. Both
-//! answer with [`LikeOutcome`]; the black-box suite runs against both.
+//! (`like.sql`, a call of the function `pulse_like`), [`sqlite`] as the same writes one by one
+//! on the connection's thread. Both answer with [`LikeOutcome`]; the black-box suite runs
+//! against both.
 
 mod outcome;
 mod postgres;

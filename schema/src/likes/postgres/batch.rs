@@ -7,13 +7,13 @@
 //! author and group rows once per like. Here each of those rows is written once per batch, and
 //! each like is still answered as if written alone, in the batch's order: its count and seq
 //! (the count before the batch plus its place among the post's new likes), its notification's
-//! id and seq (drawn in order while the author's row is locked, as `like.sql` draws
+//! id and seq (drawn in order while the author's row is locked, as `pulse_like` draws
 //! them), and its group as it stood after it. The last like of each post gets the group's row
 //! as written; an earlier like's newest actors are built from the open group as the statement
 //! found it, which a write of the group that committed while the statement waited for the
 //! author's row may have changed since (its next version, the last like's, is then exact).
 //!
-//! The statement keeps every rule of `like.sql`: a block hides the post, a mute or preference
+//! The statement keeps every rule of a like alone (`pulse_like`): a block hides the post, a mute or preference
 //! leaves the like `unsettled`, a like again is a `rejoin`, and a moved `reach_version` draws
 //! nothing (every like it would have notified is then settled afresh).
 
