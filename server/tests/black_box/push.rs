@@ -553,6 +553,70 @@ async fn preferences_turn_kinds_off_per_channel_and_can_require_following() {
     }
 }
 
+/// A like is checked against its author's preferences however the author got them: an author
+/// who never saved any is notified of every like, and after saving them, of exactly the likes
+/// they let through; every like counts either way.
+#[tokio::test(flavor = "multi_thread")]
+async fn likes_follow_the_authors_preferences_from_the_first_save_on() {
+    let app = app().await;
+    let (alice, bob, carol, dave) = (
+        app.register("alice").await,
+        app.register("bob").await,
+        app.register("carol").await,
+        app.register("dave").await,
+    );
+    let posts = [
+        post_of(&app, &alice).await,
+        post_of(&app, &alice).await,
+        post_of(&app, &alice).await,
+    ];
+    let put = |body: Value| {
+        app.call(
+            reqwest::Method::PUT,
+            "/notifications/preferences",
+            Some(&alice.token),
+            Some(body),
+        )
+    };
+    let actors = |inbox: Vec<Value>| -> Vec<i64> {
+        inbox
+            .iter()
+            .map(|n| n["actor"]["id"].as_i64().unwrap())
+            .collect()
+    };
+    app.like(&bob, posts[0]).await.assert_status(StatusCode::OK);
+    assert_eq!(actors(app.all_notifications(&alice).await), vec![bob.id]);
+
+    put(json!({"like": {"inbox": false}}))
+        .await
+        .assert_status(StatusCode::OK);
+    let liked = app.like(&carol, posts[0]).await;
+    liked.assert_status(StatusCode::OK);
+    assert_eq!(liked.body["like_count"], json!(2));
+    assert_eq!(actors(app.all_notifications(&alice).await), vec![bob.id]);
+
+    put(json!({"like": {"inbox": true}, "from": "following"}))
+        .await
+        .assert_status(StatusCode::OK);
+    app.follow(&alice, &dave).await;
+    app.like(&carol, posts[1])
+        .await
+        .assert_status(StatusCode::OK);
+    app.like(&dave, posts[2])
+        .await
+        .assert_status(StatusCode::OK);
+    assert_eq!(
+        actors(app.all_notifications(&alice).await),
+        vec![dave.id, bob.id]
+    );
+    let mut counts = Vec::new();
+    for post in posts {
+        let seen = app.get(&format!("/posts/{post}"), &alice.token).await;
+        counts.push(seen.body["like_count"].clone());
+    }
+    assert_eq!(counts, vec![json!(2), json!(1), json!(1)]);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_push_queued_before_its_device_signed_out_by_expiry_is_not_sent() {
     // Tokens live 2 s; the push waits 2.5 s: by then the device's token has expired.
