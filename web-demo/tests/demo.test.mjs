@@ -472,7 +472,11 @@ async function waitBadge(surface, want, timeout = 5000) {
  */
 async function dismissToasts(surface) {
   const showing = surface.locator('[data-testid="toast"]:not(.is-leaving)');
-  while ((await showing.count()) > 0) await showing.first().getByRole('button', { name: 'Dismiss' }).click();
+  for (let tries = 0; tries < 20 && (await showing.count()) > 0; tries += 1) {
+    // A toast may time out and leave between the count and the click: the click then finds
+    // nothing to press, and the count is taken again.
+    await showing.first().getByRole('button', { name: 'Dismiss' }).click({ timeout: 1000 }).catch(() => {});
+  }
   await surface.waitForFunction(() => !document.querySelector('[data-testid="toast"]'), null, { timeout: 5000 });
 }
 
