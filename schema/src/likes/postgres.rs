@@ -429,7 +429,7 @@ type LikeRow = (
 const KIND: &str = Kind::Like.as_str();
 
 /// The statement's text; `$1`..`$9` are post, liker, at, text, kind, window, actor, push delay and
-/// push TTL, each used as often as the statement needs it.
+/// push TTL, the arguments of `pulse_like`.
 const SQL: &str = include_str!("like.sql");
 
 /// [`SQL`] cut for binding, once per process rather than on every like.
@@ -465,73 +465,71 @@ enum Bind<'a> {
     Texts(&'a Vec<String>),
 }
 
-/// A statement file made ready to bind, once per file (its text is a constant): the text cut
-/// where each placeholder first appears, every later appearance renumbered to the bind diesel
-/// gives the first (diesel numbers binds in the order they are pushed, whatever the file says),
-/// and which value each cut binds. A `$` followed by a digit is a placeholder wherever it is;
-/// the statement files have no other.
+/// A statement file cut where its placeholders are, once per file (its text is a constant).
+/// The placeholders are `$1`..`$n`, each once and in order, so the order diesel numbers the
+/// binds in (the order they are pushed) is the file's. A `$` followed by a digit is a
+/// placeholder wherever it is; the statement files have no other.
 pub(super) struct Placed {
-    /// `order.len() + 1` pieces of text: before each bind, and after the last.
+    /// The text before each placeholder, then the text after the last.
     parts: Vec<String>,
-    /// For each bind in push order, the index of its value (the file's number - 1).
-    order: Vec<usize>,
 }
 
 impl Placed {
-    /// `sql` with placeholders `$1`..`$values`; `Err` names one outside that range.
+    /// `sql` with placeholders `$1`..`$values`, each once and in order; `Err` names the first
+    /// that is not.
     pub(super) fn new(sql: &str, values: usize) -> Result<Placed, String> {
-        let mut numbers = vec![None; values];
-        let (mut parts, mut order, mut text) = (Vec::new(), Vec::new(), String::new());
+        let mut parts = Vec::with_capacity(values + 1);
         let mut rest = sql;
         while let Some((before, param, after)) = next_placeholder(rest) {
-            text.push_str(before);
-            let slot = param.checked_sub(1).and_then(|i| numbers.get_mut(i));
-            let Some(number) = slot else {
-                return Err(format!("the statement has ${param}, {values} values"));
-            };
-            match *number {
-                Some(number) => text.push_str(&format!("${number}")),
-                None => {
-                    order.push(param - 1);
-                    *number = Some(order.len());
-                    parts.push(std::mem::take(&mut text));
-                }
+            let expected = parts.len() + 1;
+            if param != expected || param > values {
+                return Err(format!(
+                    "the statement has ${param} where ${expected} of {values} belongs"
+                ));
             }
+            parts.push(before.to_owned());
             rest = after;
         }
-        text.push_str(rest.trim_end());
-        parts.push(text);
-        Ok(Placed { parts, order })
+        if parts.len() != values {
+            return Err(format!(
+                "the statement has {} placeholders for {values} values",
+                parts.len()
+            ));
+        }
+        parts.push(rest.trim_end().to_owned());
+        Ok(Placed { parts })
     }
 }
 
-/// Pushes the statement `placed` with `binds`, the values of its placeholders in the file's
-/// order.
+/// Pushes the statement `placed` with `binds`, the values of its placeholders in order.
 fn push_statement<'b>(
     mut out: AstPass<'_, 'b, Pg>,
     placed: &'b Result<Placed, String>,
     binds: &[Bind<'b>],
 ) -> QueryResult<()> {
-    let placed = placed
-        .as_ref()
-        .map_err(|problem| diesel::result::Error::QueryBuilderError(problem.clone().into()))?;
-    for (part, &value) in placed.parts.iter().zip(&placed.order) {
+    let problem = |text: String| diesel::result::Error::QueryBuilderError(text.into());
+    let placed = placed.as_ref().map_err(|text| problem(text.clone()))?;
+    let Some((last, parts)) = placed.parts.split_last() else {
+        return Err(problem("an empty statement".into()));
+    };
+    if parts.len() != binds.len() {
+        return Err(problem(format!(
+            "{} values for {} placeholders",
+            binds.len(),
+            parts.len()
+        )));
+    }
+    for (part, bind) in parts.iter().zip(binds) {
         out.push_sql(part);
-        match binds.get(value) {
-            Some(Bind::Int(value)) => out.push_bind_param::<BigInt, i64>(value)?,
-            Some(Bind::Text(value)) => out.push_bind_param::<Text, str>(value)?,
-            Some(Bind::At(value)) => out.push_bind_param::<Timestamp, NaiveDateTime>(value)?,
-            Some(Bind::Ints(value)) => out.push_bind_param::<Array<BigInt>, Vec<i64>>(value)?,
-            Some(Bind::Texts(value)) => out.push_bind_param::<Array<Text>, Vec<String>>(value)?,
-            None => {
-                let problem = format!("no value for ${}", value + 1);
-                return Err(diesel::result::Error::QueryBuilderError(problem.into()));
-            }
+        match bind {
+            Bind::Int(value) => out.push_bind_param::<BigInt, i64>(value)?,
+            Bind::Text(value) => out.push_bind_param::<Text, str>(value)?,
+            Bind::At(value) => out.push_bind_param::<Timestamp, NaiveDateTime>(value)?,
+            Bind::Ints(value) => out.push_bind_param::<Array<BigInt>, Vec<i64>>(value)?,
+            Bind::Texts(value) => out.push_bind_param::<Array<Text>, Vec<String>>(value)?,
         }
     }
-    if let Some(last) = placed.parts.last() {
-        out.push_sql(last);
-    }
+    out.push_sql(last);
     Ok(())
 }
 
@@ -594,8 +592,16 @@ mod tests {
             ),
             "{sql}"
         );
-        let renumbered = SQL.trim_end();
-        assert_eq!(sql.split(" -- binds").next(), Some(renumbered));
+        assert_eq!(sql.split(" -- binds").next(), Some(SQL.trim_end()));
+    }
+
+    #[test]
+    fn placeholders_must_be_each_value_once_in_order() {
+        assert!(Placed::new("a $1 b $2", 2).is_ok());
+        assert!(Placed::new("a $2 b $1", 2).is_err());
+        assert!(Placed::new("a $1 b $1", 2).is_err());
+        assert!(Placed::new("a $1", 2).is_err());
+        assert!(Placed::new("a $1 b $2 c $3", 2).is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::support::push_service::{PushService, Subscriber};
-use crate::support::{eventually, TestApp, User};
+use crate::support::{eventually, Reply, TestApp, User};
 
 /// How long a test waits for a push it expects.
 const PUSH_WAIT: Duration = Duration::from_secs(10);
@@ -35,6 +35,17 @@ async fn subscribe(app: &TestApp, user: &User, service: &PushService, path: &str
 
 async fn post_of(app: &TestApp, author: &User) -> i64 {
     app.create_post(author, "p").await["id"].as_i64().unwrap()
+}
+
+/// `user` saves `body` as their notification preferences.
+async fn save_preferences(app: &TestApp, user: &User, body: Value) -> Reply {
+    app.call(
+        reqwest::Method::PUT,
+        "/notifications/preferences",
+        Some(&user.token),
+        Some(body),
+    )
+    .await
 }
 
 fn metric(text: &str, name: &str) -> f64 {
@@ -483,14 +494,7 @@ async fn preferences_turn_kinds_off_per_channel_and_can_require_following() {
     );
     subscribe(&app, &alice, &service, "alice").await;
     let post = post_of(&app, &alice).await;
-    let put = |body: Value| {
-        app.call(
-            reqwest::Method::PUT,
-            "/notifications/preferences",
-            Some(&alice.token),
-            Some(body),
-        )
-    };
+    let put = |body: Value| save_preferences(&app, &alice, body);
     // Likes: in the inbox, not pushed.
     let saved = put(json!({"like": {"push": false}})).await;
     assert_eq!(saved.body["like"], json!({"inbox": true, "push": false}));
@@ -570,14 +574,7 @@ async fn likes_follow_the_authors_preferences_from_the_first_save_on() {
         post_of(&app, &alice).await,
         post_of(&app, &alice).await,
     ];
-    let put = |body: Value| {
-        app.call(
-            reqwest::Method::PUT,
-            "/notifications/preferences",
-            Some(&alice.token),
-            Some(body),
-        )
-    };
+    let put = |body: Value| save_preferences(&app, &alice, body);
     let actors = |inbox: Vec<Value>| -> Vec<i64> {
         inbox
             .iter()
