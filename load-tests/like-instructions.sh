@@ -2,7 +2,7 @@
 # like-instructions.sh: PostgreSQL's instructions per like, counted by valgrind, not timed.
 #
 #   load-tests/like-instructions.sh [--statement FILE] [--migrations DIR] [--extra-sql FILE]
-#                                   [--likes N] [--keep]
+#                                   [--likes N] [--batch K] [--keep]
 #
 # CPU time per like moves by 10-20% between runs on a shared 2-core machine; an instruction count
 # does not (the same binary, data and statements give the same count, whatever else runs). This
@@ -25,23 +25,32 @@
 #      git archive <build> schema | tar -x -C /tmp/old
 #      load-tests/like-instructions.sh --statement /tmp/old/schema/src/likes/like.sql \
 #        --migrations /tmp/old/schema/migrations/postgres
+# With --batch K, the statement (default schema/src/likes/like_batch.sql) writes K likes of one
+# post per execution, as the server's like queue writes a popular post's likes together ($1..$4
+# arrays of posts, likers, texts and actors, then at, kind, window, push delay, push TTL); the
+# figure is still per like. --likes must then be a multiple of K.
 # Not counted: the kernel (fsync, sockets), other processes, waiting. Needs valgrind; as root,
 # the cluster runs as the user `postgres`.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
-STATEMENT=$ROOT/schema/src/likes/like.sql MIGRATIONS=$ROOT/schema/migrations/postgres EXTRA_SQL="" LIKES=1000 BASE=200 KEEP=0
+STATEMENT=$ROOT/schema/src/likes/like.sql MIGRATIONS=$ROOT/schema/migrations/postgres EXTRA_SQL="" LIKES=1000 BASE=200 KEEP=0 BATCH=0
 while [[ $# -gt 0 ]]; do
   case $1 in
     --statement) STATEMENT=$(realpath "$2"); shift 2 ;;
     --migrations) MIGRATIONS=$(realpath "$2"); shift 2 ;;
     --extra-sql) EXTRA_SQL=$(realpath "$2"); shift 2 ;;
     --likes) LIKES=$2; shift 2 ;;
+    --batch) BATCH=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
+if [[ $BATCH -gt 0 ]]; then
+  [[ $STATEMENT == "$ROOT/schema/src/likes/like.sql" ]] && STATEMENT=$ROOT/schema/src/likes/like_batch.sql
+  (( LIKES % BATCH == 0 && BASE % BATCH == 0 )) || { echo "--likes and 200 must be multiples of --batch" >&2; exit 2; }
+fi
 log() { echo "[like-instructions $(date -u +%H:%M:%S)] $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 command -v valgrind >/dev/null || die "valgrind is needed (apt-get install -y valgrind)"
@@ -86,6 +95,7 @@ as_db "$BIN/pg_ctl" -D "$WORK/cluster" -w stop >/dev/null
 # The single-user backend's input for n likes: -j mode, each command ends with ";" and a blank line.
 input() {
   local n=$1 types
+  if [[ $BATCH -gt 0 ]]; then batch_input "$n"; return; fi
   if grep -q '\$6' "$STATEMENT"; then
     types="int8,int8,timestamp,text,text,int8,text,int8,int8"
   else
@@ -99,6 +109,29 @@ input() {
       printf "EXECUTE like_(%d, %d, LOCALTIMESTAMP(3), %su%d liked your photo.%s, %slike%s", post, liker, q(), liker, q(), q(), q()
       if (nine) printf ", 86400, %s[{\"id\":%d,\"username\":\"u%d\",\"display_name\":\"u%d\"}]%s, 500, 86400", q(), liker, liker, liker, q()
       printf ");\n\n"
+    }
+  }
+  function q() { return sprintf("%c", 39) }'
+  printf "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::int8 AS wal_position;\n\n"
+}
+
+# The same for --batch K: n likes as n / K executions of K likes of one post each.
+batch_input() {
+  local n=$1
+  printf 'SET plan_cache_mode = force_generic_plan;\n\n'
+  printf 'PREPARE like_(int8[],int8[],text[],text[],timestamp,text,int8,int8,int8) AS %s;\n\n' \
+    "$(sed 's/;[[:space:]]*$//' "$STATEMENT")"
+  awk -v n="$n" -v k="$BATCH" 'BEGIN {
+    for (g = 0; g < n; g += k) {
+      post = 1 + (g / k) % 250; posts = ""; likers = ""; texts = ""; actors = ""
+      for (j = 0; j < k; j++) {
+        liker = 51 + g + j
+        sep = (j ? "," : "")
+        posts = posts sep post; likers = likers sep liker
+        texts = texts sep sprintf("\"u%d liked your photo.\"", liker)
+        actors = actors sep sprintf("\"{\\\"id\\\":%d,\\\"username\\\":\\\"u%d\\\",\\\"display_name\\\":\\\"u%d\\\"}\"", liker, liker, liker)
+      }
+      printf "EXECUTE like_(%s{%s}%s, %s{%s}%s, %s{%s}%s, %s{%s}%s, LOCALTIMESTAMP(3), %slike%s, 86400, 500, 86400);\n\n", q(), posts, q(), q(), likers, q(), q(), texts, q(), q(), actors, q(), q(), q()
     }
   }
   function q() { return sprintf("%c", 39) }'
@@ -119,4 +152,5 @@ count() {
 log "counting $BASE and $((BASE + LIKES)) likes under callgrind"
 read -r short short_wal <<<"$(count "$BASE")"
 read -r long long_wal <<<"$(count $((BASE + LIKES)))"
+[[ -n "$short" && -n "$long" ]] || die "no count"
 echo "statement ${STATEMENT#"$ROOT"/}${EXTRA_SQL:+ + $(basename "$EXTRA_SQL")}: $(( (long - short) / LIKES )) instructions and $(( (long_wal - short_wal) / LIKES )) bytes of WAL per like"

@@ -126,7 +126,7 @@ async fn settle(
 /// as it ends, then whatever each needs after it, as [`like`] does.
 ///
 /// No transaction block holds a post's row across a round trip: the statement locks the batch's
-/// posts first, in id order (`locked` in `like_batch.sql`), then the author's row, as every other
+/// posts first, in id order (`pulse_like_batch`), then the author's row, as every other
 /// writer (a like alone, an unlike, another batch) locks posts before authors, so none waits for
 /// a post while holding an author. A pair liked twice in the batch is written once; its second
 /// like is answered after the statement, as a like already there.
@@ -144,7 +144,8 @@ pub(super) async fn like_together(
 /// holds the post's row: a batch that must wait for the row (another instance's batch holds
 /// it) takes every like that arrived meanwhile, instead of leaving them to a batch of their own
 /// that would wait its turn again. One more round trip than [`like_together`], while the row is
-/// held. Answers the likes taken and their outcomes (`Err`: none of them was written).
+/// held. A single like taken is written by [`like`]'s statement (the batch function costs more
+/// for one like). Answers the likes taken and their outcomes (`Err`: none of them was written).
 pub(super) async fn like_together_locked(
     conn: &mut AsyncPgConnection,
     post: PostId,
@@ -166,18 +167,37 @@ pub(super) async fn like_together_locked(
                 .await
                 .optional()?;
             taken = take();
+            if let [(actor, post)] = taken.as_slice() {
+                let statement = LikeStatement::new(actor, *post, policy);
+                let (at, text) = (statement.at, statement.text.clone());
+                let row = statement.get_result::<LikeRow>(conn).await.optional()?;
+                return Ok(Written::Alone(at, text, row));
+            }
             let (first, statement) = batch_of(&taken, policy);
             let rows = statement.clone().load::<batch::BatchRow>(conn).await?;
-            Ok((first, statement, rows))
+            Ok(Written::Together(first, statement, rows))
         })
         .await;
     let outcomes = match written {
-        Ok((first, statement, rows)) => {
+        Ok(Written::Alone(at, text, row)) => {
+            let (actor, post) = &taken[0]; // `Alone` is a batch of one
+            Ok(vec![
+                settle(conn, actor, *post, policy, (at, text), row).await,
+            ])
+        }
+        Ok(Written::Together(first, statement, rows)) => {
             Ok(settle_batch(conn, &taken, &first, (statement, rows), policy).await)
         }
         Err(error) => Err(error),
     };
     (taken, outcomes)
+}
+
+/// What the transaction of [`like_together_locked`] wrote: a like alone (its time, sentence
+/// and row, as [`like`] has them) or likes together (as [`like_together`] has them).
+enum Written {
+    Alone(NaiveDateTime, String, Option<LikeRow>),
+    Together(Vec<bool>, batch::LikeBatch, Vec<batch::BatchRow>),
 }
 
 /// The batch statement for `likes`, and for each like whether it is the first of its pair in

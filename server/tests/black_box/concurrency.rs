@@ -432,11 +432,11 @@ async fn sockets_opening_at_once_each_get_their_own_token_checked_and_their_own_
 /// The likes of one author's posts written together answer exactly as the same likes written
 /// one by one on a twin store: counts, notification ids and seqs, each like's group as it stood
 /// after it, push jobs, blocks, mutes, self-likes, a like again, a missing post and a pair twice.
-/// On PostgreSQL they are one statement (`like_batch.sql`), in a transaction that locks the
+/// On PostgreSQL they are one call of `pulse_like_batch`, in a transaction that locks the
 /// posts first; on SQLite each is written alone.
 #[tokio::test(flavor = "multi_thread")]
 async fn likes_of_two_posts_written_together_answer_as_likes_written_one_by_one() {
-    likes_written_together_answer_as_likes_written_one_by_one(false).await;
+    likes_written_together_answer_as_likes_written_one_by_one(Twin::TwoPosts).await;
 }
 
 /// The same for the likes of one post, handed over once their post's row is held (as the queue
@@ -444,17 +444,37 @@ async fn likes_of_two_posts_written_together_answer_as_likes_written_one_by_one(
 /// then the statement, in one transaction.
 #[tokio::test(flavor = "multi_thread")]
 async fn likes_of_one_post_written_together_answer_as_likes_written_one_by_one() {
-    likes_written_together_answer_as_likes_written_one_by_one(true).await;
+    likes_written_together_answer_as_likes_written_one_by_one(Twin::OnePost).await;
 }
 
-async fn likes_written_together_answer_as_likes_written_one_by_one(one_post: bool) {
+/// The same for an author who never blocked, muted or saved preferences (on PostgreSQL, the
+/// author's row is then updated with no check), whose post's group already holds two likers:
+/// the earlier likes of the batch show them among its newest actors.
+#[tokio::test(flavor = "multi_thread")]
+async fn likes_of_one_post_of_a_quiet_author_written_together_answer_as_likes_written_one_by_one() {
+    likes_written_together_answer_as_likes_written_one_by_one(Twin::QuietAuthor).await;
+}
+
+/// Which likes [`twin_likes`] makes.
+#[derive(Clone, Copy, PartialEq)]
+enum Twin {
+    /// Likes of two posts, a missing post among them, by an author who mutes and blocks.
+    TwoPosts,
+    /// The likes of the first post only.
+    OnePost,
+    /// Likes of one post by an author who mutes and blocks nobody, after two likes of it (by
+    /// `muted` and `blocked`, who like nothing in the batch).
+    QuietAuthor,
+}
+
+async fn likes_written_together_answer_as_likes_written_one_by_one(twin: Twin) {
+    let one_post = twin != Twin::TwoPosts;
     let spawn = || TestApp::spawn_with(|s| s.push_allow_private = true);
     let (together, one_by_one) = (spawn().await, spawn().await);
-    let (likes, _services) =
-        join_all([&together, &one_by_one].map(|app| twin_likes(app, one_post)))
-            .await
-            .into_iter()
-            .unzip::<_, _, Vec<_>, Vec<_>>();
+    let (likes, _services) = join_all([&together, &one_by_one].map(|app| twin_likes(app, twin)))
+        .await
+        .into_iter()
+        .unzip::<_, _, Vec<_>, Vec<_>>();
     assert_eq!(
         likes[0]
             .iter()
@@ -510,10 +530,11 @@ async fn likes_written_together_answer_as_likes_written_one_by_one(one_post: boo
 
 /// A twin's users and posts, and the likes to write: author `a` (one push subscription) with
 /// posts p1 and p2 mutes `muted`, blocks `blocked`; `again` liked and unliked p1 before. With
-/// `one_post`, the likes of p1 only.
+/// [`Twin::OnePost`], the likes of p1 only; with [`Twin::QuietAuthor`], `muted` and `blocked`
+/// like p1 before instead (the author mutes and blocks nobody).
 async fn twin_likes(
     app: &TestApp,
-    one_post: bool,
+    twin: Twin,
 ) -> (
     Vec<(pulse_schema::users::UserSummaryRow, pulse_schema::PostId)>,
     crate::support::push_service::PushService,
@@ -530,12 +551,18 @@ async fn twin_likes(
         app.create_post(&author, "p1").await["id"].as_i64().unwrap(),
         app.create_post(&author, "p2").await["id"].as_i64().unwrap(),
     );
-    app.put(&format!("/users/{}/mute", fans[7].id), &author.token)
-        .await
-        .assert_status(StatusCode::OK);
-    app.put(&format!("/users/{}/block", fans[8].id), &author.token)
-        .await
-        .assert_status(StatusCode::OK);
+    if twin == Twin::QuietAuthor {
+        for fan in &fans[7..9] {
+            app.like(fan, p1).await.assert_status(StatusCode::OK);
+        }
+    } else {
+        app.put(&format!("/users/{}/mute", fans[7].id), &author.token)
+            .await
+            .assert_status(StatusCode::OK);
+        app.put(&format!("/users/{}/block", fans[8].id), &author.token)
+            .await
+            .assert_status(StatusCode::OK);
+    }
     app.like(&fans[9], p1).await.assert_status(StatusCode::OK);
     app.delete(&format!("/posts/{p1}/like"), &fans[9].token)
         .await
@@ -564,7 +591,12 @@ async fn twin_likes(
     ];
     let likes = order
         .iter()
-        .filter(|(_, post)| !one_post || *post == p1)
+        .filter(|(_, post)| twin == Twin::TwoPosts || *post == p1)
+        // A like already there answers the post's count when it is answered: after the whole
+        // batch, not after the likes before it.
+        .filter(|(user, _)| {
+            twin != Twin::QuietAuthor || !fans[7..9].iter().any(|fan| fan.id == user.id)
+        })
         .map(|(user, post)| (summary(user), pulse_schema::PostId(*post)))
         .collect();
     (likes, service)
