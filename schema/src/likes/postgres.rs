@@ -219,31 +219,43 @@ fn batch_of(
     (first, batch::LikeBatch::new(&distinct, policy))
 }
 
-/// Plans [`like`]'s and [`like_together`]'s statements on `conn` (their generic plans are then
-/// kept for the connection's life): each runs once, in a transaction rolled back, for a post
-/// that does not exist (ids start at 1) and a liker of its own (`place`, this process's id),
-/// so that connections readied at once do not wait for each other's like row.
+/// Plans every statement of [`like`] and [`like_together`] on `conn`. The functions they call
+/// plan each of their statements when it first runs on a connection, and keep the plan for the
+/// connection's life; a plan made during a like holds the post's and the author's rows (a
+/// hot post's likes all waited for it), so here each step runs once, in a transaction rolled
+/// back: two authors of this connection's own (one never checked, `reach_version` 0, one
+/// checked), each with a post and a push subscription, liked alone and then by two likers
+/// together. Ids are negative and made from this process's id and `place`, so connections
+/// readied at once never wait for each other's rows, and nothing of it stays.
 pub(super) async fn warm(
     conn: &mut AsyncPgConnection,
     place: usize,
     policy: NotifyPolicy,
 ) -> DbResult<()> {
     use diesel_async::AsyncConnection as _;
-    let nobody = UserSummaryRow {
-        id: UserId(-((i64::from(std::process::id()) << 16) + place as i64 + 1)),
-        username: String::new(),
+    let base = -((i64::from(std::process::id()) << 20) + ((place as i64) << 3) + 8);
+    let user = |id: i64| UserSummaryRow {
+        id: UserId(id),
+        username: format!("pulse-warm{id}"),
         display_name: String::new(),
     };
-    let likes = [(nobody.clone(), PostId(0))];
     let planned = conn
         .transaction::<(), DbError, _>(async |conn| {
-            LikeStatement::new(&nobody, PostId(0), policy)
-                .get_result::<LikeRow>(conn)
-                .await
-                .optional()?;
-            batch::LikeBatch::new(&likes.iter().collect::<Vec<_>>(), policy)
-                .load::<batch::BatchRow>(conn)
+            diesel::sql_query(WARM_ROWS)
+                .bind::<BigInt, _>(base)
+                .execute(conn)
                 .await?;
+            for author in [base, base - 1] {
+                let post = PostId(author);
+                LikeStatement::new(&user(base - 2), post, policy)
+                    .get_result::<LikeRow>(conn)
+                    .await
+                    .optional()?;
+                let likes = [(user(base - 3), post), (user(base - 4), post)];
+                batch::LikeBatch::new(&likes.iter().collect::<Vec<_>>(), policy)
+                    .load::<batch::BatchRow>(conn)
+                    .await?;
+            }
             Err(DbError::NotFound) // rolled back: nothing of it stays
         })
         .await;
@@ -252,6 +264,20 @@ pub(super) async fn warm(
         Err(error) => Err(error),
     }
 }
+
+/// The rows [`warm`] likes, from `$1` down: authors `$1` (never checked) and `$1 - 1` (checked),
+/// each with a post of the same id and a push subscription; likers `$1 - 2` to `$1 - 4`.
+const WARM_ROWS: &str = "WITH people AS (
+    INSERT INTO users (id, username, display_name, password_hash, created_at, reach_version)
+    SELECT $1 - n, 'pulse-warm' || ($1 - n), '', '', LOCALTIMESTAMP, CASE WHEN n = 1 THEN 1 ELSE 0 END
+    FROM generate_series(0, 4) n RETURNING id),
+  written AS (
+    INSERT INTO posts (id, author_id, caption, media_key, width, height, created_at)
+    SELECT id, id, '', '', 1, 1, LOCALTIMESTAMP FROM people WHERE id >= $1 - 1 RETURNING id)
+  INSERT INTO push_subscriptions (id, user_id, token_id, endpoint, p256dh, auth, created_at,
+    expires_at)
+  SELECT id, id, 'pulse-warm' || id, '', '', '', LOCALTIMESTAMP, LOCALTIMESTAMP + interval '1 day'
+  FROM written";
 
 /// Each like of a batch settled in order ([`settle`]) from its row of the batch statement, or
 /// as a like already there for the second of a pair (`first` false).
