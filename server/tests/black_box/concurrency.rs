@@ -654,3 +654,32 @@ fn like_summary(
         outcome.liked, outcome.like_count, outcome.like_seq, outcome.changed, delivery.pushes
     )
 }
+
+/// Readying the connections for likes (on PostgreSQL, each step of the like's functions run
+/// for rows of its own, rolled back) succeeds however often it runs, leaves no row behind and
+/// changes nothing a like then answers.
+#[tokio::test(flavor = "multi_thread")]
+async fn readying_the_connections_for_likes_leaves_nothing_behind() {
+    let app = TestApp::spawn().await;
+    let author = app.register("author").await;
+    let fan = app.register("fan").await;
+    let post = app.create_post(&author, "p").await["id"].as_i64().unwrap();
+    for _ in 0..2 {
+        pulse_schema::likes::warm(&app.state.db)
+            .await
+            .expect("readying the connections");
+    }
+    let liked = app.like(&fan, post).await;
+    liked.assert_status(StatusCode::OK);
+    assert_eq!(liked.body["like_count"], 1, "{}", liked.body);
+    let inbox = app.get("/notifications", &author.token).await;
+    inbox.assert_status(StatusCode::OK);
+    let items = inbox.body["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0]["actor"]["id"], fan.id, "{items:?}");
+    // The first connection's first author, as the readying names it (this process runs the app).
+    let first = -((i64::from(std::process::id()) << 20) + 8);
+    app.get(&format!("/users/pulse-warm{first}"), &author.token)
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
+}
