@@ -54,10 +54,21 @@ pub(super) async fn like(
     post_id: PostId,
     policy: NotifyPolicy,
 ) -> DbResult<LikeOutcome> {
+    let (at, text, row) = like_row(conn, actor, post_id, policy).await?;
+    settle(conn, actor, post_id, policy, (at, text), row).await
+}
+
+/// Runs the like's statement: its time and sentence, and its row (`None`: it added no like).
+async fn like_row(
+    conn: &mut AsyncPgConnection,
+    actor: &UserSummaryRow,
+    post_id: PostId,
+    policy: NotifyPolicy,
+) -> DbResult<(NaiveDateTime, String, Option<LikeRow>)> {
     let statement = LikeStatement::new(actor, post_id, policy);
     let (at, text) = (statement.at, statement.text.clone());
     let row = statement.get_result::<LikeRow>(conn).await.optional()?;
-    settle(conn, actor, post_id, policy, (at, text), row).await
+    Ok((at, text, row))
 }
 
 /// What a like's statement answered (`row`: `None` if it added no like), turned into the
@@ -168,9 +179,7 @@ pub(super) async fn like_together_locked(
                 .optional()?;
             taken = take();
             if let [(actor, post)] = taken.as_slice() {
-                let statement = LikeStatement::new(actor, *post, policy);
-                let (at, text) = (statement.at, statement.text.clone());
-                let row = statement.get_result::<LikeRow>(conn).await.optional()?;
+                let (at, text, row) = like_row(conn, actor, *post, policy).await?;
                 return Ok(Written::Alone(at, text, row));
             }
             let (first, statement) = batch_of(&taken, policy);
