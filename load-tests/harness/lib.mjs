@@ -48,6 +48,23 @@ export async function registerMany(base, names, concurrency = 16) {
   return out;
 }
 
+// Uses every user's token once on every instance (`GET /me`), `concurrency` requests in flight, as
+// an app's users have by the time they like something: each instance has then verified each token
+// once (an ed25519 check and a Datalog run) and later requests find it in its verified-token cache.
+export async function useTokens(bases, users, concurrency = 16) {
+  const jobs = bases.flatMap((base) => users.map((user) => [base, user]));
+  let next = 0;
+  async function worker() {
+    while (next < jobs.length) {
+      const [base, user] = jobs[next++];
+      const res = await fetch(`${base}/api/v1/me`, { headers: { Authorization: `Bearer ${user.token}` } });
+      const text = await res.text();
+      if (res.status !== 200) throw new Error(`GET /me on ${base}: ${res.status} ${text.slice(0, 200)}`);
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, worker));
+}
+
 export async function createPost(base, token, caption) {
   const form = new FormData();
   form.append('image', new Blob([Buffer.from(PNG_B64, 'base64')], { type: 'image/png' }), 'load.png');

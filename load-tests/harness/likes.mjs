@@ -14,15 +14,21 @@
 //     t0 + g / RATE, open loop: post k % POSTS_PER_AUTHOR of author i, by liker
 //     (floor(k / POSTS_PER_AUTHOR) + i) % LIKERS, on instance (k + i) % n. Every (liker, post)
 //     pair is liked once, so every like must notify its author.
+//   - Before the like phase, every user's token is used once on every instance (`GET /me`), as
+//     an app user's token has been by the time they like a post they scrolled to: each instance
+//     has verified it (an ed25519 check and a Datalog run, 0.2 ms of server CPU per like on the
+//     2-core machine) and the like finds it in the verified-token cache. USED_TOKENS=0 leaves
+//     that out, so that each liker's first like on an instance verifies its token (hot post:
+//     10,001 likers who like once each; spread likes: 21 likers).
 //   - notify_latency: like request start -> that notification's frame on the author's socket,
 //     tagged path:same / path:cross; sub-millisecond clock (performance.now()).
 //   - After DRAIN: notifications_missing, then every inbox entry must have come over the socket
 //     (inbox_not_on_socket), and each author's unread count must cover the likes stored on
 //     their posts (notifications_not_created).
 // Environment: RATE (1000), DURATION (60 s), WARMUP (3), DRAIN (5), POSTS_PER_AUTHOR (10),
-// AUTHORS, LIKERS, P50_MS (2), P99_MS (10), MAX_SEND_LAG_P99_MS (20), CONNECTIONS (most
-// keep-alive connections per instance, 256), RESULT (JSON path, k6 summary-export layout, so
-// lib/figures.sh and ceiling.sh read it as they read k6's), LIKE_DRIVER (node, or rust: the like
+// AUTHORS, LIKERS, USED_TOKENS (1), P50_MS (2), P99_MS (10), MAX_SEND_LAG_P99_MS (20),
+// CONNECTIONS (most keep-alive connections per instance, 256), RESULT (JSON path, k6
+// summary-export layout, so lib/figures.sh and ceiling.sh read it as they read k6's), LIKE_DRIVER (node, or rust: the like
 // phase runs in a `$PULSE_HOLD_BIN likes` process, load-tests/holder/src/likes.rs, same schedule
 // and checks at about a fifth of the CPU per like; setup and the inbox checks stay here).
 // SAMPLES_OUT (rust driver: a path where the driver's raw samples are kept, with each like's
@@ -36,7 +42,7 @@ import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { envNum, baseUrls, wsUrl, runId, registerMany, createPost, trend, counter, sleep, readJson } from './lib.mjs';
+import { envNum, baseUrls, wsUrl, runId, registerMany, useTokens, createPost, trend, counter, sleep, readJson } from './lib.mjs';
 
 const now = () => performance.timeOrigin + performance.now();
 
@@ -169,6 +175,7 @@ function config() {
     rate,
     duration,
     warmup: envNum('WARMUP', 3),
+    usedTokens: envNum('USED_TOKENS', 1) !== 0,
     drain: envNum('DRAIN', 5),
     postsPerAuthor,
     authors,
@@ -190,6 +197,7 @@ async function setup(cfg) {
   for (let i = 0; i < cfg.authors; i++) names.push(`h${run}_a${i}`);
   for (let i = 0; i < cfg.likers; i++) names.push(`h${run}_l${i}`);
   const users = await registerMany(cfg.bases[0], names);
+  if (cfg.usedTokens) await useTokens(cfg.bases, users);
   const authors = users.slice(0, cfg.authors);
   const likers = users.slice(cfg.authors);
   let next = 0;
