@@ -166,6 +166,11 @@ async fn two_hundred_likers_of_one_post_at_once_each_get_their_own_count_and_not
     actors.dedup();
     assert_eq!(actors.len(), LIKERS, "one notification per liker");
     assert_eq!(ids[0], first);
+    assert_eq!(
+        app.notification_seqs(&author).await,
+        (1..=LIKERS as i64).collect::<Vec<_>>(),
+        "in id order, seq counts 1, 2, 3, ... with no repeat and no hole"
+    );
 
     // The socket open throughout and the one that resumed: every id, once, in order.
     let mut seen = vec![first];

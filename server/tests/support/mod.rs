@@ -544,6 +544,27 @@ impl TestApp {
         counted.unwrap().n
     }
 
+    /// The `seq` of each of `user`'s notifications, in id order, read from the database itself
+    /// (the API does not show `seq`).
+    pub async fn notification_seqs(&self, user: &User) -> Vec<i64> {
+        #[derive(diesel::QueryableByName)]
+        struct Seq {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            seq: i64,
+        }
+        let sql = format!(
+            "SELECT seq FROM notifications WHERE recipient_id = {} ORDER BY id",
+            user.id
+        );
+        let read = async {
+            pulse_schema::run!(self.state.db.write(), conn => {
+                diesel::sql_query(&sql).load::<Seq>(conn).await.map_err(Into::into)
+            })
+        };
+        let read: Result<Vec<Seq>, pulse_schema::db::DbError> = read.await;
+        read.unwrap().into_iter().map(|s| s.seq).collect()
+    }
+
     /// All of a user's notification ids, oldest first.
     pub async fn notification_ids(&self, user: &User) -> Vec<i64> {
         let newest_first = self.all_notifications(user).await;
