@@ -31,20 +31,27 @@ async function post(url, body, token) {
   return { status: res.status, body: text };
 }
 
-// Registers usernames with `concurrency` requests in flight; returns [{id, token}] in order.
-export async function registerMany(base, names, concurrency = 16) {
-  const out = new Array(names.length);
+// Runs `work(item, i)` for every item of `items`, `concurrency` at a time.
+export async function eachInParallel(items, concurrency, work) {
   let next = 0;
   async function worker() {
-    while (next < names.length) {
+    while (next < items.length) {
       const i = next++;
-      const r = await post(`${base}/api/v1/auth/register`, { username: names[i], password: PASSWORD });
-      if (r.status !== 201) throw new Error(`register ${names[i]}: ${r.status} ${r.body.slice(0, 200)}`);
-      const b = JSON.parse(r.body);
-      out[i] = { id: b.user.id, token: b.token };
+      await work(items[i], i);
     }
   }
   await Promise.all(Array.from({ length: concurrency }, worker));
+}
+
+// Registers usernames with `concurrency` requests in flight; returns [{id, token}] in order.
+export async function registerMany(base, names, concurrency = 16) {
+  const out = new Array(names.length);
+  await eachInParallel(names, concurrency, async (name, i) => {
+    const r = await post(`${base}/api/v1/auth/register`, { username: name, password: PASSWORD });
+    if (r.status !== 201) throw new Error(`register ${name}: ${r.status} ${r.body.slice(0, 200)}`);
+    const b = JSON.parse(r.body);
+    out[i] = { id: b.user.id, token: b.token };
+  });
   return out;
 }
 
@@ -53,16 +60,11 @@ export async function registerMany(base, names, concurrency = 16) {
 // once (an ed25519 check and a Datalog run) and later requests find it in its verified-token cache.
 export async function useTokens(bases, users, concurrency = 16) {
   const jobs = bases.flatMap((base) => users.map((user) => [base, user]));
-  let next = 0;
-  async function worker() {
-    while (next < jobs.length) {
-      const [base, user] = jobs[next++];
-      const res = await fetch(`${base}/api/v1/me`, { headers: { Authorization: `Bearer ${user.token}` } });
-      const text = await res.text();
-      if (res.status !== 200) throw new Error(`GET /me on ${base}: ${res.status} ${text.slice(0, 200)}`);
-    }
-  }
-  await Promise.all(Array.from({ length: concurrency }, worker));
+  await eachInParallel(jobs, concurrency, async ([base, user]) => {
+    const res = await fetch(`${base}/api/v1/me`, { headers: { Authorization: `Bearer ${user.token}` } });
+    const text = await res.text();
+    if (res.status !== 200) throw new Error(`GET /me on ${base}: ${res.status} ${text.slice(0, 200)}`);
+  });
 }
 
 export async function createPost(base, token, caption) {

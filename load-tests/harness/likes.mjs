@@ -28,9 +28,10 @@
 // Environment: RATE (1000), DURATION (60 s), WARMUP (3), DRAIN (5), POSTS_PER_AUTHOR (10),
 // AUTHORS, LIKERS, USED_TOKENS (1), P50_MS (2), P99_MS (10), MAX_SEND_LAG_P99_MS (20),
 // CONNECTIONS (most keep-alive connections per instance, 256), RESULT (JSON path, k6
-// summary-export layout, so lib/figures.sh and ceiling.sh read it as they read k6's), LIKE_DRIVER (node, or rust: the like
-// phase runs in a `$PULSE_HOLD_BIN likes` process, load-tests/holder/src/likes.rs, same schedule
-// and checks at about a fifth of the CPU per like; setup and the inbox checks stay here).
+// summary-export layout, so lib/figures.sh and ceiling.sh read it as they read k6's),
+// LIKE_DRIVER (node, or rust: the like phase runs in a `$PULSE_HOLD_BIN likes` process,
+// load-tests/holder/src/likes.rs, same schedule and checks at about a fifth of the CPU per like;
+// setup and the inbox checks stay here).
 // SAMPLES_OUT (rust driver: a path where the driver's raw samples are kept, with each like's
 // start time in `likeStart`; `python3 load-tests/lib/stalls.py FILE` lists the moments when
 // likes were slow together).

@@ -142,17 +142,8 @@ impl Keys {
         .build(&self.keypair)
         .map_err(minting)?;
         let token = built.to_base64().map_err(minting)?;
-        let claims = Claims {
-            user_id: user,
-            expires_at: UNIX_EPOCH + Duration::from_secs(expires_unix.max(0) as u64),
-            revocation_ids: built
-                .revocation_identifiers()
-                .iter()
-                .map(hex::encode)
-                .collect(),
-            is_ticket: false,
-        };
-        self.verified.remember(&token, &claims);
+        self.verified
+            .remember(&token, &claims_of(&built, user, expires_unix));
         Ok((token, expires))
     }
 
@@ -213,16 +204,22 @@ impl Keys {
         let (expires_unix,): (i64,) = authorizer
             .query_exactly_one("data($e) <- expires($e)")
             .map_err(|_| invalid())?;
-        Ok(Claims {
-            user_id: UserId(user_id),
-            expires_at: UNIX_EPOCH + Duration::from_secs(expires_unix.max(0) as u64),
-            revocation_ids: parsed
-                .revocation_identifiers()
-                .iter()
-                .map(hex::encode)
-                .collect(),
-            is_ticket: parsed.block_count() > 1,
-        })
+        Ok(claims_of(&parsed, UserId(user_id), expires_unix))
+    }
+}
+
+/// What `token` says, given the user and expiry (Unix seconds) its Datalog names: what a
+/// verification answers, and what minting remembers.
+fn claims_of(token: &Biscuit, user_id: UserId, expires_unix: i64) -> Claims {
+    Claims {
+        user_id,
+        expires_at: UNIX_EPOCH + Duration::from_secs(expires_unix.max(0) as u64),
+        revocation_ids: token
+            .revocation_identifiers()
+            .iter()
+            .map(hex::encode)
+            .collect(),
+        is_ticket: token.block_count() > 1,
     }
 }
 

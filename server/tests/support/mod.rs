@@ -514,8 +514,6 @@ impl TestApp {
         }
     }
 
-    /// Rows of the store's `table` whose `post_id` is `post`, read from the database itself:
-    /// what the API cannot show once a post is gone.
     /// Runs `sql` (statements separated by `;`, no results) on the instance's database.
     pub async fn execute_sql(&self, sql: &str) {
         let executed = async {
@@ -528,13 +526,20 @@ impl TestApp {
         executed.unwrap();
     }
 
+    /// Rows of the store's `table` whose `post_id` is `post`, read from the database itself:
+    /// what the API cannot show once a post is gone.
     pub async fn rows_of_post(&self, table: &str, post: i64) -> i64 {
+        self.rows_where(table, &format!("post_id = {post}")).await
+    }
+
+    /// Rows of the store's `table` that meet `condition` (SQL), read from the database itself.
+    pub async fn rows_where(&self, table: &str, condition: &str) -> i64 {
         #[derive(diesel::QueryableByName)]
         struct Count {
             #[diesel(sql_type = diesel::sql_types::BigInt)]
             n: i64,
         }
-        let sql = format!("SELECT count(*) AS n FROM {table} WHERE post_id = {post}");
+        let sql = format!("SELECT count(*) AS n FROM {table} WHERE {condition}");
         let count = async {
             pulse_schema::run!(self.state.db.write(), conn => {
                 diesel::sql_query(&sql).get_result::<Count>(conn).await.map_err(Into::into)
