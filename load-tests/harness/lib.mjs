@@ -23,6 +23,12 @@ export const wsUrl = (base, query = '') => base.replace(/^http/, 'ws') + '/api/v
 export const runId = () => Date.now().toString(36) + Math.floor(Math.random() * 1296).toString(36);
 export const sleep = (ms) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
+// GET `base` + `path` with `token`; gives up after 30 s.
+export async function get(base, path, token) {
+  const res = await fetch(`${base}${path}`, { headers: { Authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(30000) });
+  return { status: res.status, body: await res.text() };
+}
+
 async function post(url, body, token) {
   const headers = body instanceof FormData ? {} : { 'Content-Type': 'application/json' };
   if (token) headers.Authorization = `Bearer ${token}`;
@@ -61,9 +67,8 @@ export async function registerMany(base, names, concurrency = 16) {
 export async function useTokens(bases, users, concurrency = 16) {
   const jobs = bases.flatMap((base) => users.map((user) => [base, user]));
   await eachInParallel(jobs, concurrency, async ([base, user]) => {
-    const res = await fetch(`${base}/api/v1/me`, { headers: { Authorization: `Bearer ${user.token}` } });
-    const text = await res.text();
-    if (res.status !== 200) throw new Error(`GET /me on ${base}: ${res.status} ${text.slice(0, 200)}`);
+    const r = await get(base, '/api/v1/me', user.token);
+    if (r.status !== 200) throw new Error(`GET /me on ${base}: ${r.status} ${r.body.slice(0, 200)}`);
   });
 }
 

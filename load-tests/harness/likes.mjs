@@ -43,7 +43,7 @@ import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { envNum, baseUrls, wsUrl, runId, registerMany, useTokens, createPost, trend, counter, sleep, readJson } from './lib.mjs';
+import { envNum, baseUrls, wsUrl, runId, get, registerMany, useTokens, createPost, trend, counter, sleep, readJson } from './lib.mjs';
 
 const now = () => performance.timeOrigin + performance.now();
 
@@ -296,11 +296,6 @@ class AuthorSocket {
     this.closing = true;
     this.ws.terminate();
   }
-}
-
-async function get(base, path, token) {
-  const res = await fetch(`${base}${path}`, { headers: { Authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(30000) });
-  return { status: res.status, body: await res.text() };
 }
 
 /** Every notification id in the author's inbox, page by page. */

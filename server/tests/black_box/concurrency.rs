@@ -683,8 +683,13 @@ async fn readying_the_connections_for_likes_leaves_nothing_behind() {
     assert_eq!(items.len(), 1, "{items:?}");
     assert_eq!(items[0]["actor"]["id"], fan.id, "{items:?}");
     // The readying's rows all have negative ids; none stays.
-    for table in ["users", "posts", "push_subscriptions", "likes"] {
-        let id = if table == "likes" { "user_id" } else { "id" };
+    let readied = [
+        ("users", "id"),
+        ("posts", "id"),
+        ("push_subscriptions", "id"),
+        ("likes", "user_id"),
+    ];
+    for (table, id) in readied {
         assert_eq!(
             app.rows_where(table, &format!("{id} < 0")).await,
             0,

@@ -534,40 +534,34 @@ impl TestApp {
 
     /// Rows of the store's `table` that meet `condition` (SQL), read from the database itself.
     pub async fn rows_where(&self, table: &str, condition: &str) -> i64 {
-        #[derive(diesel::QueryableByName)]
-        struct Count {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
         let sql = format!("SELECT count(*) AS n FROM {table} WHERE {condition}");
-        let count = async {
-            pulse_schema::run!(self.state.db.write(), conn => {
-                diesel::sql_query(&sql).get_result::<Count>(conn).await.map_err(Into::into)
-            })
-        };
-        let counted: Result<Count, pulse_schema::db::DbError> = count.await;
-        counted.unwrap().n
+        self.column_n(&sql).await[0]
     }
 
     /// The `seq` of each of `user`'s notifications, in id order, read from the database itself
     /// (the API does not show `seq`).
     pub async fn notification_seqs(&self, user: &User) -> Vec<i64> {
-        #[derive(diesel::QueryableByName)]
-        struct Seq {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            seq: i64,
-        }
         let sql = format!(
-            "SELECT seq FROM notifications WHERE recipient_id = {} ORDER BY id",
+            "SELECT seq AS n FROM notifications WHERE recipient_id = {} ORDER BY id",
             user.id
         );
+        self.column_n(&sql).await
+    }
+
+    /// The BIGINT column `n` of every row `sql` returns, read on the instance's database.
+    async fn column_n(&self, sql: &str) -> Vec<i64> {
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
         let read = async {
             pulse_schema::run!(self.state.db.write(), conn => {
-                diesel::sql_query(&sql).load::<Seq>(conn).await.map_err(Into::into)
+                diesel::sql_query(sql).load::<Row>(conn).await.map_err(Into::into)
             })
         };
-        let read: Result<Vec<Seq>, pulse_schema::db::DbError> = read.await;
-        read.unwrap().into_iter().map(|s| s.seq).collect()
+        let read: Result<Vec<Row>, pulse_schema::db::DbError> = read.await;
+        read.unwrap().into_iter().map(|row| row.n).collect()
     }
 
     /// All of a user's notification ids, oldest first.
